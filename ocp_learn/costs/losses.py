@@ -1,0 +1,114 @@
+"""Per-sample losses ``loss(r, y)`` on the classifier output ``r = W z(T) + mu`` (MATH C1).
+
+Each loss gives the value per sample, the gradient ``dl/dr`` and the product
+with its Hessian ``d^2 l/dr^2`` (positive semidefinite: these are the convex
+outer losses of the generalized Gauss--Newton method, MATH G1).
+"""
+from __future__ import annotations
+
+import numpy as np
+from scipy.special import expit, log_softmax, softmax
+
+from ..errors import check_choice
+
+__all__ = ["Logistic", "SoftmaxCrossEntropy", "SquaredError", "get_loss", "LOSSES"]
+
+
+class Logistic:
+    """Binary cross-entropy on one logit: ``l = log(1 + e^r) - y r``, ``y in {0, 1}``."""
+
+    name = "logistic"
+
+    def n_outputs(self, labels):
+        return 1
+
+    def check_labels(self, labels):
+        labels = np.asarray(labels)
+        if labels.ndim != 1 or not np.all((labels == 0) | (labels == 1)):
+            raise ValueError("labels must be a 1-D array of 0/1 for the logistic loss")
+        return labels.astype(np.float64)
+
+    def value(self, r, y):
+        r = r[:, 0]
+        return np.logaddexp(0.0, r) - y * r
+
+    def grad(self, r, y):
+        return (expit(r[:, 0]) - y)[:, None]
+
+    def hvp(self, r, y, dr):
+        p = expit(r[:, 0])
+        return (p * (1 - p))[:, None] * dr
+
+    def predict(self, r):
+        return (r[:, 0] > 0).astype(int)
+
+
+class SoftmaxCrossEntropy:
+    """``l = logsumexp(r) - r_y`` with integer labels ``y in {0..k-1}``."""
+
+    name = "softmax"
+
+    def n_outputs(self, labels):
+        return int(np.max(labels)) + 1
+
+    def check_labels(self, labels):
+        labels = np.asarray(labels)
+        if labels.ndim != 1 or labels.size == 0 or not np.all(labels == np.round(labels)) or labels.min() < 0:
+            raise ValueError("labels must be a 1-D array of non-negative integer class indices")
+        return labels.astype(np.int64)
+
+    def value(self, r, y):
+        return -log_softmax(r, axis=1)[np.arange(r.shape[0]), y]
+
+    def grad(self, r, y):
+        g = softmax(r, axis=1)
+        g[np.arange(r.shape[0]), y] -= 1.0
+        return g
+
+    def hvp(self, r, y, dr):
+        p = softmax(r, axis=1)
+        return p * dr - p * np.sum(p * dr, axis=1, keepdims=True)
+
+    def predict(self, r):
+        return np.argmax(r, axis=1)
+
+
+class SquaredError:
+    """``l = 1/2 |r - y|^2`` (regression); ``y`` of shape ``(n, k)`` or ``(n,)``."""
+
+    name = "squares"
+
+    def n_outputs(self, labels):
+        return 1 if np.ndim(labels) == 1 else np.shape(labels)[1]
+
+    def check_labels(self, labels):
+        labels = np.asarray(labels, dtype=np.float64)
+        if labels.ndim == 1:
+            labels = labels[:, None]
+        if labels.ndim != 2 or not np.all(np.isfinite(labels)):
+            raise ValueError("labels must be a finite (n,) or (n, k) array for the squared error")
+        return labels
+
+    def value(self, r, y):
+        return 0.5 * np.sum((r - y) ** 2, axis=1)
+
+    def grad(self, r, y):
+        return r - y
+
+    def hvp(self, r, y, dr):
+        return dr
+
+    def predict(self, r):
+        return r
+
+
+LOSSES = {c.name: c for c in (Logistic, SoftmaxCrossEntropy, SquaredError)}
+
+
+def get_loss(spec):
+    if isinstance(spec, str):
+        check_choice("loss", spec, set(LOSSES))
+        return LOSSES[spec]()
+    if all(hasattr(spec, a) for a in ("value", "grad", "hvp")):
+        return spec
+    raise TypeError(f"loss must be one of {sorted(LOSSES)} or a loss object, got {spec!r}")

@@ -1,0 +1,4 @@
+"""Seeded data sets."""
+from .classification import rings, train_test_split
+
+__all__ = ["rings", "train_test_split"]

@@ -1,0 +1,48 @@
+"""2-D labelled toy sets for the classification examples (MATH C1, article Figure 1)."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import check_positive_int, check_positive_float, check_rng
+
+__all__ = ["rings", "train_test_split"]
+
+
+def rings(n=400, seed=0, noise=0.0, r_inner=1.0, r_gap=(1.3, 2.0)):
+    """A disk (label 0) enclosed by a ring (label 1), half the points each.
+
+    The inner class fills the disk of radius ``r_inner``; the outer class fills
+    the annulus ``r_gap[0] <= |x| <= r_gap[1]``.  A neural-ODE map of the plane
+    is a homeomorphism, so no such map makes the two linearly separable in
+    2-D; one augmented dimension suffices (Dupont et al. 2019).
+
+    Returns
+    -------
+    x : ndarray, shape (n, 2)
+    y : ndarray of int, shape (n,)
+    """
+    n = check_positive_int("n", n)
+    check_positive_float("noise", noise, allow_zero=True)
+    rng = check_rng(seed)
+    n0 = n // 2
+    n1 = n - n0
+    r0 = r_inner * np.sqrt(rng.uniform(size=n0))
+    r1 = np.sqrt(rng.uniform(r_gap[0] ** 2, r_gap[1] ** 2, size=n1))
+    a = rng.uniform(0, 2 * np.pi, size=n)
+    r = np.concatenate([r0, r1])
+    x = np.stack([r * np.cos(a), r * np.sin(a)], axis=1) + noise * rng.standard_normal((n, 2))
+    y = np.concatenate([np.zeros(n0, int), np.ones(n1, int)])
+    perm = rng.permutation(n)
+    return x[perm], y[perm]
+
+
+def train_test_split(x, y, test_fraction=0.25, seed=0):
+    """Seeded random split; returns ``x_train, y_train, x_test, y_test``."""
+    if not 0 < test_fraction < 1:
+        raise ValueError(f"test_fraction must lie in (0, 1), got {test_fraction}")
+    rng = check_rng(seed)
+    n = x.shape[0]
+    perm = rng.permutation(n)
+    k = int(round(n * test_fraction))
+    te, tr = perm[:k], perm[k:]
+    return x[tr], y[tr], x[te], y[te]

@@ -1,0 +1,54 @@
+"""The per-solve ledger: work and memory counters users and benchmarks read."""
+from __future__ import annotations
+
+from dataclasses import dataclass, asdict
+
+__all__ = ["Ledger"]
+
+
+@dataclass
+class Ledger:
+    """Counters of one objective (and gradient) evaluation.
+
+    Attributes
+    ----------
+    rhs_evals : int
+        Right-hand-side evaluations ``F(Y_i)`` (one per stage per step).
+    jvp_evals, vjp_evals : int
+        Tangent and adjoint evaluations of ``F``.
+    steps : int
+        Forward time steps taken (first pass).
+    recomputed_steps : int
+        Forward steps repeated by a memory strategy (checkpointing, store_states).
+    stored_floats : int
+        Peak number of floats the gradient strategy held at once (exact count
+        of the arrays it keeps: states, stages, checkpoints).
+    """
+
+    rhs_evals: int = 0
+    jvp_evals: int = 0
+    vjp_evals: int = 0
+    steps: int = 0
+    recomputed_steps: int = 0
+    stored_floats: int = 0
+    _held: int = 0
+
+    def hold(self, n):
+        """Record that ``n`` more floats are kept; update the peak."""
+        self._held += int(n)
+        self.stored_floats = max(self.stored_floats, self._held)
+
+    def release(self, n):
+        """Record that ``n`` floats were freed."""
+        self._held -= int(n)
+
+    def as_dict(self):
+        d = asdict(self)
+        d.pop("_held")
+        return d
+
+    def __iadd__(self, other):
+        for k in ("rhs_evals", "jvp_evals", "vjp_evals", "steps", "recomputed_steps"):
+            setattr(self, k, getattr(self, k) + getattr(other, k))
+        self.stored_floats = max(self.stored_floats, other.stored_floats)
+        return self

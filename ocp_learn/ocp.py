@@ -1,0 +1,314 @@
+"""The optimal control problem object (discretize-then-optimize, MATH B1--B2, C1).
+
+An :class:`OCP` composes a dynamics model (or any field), an integrator, a
+time grid, a time parameterization of ``theta(t)``, running costs, a terminal
+cost and regularizers into one objective of a flat float64 vector ``theta``:
+
+    ``J(theta) = mean_i [ G(y_i(T); p) + sum_j c_ij(T) ] + sum_k R_k(theta)``
+
+where ``y`` solves the *discrete* dynamics (the RK scheme) and the running
+costs ``c_j`` are integrated as state components.  ``objective_and_gradient``
+returns the exact gradient of that discrete objective by the discrete adjoint.
+"""
+from __future__ import annotations
+
+import time as _time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .controls import StepControl, get_time_param
+from .costs.running import AugmentedDynamics
+from .costs.terminal import MeanOfColumns
+from .errors import NonFiniteError, as_array, check_positive_float, check_positive_int, check_rng
+from .gradients import Sweep, get_strategy
+from .integrators import get_integrator
+from .ledger import Ledger
+from .params import ParamLayout
+
+__all__ = ["OCP", "Evaluation"]
+
+
+@dataclass
+class Evaluation:
+    """Result of :meth:`OCP.evaluate`.
+
+    Attributes
+    ----------
+    value : float
+    gradient : ndarray or None
+    ledger : Ledger
+    terms : dict
+        The objective's parts: ``terminal``, ``running`` (each running cost),
+        ``regularization``.
+    state : ndarray
+        The final (augmented) state ``y(T)`` of the batch.
+    lam0 : ndarray or None
+        ``dJ/dy(0)``, the adjoint at the initial time (gradient w.r.t. inputs).
+    """
+
+    value: float
+    gradient: np.ndarray | None
+    ledger: Ledger
+    terms: dict = field(default_factory=dict)
+    state: np.ndarray | None = None
+    lam0: np.ndarray | None = None
+
+
+class OCP:
+    """A discrete optimal control problem with exact hand-derived gradients.
+
+    Parameters
+    ----------
+    dynamics : Model
+        The field ``F(y, t; theta)`` (see :mod:`ocp_learn.models.base`).
+    x0 : array_like, shape (n, d)
+        Initial states (data, samples in rows).
+    terminal : TerminalCost
+        ``G(y(T); p)``, with its own parameters ``p`` (e.g. a classifier head).
+    T : float
+        Horizon length; time runs over ``[t0, t0 + T]``.
+    nt : int
+        Number of time steps (uniform, ``h = T / nt``).
+    integrator : str, ButcherTableau or integrator object
+        ``"euler"``, ``"heun"``, ``"rk4"``, ... (MATH B1).
+    time_param : see :func:`ocp_learn.controls.get_time_param`
+        How ``theta`` depends on time (constant by default).
+    running : sequence of running costs
+        Integrated as extra state columns (MATH B1).
+    regularizers : sequence
+        Quadratic regularizers of the dynamics parameters.
+    strategy : str, tuple or GradientStrategy
+        Memory strategy of the adjoint (``"store_all"``, ``"store_states"``, ...).
+    """
+
+    def __init__(self, dynamics, x0, terminal, *, T=1.0, nt=8, t0=0.0, integrator="rk4",
+                 time_param=None, running=(), regularizers=(), strategy="store_all"):
+        for attr in ("rhs", "jvp", "vjp", "layout", "state_dim"):
+            if not hasattr(dynamics, attr):
+                raise TypeError(f"dynamics must follow the model contract (missing {attr!r}), "
+                                f"got {type(dynamics).__name__}")
+        for attr in ("value_and_grad", "layout"):
+            if not hasattr(terminal, attr):
+                raise TypeError(f"terminal must follow the terminal-cost contract (missing {attr!r}), "
+                                f"got {type(terminal).__name__}")
+        self.model = dynamics
+        self.running = list(running)
+        self.field = AugmentedDynamics(dynamics, self.running) if self.running else dynamics
+        self.terminal = terminal
+        self._running_cost = MeanOfColumns(self.field.cost_columns) if self.running else None
+        self.T = check_positive_float("T", T)
+        self.t0 = float(t0)
+        self.nt = check_positive_int("nt", nt)
+        self.integrator = get_integrator(integrator)
+        self.time_param = get_time_param(time_param)
+        self.regularizers = list(regularizers)
+        self.strategy = get_strategy(strategy)
+        x0 = as_array("x0", x0, ndim=2, min_rows=1)
+        self.x0 = x0
+        self.field.initial_state(x0[:1])  # validates the number of columns
+        self.times = self.t0 + self.T * np.arange(self.nt + 1) / self.nt
+        p = dynamics.layout.size
+        self.layout = ParamLayout([("dynamics", (self.time_param.n_nodes, p)),
+                                   ("terminal", (terminal.layout.size,))])
+        self.ledger = Ledger()
+        self.last_evaluation = None
+
+    # --- parameters -----------------------------------------------------
+    @property
+    def n_params(self):
+        return self.layout.size
+
+    @property
+    def n_samples(self):
+        return self.x0.shape[0]
+
+    def init_params(self, seed=None):
+        """Initial parameters: the model's draw at every time node (same draw
+        repeated, so ``theta(t)`` starts constant) and the terminal's draw."""
+        rng = check_rng(seed)
+        local = self.model.init_params(rng)
+        theta = np.empty(self.n_params)
+        P = self.layout.unpack(theta)
+        P["dynamics"][...] = local
+        P["terminal"][...] = self.terminal.init_params(rng)
+        return theta
+
+    def unpack(self, theta):
+        """Named views of ``theta`` (no copies).
+
+        Keys: ``"dynamics"`` (``(n_nodes, p)``), each model block with a leading
+        node axis (e.g. ``"K1"`` of shape ``(n_nodes, m, d)``), ``"terminal"``
+        and each terminal block (prefixed ``"terminal."`` if a name clashes).
+        """
+        theta = self._check_theta(theta)
+        P = self.layout.unpack(theta)
+        out = {"dynamics": P["dynamics"], "terminal": P["terminal"]}
+        out.update(self.model.layout.unpack(P["dynamics"]))
+        for k, v in self.terminal.layout.unpack(P["terminal"]).items():
+            out[k if k not in out else "terminal." + k] = v
+        return out
+
+    def _check_theta(self, theta, name="theta"):
+        if not isinstance(theta, np.ndarray) or theta.dtype != np.float64 or theta.ndim != 1:
+            theta = as_array(name, theta, ndim=1, finite=False)
+        if theta.shape != (self.n_params,):
+            raise ValueError(f"{name} must have shape ({self.n_params},), got {theta.shape}")
+        if not np.all(np.isfinite(theta)):
+            raise ValueError(f"{name} contains non-finite values (inf or NaN)")
+        return theta
+
+    def _split(self, theta):
+        P = self.layout.unpack(theta)
+        return P["dynamics"], P["terminal"]
+
+    def _batch(self, batch):
+        if batch is None:
+            return None, self.x0
+        idx = np.asarray(batch)
+        if idx.dtype == bool:
+            if idx.shape != (self.n_samples,):
+                raise ValueError(f"batch mask must have shape ({self.n_samples},), got {idx.shape}")
+            idx = np.flatnonzero(idx)
+        if idx.ndim != 1 or idx.size == 0 or not np.issubdtype(idx.dtype, np.integer):
+            raise ValueError("batch must be a non-empty 1-D array of sample indices or a boolean mask")
+        if idx.min() < 0 or idx.max() >= self.n_samples:
+            raise ValueError(f"batch indices must lie in [0, {self.n_samples}), got range "
+                             f"[{idx.min()}, {idx.max()}]")
+        return idx, self.x0[idx]
+
+    # --- sweeps -----------------------------------------------------------
+    def _sweep(self, nodes, ledger, grad=None, dnodes=None, times=None):
+        times = self.times if times is None else times
+        ctrls = [StepControl(self.time_param, nodes, times[k], times[k + 1] - times[k], self.t0,
+                             self.T, grad, dnodes) for k in range(len(times) - 1)]
+        return Sweep(self.field, self.integrator, times, ctrls, ledger)
+
+    def evaluate(self, theta, batch=None, gradient=True):
+        """Objective (and its exact discrete gradient) with the ledger and parts.
+
+        Returns
+        -------
+        Evaluation
+        """
+        theta = self._check_theta(theta)
+        idx, x = self._batch(batch)
+        nodes, p = self._split(theta)
+        ledger = Ledger()
+        gnodes = np.zeros_like(nodes) if gradient else None
+        sweep = self._sweep(nodes, ledger, gnodes)
+        y0 = self.field.initial_state(x)
+        if gradient:
+            yN, tape = self.strategy.forward(sweep, y0)
+        else:
+            yN = y0
+            for k in range(self.nt):
+                yN, _ = sweep.step(k, yN, keep=False)
+        Jt, ybar, pbar = self.terminal.value_and_grad(yN, p, idx)
+        terms = {"terminal": Jt}
+        J = Jt
+        if self._running_cost is not None:
+            Jr, yb2, _ = self._running_cost.value_and_grad(yN, None)
+            ybar = ybar + yb2
+            terms["running"] = [float(np.mean(yN[:, c])) for c in self.field.cost_columns]
+            J += Jr
+        Jreg, greg = 0.0, 0.0
+        for reg in self.regularizers:
+            v, g = reg.value_grad(nodes)
+            Jreg += v
+            greg = greg + g
+        terms["regularization"] = Jreg
+        J += Jreg
+        if not np.isfinite(J):
+            raise NonFiniteError(f"objective is not finite ({J}) although the ODE solution is; "
+                                 f"terms: {terms}")
+        grad = lam0 = None
+        if gradient:
+            lam0 = self.strategy.backward(sweep, tape, ybar)
+            grad = np.empty(self.n_params)
+            G = self.layout.unpack(grad)
+            G["dynamics"][...] = gnodes + greg
+            G["terminal"][...] = pbar
+            if not np.all(np.isfinite(grad)):
+                raise NonFiniteError("gradient is not finite although the objective is "
+                                     f"({J}); the adjoint sweep overflowed")
+        self.ledger += ledger
+        ev = Evaluation(float(J), grad, ledger, terms, yN, lam0)
+        self.last_evaluation = ev
+        return ev
+
+    def objective(self, theta, batch=None):
+        """``J(theta)`` of the discrete problem (no gradient work)."""
+        return self.evaluate(theta, batch, gradient=False).value
+
+    def objective_and_gradient(self, theta, batch=None):
+        """``(J, dJ/dtheta)`` -- the exact gradient of the discrete objective."""
+        ev = self.evaluate(theta, batch, gradient=True)
+        return ev.value, ev.gradient
+
+    # --- tangent and adjoint maps of theta -> y(T) (for Gauss--Newton) -----
+    def final_state(self, theta, batch=None):
+        """``y(T)`` of the batch."""
+        theta = self._check_theta(theta)
+        _, x = self._batch(batch)
+        nodes, _ = self._split(theta)
+        sweep = self._sweep(nodes, Ledger())
+        y = self.field.initial_state(x)
+        for k in range(self.nt):
+            y, _ = sweep.step(k, y, keep=False)
+        return y
+
+    def final_state_jvp(self, theta, dtheta, batch=None):
+        """``(y(T), dy(T))`` for a parameter direction ``dtheta`` (tangent sweep)."""
+        theta = self._check_theta(theta)
+        dtheta = self._check_theta(dtheta, "dtheta")
+        _, x = self._batch(batch)
+        nodes, _ = self._split(theta)
+        dnodes, _ = self._split(dtheta)
+        ledger = Ledger()
+        sweep = self._sweep(nodes, ledger, dnodes=dnodes)
+        y = self.field.initial_state(x)
+        dy = np.zeros_like(y)
+        for k in range(self.nt):
+            y, dy = sweep.step_tangent(k, y, dy)
+        self.ledger += ledger
+        return y, dy
+
+    def final_state_vjp(self, theta, ybar, batch=None):
+        """``(dJ/dtheta_dynamics as a full-length vector, dJ/dy(0))`` for
+        ``ybar = dJ/dy(T)`` (adjoint sweep; terminal part of the result is zero)."""
+        theta = self._check_theta(theta)
+        idx, x = self._batch(batch)
+        nodes, _ = self._split(theta)
+        ledger = Ledger()
+        gnodes = np.zeros_like(nodes)
+        sweep = self._sweep(nodes, ledger, gnodes)
+        y0 = self.field.initial_state(x)
+        ybar = as_array("ybar", ybar, shape=y0.shape)
+        _, tape = self.strategy.forward(sweep, y0)
+        lam0 = self.strategy.backward(sweep, tape, ybar)
+        g = np.zeros(self.n_params)
+        self.layout.unpack(g)["dynamics"][...] = gnodes
+        self.ledger += ledger
+        return g, lam0
+
+    def trajectory(self, theta, x=None, times=None):
+        """States at every grid time, shape ``(len(times), n, D)``.
+
+        ``x`` defaults to the problem's data; ``times`` (increasing or
+        decreasing: backward integration) defaults to the problem's grid.
+        """
+        theta = self._check_theta(theta)
+        x = self.x0 if x is None else as_array("x", x, ndim=2, min_rows=1)
+        nodes, _ = self._split(theta)
+        times = self.times if times is None else as_array("times", times, ndim=1)
+        sweep = self._sweep(nodes, Ledger(), times=times)
+        ys = [self.field.initial_state(x)]
+        for k in range(len(times) - 1):
+            ys.append(sweep.step(k, ys[-1], keep=False)[0])
+        return np.stack(ys)
+
+    def __repr__(self):
+        return (f"OCP(model={type(self.model).__name__}, n={self.n_samples}, "
+                f"n_params={self.n_params}, integrator={self.integrator.name}, nt={self.nt}, "
+                f"T={self.T}, time_param={self.time_param!r}, strategy={self.strategy.name})")

@@ -1,0 +1,70 @@
+"""Flat float64 parameter vectors with named views.
+
+Optimizers see one vector ``theta``; models and costs see named blocks.  A
+:class:`ParamLayout` records the blocks' names, shapes and offsets and unpacks
+``theta`` into *views* (no copies), so writing into a view writes into
+``theta``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from math import prod
+
+import numpy as np
+
+__all__ = ["ParamLayout"]
+
+
+@dataclass
+class ParamLayout:
+    """Ordered named blocks of a flat parameter vector.
+
+    Examples
+    --------
+    >>> lay = ParamLayout([("K", (3, 2)), ("b", (3,))])
+    >>> theta = np.arange(lay.size, dtype=float)
+    >>> lay.unpack(theta)["K"].shape
+    (3, 2)
+    """
+
+    blocks: list = field(default_factory=list)
+
+    def __post_init__(self):
+        self.blocks = [(str(n), tuple(int(s) for s in shp)) for n, shp in self.blocks]
+        names = [n for n, _ in self.blocks]
+        if len(set(names)) != len(names):
+            raise ValueError(f"blocks must have unique names, got {names}")
+        self.offsets = {}
+        off = 0
+        for n, shp in self.blocks:
+            self.offsets[n] = (off, off + prod(shp), shp)
+            off += prod(shp)
+        self.size = off
+
+    @property
+    def names(self):
+        return [n for n, _ in self.blocks]
+
+    def slice(self, name):
+        """The ``slice`` of ``theta`` that holds block ``name``."""
+        a, b, _ = self.offsets[name]
+        return slice(a, b)
+
+    def unpack(self, theta):
+        """Named views of ``theta`` (last axis of length ``size``).
+
+        Leading axes of ``theta`` are kept: a ``(k, size)`` array unpacks into
+        ``(k, *shape)`` views, which is how time-dependent parameters are laid out.
+        """
+        theta = np.asarray(theta)
+        if theta.shape[-1] != self.size:
+            raise ValueError(f"theta must have last dimension {self.size}, got shape {theta.shape}")
+        lead = theta.shape[:-1]
+        return {n: theta[..., a:b].reshape(lead + shp) for n, (a, b, shp) in self.offsets.items()}
+
+    def pack(self, values, out=None):
+        """Inverse of :meth:`unpack` for a 1-D vector: a dict of arrays -> ``theta``."""
+        out = np.zeros(self.size) if out is None else out
+        for n, (a, b, shp) in self.offsets.items():
+            out[a:b] = np.asarray(values[n], dtype=out.dtype).reshape(-1)
+        return out
