@@ -79,6 +79,13 @@ def run_demo_classifier(out, seed=0, progress=False, maxiter=150):
 DEMO_PARTS = [run_demo_classifier]
 
 
+def register_demo(fn):
+    """Add ``fn(out, seed, progress) -> metrics dict`` to ``ocp-learn demo``."""
+    if fn not in DEMO_PARTS:
+        DEMO_PARTS.append(fn)
+    return fn
+
+
 @subcommand("demo", "train small problems on built-in data; print a summary and write figures")
 def cmd_demo(args):
     os.makedirs(args.out, exist_ok=True)
@@ -106,8 +113,22 @@ def _configure_demo(p):
 cmd_demo.configure = _configure_demo
 
 
+def _load_commands():
+    """Import every module of :mod:`ocp_learn.commands`; each registers its
+    subcommands with :func:`subcommand` (and demo parts with :func:`register_demo`)."""
+    import importlib
+    import pkgutil
+
+    from . import commands
+
+    for mod in pkgutil.iter_modules(commands.__path__):
+        importlib.import_module(f"{commands.__name__}.{mod.name}")
+
+
 def build_parser():
     from . import __version__
+
+    _load_commands()
 
     parser = argparse.ArgumentParser(
         prog="ocp-learn",
