@@ -5,9 +5,7 @@ import argparse
 import json
 import os
 import sys
-import time
 
-import numpy as np
 
 __all__ = ["main"]
 
@@ -30,53 +28,7 @@ def _table(rows, headers):
     return "\n".join([line, sep, *body])
 
 
-def run_demo_classifier(out, seed=0, progress=False, maxiter=150):
-    """Neural-ODE classifier on the disk-in-ring data with one augmented dimension."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from . import OCP, SingleLayerNet, LinearHeadLoss, Tikhonov
-    from .datasets import rings, train_test_split
-    from .optim import lbfgs
-
-    x, y = rings(400, seed=seed)
-    xtr, ytr, xte, yte = train_test_split(x, y, 0.25, seed=seed)
-    pad = lambda a: np.hstack([a, np.zeros((a.shape[0], 1))])  # noqa: E731  augmentation q = 1
-    model = SingleLayerNet(3, width=8)
-    prob = OCP(model, pad(xtr), LinearHeadLoss(ytr, 3, "logistic"), T=1.0, nt=8,
-               integrator="rk4", regularizers=[Tikhonov(1e-4)])
-    t0 = time.perf_counter()
-    res = lbfgs(prob, prob.init_params(seed), maxiter=maxiter, progress=progress)
-    secs = time.perf_counter() - t0
-    p = prob.unpack(res.x)["terminal"]
-
-    def acc(xs, ys):
-        z = prob.trajectory(res.x, pad(xs))[-1]
-        return float(np.mean(prob.terminal.predict(z, p) == ys))
-
-    metrics = {"problem": "classifier (rings, augment 1)", "train_accuracy": acc(xtr, ytr),
-               "test_accuracy": acc(xte, yte), "objective": res.fun, "n_params": prob.n_params,
-               "iterations": res.nit, "nfev": res.nfev, "seconds": secs, "optimizer": "L-BFGS"}
-    g = np.linspace(-2.2, 2.2, 121)
-    G = np.stack(np.meshgrid(g, g), -1).reshape(-1, 2)
-    zg = prob.trajectory(res.x, pad(G))[-1]
-    lab = prob.terminal.predict(zg, p).reshape(g.size, g.size)
-    fig, ax = plt.subplots(1, 2, figsize=(9, 4.2))
-    ax[0].scatter(*xtr.T, c=ytr, cmap="coolwarm", s=8)
-    ax[0].set_title("training data")
-    ax[1].contourf(g, g, lab, levels=[-0.5, 0.5, 1.5], cmap="coolwarm", alpha=0.35)
-    ax[1].scatter(*xte.T, c=yte, cmap="coolwarm", s=8, edgecolors="k", linewidths=0.2)
-    ax[1].set_title(f"predicted labels (test acc {metrics['test_accuracy']:.2f})")
-    for a in ax:
-        a.set_aspect("equal")
-    fig.tight_layout()
-    fig.savefig(os.path.join(out, "demo_classifier.png"), dpi=110)
-    plt.close(fig)
-    return metrics
-
-
-DEMO_PARTS = [run_demo_classifier]
+DEMO_PARTS = []  # filled by the modules of ocp_learn.commands (register_demo)
 
 
 def register_demo(fn):
@@ -153,4 +105,8 @@ def main(argv=None):
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    # ``python -m ocp_learn.cli``: run the canonical module's main, where the
+    # command modules register (this file runs as ``__main__``, a second copy)
+    from ocp_learn.cli import main as _main
+
+    sys.exit(_main())

@@ -204,8 +204,17 @@ class OCP:
             yN = y0
             for k in range(self.nt):
                 yN, _ = sweep.step(k, yN, keep=False)
-        Jt, ybar, pbar = self.terminal.value_and_grad(yN, p, idx)
+        if getattr(self.terminal, "needs_dynamics_params", False):
+            # G(y(T); p, theta(T)): e.g. a terminal HJB penalty on Phi(., T)
+            last = sweep.controls[-1]
+            Jt, ybar, pbar, g_T = self.terminal.value_and_grad(yN, p, idx, theta_T=last.theta(1.0),
+                                                               t_T=self.times[-1])
+            if gradient:
+                last.add_grad(1.0, g_T)
+        else:
+            Jt, ybar, pbar = self.terminal.value_and_grad(yN, p, idx)
         terms = {"terminal": Jt}
+        terms.update(getattr(self.terminal, "last_terms", {}) or {})
         J = Jt
         if self._running_cost is not None:
             Jr, yb2, _ = self._running_cost.value_and_grad(yN, None)

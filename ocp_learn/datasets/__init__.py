@@ -1,4 +1,4 @@
 """Seeded data sets."""
-from .classification import rings, train_test_split
+from .classification import rings, moons, spirals, train_test_split, DATASETS, get_dataset
 
-__all__ = ["rings", "train_test_split"]
+__all__ = ["rings", "moons", "spirals", "train_test_split", "DATASETS", "get_dataset"]

@@ -5,7 +5,7 @@ import numpy as np
 
 from ..errors import check_positive_int, check_positive_float, check_rng
 
-__all__ = ["rings", "train_test_split"]
+__all__ = ["rings", "moons", "spirals", "train_test_split", "DATASETS", "get_dataset"]
 
 
 def rings(n=400, seed=0, noise=0.0, r_inner=1.0, r_gap=(1.3, 2.0)):
@@ -34,6 +34,63 @@ def rings(n=400, seed=0, noise=0.0, r_inner=1.0, r_gap=(1.3, 2.0)):
     y = np.concatenate([np.zeros(n0, int), np.ones(n1, int)])
     perm = rng.permutation(n)
     return x[perm], y[perm]
+
+
+def moons(n=400, seed=0, noise=0.1):
+    """Two interleaving half circles (``sklearn.datasets.make_moons``), labels 0/1.
+
+    The features are centred and scaled to roughly ``[-2, 2]^2`` so that the
+    same network initialization suits every toy set.
+
+    Returns
+    -------
+    x : ndarray, shape (n, 2)
+    y : ndarray of int, shape (n,)
+    """
+    from sklearn.datasets import make_moons
+
+    n = check_positive_int("n", n)
+    check_positive_float("noise", noise, allow_zero=True)
+    rng = check_rng(seed)
+    x, y = make_moons(n, noise=noise, random_state=int(rng.integers(2**31 - 1)))
+    x = 1.6 * (x - np.array([0.5, 0.25]))
+    return x.astype(np.float64), y.astype(int)
+
+
+def spirals(n=400, seed=0, noise=0.05, turns=1.5, radius=2.0):
+    """Two interleaved spirals (labels 0/1), half the points each.
+
+    Point ``i`` of class ``c`` sits at angle ``phi = 2 pi turns s + c pi`` and
+    radius ``radius * s`` with ``s`` uniform in ``[0.1, 1]`` (so the arms do not
+    meet at the centre), plus Gaussian noise of standard deviation ``noise``.
+
+    Returns
+    -------
+    x : ndarray, shape (n, 2)
+    y : ndarray of int, shape (n,)
+    """
+    n = check_positive_int("n", n)
+    check_positive_float("noise", noise, allow_zero=True)
+    check_positive_float("turns", turns)
+    check_positive_float("radius", radius)
+    rng = check_rng(seed)
+    y = np.concatenate([np.zeros(n // 2, int), np.ones(n - n // 2, int)])
+    s = rng.uniform(0.1, 1.0, size=n)
+    phi = 2 * np.pi * turns * s + np.pi * y
+    x = radius * s[:, None] * np.stack([np.cos(phi), np.sin(phi)], axis=1)
+    x = x + noise * rng.standard_normal((n, 2))
+    perm = rng.permutation(n)
+    return x[perm], y[perm]
+
+
+DATASETS = {"rings": rings, "moons": moons, "spirals": spirals}
+
+
+def get_dataset(name, n=400, seed=0, **kwargs):
+    """``(x, y)`` of the toy set ``name`` (one of :data:`DATASETS`)."""
+    if name not in DATASETS:
+        raise ValueError(f"data must be one of {sorted(DATASETS)}, got {name!r}")
+    return DATASETS[name](n, seed=seed, **kwargs)
 
 
 def train_test_split(x, y, test_fraction=0.25, seed=0):

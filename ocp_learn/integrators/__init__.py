@@ -28,3 +28,9 @@ def get_integrator(spec):
     if hasattr(spec, "step") and hasattr(spec, "step_adjoint"):
         return spec
     raise TypeError(f"integrator must be a name, a ButcherTableau or an integrator object, got {spec!r}")
+
+
+from .leapfrog import Leapfrog  # noqa: E402
+
+register_integrator("leapfrog", Leapfrog)
+__all__ += ["Leapfrog"]

@@ -2,5 +2,10 @@
 from .base import Model
 from .linear import LinearModel
 from .mlp import SingleLayerNet
+from .hamiltonian import HamiltonianNet
 
-__all__ = ["Model", "LinearModel", "SingleLayerNet"]
+__all__ = ["Model", "LinearModel", "SingleLayerNet", "HamiltonianNet"]
+
+from .potential import PotentialResNet, PotentialDerivatives  # noqa: E402
+
+__all__ += ["PotentialResNet", "PotentialDerivatives"]

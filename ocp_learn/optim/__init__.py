@@ -1,5 +1,16 @@
-"""Optimizers on the exact discrete gradient, returning ``OptimizeResult``."""
-from .lbfgs import lbfgs
-from .history import History
+"""Optimizers on the exact discrete gradient, returning ``OptimizeResult``.
 
-__all__ = ["lbfgs", "History"]
+* :func:`lbfgs` -- scipy's L-BFGS-B (full batch);
+* :func:`gauss_newton` -- generalized Gauss--Newton with inexact CG (MATH G1);
+* :func:`adam` -- Adam with seeded mini-batches and step-size schedules.
+
+All three can save and resume their state (:mod:`.checkpoint`).
+"""
+from .lbfgs import lbfgs
+from .gauss_newton import gauss_newton, conjugate_gradient
+from .adam import adam
+from .history import History
+from .checkpoint import save_checkpoint, load_checkpoint
+
+__all__ = ["lbfgs", "gauss_newton", "conjugate_gradient", "adam", "History", "save_checkpoint",
+           "load_checkpoint"]

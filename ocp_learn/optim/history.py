@@ -9,7 +9,7 @@ from scipy.optimize import OptimizeResult
 from ..errors import NonFiniteError
 from ..ledger import Ledger
 
-__all__ = ["History", "Objective", "make_result"]
+__all__ = ["History", "Objective", "make_result", "count_sweeps"]
 
 
 class History:
@@ -18,22 +18,31 @@ class History:
     def __init__(self):
         self.t0 = time.perf_counter()
         self.iteration, self.objective, self.grad_norm, self.time = [], [], [], []
+        self.extra = {}
 
-    def record(self, it, f, g):
+    def record(self, it, f, g, **extra):
+        """Append one row; ``extra`` columns (e.g. ``sweeps=...``) are kept by name."""
         self.iteration.append(int(it))
         self.objective.append(float(f))
         self.grad_norm.append(float(np.linalg.norm(g)))
         self.time.append(time.perf_counter() - self.t0)
+        for k, v in extra.items():
+            self.extra.setdefault(k, []).append(v)
 
     def as_dict(self):
-        return {"iteration": self.iteration, "objective": self.objective,
-                "grad_norm": self.grad_norm, "time": self.time}
+        d = {"iteration": self.iteration, "objective": self.objective,
+             "grad_norm": self.grad_norm, "time": self.time}
+        for k, v in self.extra.items():
+            d.setdefault(k, v)
+        return d
 
     @classmethod
     def from_dict(cls, d, elapsed=0.0):
         h = cls()
         h.iteration, h.objective = list(d["iteration"]), list(d["objective"])
         h.grad_norm, h.time = list(d["grad_norm"]), list(d["time"])
+        h.extra = {k: list(v) for k, v in d.items()
+                   if k not in ("iteration", "objective", "grad_norm", "time")}
         h.t0 -= elapsed
         return h
 
@@ -68,6 +77,17 @@ class Objective:
         if np.isfinite(f) and f < self.best_f:
             self.best_x, self.best_f, self.best_g = x.copy(), f, g.copy()
         return f, g.copy()
+
+
+def count_sweeps(ledger, problem):
+    """Full-horizon passes in a ledger: forward and tangent sweeps (``steps / nt``)
+    plus adjoint sweeps (``vjp_evals / (stages nt)``); ``None`` if ``problem``
+    has no ``nt``/``integrator``."""
+    nt = getattr(problem, "nt", None)
+    stages = getattr(getattr(problem, "integrator", None), "stages", None)
+    if not nt or not stages:
+        return None
+    return (ledger.steps + ledger.recomputed_steps) / nt + ledger.vjp_evals / (stages * nt)
 
 
 def make_result(obj, x, success, message, nit, history, method, **extra):

@@ -6,13 +6,15 @@ from scipy.optimize import minimize
 from tqdm.auto import tqdm
 
 from ..errors import check_positive_int, check_positive_float
-from .history import History, Objective, make_result
+from .checkpoint import check_resume, load_checkpoint, save_checkpoint
+from .history import History, Objective, count_sweeps, make_result
 
 __all__ = ["lbfgs"]
 
 
 def lbfgs(problem, theta0=None, *, maxiter=200, gtol=1e-6, ftol=1e-12, memory=10, batch=None,
-          progress=True, callback=None, seed=0):
+          progress=True, callback=None, seed=0, checkpoint=None, checkpoint_every=10,
+          resume=False):
     """Minimize ``problem.objective`` with L-BFGS.
 
     Parameters
@@ -34,6 +36,17 @@ def lbfgs(problem, theta0=None, *, maxiter=200, gtol=1e-6, ftol=1e-12, memory=10
     callback : callable, optional
         ``callback(iteration, theta, f, g)`` after every iteration; returning
         True stops the run.
+    checkpoint : str, optional
+        File that receives the iterate, the history and the counters every
+        ``checkpoint_every`` iterations (atomic write).
+    resume : bool
+        Continue from ``checkpoint`` if it exists, for the remaining
+        ``maxiter - done`` iterations.  scipy's L-BFGS memory (the correction
+        pairs) cannot be restored, so the resumed run restarts it: its first
+        step is a scaled gradient step, and the iterates differ from an
+        uninterrupted run's after the restart point (both are descent runs
+        from the same iterate; they agree only up to the optimization
+        tolerance ``gtol``/``ftol``).  Adam and Gauss--Newton resume bitwise.
 
     Returns
     -------
@@ -48,20 +61,47 @@ def lbfgs(problem, theta0=None, *, maxiter=200, gtol=1e-6, ftol=1e-12, memory=10
     memory = check_positive_int("memory", memory)
     x0 = problem.init_params(seed) if theta0 is None else problem._check_theta(theta0, "theta0") \
         if hasattr(problem, "_check_theta") else np.asarray(theta0, dtype=np.float64)
+    checkpoint_every = check_positive_int("checkpoint_every", checkpoint_every)
     obj = Objective(problem, batch)
     hist = History()
+    done = 0
+    if resume and checkpoint is not None:
+        try:
+            arrays, meta = load_checkpoint(checkpoint)
+        except FileNotFoundError:
+            meta = None
+        if meta is not None:
+            check_resume(meta, "L-BFGS-B", int(np.size(x0)), checkpoint)
+            x0 = arrays["x"]
+            done = int(meta["nit"])
+            hist = History.from_dict(meta["history"], elapsed=meta["history"]["time"][-1])
+            obj.nfev = int(meta["nfev"])
+            for k, v in meta["ledger"].items():
+                setattr(obj.ledger, k, v)
     f0, g0 = obj(x0)
     if not np.isfinite(f0):
         raise ValueError(f"theta0: the objective is not finite at the start ({obj.failure})")
-    hist.record(0, f0, g0)
-    bar = tqdm(total=maxiter, disable=not progress, desc="L-BFGS", leave=False)
+    if not hist.iteration:
+        hist.record(0, f0, g0, sweeps=count_sweeps(obj.ledger, problem))
+    if done >= maxiter:
+        return make_result(obj, x0, True, "maximum number of iterations reached (checkpoint)",
+                           done, hist, "L-BFGS-B")
+    bar = tqdm(total=maxiter, initial=done, disable=not progress, desc="L-BFGS", leave=False)
     stop = {"user": False}
+
+    def save(x, it):
+        save_checkpoint(checkpoint, {"x": x},
+                        {"method": "L-BFGS-B", "n_params": int(np.size(x)), "nit": it,
+                         "nfev": obj.nfev, "history": hist.as_dict(),
+                         "ledger": obj.ledger.as_dict()})
 
     def cb(intermediate_result):
         x = intermediate_result.x
         f, g = obj(x)
-        it = len(hist.iteration)
-        hist.record(it, f, g)
+        it = hist.iteration[-1] + 1
+        hist.record(it, f, g, sweeps=count_sweeps(obj.ledger, problem))
+        if checkpoint is not None and it % checkpoint_every == 0:
+            save(x, it)
         bar.update(1)
         bar.set_postfix(f=f"{f:.4e}", g=f"{np.linalg.norm(g):.2e}")
         if callback is not None and callback(it, x, f, g):
@@ -70,9 +110,13 @@ def lbfgs(problem, theta0=None, *, maxiter=200, gtol=1e-6, ftol=1e-12, memory=10
 
     try:
         res = minimize(obj, x0, jac=True, method="L-BFGS-B", callback=cb,
-                       options={"maxiter": maxiter, "gtol": gtol, "ftol": ftol, "maxcor": memory})
+                       options={"maxiter": maxiter - done, "gtol": gtol, "ftol": ftol, "maxcor": memory})
     finally:
         bar.close()
     success = res.success or stop["user"]
     message = "stopped by callback" if stop["user"] else res.message
-    return make_result(obj, res.x, success, message, res.nit, hist, "L-BFGS-B")
+    if checkpoint is not None:
+        save(res.x, done + res.nit)
+    out = make_result(obj, res.x, success, message, done + res.nit, hist, "L-BFGS-B")
+    out.sweeps = count_sweeps(obj.ledger, problem)
+    return out

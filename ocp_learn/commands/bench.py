@@ -1,0 +1,79 @@
+"""``ocp-learn bench TARGET --out DIR``: run a benchmark script of ``benchmarks/``.
+
+Targets live in :data:`BENCH_TARGETS`; other modules add theirs with
+:func:`register_bench` (e.g. ``register_bench("kernels", "bench_kernels.py",
+"numpy vs numba vs cupy")``).  A target is either the file name of a script in
+the repository's ``benchmarks/`` folder whose ``main(argv)`` accepts
+``--out DIR``, or a callable ``fn(argv) -> int``.  Extra arguments after the
+target's options are passed on with ``--args`` (``ocp-learn bench memory --out r --args '--n 128'``).
+"""
+from __future__ import annotations
+
+import importlib.util
+import os
+import shlex
+
+from ..cli import subcommand
+
+__all__ = ["BENCH_TARGETS", "register_bench", "find_benchmarks_dir"]
+
+#: name -> (script file name in benchmarks/ or callable, help)
+BENCH_TARGETS = {}
+
+
+def register_bench(name, target, help):
+    """Make ``ocp-learn bench name`` run ``target`` (script name or ``fn(argv)``)."""
+    BENCH_TARGETS[name] = (target, help)
+    return target
+
+
+register_bench("integrators", "bench_integrators.py",
+               "work-precision of Euler, Heun, RK4, leapfrog on a trained model (MATH A4, B1)")
+register_bench("memory", "bench_memory.py",
+               "stored floats, RSS and seconds per gradient per strategy (MATH B3, B4)")
+
+
+def find_benchmarks_dir(hint=None):
+    """The ``benchmarks/`` folder: ``hint``, ``$OCP_LEARN_BENCHMARKS``, or the one
+    beside the package in a source checkout."""
+    here = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    for cand in (hint, os.environ.get("OCP_LEARN_BENCHMARKS"), os.path.join(here, "benchmarks")):
+        if cand and os.path.isfile(os.path.join(cand, "_common.py")):
+            return cand
+    raise FileNotFoundError("the benchmarks/ folder was not found: run from a source checkout, "
+                            "or pass --benchmarks DIR (or set OCP_LEARN_BENCHMARKS)")
+
+
+def _run_script(path, argv):
+    spec = importlib.util.spec_from_file_location(
+        "ocp_learn_bench_" + os.path.splitext(os.path.basename(path))[0], path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod.main(argv) or 0
+
+
+@subcommand("bench", "run a benchmark (writes JSON, markdown tables and PNG plots)")
+def cmd_bench(args):
+    target, _ = BENCH_TARGETS[args.target]
+    extra = shlex.split(args.args or "")
+    argv = ["--out", os.path.abspath(args.out)] + extra
+    if callable(target):
+        return target(argv) or 0
+    path = os.path.join(find_benchmarks_dir(args.benchmarks), target)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"benchmark script {path} not found")
+    return _run_script(path, argv)
+
+
+def _configure(p):
+    p.add_argument("target", choices=sorted(BENCH_TARGETS),
+                   help="which benchmark: " + "; ".join(f"{k}: {h}" for k, (_, h)
+                                                        in sorted(BENCH_TARGETS.items())))
+    p.add_argument("--out", default="benchmarks_out", help="output folder (default: %(default)s)")
+    p.add_argument("--benchmarks", default=None, help="the benchmarks/ folder (default: the "
+                   "checkout's)")
+    p.add_argument("--args", default="", metavar="'OPTIONS'",
+                   help="options passed on to the benchmark script, quoted (e.g. --args '--n 128')")
+
+
+cmd_bench.configure = _configure

@@ -1,0 +1,73 @@
+"""Interaction costs ``F(rho)`` of mean field games in Lagrangian form (MATH E1, E2, F).
+
+Along agent trajectories ``int F(rho) dx`` becomes an expectation over agents:
+``int Q rho dx = E[Q(z)]`` and ``int rho log rho dx = E[log rho(z)]`` with
+``log rho(z(t), t) = log rho_0(x) - ell(t)`` (E2).  Each term gives, per agent,
+its integrand ``value(z, logrho)``, the variational derivative
+``drho(z, logrho) = dF/drho`` that enters the HJB equation (E4), and the
+partial derivatives of both in ``z`` and ``logrho`` (hand-derived).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import as_array, check_positive_float
+
+__all__ = ["ObstacleCost", "EntropyCost"]
+
+
+class ObstacleCost:
+    """``F_p = int Q rho``, ``Q(x) = scale * N((x1, x2); center, diag(var))`` (MATH F).
+
+    Defaults: ``scale = 50``, ``center = 0``, ``var = (1, 0.5)``, so ``Q(0) = 11.254``.
+    """
+
+    uses_logrho = False
+
+    def __init__(self, scale=50.0, center=(0.0, 0.0), var=(1.0, 0.5)):
+        self.scale = check_positive_float("scale", scale, allow_zero=True)
+        self.center = as_array("center", center, shape=(2,))
+        self.var = as_array("var", var, shape=(2,))
+        if np.any(self.var <= 0):
+            raise ValueError(f"var must be positive, got {self.var}")
+        self._c = self.scale / (2 * np.pi * np.sqrt(np.prod(self.var)))
+
+    def Q(self, z):
+        u = z[:, :2] - self.center
+        return self._c * np.exp(-0.5 * np.sum(u * u / self.var, axis=1))
+
+    def grad_Q(self, z):
+        u = z[:, :2] - self.center
+        q = self._c * np.exp(-0.5 * np.sum(u * u / self.var, axis=1))
+        g = np.zeros_like(z)
+        g[:, :2] = -(q[:, None] * u / self.var)
+        return g
+
+    def value(self, z, logrho):
+        return self.Q(z)
+
+    def value_partials(self, z, logrho):
+        return self.grad_Q(z), np.zeros(z.shape[0])
+
+    drho = value
+    drho_partials = value_partials
+
+
+class EntropyCost:
+    """``F_e = lam int rho log rho``: integrand ``lam log rho``, ``dF/drho = lam (log rho + 1)``."""
+
+    uses_logrho = True
+
+    def __init__(self, lam=0.01):
+        self.lam = check_positive_float("lam", lam, allow_zero=True)
+
+    def value(self, z, logrho):
+        return self.lam * logrho
+
+    def value_partials(self, z, logrho):
+        return np.zeros_like(z), np.full(z.shape[0], self.lam)
+
+    def drho(self, z, logrho):
+        return self.lam * (logrho + 1.0)
+
+    drho_partials = value_partials

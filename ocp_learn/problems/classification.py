@@ -1,0 +1,294 @@
+"""Supervised learning with a neural ODE and an affine head (MATH C1, article Figure 1).
+
+Features ``x`` (padded with ``q`` zeros: *augmentation*) are moved by the
+neural ODE (A3) to ``z(T)`` and read by the affine head
+``g(x; theta, W, mu) = W z(T) + mu``; the training problem is
+
+    ``min  mean_i loss(W z_i(T) + mu, y_i) + R(theta)``   subject to (A3)   (C1)
+
+with ``loss`` the logistic or softmax cross-entropy (classes) or ``1/2 |g - y|^2``
+(regression) and ``R`` Tikhonov and smoothness-in-time regularizers.
+
+:class:`NeuralODEClassifier` is an :class:`~ocp_learn.OCP` (same protocol:
+``n_params``, ``init_params(seed)``, ``objective``, ``objective_and_gradient(theta,
+batch)``, ``unpack``) with helpers to pad, propagate, predict and score, and the
+matrix-free generalized Gauss--Newton product of MATH G1.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..costs import LinearHeadLoss, Tikhonov, TimeSmoothness
+from ..errors import as_array, check_nonneg_int, check_positive_float, check_positive_int
+from ..ledger import Ledger
+from ..models import SingleLayerNet
+from ..ocp import OCP
+
+__all__ = ["NeuralODEClassifier", "GaussNewtonOperator"]
+
+
+class GaussNewtonOperator:
+    """The generalized Gauss--Newton model of the objective at one point (MATH G1).
+
+    Attributes
+    ----------
+    theta : ndarray
+        The point.
+    value : float
+        ``J(theta)``.
+    gradient : ndarray
+        ``dJ/dtheta`` (exact discrete gradient).
+    ledger : Ledger
+        Work of the products (tangent and adjoint sweeps) made so far.
+    n_products : int
+        Number of :meth:`matvec` calls.
+
+    Notes
+    -----
+    ``matvec(v) = J_r^T (d^2 l / dr^2) J_r v + R''(theta) v`` where
+    ``r = W z(T) + mu`` is the residual map of all samples; one tangent sweep
+    gives ``J_r v``, one adjoint sweep gives ``J_r^T u`` (the forward states are
+    taped once per operator when the memory strategy allows).
+    """
+
+    def __init__(self, theta, value, gradient, matvec, ledger):
+        self.theta, self.value, self.gradient = theta, value, gradient
+        self._matvec = matvec
+        self.ledger = ledger
+        self.n_products = 0
+
+    def matvec(self, v):
+        """``G v`` (GGN matrix times ``v``)."""
+        self.n_products += 1
+        return self._matvec(np.asarray(v, dtype=np.float64))
+
+    __call__ = matvec
+
+
+class NeuralODEClassifier(OCP):
+    r"""Neural-ODE classifier (or regressor) ``W z(T) + mu`` with augmentation (MATH C1).
+
+    Parameters
+    ----------
+    x : array_like, shape (n, d)
+        Training features.
+    labels : array_like, shape (n,) or (n, k)
+        Class indices (``"softmax"``), 0/1 (``"logistic"``), or real targets
+        (``"squares"``).
+    augment : int
+        ``q >= 0`` zero columns appended to every input (Dupont et al. 2019):
+        the ODE moves points in ``R^{d+q}``.
+    loss : {"logistic", "softmax", "squares"}
+        Binary cross-entropy on one logit, softmax cross-entropy, or
+        ``1/2 |g - y|^2`` (regression).
+    model : Model, optional
+        Any dynamics model with ``state_dim == d + q``; by default
+        ``SingleLayerNet(d + q, width, init_scale)`` (MATH A1).
+    width : int
+        Hidden width of the default model.
+    n_outputs : int, optional
+        Rows of ``W`` (inferred from the labels by default).
+    T, nt, integrator, time_param, strategy
+        As in :class:`~ocp_learn.OCP`: horizon, number of steps, RK tableau,
+        ``theta(t)`` parameterization (constant, piecewise constant, piecewise
+        linear), adjoint memory strategy.
+    tikhonov : float
+        Weight ``alpha`` of :class:`~ocp_learn.Tikhonov` (0: none).
+    smoothness : float
+        Weight of :class:`~ocp_learn.TimeSmoothness` on ``theta(t)`` (0: none;
+        it acts only with more than one time node).
+    regularizers : sequence
+        Further regularizers of the dynamics parameters.
+    running : sequence
+        Running costs (integrated, MATH B1).  The Gauss--Newton product treats
+        them as linear outer functions, i.e. ignores their curvature.
+    fit_head : bool
+        Train ``(W, mu)`` jointly (default) or keep ``W = [I 0]``, ``mu = 0``.
+    init_scale : float
+        Output-weight scale of the default model at initialization.
+
+    Examples
+    --------
+    >>> from ocp_learn.datasets import rings
+    >>> x, y = rings(100, seed=0)
+    >>> prob = NeuralODEClassifier(x, y, augment=1, width=8, nt=4)
+    >>> theta = prob.init_params(0)
+    >>> prob.predict(theta, x[:3]).shape
+    (3,)
+    """
+
+    def __init__(self, x, labels, *, augment=0, loss="logistic", model=None, width=16,
+                 n_outputs=None, T=1.0, nt=8, integrator="rk4", time_param=None, tikhonov=1e-4,
+                 smoothness=0.0, regularizers=(), running=(), strategy="store_all", fit_head=True,
+                 init_scale=0.1):
+        x = as_array("x", x, ndim=2, min_rows=1)
+        self.augment = check_nonneg_int("augment", augment)
+        self.input_dim = x.shape[1]
+        self.dim = self.input_dim + self.augment
+        if np.shape(labels)[:1] != (x.shape[0],):
+            raise ValueError(f"labels must have one entry per row of x ({x.shape[0]}), "
+                             f"got shape {np.shape(labels)}")
+        if model is None:
+            model = SingleLayerNet(self.dim, check_positive_int("width", width), init_scale=init_scale)
+        elif getattr(model, "state_dim", None) != self.dim:
+            raise ValueError(f"model must have state_dim == d + augment = {self.dim}, "
+                             f"got {getattr(model, 'state_dim', None)}")
+        regs = []
+        if check_positive_float("tikhonov", tikhonov, allow_zero=True) > 0:
+            regs.append(Tikhonov(tikhonov))
+        if check_positive_float("smoothness", smoothness, allow_zero=True) > 0:
+            regs.append(TimeSmoothness(smoothness))
+        regs.extend(regularizers)
+        terminal = LinearHeadLoss(labels, self.dim, loss, n_outputs=n_outputs, fit_head=fit_head)
+        super().__init__(model, self.pad(x), terminal, T=T, nt=nt, integrator=integrator,
+                         time_param=time_param, running=running, regularizers=regs,
+                         strategy=strategy)
+        self.labels = terminal.labels
+        self.loss_name = terminal.loss.name
+
+    # --- data helpers -------------------------------------------------------
+    def pad(self, x):
+        """``[x, 0]``: append ``augment`` zero columns (inputs of shape ``(n, d)``)."""
+        x = as_array("x", x, ndim=2, min_rows=1)
+        if x.shape[1] != self.input_dim:
+            raise ValueError(f"x must have {self.input_dim} columns, got shape {x.shape}")
+        if self.augment == 0:
+            return x
+        return np.hstack([x, np.zeros((x.shape[0], self.augment))])
+
+    def propagate(self, theta, x=None):
+        """Features at the final time, ``z(T)`` of shape ``(n, d + q)`` (A3).
+
+        ``x`` (unpadded) defaults to the training features.
+        """
+        theta = self._check_theta(theta)
+        xp = self.x0 if x is None else self.pad(x)
+        return self._forward(theta, xp)[:, :self.dim]
+
+    def _forward(self, theta, xp):
+        nodes, _ = self._split(theta)
+        sweep = self._sweep(nodes, Ledger())
+        y = self.field.initial_state(xp)
+        for k in range(self.nt):
+            y, _ = sweep.step(k, y, keep=False)
+        return y
+
+    def decision_function(self, theta, x=None):
+        """``r = W z(T) + mu``, shape ``(n, n_outputs)`` (C1)."""
+        theta = self._check_theta(theta)
+        z = self.propagate(theta, x)
+        return self.terminal.output(z, self._split(theta)[1])
+
+    def residuals(self, theta, batch=None):
+        """``r_i = W z_i(T) + mu`` of the training rows ``batch`` (the residual map of G1)."""
+        theta = self._check_theta(theta)
+        return self.terminal.output(self.final_state(theta, batch), self._split(theta)[1])
+
+    def predict_proba(self, theta, x=None):
+        """Class probabilities: ``sigmoid(r)`` as ``(n, 2)`` or ``softmax(r)``."""
+        from scipy.special import expit, softmax
+
+        self._require_classes("predict_proba")
+        r = self.decision_function(theta, x)
+        if self.loss_name == "logistic":
+            p1 = expit(r[:, 0])
+            return np.stack([1 - p1, p1], axis=1)
+        return softmax(r, axis=1)
+
+    def predict(self, theta, x=None):
+        """Predicted class labels (or regression values for ``"squares"``)."""
+        return self.terminal.loss.predict(self.decision_function(theta, x))
+
+    def accuracy(self, theta, x=None, labels=None):
+        """Fraction of correctly classified points (training data by default)."""
+        self._require_classes("accuracy")
+        if (x is None) != (labels is None):
+            raise ValueError("give both x and labels, or neither (training data)")
+        y = self.labels if labels is None else np.asarray(labels)
+        pred = self.predict(theta, x)
+        if y.shape != pred.shape:
+            raise ValueError(f"labels must have shape {pred.shape}, got {y.shape}")
+        return float(np.mean(pred == y))
+
+    def _require_classes(self, what):
+        if self.loss_name not in ("logistic", "softmax"):
+            raise ValueError(f"{what} needs a classification loss ('logistic' or 'softmax'), "
+                             f"this problem uses {self.loss_name!r}")
+
+    # --- generalized Gauss--Newton (MATH G1) ---------------------------------
+    def gauss_newton_operator(self, theta, batch=None):
+        """Value, gradient and the matrix-free GGN product at ``theta`` (MATH G1).
+
+        Parameters
+        ----------
+        theta : ndarray
+        batch : index array, optional
+            Training rows (all by default).
+
+        Returns
+        -------
+        GaussNewtonOperator
+            ``op.matvec(v) = J_r^T H J_r v + R'' v`` with ``r = W z(T) + mu``,
+            ``H = d^2 l / dr^2 / n`` (block diagonal, positive semidefinite for
+            the three losses) and ``R''`` the regularizers' Hessian.  Each
+            product costs one tangent sweep and one adjoint sweep.
+
+        Notes
+        -----
+        With ``v = (dnodes, dp)``: ``dz(T)`` from the tangent sweep (B1 with
+        jvps) and ``dr = W dz + dW z + dmu``; ``u = H dr``; ``(zbar, pbar) =
+        (u W, (u^T z, sum u))``; the adjoint sweep (B2) carries ``zbar`` back to
+        the dynamics parameters.
+        """
+        theta = self._check_theta(theta)
+        ev = self.evaluate(theta, batch, gradient=True)
+        idx, x = self._batch(batch)
+        nodes, p = self._split(theta)
+        ledger = Ledger()
+        y0 = self.field.initial_state(x)
+        reuse = self.strategy.name in ("store_all", "store_states")
+        if reuse:
+            yN, tape = self.strategy.forward(self._sweep(nodes, ledger), y0)
+        else:
+            yN = ev.state
+        regs = self.regularizers
+        term = self.terminal
+        layout = self.layout
+
+        def matvec(v):
+            if v.shape != (self.n_params,):
+                raise ValueError(f"v must have shape ({self.n_params},), got {v.shape}")
+            dnodes, dp = self._split(v)
+            sweep_t = self._sweep(nodes, ledger, dnodes=dnodes)
+            y, dy = y0, np.zeros_like(y0)
+            for k in range(self.nt):
+                y, dy = sweep_t.step_tangent(k, y, dy)
+            dr = term.output_jvp(yN, p, dy, dp)
+            u = term.loss_hvp(yN, p, dr, idx)
+            ybar, pbar = term.output_vjp(yN, p, u)
+            gnodes = np.zeros_like(nodes)
+            sweep_a = self._sweep(nodes, ledger, gnodes)
+            if reuse:
+                self.strategy.backward(sweep_a, list(tape), ybar)
+            else:
+                _, tp = self.strategy.forward(sweep_a, y0)
+                self.strategy.backward(sweep_a, tp, ybar)
+            for reg in regs:
+                gnodes += reg.hvp(nodes, dnodes)
+            out = np.empty(self.n_params)
+            P = layout.unpack(out)
+            P["dynamics"][...] = gnodes
+            P["terminal"][...] = pbar
+            return out
+
+        return GaussNewtonOperator(theta, ev.value, ev.gradient, matvec, ledger)
+
+    def gauss_newton_product(self, theta, v, batch=None):
+        """``G(theta) v`` (one-off; build :meth:`gauss_newton_operator` for many products)."""
+        v = self._check_theta(v, "v")
+        return self.gauss_newton_operator(theta, batch).matvec(v)
+
+    def __repr__(self):
+        return (f"NeuralODEClassifier(n={self.n_samples}, d={self.input_dim}, augment={self.augment}, "
+                f"loss={self.loss_name!r}, model={type(self.model).__name__}, "
+                f"n_params={self.n_params}, integrator={self.integrator.name}, nt={self.nt}, T={self.T})")

@@ -1,0 +1,154 @@
+"""Potential mean field games in Lagrangian form (MATH E1--E5, F; the PNAS 2020 framework).
+
+Agents ``x ~ rho_0`` move by the feedback ``v = -grad Phi / a1`` of one
+value-function network ``Phi``; densities are tracked along trajectories
+(E2), interaction costs are expectations over agents, and the HJB residuals
+along trajectories and at ``t = T`` are penalized (E4).  The objective is
+
+    ``J = E[L] + a2 E[F] + a3 E[G] + a4 E[c_HJB] + a5 E[c_HJB,T]``
+
+with ``L = int a1/2 |v|^2 dt`` (so ``H(x, p) = |p|^2 / (2 a1)``), ``G`` the
+pointwise KL integrand to ``rho_1`` (or the NLL for normalizing flows).  This
+reads the weights ``alpha = (a1..a5)`` of MATH F with ``a1`` inside ``L``
+rather than as an outer factor: the HJB residuals are then exactly those of
+MATH F, and the objective is the OCP whose optimality conditions they are.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..costs.interactions import EntropyCost, ObstacleCost
+from ..datasets.densities import GaussianMixture, eight_gaussians_mixture, gaussian
+from ..errors import as_array, check_choice, check_positive_int, check_rng
+from ..ocp import OCP
+from .potential_flow import PotentialFlowField, PotentialTerminal
+
+__all__ = ["PotentialMFG", "mfg_preset", "PRESETS"]
+
+
+class PotentialMFG(OCP):
+    """A potential MFG as an :class:`~ocp_learn.OCP` over agents.
+
+    Parameters
+    ----------
+    rho0 : density
+        Initial density with ``sample(n, seed)`` and ``logpdf`` (e.g.
+        :class:`~ocp_learn.datasets.densities.GaussianMixture`).
+    rho1 : density, optional
+        Target density (``logpdf``, ``score``) for ``terminal="kl"``.
+    n_samples : int
+        Number of agents drawn from ``rho0`` (redrawn by :meth:`resample`).
+    interactions : sequence
+        :class:`~ocp_learn.costs.interactions.ObstacleCost`,
+        :class:`~ocp_learn.costs.interactions.EntropyCost`, ...
+    alpha : 5 floats
+        ``(a1, a2, a3, a4, a5)`` (see module docstring).
+    terminal : {"kl", "nll"}
+    T : float
+        Horizon (1 in all presets).
+    nt, integrator, width, n_layers, rank, backend :
+        Discretization and network (MATH F: RK4, m = 16, one residual layer).
+    weight_L : float
+        Extra factor on ``E[L]`` (1 for MFGs; ``alpha_L`` for flows, 0 for plain NF).
+    """
+
+    def __init__(self, rho0, rho1=None, *, n_samples=1024, interactions=(), alpha=(1, 1, 1, 1, 1),
+                 terminal="kl", T=1.0, nt=2, integrator="rk4", width=16, n_layers=1, rank=None,
+                 backend="numpy", seed=0, weight_L=1.0):
+        from ..models.potential import PotentialResNet
+
+        check_choice("terminal", terminal, {"kl", "nll"})
+        alpha = as_array("alpha", alpha, shape=(5,))
+        if alpha[0] <= 0 or np.any(alpha < 0):
+            raise ValueError(f"alpha must be non-negative with a1 > 0, got {alpha}")
+        self.alpha = alpha
+        a1, a2, a3, a4, a5 = alpha
+        self.rho0, self.rho1 = rho0, rho1
+        self.dim = rho0.dim
+        self.potential = PotentialResNet(self.dim, width=width, n_layers=n_layers, rank=rank,
+                                         backend=backend)
+        need_lr0 = terminal == "kl" or any(getattr(F, "uses_logrho", False) for F in interactions)
+        field = PotentialFlowField(self.potential, a1=a1, a2=a2, interactions=interactions,
+                                   hjb=a4 > 0, log_rho0=rho0.logpdf if need_lr0 else None)
+        weights = {"L": weight_L, "F": a2, "G": a3, "R": a4, "RT": a5 if terminal == "kl" else 0.0}
+        term = PotentialTerminal(field, terminal, rho1=rho1, weights=weights, a3=a3)
+        self._seed = check_rng(seed)
+        x0 = rho0.sample(check_positive_int("n_samples", n_samples), self._seed)
+        super().__init__(field, x0, term, T=T, nt=nt, integrator=integrator)
+
+    def resample(self, n=None, seed=None):
+        """Draw a fresh set of agents (``n`` of them; the current count by default)."""
+        n = self.n_samples if n is None else check_positive_int("n", n)
+        self.x0 = self.rho0.sample(n, self._seed if seed is None else seed)
+
+    def evaluate_on(self, theta, x):
+        """Objective terms on the agents ``x`` (fresh samples for validation)."""
+        x = as_array("x", x, ndim=2, shape=(None, self.dim), min_rows=1)
+        x_old, self.x0 = self.x0, x
+        try:
+            ev = self.evaluate(theta, gradient=False)
+        finally:
+            self.x0 = x_old
+        out = {"objective": ev.value}
+        out.update({k: v for k, v in ev.terms.items() if k in ("L", "F", "G", "hjb", "hjb_terminal")})
+        return out
+
+    def trajectories(self, theta, x, nt=None):
+        """Agent paths ``(nt + 1, n, d)`` under the learned feedback."""
+        nt = self.nt if nt is None else check_positive_int("nt", nt)
+        times = self.t0 + self.T * np.arange(nt + 1) / nt
+        return self.trajectory(theta, x, times)[..., :self.dim]
+
+
+def _crowd_means(dim):
+    m0, m1 = np.zeros(dim), np.zeros(dim)
+    m0[1], m1[1] = 3.0, -3.0
+    return m0, m1
+
+
+def mfg_preset(name, dim=2, stage=1, backend="numpy", seed=0, n_samples=None, nt=None):
+    """The problems of article Table 1 with the constants of MATH F.
+
+    ``name`` in ``{"ot", "crowd", "nf", "nf-ot"}``; ``stage`` selects the
+    sample count of the two-stage schedule (``1`` or ``2``).  Returns a
+    :class:`PotentialMFG`.
+    """
+    check_choice("name", name, set(PRESETS))
+    dim = check_positive_int("dim", dim)
+    p = PRESETS[name]
+    samples = p["samples"].get(dim, p["samples"][max(k for k in p["samples"] if k <= max(dim, 2))]) \
+        if dim >= 2 else p["samples"][2]
+    n = samples[stage - 1] if n_samples is None else n_samples
+    if name in ("ot", "nf", "nf-ot"):
+        if dim < 2:
+            raise ValueError(f"dim must be >= 2 for the eight-Gaussian presets, got {dim}")
+        rho0 = eight_gaussians_mixture(dim, 4.0, 0.3)
+        rho1 = gaussian(np.zeros(dim), 0.3 if name == "ot" else 1.0)
+    else:
+        if dim < 2:
+            raise ValueError(f"dim must be >= 2 for crowd motion, got {dim}")
+        m0, m1 = _crowd_means(dim)
+        rho0, rho1 = gaussian(m0, 0.3), gaussian(m1, 0.3)
+    interactions = []
+    if name == "crowd":
+        interactions = [ObstacleCost(50.0), EntropyCost(0.01)]
+    kw = dict(n_samples=n, interactions=interactions, alpha=p["alpha"], nt=nt or p["nt"],
+              backend=backend, seed=seed, width=16, n_layers=1)
+    if name == "nf":
+        return PotentialMFG(rho0, None, terminal="nll", weight_L=0.0, **kw)
+    if name == "nf-ot":
+        return PotentialMFG(rho0, None, terminal="nll", weight_L=p["weight_L"], **kw)
+    return PotentialMFG(rho0, rho1, terminal="kl", **kw)
+
+
+_SAMPLES_OT = {2: (1024, 2304), 10: (4096, 6400), 50: (12544, 16384), 100: (25600, 36864)}
+_SAMPLES_CROWD = {2: (1024, 2304), 10: (4096, 6400), 50: (6400, 9216), 100: (8464, 12544)}
+
+PRESETS = {
+    "ot": {"alpha": (2.0, 1.0, 5.0, 3.0, 3.0), "nt": 2, "samples": _SAMPLES_OT, "iters": (500, 500)},
+    "crowd": {"alpha": (1.0, 1.0, 5.0, 20.0, 1.0), "nt": 4, "samples": _SAMPLES_CROWD,
+              "iters": (1000, 250)},
+    "nf": {"alpha": (1.0, 0.0, 1.0, 0.0, 0.0), "nt": 4, "samples": _SAMPLES_OT, "iters": (500, 500)},
+    "nf-ot": {"alpha": (1.0, 0.0, 1.0, 5.0, 0.0), "nt": 4, "samples": _SAMPLES_OT,
+              "iters": (500, 500), "weight_L": 100.0},
+}

@@ -1,0 +1,260 @@
+"""The potential flow shared by normalizing flows and mean field games (MATH D4, E2--E4, F).
+
+One value-function network ``Phi(x, t; theta)`` moves every agent (sample) by the
+feedback control ``v = -grad_p H(x, grad Phi) = -grad Phi / a1`` for the
+quadratic Hamiltonian ``H(x, p) = |p|^2 / (2 a1)``.  The augmented state of
+an agent is
+
+    ``y = [z (d), ell, L, F_1..F_k, R, logrho0]``  (``R`` and ``logrho0`` when used)
+
+with ``dz/dt = v``, ``d ell/dt = div v = -lap Phi / a1`` (so
+``log rho(z(t), t) = log rho_0(x) - ell(t)``, E2), ``dL/dt = a1/2 |v|^2``,
+``dF_j/dt`` the interaction integrands and
+``dR/dt = | -d_t Phi + |grad Phi|^2 / (2 a1) - a2 sum_j dF_j/drho |`` (the HJB
+residual in L1, E4).  The CNF of MATH D4 is the case ``a1 = 1``, no
+interactions.  All derivatives are the hand-derived ones of the potential
+model (D2, D3, D6) chained by hand here.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..costs.terminal import TerminalCost
+from ..errors import check_choice, check_positive_float
+from ..models.base import Model
+
+__all__ = ["PotentialFlowField", "PotentialTerminal"]
+
+
+class PotentialFlowField(Model):
+    """Field of the augmented agent state (see module docstring).
+
+    Parameters
+    ----------
+    potential : PotentialResNet
+        ``Phi(x, t; theta)`` with ``derivatives``, ``derivatives_vjp``, ``derivatives_jvp``.
+    a1 : float
+        Weight of the kinetic energy: ``L(x, v) = a1/2 |v|^2``, ``v = -grad Phi / a1``.
+    a2 : float
+        Weight of the interaction terms in the HJB residual.
+    interactions : sequence
+        :mod:`ocp_learn.costs.interactions` terms.
+    hjb : bool
+        Integrate the HJB residual column ``R``.
+    log_rho0 : callable, optional
+        ``log rho_0(x)``; needed (and then stored as a constant column) when an
+        interaction uses ``log rho`` or the terminal cost is a KL divergence.
+    """
+
+    def __init__(self, potential, a1=1.0, a2=1.0, interactions=(), hjb=True, log_rho0=None):
+        self.potential = potential
+        self.a1 = check_positive_float("a1", a1)
+        self.a2 = check_positive_float("a2", a2, allow_zero=True)
+        self.interactions = list(interactions)
+        self.hjb = bool(hjb)
+        self.log_rho0 = log_rho0
+        d = self.dim = potential.dim
+        self.layout = potential.layout
+        self.c_ell, self.c_L = d, d + 1
+        self.c_F = list(range(d + 2, d + 2 + len(self.interactions)))
+        c = d + 2 + len(self.interactions)
+        self.c_R = c if self.hjb else None
+        c += int(self.hjb)
+        self.c_lr0 = c if log_rho0 is not None else None
+        c += int(log_rho0 is not None)
+        self.state_dim = c
+        if any(getattr(F, "uses_logrho", False) for F in self.interactions) and log_rho0 is None:
+            raise ValueError("log_rho0 is required when an interaction term uses log rho")
+        self.probes = None  # Hutchinson probes, set per evaluation by the problem
+
+    def init_params(self, rng=None):
+        return self.potential.init_params(rng)
+
+    def initial_state(self, x):
+        if x.ndim != 2 or x.shape[1] != self.dim:
+            raise ValueError(f"x must have shape (n, {self.dim}), got {x.shape}")
+        y = np.zeros((x.shape[0], self.state_dim))
+        y[:, :self.dim] = x
+        if self.c_lr0 is not None:
+            y[:, self.c_lr0] = self.log_rho0(x)
+        return y
+
+    def _logrho(self, y):
+        if self.c_lr0 is None:
+            return None
+        return y[:, self.c_lr0] - y[:, self.c_ell]
+
+    def rhs(self, y, t, theta):
+        d, a1 = self.dim, self.a1
+        z = y[:, :d]
+        D = self.potential.derivatives(z, t, theta, probes=self.probes)
+        g = D.grad
+        gg = np.sum(g * g, axis=1)
+        out = np.zeros_like(y)
+        out[:, :d] = -g / a1
+        out[:, self.c_ell] = -D.lap / a1
+        out[:, self.c_L] = gg / (2 * a1)
+        lr = self._logrho(y)
+        dF = 0.0
+        for F, c in zip(self.interactions, self.c_F):
+            out[:, c] = F.value(z, lr)
+            dF = dF + F.drho(z, lr)
+        if self.hjb:
+            out[:, self.c_R] = np.abs(-D.dt + gg / (2 * a1) - self.a2 * dF)
+        return out
+
+    def hjb_residual(self, y, t, theta):
+        """``-d_t Phi + H(x, grad Phi) - a2 dF/drho`` at the agents' states (E4)."""
+        z = y[:, :self.dim]
+        D = self.potential.derivatives(z, t, theta, probes=self.probes)
+        lr = self._logrho(y)
+        dF = sum((F.drho(z, lr) for F in self.interactions), 0.0)
+        return -D.dt + np.sum(D.grad ** 2, axis=1) / (2 * self.a1) - self.a2 * dF
+
+    def vjp(self, y, t, theta, ybar):
+        d, a1, a2 = self.dim, self.a1, self.a2
+        z = y[:, :d]
+        D = self.potential.derivatives(z, t, theta, probes=self.probes)
+        g = D.grad
+        grad_bar = -ybar[:, :d] / a1 + (ybar[:, self.c_L] / a1)[:, None] * g
+        lap_bar = -ybar[:, self.c_ell] / a1
+        dt_bar = None
+        lr = self._logrho(y)
+        z_extra = np.zeros_like(z)
+        lr_bar = np.zeros(z.shape[0])
+        for F, c in zip(self.interactions, self.c_F):
+            vz, vl = F.value_partials(z, lr)
+            z_extra += ybar[:, c][:, None] * vz
+            lr_bar += ybar[:, c] * vl
+        if self.hjb:
+            dF = sum((F.drho(z, lr) for F in self.interactions), 0.0)
+            res = -D.dt + np.sum(g * g, axis=1) / (2 * a1) - a2 * dF
+            w = ybar[:, self.c_R] * np.sign(res)
+            grad_bar = grad_bar + (w / a1)[:, None] * g
+            dt_bar = -w
+            for F in self.interactions:
+                dz_, dl_ = F.drho_partials(z, lr)
+                z_extra -= (a2 * w)[:, None] * dz_
+                lr_bar -= a2 * w * dl_
+        xb, _, thb = self.potential.derivatives_vjp(z, t, theta, grad_bar=grad_bar, dt_bar=dt_bar,
+                                                    lap_bar=lap_bar, probes=self.probes)
+        out = np.zeros_like(y)
+        out[:, :d] = xb + z_extra
+        if self.c_lr0 is not None:
+            out[:, self.c_ell] = -lr_bar
+            out[:, self.c_lr0] = lr_bar
+        return out, thb
+
+    def jvp(self, y, t, theta, dy, dtheta):
+        d, a1, a2 = self.dim, self.a1, self.a2
+        z = y[:, :d]
+        dy = np.zeros_like(y) if dy is None else dy
+        dz = dy[:, :d]
+        D = self.potential.derivatives(z, t, theta, probes=self.probes)
+        dD = self.potential.derivatives_jvp(z, t, theta, dx=dz, dtheta=dtheta, probes=self.probes)
+        g = D.grad
+        gdg = np.sum(g * dD.grad, axis=1)
+        out = np.zeros_like(y)
+        out[:, :d] = -dD.grad / a1
+        out[:, self.c_ell] = -dD.lap / a1
+        out[:, self.c_L] = gdg / a1
+        lr = self._logrho(y)
+        dlr = None if self.c_lr0 is None else dy[:, self.c_lr0] - dy[:, self.c_ell]
+        dFd = 0.0
+        for F, c in zip(self.interactions, self.c_F):
+            vz, vl = F.value_partials(z, lr)
+            out[:, c] = np.sum(vz * dz, axis=1) + (0.0 if dlr is None else vl * dlr)
+            pz, pl = F.drho_partials(z, lr)
+            dFd = dFd + np.sum(pz * dz, axis=1) + (0.0 if dlr is None else pl * dlr)
+        if self.hjb:
+            dF = sum((F.drho(z, lr) for F in self.interactions), 0.0)
+            res = -D.dt + np.sum(g * g, axis=1) / (2 * a1) - a2 * dF
+            out[:, self.c_R] = np.sign(res) * (-dD.dt + gdg / a1 - a2 * dFd)
+        return out
+
+
+class PotentialTerminal(TerminalCost):
+    r"""Terminal part of the potential-flow objective (MATH D5, F).
+
+    ``J = wL E[L(T)] + wF E[sum_j F_j(T)] + wG E[G] + wR E[R(T)] + wRT E[|Phi(z, T) - a3 dG/drho|]``
+
+    with ``G`` either the negative log-likelihood under ``N(0, I)``
+    (``"nll"``: ``1/2 |z|^2 + d/2 log 2 pi - ell``, D5) or the pointwise KL
+    integrand (``"kl"``: ``log rho_0(x) - ell - log rho_1(z)``, F), whose
+    variational derivative is ``dG/drho = 1 + log rho(z, T) - log rho_1(z)``.
+
+    Parameters
+    ----------
+    field : PotentialFlowField
+    kind : {"nll", "kl"}
+    rho1 : density with ``logpdf`` and ``score`` (for ``"kl"``)
+    weights : dict with keys ``L, F, G, R, RT`` (missing keys: ``L=F=G=1``, ``R=RT=0``)
+    a3 : float
+        Scale of ``dG/drho`` in the terminal HJB condition ``Phi(., T) = a3 dG/drho``.
+    """
+
+    def __init__(self, field, kind="nll", rho1=None, weights=None, a3=1.0):
+        self.field = field
+        self.kind = check_choice("kind", kind, {"nll", "kl"})
+        if kind == "kl" and (rho1 is None or field.c_lr0 is None):
+            raise ValueError("kind='kl' needs rho1 (a density) and a field built with log_rho0")
+        self.rho1 = rho1
+        w = {"L": 1.0, "F": 1.0, "G": 1.0, "R": 0.0, "RT": 0.0}
+        for k, v in (weights or {}).items():
+            check_choice("weights key", k, set(w))
+            w[k] = check_positive_float(f"weights[{k!r}]", v, allow_zero=True)
+        if w["R"] > 0 and not field.hjb:
+            raise ValueError("weights['R'] > 0 needs a field built with hjb=True")
+        if w["RT"] > 0 and self.kind != "kl":
+            raise ValueError("the terminal HJB penalty (weights['RT']) is defined for kind='kl'")
+        self.w = w
+        self.a3 = float(a3)
+        self.needs_dynamics_params = w["RT"] > 0
+        self.last_terms = {}
+
+    def _G(self, y):
+        f, d = self.field, self.field.dim
+        z, ell = y[:, :d], y[:, f.c_ell]
+        if self.kind == "nll":
+            return 0.5 * np.sum(z * z, 1) + 0.5 * d * np.log(2 * np.pi) - ell, z, None
+        lr1 = self.rho1.logpdf(z)
+        return y[:, f.c_lr0] - ell - lr1, -self.rho1.score(z), lr1
+
+    def value_and_grad(self, y, p, idx=None, theta_T=None, t_T=1.0):
+        f, w, d = self.field, self.w, self.field.dim
+        n = y.shape[0]
+        ybar = np.zeros_like(y)
+        G, Gz, lr1 = self._G(y)
+        terms = {"G": float(np.mean(G)), "L": float(np.mean(y[:, f.c_L]))}
+        J = w["G"] * terms["G"] + w["L"] * terms["L"]
+        ybar[:, :d] += (w["G"] / n) * Gz
+        ybar[:, f.c_ell] -= w["G"] / n
+        if self.kind == "kl":
+            ybar[:, f.c_lr0] += w["G"] / n
+        ybar[:, f.c_L] += w["L"] / n
+        if f.c_F:
+            terms["F"] = float(np.mean(np.sum(y[:, f.c_F], axis=1)))
+            J += w["F"] * terms["F"]
+            ybar[:, f.c_F] += w["F"] / n
+        if f.hjb:
+            terms["hjb"] = float(np.mean(y[:, f.c_R]))
+            J += w["R"] * terms["hjb"]
+            ybar[:, f.c_R] += w["R"] / n
+        g_T = None
+        if self.needs_dynamics_params:
+            z = y[:, :d]
+            dGdrho = 1.0 + y[:, f.c_lr0] - y[:, f.c_ell] - lr1
+            phi = f.potential.phi(z, t_T, theta_T)
+            res = phi - self.a3 * dGdrho
+            terms["hjb_terminal"] = float(np.mean(np.abs(res)))
+            J += w["RT"] * terms["hjb_terminal"]
+            s = (w["RT"] / n) * np.sign(res)
+            xb, _, g_T = f.potential.derivatives_vjp(z, t_T, theta_T, phi_bar=s)
+            # d(dG/drho)/dz = -score_1(z); d/dell = -1; d/dlogrho0 = +1
+            ybar[:, :d] += xb + (self.a3 * s)[:, None] * self.rho1.score(z)
+            ybar[:, f.c_ell] += self.a3 * s
+            ybar[:, f.c_lr0] -= self.a3 * s
+        self.last_terms = terms
+        if self.needs_dynamics_params:
+            return J, ybar, np.zeros(0), g_T
+        return J, ybar, np.zeros(0)

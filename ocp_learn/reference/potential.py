@@ -1,0 +1,143 @@
+"""The potential model against CasADi's AD (MATH D1--D3, D6), and twins of the potential flow (D4, D5).
+
+``Phi(x, t; theta)`` is written symbolically from its definition (D1, in
+:mod:`.symbolic`); its ``grad_x``, ``d_t`` and Laplacian come from CasADi's
+``gradient`` and ``hessian``, and the vjp/jvp of ``(Phi, grad, d_t, lap)`` from
+CasADi's reverse and forward modes.  :func:`compare_potential` measures the
+hand-derived :class:`~ocp_learn.models.potential.PotentialResNet` against them.
+
+The twins of :class:`~ocp_learn.problems.potential_flow.PotentialFlowField`
+and :class:`~ocp_learn.problems.potential_flow.PotentialTerminal` (``"nll"``,
+exact trace, no interaction terms) let :func:`.discrete.compare_gradient`
+witness the whole OT-Flow objective, Laplacian terms included.
+"""
+from __future__ import annotations
+
+import weakref
+
+import casadi as ca
+import numpy as np
+
+from ..errors import check_rng
+from .symbolic import (SYMBOLIC_POTENTIAL, lookup, potential_derivatives, register_rhs,
+                       register_terminal)
+
+__all__ = ["potential_function", "compare_potential"]
+
+_CACHE = weakref.WeakKeyDictionary()
+
+
+def potential_function(model):
+    """CasADi function ``(x (d), t, theta) -> (Phi, grad_x Phi, d_t Phi, lap_x Phi)`` by AD (cached)."""
+    f = _CACHE.get(model)
+    if f is None:
+        x = ca.SX.sym("x", model.dim)
+        t = ca.SX.sym("t")
+        th = ca.SX.sym("theta", model.n_params)
+        phi, grad, dt, lap = potential_derivatives(model, x, t, th)
+        f = ca.Function("potential", [x, t, th], [phi, grad, dt, lap])
+        _CACHE[model] = f
+    return f
+
+
+def _rel(a, b):
+    a, b = np.asarray(a, float).ravel(), np.asarray(b, float).ravel()
+    return float(np.linalg.norm(a - b) / max(np.linalg.norm(b), 1e-300))
+
+
+def compare_potential(model, x, t, theta, seed=0):
+    """Relative differences of the hand-derived potential derivatives to CasADi's AD.
+
+    Parameters
+    ----------
+    model : PotentialResNet (exact trace)
+    x : ndarray, shape (n, d)
+    t : float
+    theta : ndarray, shape (n_params,)
+    seed : int or Generator
+        For the random cotangents and tangents of the vjp/jvp checks.
+
+    Returns
+    -------
+    dict
+        ``phi``, ``grad``, ``dt``, ``lap`` (values, D1--D3), ``vjp_x``,
+        ``vjp_t``, ``vjp_theta`` (D6, with random cotangents on all four
+        outputs) and ``jvp`` (random ``dx, dtheta``): each
+        ``|hand - casadi| / |casadi|``.
+    """
+    lookup(SYMBOLIC_POTENTIAL, model, "potential")
+    if getattr(model, "trace", "exact") != "exact":
+        raise ValueError("compare_potential needs a model with trace='exact' (the Hutchinson "
+                         "estimate is stochastic)")
+    rng = check_rng(seed)
+    x = np.asarray(x, dtype=np.float64)
+    n, d = x.shape
+    p = model.n_params
+    f = potential_function(model)
+    xs, ts, ths = ca.SX.sym("x", d), ca.SX.sym("t"), ca.SX.sym("theta", p)
+    outs = f(xs, ts, ths)
+    out = ca.vertcat(*outs)                     # (1 + d + 1 + 1)
+    ins = ca.vertcat(xs, ts, ths)
+    bar = ca.SX.sym("bar", out.shape[0])
+    dins = ca.SX.sym("dins", ins.shape[0])
+    fv = ca.Function("vjp", [xs, ts, ths, bar], [ca.jtimes(out, ins, bar, True)])
+    fj = ca.Function("jvp", [xs, ts, ths, dins], [ca.jtimes(out, ins, dins)])
+    fmap = f.map(n)
+    phi, grad, dt, lap = (np.asarray(o) for o in fmap(x.T, np.full((1, n), t), np.tile(theta[:, None], n)))
+    D = model.derivatives(x, t, theta)
+    res = {"phi": _rel(D.phi, phi), "grad": _rel(D.grad, grad.T), "dt": _rel(D.dt, dt),
+           "lap": _rel(D.lap, lap)}
+    pb, gb, tb, lb = rng.standard_normal(n), rng.standard_normal((n, d)), rng.standard_normal(n), \
+        rng.standard_normal(n)
+    xb, tbar, thb = model.derivatives_vjp(x, t, theta, phi_bar=pb, grad_bar=gb, dt_bar=tb, lap_bar=lb)
+    bars = np.vstack([pb[None], gb.T, tb[None], lb[None]])
+    r = np.asarray(fv.map(n)(x.T, np.full((1, n), t), np.tile(theta[:, None], n), bars))
+    res["vjp_x"] = _rel(xb, r[:d].T)
+    res["vjp_t"] = _rel(tbar, r[d])
+    res["vjp_theta"] = _rel(thb, r[d + 1:].sum(axis=1))
+    dx, dth = rng.standard_normal((n, d)), rng.standard_normal(p)
+    T = model.derivatives_jvp(x, t, theta, dx=dx, dtheta=dth)
+    dins_v = np.vstack([dx.T, np.zeros((1, n)), np.tile(dth[:, None], n)])
+    r = np.asarray(fj.map(n)(x.T, np.full((1, n), t), np.tile(theta[:, None], n), dins_v))
+    hand = np.vstack([T.phi[None], T.grad.T, T.dt[None], T.lap[None]])
+    res["jvp"] = _rel(hand, r)
+    return res
+
+
+# ------------------------------------------------------------------------------ potential flow twins
+def _register_flow():
+    try:
+        from ..problems.potential_flow import PotentialFlowField, PotentialTerminal
+    except ImportError:  # pragma: no cover - optional family
+        return
+
+    @register_rhs(PotentialFlowField)
+    def _flow(field, y, t, theta):
+        """MATH D4 / E2--E4: ``[-grad Phi/a1, -lap Phi/a1, |grad Phi|^2/(2 a1), (R)]``."""
+        if field.interactions or field.c_lr0 is not None:
+            raise NotImplementedError("CasADi twin of PotentialFlowField covers fields without "
+                                      "interaction terms and without log rho_0")
+        if getattr(field.potential, "trace", "exact") != "exact":
+            raise NotImplementedError("CasADi twin of PotentialFlowField needs trace='exact'")
+        d, a1 = field.dim, field.a1
+        phi, grad, dt, lap = potential_function(field.potential)(y[:d], t, theta)
+        gg = ca.sumsqr(grad)
+        parts = [-grad / a1, -lap / a1, gg / (2 * a1)]
+        if field.hjb:
+            parts.append(ca.fabs(-dt + gg / (2 * a1)))
+        return ca.vertcat(*parts)
+
+    @register_terminal(PotentialTerminal, lambda cost, idx: None)
+    def _terminal(cost, y, p, data, **kw):
+        """MATH D5: ``wG (1/2 |z|^2 + d/2 log 2 pi - ell) + wL L + wR R``."""
+        if cost.kind != "nll" or cost.needs_dynamics_params:
+            raise NotImplementedError("CasADi twin of PotentialTerminal covers kind='nll'")
+        f, w, d = cost.field, cost.w, cost.field.dim
+        G = 0.5 * ca.sumsqr(y[:d]) + 0.5 * d * np.log(2 * np.pi) - y[f.c_ell]
+        J = w["G"] * G + w["L"] * y[f.c_L]
+        if f.hjb:
+            J = J + w["R"] * y[f.c_R]
+        return J
+
+
+_register_flow()

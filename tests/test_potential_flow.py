@@ -1,0 +1,107 @@
+"""CNF and MFG on the shared potential-flow field: exact gradients of the discrete objectives."""
+import numpy as np
+import pytest
+
+from ocp_learn.costs.interactions import EntropyCost, ObstacleCost
+from ocp_learn.datasets.densities import GaussianMixture, gaussian
+from ocp_learn.problems.cnf import ContinuousNormalizingFlow
+from ocp_learn.problems.mfg import PotentialMFG, mfg_preset
+from ocp_learn.problems.potential_flow import PotentialFlowField
+from ocp_learn.verify import check_gradient, dot_product_test, taylor_test
+
+
+def perturbed(prob, seed=0, scale=0.3):
+    rng = np.random.default_rng(seed)
+    return prob.init_params(seed) + scale * rng.standard_normal(prob.n_params)
+
+
+@pytest.mark.parametrize("trace", ["exact", "hutchinson"])
+@pytest.mark.parametrize("integrator", ["euler", "rk4"])
+def test_cnf_gradient_is_exact(trace, integrator):
+    x = np.random.default_rng(0).standard_normal((9, 2)) * 1.5
+    prob = ContinuousNormalizingFlow(x, width=6, n_layers=2, nt=3, integrator=integrator,
+                                     alpha_L=3.0, alpha_R=2.0, trace=trace, n_probes=2)
+    theta = perturbed(prob)
+    res = check_gradient(prob.objective_and_gradient, theta, seed=1)
+    assert res.passed, str(res)
+
+
+def _mfg(kind, dim=3, n=8):
+    m0, m1 = np.zeros(dim), np.zeros(dim)
+    m0[1], m1[1] = 1.0, -1.0
+    rho0 = GaussianMixture(np.stack([m0, m0 + 0.7]), 0.4)
+    if kind == "crowd":
+        inter = [ObstacleCost(5.0), EntropyCost(0.3)]
+        return PotentialMFG(rho0, gaussian(m1, 0.5), n_samples=n, interactions=inter,
+                            alpha=(1.3, 0.7, 2.0, 3.0, 1.5), nt=3, width=5, n_layers=2)
+    return PotentialMFG(rho0, gaussian(m1, 0.5), n_samples=n, alpha=(2.0, 1.0, 5.0, 3.0, 3.0), nt=2,
+                        width=5, n_layers=1)
+
+
+@pytest.mark.parametrize("kind", ["ot", "crowd"])
+def test_mfg_gradient_is_exact(kind):
+    prob = _mfg(kind)
+    theta = perturbed(prob, 2)
+    res = check_gradient(prob.objective_and_gradient, theta, seed=4)
+    assert res.passed, str(res)
+    ev = prob.evaluate(theta)
+    assert {"L", "G", "hjb", "hjb_terminal"} <= set(ev.terms)
+    if kind == "crowd":
+        assert "F" in ev.terms
+
+
+@pytest.mark.parametrize("kind", ["ot", "crowd"])
+def test_field_jvp_vjp_dot_product_and_taylor(kind):
+    prob = _mfg(kind)
+    field = prob.field
+    theta = perturbed(prob, 3)[:field.layout.size]
+    rng = np.random.default_rng(5)
+    y = field.initial_state(prob.x0)
+    y[:, field.c_ell] = 0.2 * rng.standard_normal(y.shape[0])
+    dy = rng.standard_normal(y.shape)
+    dth = rng.standard_normal(theta.size)
+    w = rng.standard_normal(y.shape)
+    err = dot_product_test(lambda v: field.jvp(y, 0.4, theta, v[0], v[1]),
+                           lambda u: field.vjp(y, 0.4, theta, u), (dy, dth), w)
+    assert err < 1e-12
+    x = np.concatenate([y.ravel(), theta])
+    v = np.concatenate([dy.ravel(), dth])
+    f = lambda a: field.rhs(a[:y.size].reshape(y.shape), 0.4, a[y.size:])  # noqa: E731
+    res = taylor_test(f, x, v, field.jvp(y, 0.4, theta, dy, dth), eps0=1e-2)
+    assert res.passed, str(res)
+
+
+def test_dropped_interaction_term_is_caught(monkeypatch):
+    prob = _mfg("crowd")
+    theta = perturbed(prob, 2)
+    monkeypatch.setattr(ObstacleCost, "drho_partials",
+                        lambda self, z, lr: (np.zeros_like(z), np.zeros(z.shape[0])))
+    assert not check_gradient(prob.objective_and_gradient, theta, seed=4).passed
+
+
+def test_cnf_density_and_sampling_round_trip():
+    x = np.random.default_rng(0).standard_normal((50, 2))
+    prob = ContinuousNormalizingFlow(x, width=8, nt=8)
+    theta = perturbed(prob, 0, 0.1)
+    # the model density (change of variables with the integrated log-determinant) has mass one;
+    # the initial flow contracts, so the box must be wide
+    g = np.linspace(-24, 24, 241)
+    G = np.stack(np.meshgrid(g, g), -1).reshape(-1, 2)
+    mass = np.exp(prob.log_density(theta, G)).sum() * (g[1] - g[0]) ** 2
+    assert abs(mass - 1) < 0.02
+    assert prob.inverse_error(theta, x) < 1e-3
+    assert prob.inverse_error(theta, x, nt=32) < prob.inverse_error(theta, x, nt=4)
+    s = prob.sample(theta, 20, seed=1)
+    assert s.shape == (20, 2) and np.all(np.isfinite(s))
+    np.testing.assert_array_equal(s, prob.sample(theta, 20, seed=1))
+
+
+def test_presets_build_in_any_dimension():
+    for name in ("ot", "crowd", "nf", "nf-ot"):
+        for d in (2, 5):
+            p = mfg_preset(name, d, n_samples=16)
+            th = p.init_params(0)
+            J, g = p.objective_and_gradient(th)
+            assert np.isfinite(J) and g.shape == (p.n_params,)
+    with pytest.raises(ValueError, match="name"):
+        mfg_preset("nope", 2)
