@@ -23,7 +23,6 @@ import time
 import casadi as ca
 import numpy as np
 from scipy.integrate import solve_ivp
-from scipy.linalg import sqrtm
 
 from ..errors import as_array, check_positive_float, check_positive_int
 

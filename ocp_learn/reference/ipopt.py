@@ -76,7 +76,6 @@ def _ocp_optimizers():
     out = {"lbfgs": lambda ocp, th0: lbfgs(ocp, th0, maxiter=5000, gtol=1e-11, ftol=1e-16,
                                            memory=20, progress=False)}
     try:
-        from ..optim import gauss_newton as _gn_mod  # noqa: F401
         from ..optim.gauss_newton import gauss_newton
     except ImportError:  # not written yet
         gauss_newton = None

@@ -114,7 +114,7 @@ def gradient_problems():
     except ImportError:  # pragma: no cover - optional family
         pass
     try:
-        import ocp_learn.models.hamiltonian  # noqa: F401
+        import ocp_learn.models.hamiltonian  # noqa: F401,F811
         from ..integrators import INTEGRATORS as _REG
         integ = INTEGRATORS + (("leapfrog",) if "leapfrog" in _REG else ())
         probs["Hamiltonian classifier (A4)"] = ("HamiltonianNet", _hamiltonian, integ)
