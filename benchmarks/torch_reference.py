@@ -143,8 +143,9 @@ class TorchOTFlow:
     def objective_and_gradient(self, P):
         """``(J, [dJ/dP_k])`` with ``torch.autograd``; ``P`` from :meth:`params`."""
         J = self.objective(P)
-        grads = torch.autograd.grad(J, list(P.values()))
-        return J.detach(), grads
+        grads = torch.autograd.grad(J, list(P.values()), allow_unused=True)
+        return J.detach(), [torch.zeros_like(v) if gk is None else gk
+                            for v, gk in zip(P.values(), grads)]
 
     def flat_gradient(self, grads):
         """Pack the torch gradients in ocp_learn's layout (for comparison)."""

@@ -46,6 +46,17 @@ def _log_cosh(a):
 
 
 @njit(cache=True, fastmath=_FM)
+def _act(a):
+    """``(sigma(a), sigma'(a))`` of ``sigma(a) = log(e^a + e^-a)`` (D1) from ONE exponential:
+    with ``em = expm1(-2|a|)``, ``sigma(a) = |a| + log(2 + em)`` and
+    ``tanh a = sign(a) (-em) / (2 + em)`` (no cancellation for small ``|a|``)."""
+    aa = abs(a)
+    em = np.expm1(-2.0 * aa)
+    t = -em / (2.0 + em)
+    return aa + np.log(2.0 + em), (t if a >= 0.0 else -t)
+
+
+@njit(cache=True, fastmath=_FM)
 def _fwd_sample(s, Wn, exact, d, h, w, A, b, c, K0, b0, K, bK,
                 a, g, q, u, z, y, J, Pm, C0, As, G):
     """Steps 1--3 (D1--D3) for one sample; fills the scratch, returns (phi, lap), writes G."""
@@ -60,10 +71,10 @@ def _fwd_sample(s, Wn, exact, d, h, w, A, b, c, K0, b0, K, bK,
         for k in range(D):
             acc += K0[j, k] * s[k]
         a[0, j] = acc
-        gj = np.tanh(acc)
+        lc, gj = _act(acc)
         g[0, j] = gj
         q[0, j] = 1.0 - gj * gj
-        u[0, j] = _log_cosh(acc)
+        u[0, j] = lc
     for i in range(1, M + 1):
         Ki = K[i - 1]
         for j in range(m):
@@ -71,10 +82,10 @@ def _fwd_sample(s, Wn, exact, d, h, w, A, b, c, K0, b0, K, bK,
             for k in range(m):
                 acc += Ki[j, k] * u[i - 1, k]
             a[i, j] = acc
-            gj = np.tanh(acc)
+            lc, gj = _act(acc)
             g[i, j] = gj
             q[i, j] = 1.0 - gj * gj
-            u[i, j] = u[i - 1, j] + h * _log_cosh(acc)
+            u[i, j] = u[i - 1, j] + h * lc
     phi = c[0]
     for j in range(m):
         phi += w[j] * u[M, j]
