@@ -26,8 +26,8 @@ from ocp_learn.problems.cnf import ContinuousNormalizingFlow
 
 x = toy_sample("8gaussians", 512, seed=0)
 flow = ContinuousNormalizingFlow(x, width=16, n_layers=1, nt=4, integrator="rk4",
-                                 alpha_L=5.0, alpha_R=1.0, backend="numpy")
-res = lbfgs(flow, flow.init_params(seed=0), maxiter=120, progress=False)
+                                 alpha_L=1.0, alpha_R=0.5, backend="numba")
+res = lbfgs(flow, flow.init_params(seed=0), maxiter=250, progress=False)
 theta = res.x
 
 x_val = toy_sample("8gaussians", 2000, seed=1)

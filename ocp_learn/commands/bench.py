@@ -31,6 +31,9 @@ register_bench("integrators", "bench_integrators.py",
                "work-precision of Euler, Heun, RK4, leapfrog on a trained model (MATH A4, B1)")
 register_bench("memory", "bench_memory.py",
                "stored floats, RSS and seconds per gradient per strategy (MATH B3, B4)")
+register_bench("kernels", "bench_kernels.py",
+               "CNF objective+gradient: ocp_learn numba/numpy vs PyTorch (same objective) and "
+               "FFJORD/torchdiffeq; GFLOP/s vs DGEMM; numba compile time (needs the bench extra)")
 
 
 def find_benchmarks_dir(hint=None):

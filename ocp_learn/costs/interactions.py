@@ -20,27 +20,31 @@ class ObstacleCost:
     """``F_p = int Q rho``, ``Q(x) = scale * N((x1, x2); center, diag(var))`` (MATH F).
 
     Defaults: ``scale = 50``, ``center = 0``, ``var = (1, 0.5)``, so ``Q(0) = 11.254``.
+    ``center`` and ``var`` of length one give an obstacle on ``x1`` only (1-D problems).
     """
 
     uses_logrho = False
 
     def __init__(self, scale=50.0, center=(0.0, 0.0), var=(1.0, 0.5)):
         self.scale = check_positive_float("scale", scale, allow_zero=True)
-        self.center = as_array("center", center, shape=(2,))
-        self.var = as_array("var", var, shape=(2,))
+        self.center = as_array("center", center, ndim=1)
+        self.k = self.center.size
+        if self.k not in (1, 2):
+            raise ValueError(f"center must have 1 or 2 entries, got {self.k}")
+        self.var = as_array("var", var, shape=(self.k,))
         if np.any(self.var <= 0):
             raise ValueError(f"var must be positive, got {self.var}")
-        self._c = self.scale / (2 * np.pi * np.sqrt(np.prod(self.var)))
+        self._c = self.scale / ((2 * np.pi) ** (self.k / 2) * np.sqrt(np.prod(self.var)))
 
     def Q(self, z):
-        u = z[:, :2] - self.center
+        u = z[:, :self.k] - self.center
         return self._c * np.exp(-0.5 * np.sum(u * u / self.var, axis=1))
 
     def grad_Q(self, z):
-        u = z[:, :2] - self.center
+        u = z[:, :self.k] - self.center
         q = self._c * np.exp(-0.5 * np.sum(u * u / self.var, axis=1))
         g = np.zeros_like(z)
-        g[:, :2] = -(q[:, None] * u / self.var)
+        g[:, :self.k] = -(q[:, None] * u / self.var)
         return g
 
     def value(self, z, logrho):

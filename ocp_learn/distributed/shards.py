@@ -1,10 +1,10 @@
 """Contiguous shards of the samples, per-shard seeds, and shard copies of a problem.
 
 The objective of an :class:`~ocp_learn.OCP` is a mean over the rows of
-``x0`` plus regularizers of ``theta`` alone (MATH B1, C1, D5, E4):
+``x0`` plus regularizers of ``theta`` alone (MATH B1, C1, D5, E4)::
 
-    ``J(theta) = (1/n) sum_i phi_i(theta) + R(theta)
-               = sum_r (n_r / n) [ (1/n_r) sum_{i in shard r} phi_i(theta) ] + R(theta)``,
+    J(theta) = (1/n) sum_i phi_i(theta) + R(theta)
+             = sum_r (n_r / n) [ (1/n_r) sum_{i in shard r} phi_i(theta) ] + R(theta),
 
 so each shard (rank) evaluates the mean of its rows *without* ``R``, the
 shard means are weighted by ``n_r / n`` and summed, and ``R`` is added once.

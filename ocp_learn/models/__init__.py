@@ -1,4 +1,4 @@
-"""Models: vector fields with hand-derived jvp and vjp (see :mod:`.base`)."""
+"""Models: vector fields with hand-derived jvp and vjp (see :mod:`ocp_learn.models.base`)."""
 from .base import Model
 from .linear import LinearModel
 from .mlp import SingleLayerNet

@@ -22,6 +22,9 @@ class SingleLayerNet(Model):
     init_scale : float
         Scale of the output weights ``K2`` at initialization (small values
         start the flow near the identity map).
+    backend : {"numpy", "numba"}
+        numpy (BLAS, the reference) or fused per-sample Numba kernels
+        (:mod:`ocp_learn.kernels.mlp_numba`, same numbers to rounding).
 
     Notes
     -----
@@ -33,11 +36,12 @@ class SingleLayerNet(Model):
       ``b1bar = abar``, ``zbar = K1^T abar`` (parameter terms summed over samples).
     """
 
-    def __init__(self, dim, width=16, init_scale=0.1, activation="tanh"):
+    def __init__(self, dim, width=16, init_scale=0.1, activation="tanh", backend="numpy"):
         self.dim = self.state_dim = check_positive_int("dim", dim)
         self.width = check_positive_int("width", width)
         check_choice("activation", activation, {"tanh"})
         self.init_scale = float(init_scale)
+        self.backend = check_choice("backend", backend, {"numpy", "numba"})
         m, d = self.width, self.dim
         self.layout = ParamLayout([("K1", (m, d)), ("b1", (m,)), ("K2", (d, m)), ("b2", (d,))])
 
@@ -53,12 +57,22 @@ class SingleLayerNet(Model):
     def _hidden(self, z, P):
         return np.tanh(z @ P["K1"].T + P["b1"])
 
+    def _kernels(self):
+        if self.backend != "numba":
+            return None
+        from ..kernels import mlp_numba
+        return mlp_numba
+
     def rhs(self, z, t, theta):
         P = self.unpack(theta)
+        if self._kernels():
+            return self._kernels().rhs(P, z)
         return self._hidden(z, P) @ P["K2"].T + P["b2"]
 
     def jvp(self, z, t, theta, dz, dtheta):
         P = self.unpack(theta)
+        if self._kernels():
+            return self._kernels().jvp(P, None if dtheta is None else self.unpack(dtheta), z, dz)
         s = self._hidden(z, P)
         da = 0.0
         if dz is not None:
@@ -72,6 +86,9 @@ class SingleLayerNet(Model):
 
     def vjp(self, z, t, theta, fbar):
         P = self.unpack(theta)
+        if self._kernels():
+            zbar, B = self._kernels().vjp(P, z, fbar)
+            return zbar, self.layout.pack(B)
         s = self._hidden(z, P)
         abar = (fbar @ P["K2"]) * (1.0 - s * s)
         g = np.empty(self.n_params)

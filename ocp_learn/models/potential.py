@@ -94,22 +94,32 @@ def log_cosh(a):
 # numpy reference: one chunk of samples, arrays with samples in the leading axis
 # --------------------------------------------------------------------------------------------
 
-def _forward(P, s, W, h, d):
+def _activation(a):
+    """``(sigma(a), sigma'(a)) = (log_cosh(a), tanh(a))`` elementwise (D1)."""
+    return log_cosh(a), np.tanh(a)
+
+
+def _forward(P, s, W, h, d, act=_activation):
     """Steps 1--3 of the module docstring on a chunk; returns outputs and the cache.
 
     ``W`` is ``None`` (exact trace, ``W = I_d``) or per-sample directions ``(n, d, c)``.
+    ``act`` maps ``a`` to ``(sigma(a), tanh(a))`` (a fused GPU kernel on the cupy backend).
+    Written with array-API calls only, so that CuPy arrays run it unchanged
+    (``__array_function__`` dispatch; :mod:`ocp_learn.kernels.potential_cupy`).
     """
     K0, b0, K, bK, w, A, b = P["K0"], P["b0"], P["K"], P["bK"], P["w"], P["A"], P["b"]
     M = K.shape[0]
     n = s.shape[0]
     # (1) forward pass (D1)
     a = [s @ K0.T + b0]
-    g = [np.tanh(a[0])]
-    u = [log_cosh(a[0])]
+    u0, g0 = act(a[0])
+    g = [g0]
+    u = [u0]
     for i in range(1, M + 1):
         a.append(u[i - 1] @ K[i - 1].T + bK[i - 1])
-        g.append(np.tanh(a[i]))
-        u.append(u[i - 1] + h * log_cosh(a[i]))
+        ui, gi = act(a[i])
+        g.append(gi)
+        u.append(u[i - 1] + h * ui)
     q = [1.0 - gi * gi for gi in g]
     As = s @ A.T
     phi = u[M] @ w + 0.5 * np.sum(As * As, axis=1) + s @ b + P["c"][0]
@@ -128,7 +138,7 @@ def _forward(P, s, W, h, d):
     if W is None:
         C0 = np.broadcast_to(Kx, (n,) + Kx.shape)
         Ax = A[:, :d]
-        lap_A = np.full(n, np.sum(Ax * Ax))
+        lap_A = np.zeros_like(s[:, 0]) + np.sum(Ax * Ax)
     else:
         C0 = Kx @ W                                      # (n, m, c)
         AW = A[:, :d] @ W                                # (n, r, c)
@@ -261,7 +271,7 @@ def _jvp(P, T, cache, h, d, ds):
     dKx = T["K0"][:, :d]
     if W is None:
         dC0 = np.broadcast_to(dKx, C0.shape)
-        dlap_A = np.full(s.shape[0], 2.0 * np.sum(A[:, :d] * T["A"][:, :d]))
+        dlap_A = np.zeros_like(s[:, 0]) + 2.0 * np.sum(A[:, :d] * T["A"][:, :d])
     else:
         dC0 = dKx @ W
         AW = A[:, :d] @ W
@@ -300,9 +310,17 @@ class PotentialResNet:
     trace : {"exact", "hutchinson"}
         ``lap`` is the exact trace (D3), or the Hutchinson estimate
         ``mean_k v_k^T Hess_x Phi v_k`` over the probes passed to each call.
-    backend : {"numpy", "numba"}
-        The numpy reference, or fused per-sample Numba kernels
-        (:mod:`ocp_learn.kernels.potential_numba`) giving the same numbers.
+    backend : {"numpy", "numba", "cupy"}
+        The numpy reference, fused per-sample Numba kernels
+        (:mod:`ocp_learn.kernels.potential_numba`) giving the same numbers, or
+        the GPU (:mod:`ocp_learn.kernels.potential_cupy`: CuPy + cuBLAS +
+        a numba-cuda activation kernel; needs a CUDA device).
+    path : {"auto", "fused", "blas"}
+        ``backend="numba"`` only: ``"fused"`` runs the per-sample kernels
+        (``prange`` over samples); ``"blas"`` the chunked batched-GEMM program
+        of the numpy reference (matrix products by BLAS, which wins once the
+        ``m x m`` products dominate); ``"auto"`` picks ``"blas"`` when
+        ``width >= BLAS_MIN_WIDTH`` (measured crossover, ``benchmarks/bench_kernels.py``).
     chunk : int, optional
         numpy backend: samples processed at once (bounds the ``(chunk, m, d)``
         Jacobians held); default from a 64 MB budget.
@@ -313,15 +331,23 @@ class PotentialResNet:
     per-sample cost is ``O(M m^2 d)`` for the exact trace and its vjp/jvp.
     """
 
+    #: ``path="auto"`` uses the BLAS program from this width on (measured: the fused
+    #: kernels win at m = 32 for d <= 64, BLAS wins or ties at m = 128).
+    BLAS_MIN_WIDTH = 96
+
     def __init__(self, dim, width=32, n_layers=1, rank=None, trace="exact", backend="numpy",
-                 chunk=None):
+                 chunk=None, path="auto"):
         self.dim = check_positive_int("dim", dim)
         self.width = check_positive_int("width", width)
         self.n_layers = check_positive_int("n_layers", n_layers)
         self.rank = min(10, self.dim + 1) if rank is None else check_positive_int("rank", rank)
         self.trace = check_choice("trace", trace, {"exact", "hutchinson"})
-        self.backend = check_choice("backend", backend, {"numpy", "numba"})
+        self.backend = check_choice("backend", backend, {"numpy", "numba", "cupy"})
+        if self.backend == "cupy":
+            from ..kernels import check_backend
+            check_backend("cupy")
         self.chunk = None if chunk is None else check_positive_int("chunk", chunk)
+        self.path = check_choice("path", path, {"auto", "fused", "blas"})
         m, D, M, r = self.width, self.dim + 1, self.n_layers, self.rank
         self.h = 1.0 / M
         self.layout = ParamLayout([("w", (m,)), ("A", (r, D)), ("b", (D,)), ("c", (1,)),
@@ -411,6 +437,14 @@ class PotentialResNet:
             size = max(1, (1 << 23) // per)
         return [slice(i, min(i + size, n)) for i in range(0, n, size)]
 
+    def _fused(self):
+        """Whether this call runs the fused Numba kernels (else the BLAS/numpy program)."""
+        if self.backend != "numba":
+            return False
+        if self.path == "auto":
+            return self.width < self.BLAS_MIN_WIDTH
+        return self.path == "fused"
+
     def _kernels(self):
         from ..kernels import potential_numba
         return potential_numba
@@ -446,8 +480,11 @@ class PotentialResNet:
         s, theta = self._inputs(x, t, theta)
         n, d = s.shape[0], self.dim
         W = self._directions(probes, n)
-        if self.backend == "numba":
+        if self._fused():
             phi, G, lap = self._kernels().derivatives(self.unpack(theta), s, W, self.h)
+        elif self.backend == "cupy":
+            from ..kernels import potential_cupy
+            phi, G, lap = potential_cupy.derivatives(self.unpack(theta), s, W, self.h)
         else:
             P = self.unpack(theta)
             phi, lap, G = np.empty(n), np.empty(n), np.empty((n, d + 1))
@@ -483,8 +520,11 @@ class PotentialResNet:
         Gbar[:, :d] = self._bar("grad_bar", grad_bar, (n, d))
         Gbar[:, d] = self._bar("dt_bar", dt_bar, (n,))
         P = self.unpack(theta)
-        if self.backend == "numba":
+        if self._fused():
             sbar, B = self._kernels().derivatives_vjp(P, s, W, self.h, phibar, Gbar, lapbar)
+        elif self.backend == "cupy":
+            from ..kernels import potential_cupy
+            sbar, B = potential_cupy.derivatives_vjp(P, s, W, self.h, phibar, Gbar, lapbar)
         else:
             sbar = np.empty_like(s)
             B = {k: np.zeros_like(v) for k, v in P.items()}
@@ -515,8 +555,11 @@ class PotentialResNet:
         dth = (np.zeros(self.n_params) if dtheta is None
                else as_array("dtheta", dtheta, ndim=1, shape=(self.n_params,)))
         P, T = self.unpack(theta), self.unpack(dth)
-        if self.backend == "numba":
+        if self._fused():
             dphi, dG, dlap = self._kernels().derivatives_jvp(P, T, s, ds, W, self.h)
+        elif self.backend == "cupy":
+            from ..kernels import potential_cupy
+            dphi, dG, dlap = potential_cupy.derivatives_jvp(P, T, s, ds, W, self.h)
         else:
             dphi, dlap, dG = np.empty(n), np.empty(n), np.empty((n, d + 1))
             for sl in self._chunks(n, d if W is None else W.shape[2]):

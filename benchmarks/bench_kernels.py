@@ -1,0 +1,226 @@
+"""Kernels: the OT-Flow CNF objective + gradient, ocp_learn (numba, numpy) vs PyTorch, side by side.
+
+For each size (n samples, dimension d, width m; M = 1 residual layer, RK4, nt steps,
+exact trace, alpha_L = 100, alpha_R = 5), thread count and dtype it times ONE
+``objective_and_gradient`` of
+
+* ``ocp_numba_fused`` -- ``ContinuousNormalizingFlow(backend="numba")`` with the fused
+  field kernels (:func:`ocp_learn.kernels.potential_flow_numba.fuse`);
+* ``ocp_numba``       -- the same with the generic field (potential kernels only);
+* ``ocp_numpy``       -- the numpy reference backend;
+* ``torch_otflow``    -- :class:`torch_reference.TorchOTFlow`: the SAME discrete objective in
+  torch, OT-Flow style (hand-coded gradient and trace in torch ops, torch.autograd for the
+  parameter gradient);
+* ``torch_autograd``  -- the same with grad and Laplacian by autograd (d <= 8 only);
+* ``ffjord``          -- an FFJORD-style torchdiffeq CNF (Hutchinson, RK4, same width);
+
+after checking in float64 that the torch objective and gradient equal ocp_learn's (same
+parameters copied over).  ocp_learn is float64 only (the library's standard); torch runs
+float64 and float32.  ``GFLOP/s`` counts the multiply-adds of the hand-derived program
+(``bench_potential.flops``: per stage one forward + one fused forward-and-vjp) for every
+implementation, and ``%DGEMM`` divides by this machine's measured DGEMM rate at the same
+thread count.  Also measures the cold (empty cache) and warm (cache=True) Numba
+compilation time of the whole kernel suite.  Writes results/kernels.json and .md.
+
+    OPENBLAS_NUM_THREADS=2 NUMBA_NUM_THREADS=2 python benchmarks/bench_kernels.py \\
+        [--ns 1024 4096 16384] [--dims 2 8 64] [--widths 32 128] [--threads 1 2] \\
+        [--dtypes float64 float32]
+"""
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+os.environ.setdefault("NUMBA_NUM_THREADS", str(os.cpu_count() or 1))
+
+import numpy as np  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _common import write  # noqa: E402
+from bench_potential import flops  # noqa: E402
+
+from ocp_learn.kernels import set_num_threads  # noqa: E402
+from ocp_learn.kernels.potential_flow_numba import fuse  # noqa: E402
+from ocp_learn.problems.cnf import ContinuousNormalizingFlow  # noqa: E402
+
+IMPLS = ("ocp_numba_fused", "ocp_numba", "ocp_numpy", "torch_otflow", "torch_autograd", "ffjord")
+
+
+def best(fn, repeat, budget=20.0):
+    """Best of ``repeat`` timed calls after one warm-up; fewer repeats for slow calls."""
+    t = time.perf_counter()
+    fn()
+    first = time.perf_counter() - t
+    reps = max(1, min(repeat, int(budget / max(first, 1e-9))))
+    b = first if reps == 1 else np.inf
+    for _ in range(reps):
+        t = time.perf_counter()
+        fn()
+        b = min(b, time.perf_counter() - t)
+    return b
+
+
+def dgemm_gflops(threads, size=1024, dtype=np.float64):
+    """Best DGEMM (or SGEMM) rate of numpy's BLAS at ``threads`` threads."""
+    from threadpoolctl import threadpool_limits
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((size, size)).astype(dtype)
+    b = rng.standard_normal((size, size)).astype(dtype)
+    with threadpool_limits(limits=threads, user_api="blas"):
+        sec = best(lambda: a @ b, 5)
+    return 2.0 * size ** 3 / sec / 1e9
+
+
+def cnf_flops(d, m, M, r, nt, n, stages=4):
+    """Flops of one objective+gradient: per stage a forward (rhs) and a forward+vjp."""
+    return n * nt * stages * (flops("derivs", d, m, M, r) + flops("vjp", d, m, M, r))
+
+
+_COMPILE_SNIPPET = r"""
+import time, numpy as np
+t0 = time.perf_counter()
+from ocp_learn.models import PotentialResNet
+from ocp_learn.models.mlp import SingleLayerNet
+from ocp_learn.problems.cnf import ContinuousNormalizingFlow
+from ocp_learn.kernels.potential_flow_numba import fuse
+t1 = time.perf_counter()
+x = np.random.default_rng(0).standard_normal((8, 2))
+for tr in ("exact", "hutchinson"):
+    pot = PotentialResNet(2, width=4, trace=tr, backend="numba", path="fused")
+    th = pot.init_params(0)
+    pr = None if tr == "exact" else pot.sample_probes(8, 0)
+    pot.derivatives(x, 0.5, th, probes=pr)
+    pot.derivatives_vjp(x, 0.5, th, lap_bar=np.ones(8), probes=pr)
+    pot.derivatives_jvp(x, 0.5, th, dx=x, probes=pr)
+    p = fuse(ContinuousNormalizingFlow(x, width=4, nt=1, backend="numba", trace=tr))
+    p.objective_and_gradient(p.init_params(0))
+net = SingleLayerNet(2, 4, backend="numba")
+th = net.init_params(0)
+net.rhs(x, 0, th); net.jvp(x, 0, th, x, th); net.vjp(x, 0, th, x)
+print(t1 - t0, time.perf_counter() - t1)
+"""
+
+
+def compile_times():
+    """(cold, warm) seconds to compile/load every kernel, in fresh processes with a fresh cache."""
+    out = {}
+    with tempfile.TemporaryDirectory() as cache:
+        env = dict(os.environ, NUMBA_CACHE_DIR=cache)
+        for kind in ("cold", "warm"):
+            r = subprocess.run([sys.executable, "-c", _COMPILE_SNIPPET], env=env,
+                               capture_output=True, text=True, check=True)
+            imp, run = map(float, r.stdout.split()[-2:])
+            out[kind] = {"import_s": imp, "compile_and_run_s": run}
+    return out
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--ns", type=int, nargs="+", default=[1024, 4096])
+    ap.add_argument("--dims", type=int, nargs="+", default=[2, 8, 64])
+    ap.add_argument("--widths", type=int, nargs="+", default=[32, 128])
+    ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    ap.add_argument("--dtypes", nargs="+", default=["float64", "float32"])
+    ap.add_argument("--impls", nargs="+", default=list(IMPLS), choices=IMPLS)
+    ap.add_argument("--nt", type=int, default=8)
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--budget", type=float, default=20.0,
+                    help="seconds of timed calls per measurement at most (fewer repeats beyond)")
+    ap.add_argument("--no-compile", action="store_true", help="skip the compile-time measurement")
+    ap.add_argument("--out", default=None)
+    ap.add_argument("--name", default="kernels")
+    a = ap.parse_args(argv)
+
+    import torch
+    from torch_reference import TorchFFJORD, TorchOTFlow
+
+    meta = {"loadavg_start": os.getloadavg(), "nt": a.nt, "M": 1, "integrator": "rk4",
+            "trace": "exact", "torch": torch.__version__}
+    meta["dgemm_gflops"] = {t: dgemm_gflops(t) for t in a.threads}
+    meta["sgemm_gflops"] = {t: dgemm_gflops(t, dtype=np.float32) for t in a.threads}
+    print("GEMM GFLOP/s", meta["dgemm_gflops"], meta["sgemm_gflops"], flush=True)
+    if not a.no_compile:
+        meta["numba_compile"] = compile_times()
+        print("compile", meta["numba_compile"], flush=True)
+    rows, checks = [], []
+    rng = np.random.default_rng(0)
+    for n in a.ns:
+        for d in a.dims:
+            x = rng.standard_normal((n, d))
+            for m in a.widths:
+                probs = {"ocp_numba_fused": fuse(ContinuousNormalizingFlow(x, width=m, nt=a.nt,
+                                                                          backend="numba")),
+                         "ocp_numba": ContinuousNormalizingFlow(x, width=m, nt=a.nt, backend="numba"),
+                         "ocp_numpy": ContinuousNormalizingFlow(x, width=m, nt=a.nt, backend="numpy")}
+                ref = probs["ocp_numpy"]
+                theta = ref.init_params(0)
+                r = ref.potential.rank
+                fl = cnf_flops(d, m, 1, r, a.nt, n)
+                J_ref, g_ref = None, None
+                for thr in a.threads:
+                    set_num_threads(thr)
+                    torch.set_num_threads(thr)
+                    base = {}
+                    for dt in a.dtypes:
+                        tdt = getattr(torch, dt)
+                        for impl in a.impls:
+                            if impl.startswith("ocp") and dt != "float64":
+                                continue
+                            if impl == "torch_autograd" and d > 8:
+                                continue
+                            err = ""
+                            if impl.startswith("ocp"):
+                                p = probs[impl]
+                                fn = lambda p=p: p.objective_and_gradient(theta)  # noqa: E731
+                                if J_ref is None:
+                                    J_ref, g_ref = ref.objective_and_gradient(theta)
+                                J, g = p.objective_and_gradient(theta)
+                                err = max(abs(J - J_ref) / abs(J_ref),
+                                          np.abs(g - g_ref).max() / np.abs(g_ref).max())
+                            elif impl in ("torch_otflow", "torch_autograd"):
+                                tr = TorchOTFlow(ref, dtype=tdt,
+                                                 grad_mode="hand" if impl == "torch_otflow" else "autograd")
+                                P = tr.params(theta)
+                                fn = lambda tr=tr, P=P: tr.objective_and_gradient(P)  # noqa: E731
+                                if dt == "float64" and thr == a.threads[0]:
+                                    if J_ref is None:
+                                        J_ref, g_ref = ref.objective_and_gradient(theta)
+                                    Jt, gt = tr.objective_and_gradient(P)
+                                    gt = tr.flat_gradient(gt)
+                                    err = max(abs(float(Jt) - J_ref) / abs(J_ref),
+                                              np.abs(gt - g_ref[:gt.size]).max() / np.abs(g_ref).max())
+                                    checks.append({"n": n, "d": d, "m": m, "impl": impl,
+                                                   "rel_err_vs_ocp_learn": err})
+                            else:
+                                ff = TorchFFJORD(d, m, nt=a.nt, dtype=tdt)
+                                xt = torch.tensor(x, dtype=tdt)
+                                fn = lambda ff=ff, xt=xt: ff.loss_and_gradient(xt)  # noqa: E731
+                            sec = best(fn, a.repeat, a.budget)
+                            base[(impl, dt)] = sec
+                            gf = fl / sec / 1e9
+                            gemm = meta["dgemm_gflops" if dt == "float64" else "sgemm_gflops"][thr]
+                            row = [n, d, m, thr, dt, impl, sec, gf, 100.0 * gf / gemm, err]
+                            rows.append(row)
+                            print(row, f"load={os.getloadavg()[0]:.1f}", flush=True)
+                    # speed-ups of the fused numba path over each implementation at this thread count
+                    ours = base.get(("ocp_numba_fused", "float64"))
+                    for row in rows:
+                        if row[:4] == [n, d, m, thr] and ours:
+                            row.append(row[6] / ours)
+    for row in rows:
+        if len(row) == 10:
+            row.append("")
+    meta["loadavg_end"] = os.getloadavg()
+    meta["torch_checks"] = checks
+    headers = ["n", "d", "m", "threads", "dtype", "impl", "seconds", "GFLOP/s", "%DGEMM",
+               "rel_err_vs_ocp_numpy", "x_slower_than_ocp_numba_fused"]
+    jp, mp = write(a.name, rows, headers, meta=meta, out=a.out)
+    print(open(mp).read())
+    print("wrote", jp)
+    return 0
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,152 @@
+"""``ocp-learn flow``: continuous normalizing flows, the article's Figure 2 (MATH D4, D5)."""
+from __future__ import annotations
+
+import json
+import os
+import time
+
+import numpy as np
+
+from ..cli import register_demo, subcommand
+
+__all__ = ["train_flow", "flow_data", "run_flow"]
+
+
+def flow_data(name, n, seed, dim=2):
+    """Samples and the known entropy (NLL floor, or None) of a flow data set.
+
+    ``name`` is a 2-D toy (see :data:`ocp_learn.datasets.toy2d.TOY2D`) or
+    ``"gmm"``: a Gaussian mixture in ``dim`` dimensions with exact log-density
+    (8 components, means on a scaled hypercube corner pattern, variance 0.3).
+    """
+    from ..datasets.densities import GaussianMixture
+    from ..datasets.toy2d import TOY2D, nll_floor, toy_sample
+
+    if name == "gmm":
+        rng = np.random.default_rng(12345)  # the mixture itself is fixed; samples follow `seed`
+        means = 2.0 * rng.choice([-1.0, 1.0], size=(8, dim))
+        gm = GaussianMixture(means, 0.3)
+        return gm.sample(n, seed), gm.entropy(200_000, 0)[0]
+    if name not in TOY2D:
+        raise ValueError(f"data must be one of {sorted(TOY2D) + ['gmm']}, got {name!r}")
+    if dim != 2:
+        raise ValueError(f"dim must be 2 for the toy data set {name!r}, got {dim}")
+    return toy_sample(name, n, seed), nll_floor(name)
+
+
+def train_flow(x, *, optimizer="lbfgs", maxiter=300, seed=0, progress=False, batch_size=1024,
+               lr=0.02, checkpoint=None, checkpoint_every=50, resume=False, callback=None,
+               **problem_kwargs):
+    """Build and train a :class:`~ocp_learn.problems.cnf.ContinuousNormalizingFlow`.
+
+    L-BFGS on the fixed training set, or Adam on seeded mini-batches with a
+    cosine step-size schedule (Hutchinson probes redrawn every step).
+    Returns ``(problem, result, seconds)``.
+    """
+    from ..optim import adam, lbfgs
+    from ..problems.cnf import ContinuousNormalizingFlow
+
+    prob = ContinuousNormalizingFlow(x, seed=seed, **problem_kwargs)
+    theta0 = prob.init_params(seed)
+    t0 = time.perf_counter()
+    if optimizer == "lbfgs":
+        res = lbfgs(prob, theta0, maxiter=maxiter, progress=progress, callback=callback,
+                    checkpoint=checkpoint, checkpoint_every=checkpoint_every, resume=resume)
+    elif optimizer == "adam":
+        def cb(k, th, f, g):
+            if prob.trace == "hutchinson":
+                prob.resample_probes()
+            return callback(k, th, f, g) if callback else False
+        res = adam(prob, theta0, maxiter=maxiter, lr=lr, batch_size=batch_size, schedule="cosine",
+                   seed=seed, progress=progress, callback=cb, checkpoint=checkpoint,
+                   checkpoint_every=checkpoint_every, resume=resume)
+    else:
+        raise ValueError(f"optimizer must be 'lbfgs' or 'adam', got {optimizer!r}")
+    return prob, res, time.perf_counter() - t0
+
+
+def flow_metrics(prob, res, secs, x_test, floor, seed=0, n_eval=2000):
+    """Test NLL (training grid and 4x finer), inverse error, MMD, transport and HJB terms."""
+    from ..metrics import mmd
+
+    th = res.x
+    terms = prob.terms(th, x_test[:n_eval])
+    gen = prob.sample(th, n_eval, seed=seed + 7)
+    return {"test_nll": prob.nll(th, x_test), "nll_floor": floor,
+            "test_nll_fine": prob.nll(th, x_test, nt=4 * prob.nt),
+            "inverse_error": prob.inverse_error(th, x_test[:n_eval]),
+            "mmd": mmd(gen, x_test[:n_eval]), "transport_cost": terms["transport_cost"],
+            "hjb_penalty": terms["hjb_penalty"], "iterations": int(res.nit),
+            "seconds": float(secs), "n_params": int(prob.n_params), "nfev": int(res.nfev),
+            "optimizer": res.method, "success": bool(res.success)}
+
+
+def run_flow(data="8gaussians", *, out, n_train=2048, n_test=10000, dim=2, seed=0, figure=True,
+             **kwargs):
+    """Train, evaluate and plot; writes ``out/metrics.json`` and ``out/figure.png``."""
+    from ..plotting.flows import flow_figure
+
+    os.makedirs(out, exist_ok=True)
+    x, floor = flow_data(data, n_train, seed, dim)
+    x_test, _ = flow_data(data, n_test, seed + 1000, dim)
+    prob, res, secs = train_flow(x, seed=seed, **kwargs)
+    m = flow_metrics(prob, res, secs, x_test, floor, seed)
+    m.update({"data": data, "dim": int(x.shape[1]), "n_train": int(n_train)})
+    np.save(os.path.join(out, "theta.npy"), res.x)
+    with open(os.path.join(out, "metrics.json"), "w") as fh:
+        json.dump(m, fh, indent=2)
+    if figure:
+        flow_figure(prob, res.x, x_test, os.path.join(out, "figure.png"),
+                    title=f"{data}: test NLL {m['test_nll']:.3f} (floor {floor if floor is None else round(floor, 3)})")
+    return m, prob, res
+
+
+@subcommand("flow", "continuous normalizing flow with OT regularization (article Figure 2)")
+def cmd_flow(args):
+    kw = dict(optimizer=args.optimizer, maxiter=args.iters, width=args.width, n_layers=args.layers,
+              nt=args.nt, integrator=args.integrator, alpha_L=args.alpha_L, alpha_R=args.alpha_R,
+              trace=args.trace, backend=args.backend, batch_size=args.batch_size, lr=args.lr,
+              progress=args.progress, checkpoint=os.path.join(args.out, "checkpoint.npz"),
+              checkpoint_every=args.checkpoint_every, resume=args.resume)
+    m, _, _ = run_flow(args.data, out=args.out, n_train=args.n, n_test=args.n_test, dim=args.dim,
+                       seed=args.seed, **kw)
+    for k, v in m.items():
+        print(f"{k:>16}: {v:.5g}" if isinstance(v, float) else f"{k:>16}: {v}")
+    return 0
+
+
+def _configure(p):
+    p.add_argument("--data", default="8gaussians", help="2-D toy name or 'gmm' (default: %(default)s)")
+    p.add_argument("--dim", type=int, default=2, help="dimension (for --data gmm)")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--n", type=int, default=2048, help="training samples")
+    p.add_argument("--n-test", type=int, default=10000, help="test samples")
+    p.add_argument("--optimizer", choices=["lbfgs", "adam"], default="lbfgs")
+    p.add_argument("--iters", type=int, default=300)
+    p.add_argument("--batch-size", type=int, default=1024, help="Adam mini-batch size")
+    p.add_argument("--lr", type=float, default=0.02, help="Adam step size (cosine schedule)")
+    p.add_argument("--width", type=int, default=32)
+    p.add_argument("--layers", type=int, default=1, help="residual layers M")
+    p.add_argument("--nt", type=int, default=8, help="time steps")
+    p.add_argument("--integrator", default="rk4")
+    p.add_argument("--alpha-L", dest="alpha_L", type=float, default=0.01)
+    p.add_argument("--alpha-R", dest="alpha_R", type=float, default=0.05)
+    p.add_argument("--trace", choices=["exact", "hutchinson"], default="exact")
+    p.add_argument("--backend", choices=["numpy", "numba"], default="numba")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--checkpoint-every", type=int, default=50)
+    p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.npz")
+    p.add_argument("--progress", action="store_true")
+
+
+cmd_flow.configure = _configure
+
+
+@register_demo
+def run_demo_flow(out, seed=0, progress=False):
+    """A short OT-Flow run on 8gaussians (seconds)."""
+    m, _, _ = run_flow("8gaussians", out=os.path.join(out, "flow"), n_train=512, n_test=2000,
+                       seed=seed, optimizer="lbfgs", maxiter=40, width=16, nt=4,
+                       backend="numba", progress=progress)
+    keep = ("test_nll", "nll_floor", "inverse_error", "mmd", "transport_cost", "iterations", "seconds")
+    return {"problem": "flow (8gaussians, short)", **{k: m[k] for k in keep}}

@@ -1,0 +1,134 @@
+"""``ocp-learn mfg``: potential mean field games (article Table 1, Figure 3; MATH E, F)."""
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+
+from ..cli import register_demo, subcommand
+
+__all__ = ["run_mfg", "figure3"]
+
+
+def run_mfg(problem="crowd", dim=2, *, out, stages=None, resample_every=25, seed=0, backend="numba",
+            n_eval=None, n_plot=60, progress=False, figure=True):
+    """Train a preset, evaluate every term on fresh samples, plot; writes ``out/metrics.json``."""
+    from ..problems.mfg import PRESETS, mfg_preset
+    from ..problems.mfg_train import train_mfg
+    from ..plotting.mfg import crowd_2d_figure
+
+    os.makedirs(out, exist_ok=True)
+    p = PRESETS[problem]
+    prob = mfg_preset(problem, dim, stage=1, backend=backend, seed=seed)
+    if stages is None:
+        ns = p["samples"].get(dim, p["samples"][2])
+        stages = tuple(zip(ns, p["iters"]))
+    r = train_mfg(prob, stages=stages, resample_every=resample_every, seed=seed, progress=progress)
+    theta = r["theta"]
+    x_eval = prob.rho0.sample(n_eval or stages[-1][0], seed + 999)
+    terms = prob.evaluate_on(theta, x_eval)
+    m = {"problem": problem, "dim": int(dim), "objective": terms["objective"],
+         "L": terms.get("L"), "F": terms.get("F", 0.0), "G": terms.get("G"),
+         "hjb": terms.get("hjb", 0.0), "hjb_terminal": terms.get("hjb_terminal", 0.0),
+         "iterations": int(r["iterations"]), "seconds": float(r["seconds"]),
+         "n_params": int(prob.n_params), "stages": [list(s) for s in stages],
+         "validation": float(r["validation"])}
+    if problem == "ot" and prob.rho1 is not None:
+        from ..metrics import wasserstein2
+        zT = prob.trajectories(theta, x_eval[:1000])[-1]
+        m["w2_to_rho1"] = wasserstein2(zT, prob.rho1.sample(1000, seed + 5))
+    np.save(os.path.join(out, "theta.npy"), theta)
+    with open(os.path.join(out, "metrics.json"), "w") as fh:
+        json.dump(m, fh, indent=2, default=float)
+    if figure:
+        paths = prob.trajectories(theta, x_eval[:n_plot], nt=4 * prob.nt)
+        obstacle = None
+        if prob.field.interactions and hasattr(prob.field.interactions[0], "Q"):
+            obstacle = prob.field.interactions[0].Q
+        crowd_2d_figure(paths, os.path.join(out, "trajectories.png"), obstacle,
+                        title=f"{problem}, d = {dim} (first two coordinates)")
+    return m, prob, theta
+
+
+def figure3(out, *, iters=150, n=512, seed=0, backend="numba"):
+    """Article Figure 3 in 1-D: a standard Gaussian moved to a two-bump Gaussian mixture,
+    OT (straight trajectories) vs crowd motion with an obstacle at the middle of the
+    domain (trajectories bend away from it). Constants chosen here:
+    ``rho_0 = N(0, 1)``, ``rho_1 = 0.5 N(-2, 0.25) + 0.5 N(2, 0.25)``, obstacle
+    ``Q = 3 N(x; 0, 0.1)``, entropy weight 0.01, ``alpha = (1, 1, 5, 3, 1)``, RK4 with 4 steps."""
+    from ..costs.interactions import EntropyCost, ObstacleCost
+    from ..datasets.densities import GaussianMixture
+    from ..plotting.mfg import trajectories_1d_figure
+    from ..problems.mfg import PotentialMFG
+    from ..problems.mfg_train import train_mfg
+
+    rho0 = GaussianMixture([[0.0]], 1.0)
+    rho1 = GaussianMixture([[-2.0], [2.0]], 0.25)
+    obst = ObstacleCost(3.0, center=(0.0,), var=(0.1,))
+    panels, res = [], {}
+    for name, inter in (("OT", []), ("crowd motion", [obst, EntropyCost(0.01)])):
+        prob = PotentialMFG(rho0, rho1, n_samples=n, interactions=inter, alpha=(1, 1, 5, 3, 1), nt=4,
+                            width=16, n_layers=2, backend=backend, seed=seed)
+        r = train_mfg(prob, stages=((n, iters),), resample_every=50, seed=seed)
+        x = np.sort(rho0.sample(60, seed + 3), axis=0)
+        paths = prob.trajectories(r["theta"], x, nt=32)[..., 0]
+        times = np.linspace(0, 1, paths.shape[0])
+        panels.append((name, times, paths))
+        ev = prob.evaluate_on(r["theta"], rho0.sample(4000, seed + 4))
+        # straightness: max deviation of paths from the chord between their end points
+        chord = paths[0] + times[:, None] * (paths[-1] - paths[0])
+        ev["max_curvature_deviation"] = float(np.max(np.abs(paths - chord)))
+        res[name] = ev
+    os.makedirs(out, exist_ok=True)
+    trajectories_1d_figure(panels, os.path.join(out, "figure3.png"), obstacle=obst.Q)
+    with open(os.path.join(out, "figure3.json"), "w") as fh:
+        json.dump(res, fh, indent=2, default=float)
+    return res
+
+
+@subcommand("mfg", "potential mean field games: ot | crowd | nf | nf-ot in any dimension (Table 1)")
+def cmd_mfg(args):
+    if args.figure3:
+        res = figure3(args.out, iters=args.iters or 150, seed=args.seed, backend=args.backend)
+        print(json.dumps(res, indent=2, default=float))
+        return 0
+    stages = None
+    if args.samples or args.iters:
+        from ..problems.mfg import PRESETS
+        p = PRESETS[args.problem]
+        ns = args.samples or p["samples"].get(args.dim, p["samples"][2])
+        its = args.iters_stages or ([args.iters] * len(ns) if args.iters else p["iters"])
+        stages = tuple(zip(ns, its))
+    m, _, _ = run_mfg(args.problem, args.dim, out=args.out, stages=stages,
+                      resample_every=args.resample_every, seed=args.seed, backend=args.backend,
+                      progress=args.progress)
+    for k, v in m.items():
+        print(f"{k:>14}: {v:.5g}" if isinstance(v, float) else f"{k:>14}: {v}")
+    return 0
+
+
+def _configure(p):
+    p.add_argument("--problem", choices=["ot", "crowd", "nf", "nf-ot"], default="crowd")
+    p.add_argument("--dim", type=int, default=2)
+    p.add_argument("--out", required=True)
+    p.add_argument("--samples", type=int, nargs="+", help="agents per stage (default: MATH F)")
+    p.add_argument("--iters", type=int, help="iterations per stage (default: MATH F)")
+    p.add_argument("--iters-stages", type=int, nargs="+", help="iterations of each stage")
+    p.add_argument("--resample-every", type=int, default=25)
+    p.add_argument("--backend", choices=["numpy", "numba"], default="numba")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--figure3", action="store_true", help="the article's 1-D Figure 3 instead")
+    p.add_argument("--progress", action="store_true")
+
+
+cmd_mfg.configure = _configure
+
+
+@register_demo
+def run_demo_mfg(out, seed=0, progress=False):
+    """A small 2-D crowd-motion run (seconds)."""
+    m, _, _ = run_mfg("crowd", 2, out=os.path.join(out, "mfg"), stages=((256, 40),),
+                      resample_every=20, seed=seed, n_eval=1000, progress=progress)
+    keep = ("objective", "L", "F", "G", "hjb", "hjb_terminal", "iterations", "seconds")
+    return {"problem": "mfg (crowd motion, d=2, short)", **{k: m[k] for k in keep}}

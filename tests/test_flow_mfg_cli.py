@@ -1,0 +1,72 @@
+"""The `flow` and `mfg` commands end to end at tiny sizes, and the MFG/flow helpers."""
+import json
+
+import numpy as np
+import pytest
+
+from ocp_learn.cli import main
+from ocp_learn.commands.flow import flow_data
+from ocp_learn.metrics import mmd
+from ocp_learn.problems.mfg_train import gaussian_mfg_optimum
+
+FLOW_KEYS = {"test_nll", "nll_floor", "inverse_error", "mmd", "transport_cost", "hjb_penalty",
+             "iterations", "seconds", "n_params"}
+MFG_KEYS = {"objective", "L", "F", "G", "hjb", "hjb_terminal", "iterations", "seconds", "n_params",
+            "dim"}
+
+
+def test_flow_command_writes_metrics_and_figure(tmp_path):
+    out = tmp_path / "flow"
+    rc = main(["flow", "--data", "8gaussians", "--out", str(out), "--n", "128", "--n-test", "300",
+               "--iters", "4", "--width", "6", "--nt", "2", "--backend", "numpy"])
+    assert rc == 0
+    m = json.loads((out / "metrics.json").read_text())
+    assert FLOW_KEYS <= set(m)
+    assert np.isfinite(m["test_nll"]) and m["iterations"] >= 1
+    assert (out / "figure.png").stat().st_size > 5000
+    # resume continues from the checkpoint to the new iteration budget
+    rc = main(["flow", "--data", "8gaussians", "--out", str(out), "--n", "128", "--n-test", "300",
+               "--iters", "6", "--width", "6", "--nt", "2", "--backend", "numpy", "--resume",
+               "--checkpoint-every", "1"])
+    assert rc == 0
+
+
+def test_mfg_command_writes_metrics_and_figure(tmp_path):
+    out = tmp_path / "mfg"
+    rc = main(["mfg", "--problem", "crowd", "--dim", "3", "--out", str(out), "--samples", "64",
+               "--iters", "3", "--backend", "numpy"])
+    assert rc == 0
+    m = json.loads((out / "metrics.json").read_text())
+    assert MFG_KEYS <= set(m) and m["dim"] == 3
+    assert (out / "trajectories.png").stat().st_size > 5000
+
+
+def test_flow_data_sets_and_floors():
+    x, floor = flow_data("checkerboard", 100, 0)
+    assert x.shape == (100, 2) and abs(floor - np.log(32)) < 1e-12
+    x, floor = flow_data("gmm", 50, 0, dim=16)
+    assert x.shape == (50, 16) and np.isfinite(floor)
+    with pytest.raises(ValueError, match="data must be one of"):
+        flow_data("nope", 10, 0)
+
+
+def test_mmd_separates_distributions():
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal((300, 2)), rng.standard_normal((300, 2))
+    c = rng.standard_normal((300, 2)) + 1.0
+    assert abs(mmd(a, b)) < 0.02 < mmd(a, c)
+
+
+def test_gaussian_mfg_optimum_is_stationary():
+    ref = gaussian_mfg_optimum([0.0, 0.0], 0.5, [2.0, 0.0], 0.3, a1=1.0, a3=5.0)
+    # perturbing the terminal mean or variance increases L + a3 KL
+    m0, s0, m1, s1 = np.zeros(2), 0.5, np.array([2.0, 0.0]), 0.3
+
+    def J(mT, sT):
+        L = 0.5 * (np.sum((mT - m0) ** 2) + 2 * (np.sqrt(sT) - np.sqrt(s0)) ** 2)
+        G = 0.5 * (2 * sT / s1 + np.sum((m1 - mT) ** 2) / s1 - 2 + 2 * np.log(s1 / sT))
+        return L + 5.0 * G
+
+    assert J(ref["mT"], ref["sT"]) == pytest.approx(ref["J"], rel=1e-12)
+    for dm, ds in ((0.01, 0), (0, 0.01), (-0.01, 0), (0, -0.01)):
+        assert J(ref["mT"] + dm, ref["sT"] + ds) > ref["J"]

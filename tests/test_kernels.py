@@ -1,0 +1,201 @@
+"""Compute backends (issue 9): numba == numpy to 1e-12 on every quantity, fused CNF field,
+MLP kernels, the automatic fused/BLAS choice, the registry and thread settings."""
+import numpy as np
+import pytest
+
+from ocp_learn import kernels
+from ocp_learn.kernels import mlp_numba, potential_numba
+from ocp_learn.kernels.potential_flow_numba import FusedPotentialFlowField, fuse, fused_available
+from ocp_learn.models import PotentialResNet
+from ocp_learn.models.mlp import SingleLayerNet
+from ocp_learn.models.potential import log_cosh
+from ocp_learn.problems.cnf import ContinuousNormalizingFlow
+from ocp_learn.verify import check_gradient, dot_product_test
+
+TOL = 1e-12
+
+
+def rel(a, b):
+    a, b = np.asarray(a), np.asarray(b)
+    return np.max(np.abs(a - b)) / max(np.max(np.abs(b)), 1e-300)
+
+
+def pair(d, M, width, trace, path, seed=0):
+    ref = PotentialResNet(d, width=width, n_layers=M, trace=trace, backend="numpy")
+    fast = PotentialResNet(d, width=width, n_layers=M, trace=trace, backend="numba", path=path)
+    theta = ref.init_params(seed) + 0.3 * np.random.default_rng(seed).standard_normal(ref.n_params)
+    return ref, fast, theta
+
+
+# ----------------------------------------------------------------------------- potential
+@pytest.mark.parametrize("path", ["fused", "blas"])
+@pytest.mark.parametrize("trace", ["exact", "hutchinson"])
+@pytest.mark.parametrize("d,M", [(1, 1), (2, 2), (5, 1)])
+def test_potential_numba_equals_numpy(d, M, trace, path):
+    rng = np.random.default_rng(d + M)
+    ref, fast, theta = pair(d, M, 6, trace, path)
+    n = 7
+    x, t = rng.standard_normal((n, d)), rng.standard_normal(n)
+    pr = ref.sample_probes(n, rng, k=2) if trace == "hutchinson" else None
+    A, B = ref.derivatives(x, t, theta, probes=pr), fast.derivatives(x, t, theta, probes=pr)
+    for a, b in zip(A, B):
+        assert rel(b, a) <= TOL
+    bars = dict(phi_bar=rng.standard_normal(n), grad_bar=rng.standard_normal((n, d)),
+                dt_bar=rng.standard_normal(n), lap_bar=rng.standard_normal(n), probes=pr)
+    for a, b in zip(ref.derivatives_vjp(x, t, theta, **bars), fast.derivatives_vjp(x, t, theta, **bars)):
+        assert rel(b, a) <= TOL
+    tang = dict(dx=rng.standard_normal((n, d)), dt=rng.standard_normal(n),
+                dtheta=rng.standard_normal(ref.n_params), probes=pr)
+    for a, b in zip(ref.derivatives_jvp(x, t, theta, **tang), fast.derivatives_jvp(x, t, theta, **tang)):
+        assert rel(b, a) <= TOL
+
+
+def test_potential_kernels_independent_of_the_block_split():
+    ref, _, theta = pair(3, 2, 5, "exact", "fused")
+    rng = np.random.default_rng(3)
+    n = 11
+    S = rng.standard_normal((n, 4))
+    P = ref.unpack(theta)
+    args = (rng.standard_normal(n), rng.standard_normal((n, 4)), rng.standard_normal(n))
+    s1, B1 = potential_numba.derivatives_vjp(P, S, None, ref.h, *args, blocks=1)
+    s5, B5 = potential_numba.derivatives_vjp(P, S, None, ref.h, *args, blocks=5)
+    assert rel(s5, s1) <= TOL
+    for k in B1:
+        assert rel(B5[k], B1[k]) <= TOL
+
+
+def test_fused_activation_matches_log_cosh_and_tanh_to_rounding():
+    for a in [0.0, 1e-300, -1e-12, 3e-8, -1e-3, 0.4, -2.5, 19.0, -700.0]:
+        u, g = potential_numba._act(a)
+        assert abs(u - log_cosh(a)) <= 4e-16 * abs(log_cosh(a))
+        assert abs(g - np.tanh(a)) <= 4e-16 * abs(np.tanh(a))
+
+
+def test_auto_path_picks_blas_for_wide_nets_and_bad_path_is_rejected():
+    small = PotentialResNet(2, width=8, backend="numba")
+    wide = PotentialResNet(2, width=PotentialResNet.BLAS_MIN_WIDTH, backend="numba")
+    assert small._fused() and not wide._fused()
+    assert not PotentialResNet(2, width=8, backend="numba", path="blas")._fused()
+    assert not PotentialResNet(2, width=8, backend="numpy")._fused()
+    with pytest.raises(ValueError, match="path"):
+        PotentialResNet(2, path="gemm")
+
+
+# ----------------------------------------------------------------------------- fused CNF field
+def _cnf(trace, backend="numba", hjb=5.0, n=9, d=2):
+    x = np.random.default_rng(7).standard_normal((n, d))
+    return ContinuousNormalizingFlow(x, width=5, n_layers=2, nt=2, trace=trace, backend=backend,
+                                     alpha_R=hjb, seed=1)
+
+
+@pytest.mark.parametrize("hjb", [5.0, 0.0])
+@pytest.mark.parametrize("trace", ["exact", "hutchinson"])
+def test_cnf_objective_and_gradient_fused_numba_numpy_agree(trace, hjb):
+    ref = _cnf(trace, "numpy", hjb)
+    theta = ref.init_params(0)
+    theta = theta + 0.2 * np.random.default_rng(0).standard_normal(theta.size)
+    J0, g0 = ref.objective_and_gradient(theta)
+    for p in (_cnf(trace, "numba", hjb), fuse(_cnf(trace, "numba", hjb))):
+        J, g = p.objective_and_gradient(theta)
+        assert abs(J - J0) <= TOL * abs(J0)
+        assert rel(g, g0) <= TOL
+    assert isinstance(p.field, FusedPotentialFlowField) and fused_available(p.field)
+
+
+def test_fused_field_rhs_and_vjp_equal_the_generic_field():
+    p = _cnf("exact")
+    generic = p.field
+    fused = fuse(_cnf("exact")).field
+    theta = p.init_params(0)[:generic.n_params]
+    rng = np.random.default_rng(2)
+    y = rng.standard_normal((9, generic.state_dim))
+    ybar = rng.standard_normal(y.shape)
+    assert rel(fused.rhs(y, 0.3, theta), generic.rhs(y, 0.3, theta)) <= TOL
+    for a, b in zip(generic.vjp(y, 0.3, theta, ybar), fused.vjp(y, 0.3, theta, ybar)):
+        assert rel(b, a) <= TOL
+    # the fused gradient is also a true gradient of the discrete objective (Taylor, order 2)
+    q = fuse(_cnf("exact"))
+    th = q.init_params(0)
+    check_gradient(q.objective_and_gradient, th, seed=3)
+
+
+def test_fused_field_dropped_hjb_term_is_caught():
+    """Leaving out the HJB residual's cotangent in the fused vjp changes the gradient."""
+    p = fuse(_cnf("exact"))
+    theta = p.init_params(0)
+    J, g = p.objective_and_gradient(theta)
+    f = p.field
+    vjp = f.vjp
+
+    def vjp_without_hjb(y, t, th, ybar):
+        yb = ybar.copy()
+        yb[:, f.c_R] = 0.0
+        return vjp(y, t, th, yb)
+
+    f.vjp = vjp_without_hjb
+    _, g_bad = p.objective_and_gradient(theta)
+    assert rel(g_bad, g) > 1e-4
+
+
+def test_fused_field_falls_back_when_not_applicable():
+    p = fuse(_cnf("exact", backend="numpy"))
+    assert not fused_available(p.field)
+    ref = _cnf("exact", backend="numpy")
+    th = ref.init_params(0)
+    assert p.objective(th) == ref.objective(th)
+    with pytest.raises(TypeError, match="PotentialFlowField"):
+        fuse(type("P", (), {"field": object()})())
+
+
+# ----------------------------------------------------------------------------- MLP (A1)
+def test_mlp_numba_equals_numpy_and_is_adjoint_consistent():
+    rng = np.random.default_rng(5)
+    a, b = SingleLayerNet(3, 7), SingleLayerNet(3, 7, backend="numba")
+    th = a.init_params(0)
+    z, dz, fb = (rng.standard_normal((13, 3)) for _ in range(3))
+    dth = rng.standard_normal(th.size)
+    assert rel(b.rhs(z, 0.0, th), a.rhs(z, 0.0, th)) <= TOL
+    for v, w in [(dz, dth), (None, dth), (dz, None)]:
+        assert rel(b.jvp(z, 0.0, th, v, w), a.jvp(z, 0.0, th, v, w)) <= TOL
+    for x, y in zip(a.vjp(z, 0.0, th, fb), b.vjp(z, 0.0, th, fb)):
+        assert rel(y, x) <= TOL
+    err = dot_product_test(lambda v: b.jvp(z, 0.0, th, v[0], v[1]),
+                           lambda w: b.vjp(z, 0.0, th, w), (dz, dth), fb)
+    assert err <= 1e-12
+    # a dropped term (the tanh' factor on the K1 block) is caught by the same test
+    def vjp_dropped(w):
+        zb, g = b.vjp(z, 0.0, th, w)
+        G = b.unpack(g.copy())
+        G["K1"][...] *= 1.5
+        return zb, b.layout.pack(G)
+
+    assert dot_product_test(lambda v: b.jvp(z, 0.0, th, v[0], v[1]), vjp_dropped, (dz, dth), fb) > 1e-6
+    with pytest.raises(ValueError, match="backend"):
+        SingleLayerNet(3, 7, backend="torch")
+    zb, B = mlp_numba.vjp(a.unpack(th), z, fb)
+    assert set(B) == {"K1", "b1", "K2", "b2"} and zb.shape == z.shape
+
+
+# ----------------------------------------------------------------------------- registry
+def test_backend_registry_and_threads():
+    assert kernels.available_backends()[:2] == ["numpy", "numba"]
+    assert kernels.default_backend() == "numba"
+    assert kernels.check_backend(None) == "numba"
+    with pytest.raises(ValueError, match="backend"):
+        kernels.check_backend("jax")
+    if not kernels.cupy_available():
+        with pytest.raises(RuntimeError, match="cupy"):
+            kernels.check_backend("cupy")
+        with pytest.raises(RuntimeError, match="cupy"):
+            PotentialResNet(2, backend="cupy")
+    old = kernels.get_num_threads()
+    try:
+        kernels.set_num_threads(1)
+        assert kernels.get_num_threads() == 1
+    finally:
+        kernels.set_num_threads(old)
+    with pytest.raises(ValueError, match="n"):
+        kernels.set_num_threads(0)
+    import numba
+    with pytest.raises(ValueError, match="NUMBA_NUM_THREADS"):
+        kernels.set_num_threads(numba.config.NUMBA_NUM_THREADS + 1)
