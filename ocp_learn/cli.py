@@ -86,6 +86,8 @@ def build_parser():
         prog="ocp-learn",
         description="Continuous-time deep learning as optimal control (exact discrete gradients).")
     parser.add_argument("--version", action="version", version=f"ocp-learn {__version__}")
+    parser.add_argument("--debug", action="store_true", default=False,
+                        help="re-raise errors with a traceback (also: OCP_LEARN_DEBUG=1)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (fn, help_) in SUBCOMMANDS.items():
         p = sub.add_parser(name, help=help_, description=help_)
@@ -95,13 +97,35 @@ def build_parser():
     return parser
 
 
+def _debug_requested(args):
+    return bool(getattr(args, "debug", False)) or os.environ.get("OCP_LEARN_DEBUG", "") not in ("", "0")
+
+
 def main(argv=None):
+    """Run ``ocp-learn``; returns the exit status.
+
+    A bad option value found by argparse exits with status 2 and a usage
+    message.  A bad value found by the library inside a command
+    (``ValueError``, ``TypeError``, :class:`~ocp_learn.NonFiniteError`,
+    ``FileNotFoundError``) prints one line ``ocp-learn: error: <message>`` to
+    stderr and returns 2, without a traceback; ``--debug`` (or
+    ``OCP_LEARN_DEBUG=1``) re-raises it instead.
+    """
+    from .errors import NonFiniteError
+
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "command", None):
         parser.print_help()
         return 2
-    return args._fn(args)
+    try:
+        return args._fn(args)
+    except (ValueError, TypeError, NonFiniteError, FileNotFoundError) as exc:
+        if _debug_requested(args):
+            raise
+        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        print(f"ocp-learn {args.command}: error: {msg}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":  # pragma: no cover

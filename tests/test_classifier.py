@@ -155,7 +155,7 @@ def test_cli_classify_viscosity_adds_perturbed_accuracy(tmp_path):
 
 def test_cli_classify_rejects_bad_time_param(tmp_path):
     with pytest.raises(ValueError, match="time-param"):
-        main(["classify", "--time-param", "spline", "--out", str(tmp_path)])
+        main(["--debug", "classify", "--time-param", "spline", "--out", str(tmp_path)])
 
 
 # --- viscous variant (MATH C2) -------------------------------------------------------------
