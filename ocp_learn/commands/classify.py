@@ -36,8 +36,11 @@ def train_classifier(x_train, y_train, *, augment=0, optimizer="lbfgs", maxiter=
     from ..problems import NeuralODEClassifier
     from ..problems.viscous import ViscousClassifier
 
+    from ..errors import check_positive_float
+
     if optimizer not in OPTIMIZERS:
         raise ValueError(f"optimizer must be one of {list(OPTIMIZERS)}, got {optimizer!r}")
+    viscosity = check_positive_float("viscosity", viscosity, allow_zero=True)
     if viscosity > 0:
         problem_kwargs["integrator"] = "euler"
         prob = ViscousClassifier(x_train, y_train, augment=augment, nu=viscosity, n_paths=n_paths,
@@ -87,9 +90,17 @@ def classify(data="rings", *, augment=1, n_train=1000, n_test=1000, out=None, se
     perturbations of growing size, :func:`~ocp_learn.problems.viscous.robustness_curve`).
     """
     from ..datasets import get_dataset, train_test_split
+    from ..errors import check_nonneg_int, check_positive_float, check_positive_int, check_rng
     from ..plotting import plot_classifier_figure
     from ..problems.viscous import robustness_curve
 
+    # validate before any data is drawn or any model trained
+    n_train = check_positive_int("n_train", n_train)
+    n_test = check_positive_int("n_test", n_test)
+    check_nonneg_int("augment", augment)
+    check_positive_int("maxiter", maxiter)
+    check_positive_float("viscosity", viscosity, allow_zero=True)
+    check_rng(seed)
     x, y = get_dataset(data, n_train + n_test, seed=seed)
     x_train, y_train, x_test, y_test = train_test_split(x, y, n_test / (n_train + n_test), seed=seed)
     lim = float(np.max(np.abs(x))) * 1.1

@@ -40,9 +40,12 @@ def train_flow(x, *, optimizer="lbfgs", maxiter=300, seed=0, progress=False, bat
     """Build and train a :class:`~ocp_learn.problems.cnf.ContinuousNormalizingFlow`.
 
     L-BFGS on the fixed training set, or Adam on seeded mini-batches with a
-    cosine step-size schedule (Hutchinson probes redrawn every step).
+    cosine step-size schedule (Hutchinson probes redrawn every step).  Under
+    ``mpiexec -n K`` the samples are sharded over the ranks
+    (:func:`ocp_learn.distributed.minimize`).
     Returns ``(problem, result, seconds)``.
     """
+    from ..distributed import minimize
     from ..optim import adam, lbfgs
     from ..problems.cnf import ContinuousNormalizingFlow
 
@@ -50,16 +53,16 @@ def train_flow(x, *, optimizer="lbfgs", maxiter=300, seed=0, progress=False, bat
     theta0 = prob.init_params(seed)
     t0 = time.perf_counter()
     if optimizer == "lbfgs":
-        res = lbfgs(prob, theta0, maxiter=maxiter, progress=progress, callback=callback,
-                    checkpoint=checkpoint, checkpoint_every=checkpoint_every, resume=resume)
+        res = minimize(prob, lbfgs, theta0, maxiter=maxiter, progress=progress, callback=callback,
+                       checkpoint=checkpoint, checkpoint_every=checkpoint_every, resume=resume)
     elif optimizer == "adam":
         def cb(k, th, f, g):
             if prob.trace == "hutchinson":
                 prob.resample_probes()
             return callback(k, th, f, g) if callback else False
-        res = adam(prob, theta0, maxiter=maxiter, lr=lr, batch_size=batch_size, schedule="cosine",
-                   seed=seed, progress=progress, callback=cb, checkpoint=checkpoint,
-                   checkpoint_every=checkpoint_every, resume=resume)
+        res = minimize(prob, adam, theta0, maxiter=maxiter, lr=lr, batch_size=batch_size,
+                       schedule="cosine", seed=seed, progress=progress, callback=cb,
+                       checkpoint=checkpoint, checkpoint_every=checkpoint_every, resume=resume)
     else:
         raise ValueError(f"optimizer must be 'lbfgs' or 'adam', got {optimizer!r}")
     return prob, res, time.perf_counter() - t0
@@ -90,6 +93,9 @@ def run_flow(data="8gaussians", *, out, n_train=2048, n_test=10000, dim=2, seed=
     x, floor = flow_data(data, n_train, seed, dim)
     x_test, _ = flow_data(data, n_test, seed + 1000, dim)
     prob, res, secs = train_flow(x, seed=seed, **kwargs)
+    from ..distributed import auto_comm
+    if auto_comm().Get_rank() != 0:  # under MPI: rank 0 evaluates and writes
+        return {}, prob, res
     m = flow_metrics(prob, res, secs, x_test, floor, seed)
     m.update({"data": data, "dim": int(x.shape[1]), "n_train": int(n_train)})
     np.save(os.path.join(out, "theta.npy"), res.x)
@@ -110,7 +116,7 @@ def cmd_flow(args):
               checkpoint_every=args.checkpoint_every, resume=args.resume)
     m, _, _ = run_flow(args.data, out=args.out, n_train=args.n, n_test=args.n_test, dim=args.dim,
                        seed=args.seed, **kw)
-    for k, v in m.items():
+    for k, v in m.items():  # empty on MPI ranks other than 0
         print(f"{k:>16}: {v:.5g}" if isinstance(v, float) else f"{k:>16}: {v}")
     return 0
 

@@ -26,6 +26,9 @@ def run_mfg(problem="crowd", dim=2, *, out, stages=None, resample_every=25, seed
         stages = tuple(zip(ns, p["iters"]))
     r = train_mfg(prob, stages=stages, resample_every=resample_every, seed=seed, progress=progress)
     theta = r["theta"]
+    from ..distributed import auto_comm
+    if auto_comm().Get_rank() != 0:  # under MPI: rank 0 evaluates and writes
+        return {}, prob, theta
     x_eval = prob.rho0.sample(n_eval or stages[-1][0], seed + 999)
     terms = prob.evaluate_on(theta, x_eval)
     m = {"problem": problem, "dim": int(dim), "objective": terms["objective"],

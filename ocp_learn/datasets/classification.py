@@ -99,6 +99,8 @@ def train_test_split(x, y, test_fraction=0.25, seed=0):
         raise ValueError(f"test_fraction must lie in (0, 1), got {test_fraction}")
     rng = check_rng(seed)
     n = x.shape[0]
+    if np.shape(y)[:1] != (n,):
+        raise ValueError(f"y must have one entry per row of x ({n}), got shape {np.shape(y)}")
     perm = rng.permutation(n)
     k = int(round(n * test_fraction))
     te, tr = perm[:k], perm[k:]

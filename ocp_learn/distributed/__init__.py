@@ -33,3 +33,22 @@ def distribute(problem, comm=None, **kwargs):
     if comm.Get_size() == 1 and kwargs.get("virtual_ranks", 1) == 1:
         return problem
     return DistributedProblem(problem, comm, **kwargs)
+
+
+def minimize(problem, optimizer, *args, comm=None, **kwargs):
+    """Run ``optimizer(problem, *args, **kwargs)``, data-parallel under MPI.
+
+    Serial runs call the optimizer directly.  Under ``mpiexec -n K`` every rank
+    calls this with the same (identically seeded) ``problem``; rank 0 drives the
+    optimizer on a :class:`DistributedProblem` over the ranks' shards and every
+    rank returns rank 0's result.  Progress bars are shown on rank 0 only.
+    """
+    comm = auto_comm() if comm is None else comm
+    if comm.Get_size() == 1:
+        return optimizer(problem, *args, **kwargs)
+    dist = DistributedProblem(problem, comm)
+    kwargs["progress"] = bool(kwargs.get("progress", False)) and dist.is_root
+    return dist.minimize(optimizer, *args, **kwargs)
+
+
+__all__ += ["minimize"]

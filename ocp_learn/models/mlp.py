@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import check_positive_int, check_choice
+from ..errors import check_choice, check_positive_float, check_positive_int
 from ..params import ParamLayout
 from .base import Model
 
@@ -40,7 +40,7 @@ class SingleLayerNet(Model):
         self.dim = self.state_dim = check_positive_int("dim", dim)
         self.width = check_positive_int("width", width)
         check_choice("activation", activation, {"tanh"})
-        self.init_scale = float(init_scale)
+        self.init_scale = check_positive_float("init_scale", init_scale, allow_zero=True)
         self.backend = check_choice("backend", backend, {"numpy", "numba"})
         m, d = self.width, self.dim
         self.layout = ParamLayout([("K1", (m, d)), ("b1", (m,)), ("K2", (d, m)), ("b2", (d,))])

@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 from tqdm.auto import tqdm
 
-from ..errors import NonFiniteError, check_positive_float, check_positive_int
+from ..errors import NonFiniteError, check_nonneg_int, check_positive_float, check_positive_int
 from ..ledger import Ledger
 from .checkpoint import check_resume, load_checkpoint, save_checkpoint
 from .history import History, Objective, count_sweeps, make_result
@@ -140,6 +140,10 @@ def gauss_newton(problem, theta0=None, *, maxiter=50, gtol=1e-6, ftol=1e-12, cg_
     lam = check_positive_float("damping", damping, allow_zero=True)
     min_damping = check_positive_float("min_damping", min_damping, allow_zero=True)
     checkpoint_every = check_positive_int("checkpoint_every", checkpoint_every)
+    c1 = check_positive_float("c1", c1)
+    if not c1 < 1.0:
+        raise ValueError(f"c1 must lie in (0, 1) (Armijo constant), got {c1}")
+    max_backtracks = check_nonneg_int("max_backtracks", max_backtracks)
     if not hasattr(problem, "gauss_newton_operator"):
         raise TypeError(f"problem must provide gauss_newton_operator(theta, batch), "
                         f"got {type(problem).__name__}")

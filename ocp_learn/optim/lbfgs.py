@@ -58,7 +58,11 @@ def lbfgs(problem, theta0=None, *, maxiter=200, gtol=1e-6, ftol=1e-12, memory=10
     """
     maxiter = check_positive_int("maxiter", maxiter)
     check_positive_float("gtol", gtol, allow_zero=True)
+    check_positive_float("ftol", ftol, allow_zero=True)
     memory = check_positive_int("memory", memory)
+    if not hasattr(problem, "objective_and_gradient"):
+        raise TypeError(f"problem must provide objective_and_gradient(theta, batch), "
+                        f"got {type(problem).__name__}")
     x0 = problem.init_params(seed) if theta0 is None else problem._check_theta(theta0, "theta0") \
         if hasattr(problem, "_check_theta") else np.asarray(theta0, dtype=np.float64)
     checkpoint_every = check_positive_int("checkpoint_every", checkpoint_every)

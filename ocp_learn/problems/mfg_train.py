@@ -20,6 +20,9 @@ def train_mfg(prob, theta0=None, *, stages=((1024, 100),), resample_every=25, n_
               optimizer="lbfgs", seed=0, progress=False, callback=None):
     """Staged training with resampling and validation-based model selection.
 
+    Under ``mpiexec -n K`` every rank draws the same agents (same seed) and each
+    L-BFGS run is sharded over the ranks (:func:`ocp_learn.distributed.minimize`).
+
     Parameters
     ----------
     prob : PotentialMFG
@@ -37,6 +40,7 @@ def train_mfg(prob, theta0=None, *, stages=((1024, 100),), resample_every=25, n_
     iteration, stage, train objective, validation objective, seconds),
     ``iterations``, ``seconds``.
     """
+    from ..distributed import minimize
     from ..optim import lbfgs
 
     if optimizer != "lbfgs":
@@ -55,7 +59,7 @@ def train_mfg(prob, theta0=None, *, stages=((1024, 100),), resample_every=25, n_
         while done < iters:
             prob.resample(n_s, rng)
             k = min(resample_every, iters - done)
-            res = lbfgs(prob, theta, maxiter=k, progress=progress)
+            res = minimize(prob, lbfgs, theta, maxiter=k, progress=progress)
             theta = res.x
             done += k
             it += max(res.nit, 1)
