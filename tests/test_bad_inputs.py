@@ -54,15 +54,15 @@ class _NoGradient:
 
 
 def _implicit_tableau():
-    return ButcherTableau("bad", np.array([[0.5]]), np.array([1.0]), np.array([0.5]), order=1)
+    return ButcherTableau(np.array([[0.5]]), np.array([1.0]), np.array([0.5]), "bad", 1)
 
 
 def _nonfinite_tableau():
-    return ButcherTableau("bad", np.array([[0.0]]), np.array([np.nan]), np.array([0.0]), order=1)
+    return ButcherTableau(np.array([[0.0]]), np.array([np.nan]), np.array([0.0]), "bad", 1)
 
 
 def _inconsistent_tableau():
-    return ButcherTableau("bad", np.array([[0.0]]), np.array([0.5]), np.array([0.0]), order=None)
+    return ButcherTableau(np.array([[0.0]]), np.array([0.5]), np.array([0.0]), "bad", None)
 
 
 # (id, callable, expected exception type(s), regex the message must match: the argument's name)

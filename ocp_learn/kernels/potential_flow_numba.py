@@ -2,8 +2,10 @@ r"""Fused Numba path of the CNF potential flow field (MATH D4, D5; optional fast
 
 :class:`FusedPotentialFlowField` is a drop-in subclass of
 :class:`ocp_learn.problems.potential_flow.PotentialFlowField` for the plain
-OT-Flow CNF (no interaction terms, no ``log rho_0`` column) whose potential
-uses ``backend="numba"``.  It changes no formula; it removes work and
+OT-Flow CNF and the OT mean field game (no interaction terms) whose potential
+uses ``backend="numba"`` on the fused path (``path="auto"`` picks it below
+``PotentialResNet.BLAS_MIN_WIDTH``; wider nets keep the BLAS program, which
+measured faster at d = 64, m = 128 even with its extra forward pass).  It changes no formula; it removes work and
 Python overhead from the two calls the RK sweep makes per stage:
 
 * ``rhs``: one kernel forms the whole augmented right-hand side
@@ -131,8 +133,11 @@ def _vjp_kernel(S, W, exact, d, h, w, A, b, c, K0, b0, K, bK, a1, c_R, ybar, edg
 
 def fused_available(field):
     """Whether ``field`` (a :class:`PotentialFlowField`) fits the fused kernels."""
-    return (not field.interactions and field.c_lr0 is None
-            and getattr(field.potential, "backend", None) == "numba")
+    pot = field.potential
+    # a log rho_0 column is constant in time and, without interaction terms, enters
+    # neither the right-hand side nor its adjoint: the kernels leave it at zero
+    return (not field.interactions
+            and getattr(pot, "backend", None) == "numba" and pot._fused())
 
 
 class FusedPotentialFlowField(PotentialFlowField):

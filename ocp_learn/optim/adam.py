@@ -98,8 +98,11 @@ def adam(problem, theta0=None, *, maxiter=1000, lr=1e-2, betas=(0.9, 0.999), eps
     scipy.optimize.OptimizeResult
         ``x, fun, jac, nit, nfev, history`` (per step: mini-batch objective,
         gradient norm, time, ``lr``, ``sweeps``), ``ledger``, ``sweeps``.
-        A step whose objective is not finite stops the run with
-        ``success=False`` at the last finite iterate.
+        An iterate whose objective or gradient is not finite (e.g. the ODE
+        solution overflowed) stops the run with ``success=False``, a message
+        naming the cause, and ``x`` the previous iterate (the last with a
+        finite objective); parameters are never NaN.  A non-finite objective
+        at ``theta0`` raises ``ValueError``.
     """
     maxiter = check_positive_int("maxiter", maxiter)
     lr = check_positive_float("lr", lr)
@@ -174,13 +177,21 @@ def adam(problem, theta0=None, *, maxiter=1000, lr=1e-2, betas=(0.9, 0.999), eps
 
     bar = tqdm(total=maxiter, initial=k, disable=not progress, desc="Adam", leave=False)
     failure = None
+    x_prev = None  # the last iterate whose objective was finite
     try:
         while k < maxiter and message is None:
             batch = next_batch()
             try:
                 f, g = problem.objective_and_gradient(x, batch)
+                if not (np.isfinite(f) and np.all(np.isfinite(g))):
+                    raise NonFiniteError(f"objective or gradient is not finite ({f})")
             except NonFiniteError as exc:
+                if x_prev is None and k == 0:
+                    raise ValueError(f"theta0: the objective is not finite at the start ({exc})") \
+                        from exc
                 failure = str(exc)
+                if x_prev is not None:
+                    x = x_prev
                 break
             nfev += 1
             ev = getattr(problem, "last_evaluation", None)
@@ -194,7 +205,7 @@ def adam(problem, theta0=None, *, maxiter=1000, lr=1e-2, betas=(0.9, 0.999), eps
             vhat = v / (1.0 - b2 ** k)
             x_new = x - lr_k * mhat / (np.sqrt(vhat) + eps)
             hist.record(k - 1, f, g, lr=lr_k, sweeps=count_sweeps(ledger, problem))
-            x = x_new
+            x_prev, x = x, x_new
             bar.update(1)
             bar.set_postfix(f=f"{f:.4e}")
             if callback is not None and callback(k, x, f, g):
@@ -206,7 +217,13 @@ def adam(problem, theta0=None, *, maxiter=1000, lr=1e-2, betas=(0.9, 0.999), eps
     obj = Objective(problem, None)
     obj.nfev, obj.ledger = nfev, ledger
     if failure is not None:
-        success, message = False, f"non-finite objective at step {k}: {failure}"
+        success = False
+        if x_prev is not None:
+            message = (f"non-finite objective at iterate {k}: {failure}; returned iterate "
+                       f"{k - 1}, the last with a finite objective")
+            k -= 1
+        else:
+            message = f"non-finite objective at iterate {k}: {failure}"
     else:
         success = True
         message = message or "maximum number of iterations reached"

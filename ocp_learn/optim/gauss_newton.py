@@ -129,7 +129,12 @@ def gauss_newton(problem, theta0=None, *, maxiter=50, gtol=1e-6, ftol=1e-12, cg_
         As :func:`~ocp_learn.optim.lbfgs`, plus ``n_products`` (GGN
         products), ``cg_iterations``, ``sweeps`` (full-horizon forward,
         tangent and adjoint passes) and ``damping``.  ``history`` has the
-        columns ``sweeps`` and ``damping``.
+        columns ``sweeps`` and ``damping``.  A trial point whose objective is
+        not finite (e.g. the ODE solution overflowed) counts as a failed
+        Armijo test (the line search backtracks); three consecutive rejected
+        steps that met non-finite values, or a non-finite gradient at an
+        accepted iterate, stop the run with ``success=False``, a message
+        naming the cause, and ``x`` the last finite iterate.
     """
     maxiter = check_positive_int("maxiter", maxiter)
     check_positive_float("gtol", gtol, allow_zero=True)
@@ -190,9 +195,19 @@ def gauss_newton(problem, theta0=None, *, maxiter=50, gtol=1e-6, ftol=1e-12, cg_
     success, message = False, state["message"] or "maximum number of iterations reached"
     if state["message"] is not None:
         success = True
+    failure = None        # a non-finite value that stopped the run
+    last_nonfinite = None  # message of the last non-finite trial point
+    rejected = 0          # consecutive rejected steps that met non-finite values
     try:
         while state["it"] < maxiter and state["message"] is None:
-            op = problem.gauss_newton_operator(x, batch)
+            try:
+                op = problem.gauss_newton_operator(x, batch)
+            except NonFiniteError as exc:
+                if state["it"] == 0 and not hist.iteration:
+                    raise ValueError(f"theta0: the objective is not finite at the start ({exc})") \
+                        from exc
+                failure = f"non-finite objective or gradient at iterate {state['it']}: {exc}"
+                break
             state["nfev"] += 1
             ev = getattr(problem, "last_evaluation", None)
             if ev is not None:
@@ -214,12 +229,13 @@ def gauss_newton(problem, theta0=None, *, maxiter=50, gtol=1e-6, ftol=1e-12, cg_
             if gd >= 0.0:  # cannot happen for a positive definite damped model; be safe
                 d, gd = -g, -gnorm ** 2
             pred = -(gd + 0.5 * info["xAx"])
-            alpha, f_new, accepted = 1.0, np.inf, False
+            alpha, f_new, accepted, met_nonfinite = 1.0, np.inf, False, False
             for _ in range(max_backtracks + 1 if line_search else 1):
                 try:
                     f_new = problem.objective(x + alpha * d, batch)
-                except NonFiniteError:
+                except NonFiniteError as exc:
                     f_new = np.inf
+                    last_nonfinite, met_nonfinite = str(exc), True
                 state["nfev"] += 1
                 ev = getattr(problem, "last_evaluation", None)
                 if ev is not None:
@@ -236,9 +252,11 @@ def gauss_newton(problem, theta0=None, *, maxiter=50, gtol=1e-6, ftol=1e-12, cg_
                 elif rho < 0.25:
                     lam = max(lam * 1.5, min_damping)
                 x = x + alpha * d
+                rejected = 0
             else:
                 lam = max(10.0 * lam, 1e-6)
                 f_new = f
+                rejected = rejected + 1 if met_nonfinite else 0
             state["it"] += 1
             bar.update(1)
             bar.set_postfix(f=f"{f_new:.4e}", lam=f"{lam:.1e}")
@@ -249,10 +267,18 @@ def gauss_newton(problem, theta0=None, *, maxiter=50, gtol=1e-6, ftol=1e-12, cg_
             if checkpoint is not None and (state["it"] % checkpoint_every == 0
                                            or state["message"] is not None):
                 save()
+            if rejected >= 3 and state["message"] is None:
+                failure = (f"non-finite objective: {last_nonfinite}; {rejected} consecutive steps "
+                           f"rejected (every trial point non-finite or not decreasing)")
+                break
     finally:
         bar.close()
     if state["message"] is not None:
         success, message = True, state["message"]
+    elif failure is not None:
+        success, message = False, f"{failure}; returned the last finite iterate"
+    elif last_nonfinite is not None:
+        message = f"{message}; cause: non-finite evaluation ({last_nonfinite})"
     obj.nfev = state["nfev"]
     obj.ledger = ledger
     if hist.iteration[-1] != state["it"]:  # the last iterate's row (its gradient costs one evaluation)

@@ -65,6 +65,12 @@ class Objective:
         if self.last_x is not None and np.array_equal(x, self.last_x):
             return self.last_f, self.last_g.copy()
         self.nfev += 1
+        if not np.all(np.isfinite(x)):
+            # e.g. scipy's line search extrapolating from an infinite value: never evaluate
+            # (or return) NaN parameters; report an infinite objective instead
+            self.failure = self.failure or "the optimizer proposed non-finite parameters"
+            self.last_x, self.last_f, self.last_g = x, np.inf, np.zeros_like(x)
+            return np.inf, np.zeros_like(x)
         try:
             f, g = self.problem.objective_and_gradient(x, self.batch)
             ev = getattr(self.problem, "last_evaluation", None)
@@ -97,6 +103,8 @@ def make_result(obj, x, success, message, nit, history, method, **extra):
         x, f, g = obj.best_x, obj.best_f, obj.best_g
         success = False
         message = f"stopped at the last finite iterate: {obj.failure or message}"
+    elif not success and obj.failure and obj.failure not in str(message):
+        message = f"{message}; cause: non-finite evaluation ({obj.failure})"
     res = OptimizeResult(x=x, fun=float(f), jac=g, success=bool(success), message=str(message),
                          nit=int(nit), nfev=obj.nfev, njev=obj.nfev, method=method,
                          history=history.as_dict(), ledger=obj.ledger.as_dict(),

@@ -12,7 +12,7 @@ import numpy as np
 
 from ..errors import as_array, check_choice, check_positive_float, check_positive_int, check_rng
 from ..ocp import OCP
-from .potential_flow import PotentialFlowField, PotentialTerminal
+from .potential_flow import PotentialFlowField, PotentialTerminal, flow_field_class
 
 __all__ = ["ContinuousNormalizingFlow"]
 
@@ -58,7 +58,7 @@ class ContinuousNormalizingFlow(OCP):
         self.n_probes = check_positive_int("n_probes", n_probes)
         self.potential = PotentialResNet(x.shape[1], width=width, n_layers=n_layers, rank=rank,
                                          trace=trace, backend=backend)
-        field = PotentialFlowField(self.potential, a1=1.0, hjb=self.alpha_R > 0)
+        field = flow_field_class(backend)(self.potential, a1=1.0, hjb=self.alpha_R > 0)
         terminal = PotentialTerminal(field, "nll", weights={"L": self.alpha_L, "G": 1.0,
                                                             "R": self.alpha_R})
         super().__init__(field, x, terminal, T=1.0, nt=nt, integrator=integrator,

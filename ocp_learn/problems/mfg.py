@@ -21,7 +21,7 @@ from ..costs.interactions import EntropyCost, ObstacleCost
 from ..datasets.densities import GaussianMixture, eight_gaussians_mixture, gaussian
 from ..errors import as_array, check_choice, check_positive_int, check_rng
 from ..ocp import OCP
-from .potential_flow import PotentialFlowField, PotentialTerminal
+from .potential_flow import PotentialTerminal, flow_field_class
 
 __all__ = ["PotentialMFG", "mfg_preset", "PRESETS"]
 
@@ -68,7 +68,7 @@ class PotentialMFG(OCP):
         self.potential = PotentialResNet(self.dim, width=width, n_layers=n_layers, rank=rank,
                                          backend=backend)
         need_lr0 = terminal == "kl" or any(getattr(F, "uses_logrho", False) for F in interactions)
-        field = PotentialFlowField(self.potential, a1=a1, a2=a2, interactions=interactions,
+        field = flow_field_class(backend)(self.potential, a1=a1, a2=a2, interactions=interactions,
                                    hjb=a4 > 0, log_rho0=rho0.logpdf if need_lr0 else None)
         weights = {"L": weight_L, "F": a2, "G": a3, "R": a4, "RT": a5 if terminal == "kl" else 0.0}
         term = PotentialTerminal(field, terminal, rho1=rho1, weights=weights, a3=a3)
