@@ -25,6 +25,15 @@ compilation time of the whole kernel suite.  Writes results/kernels.json and .md
     OPENBLAS_NUM_THREADS=2 NUMBA_NUM_THREADS=2 python benchmarks/bench_kernels.py \\
         [--ns 1024 4096 16384] [--dims 2 8 64] [--widths 32 128] [--threads 1 2] \\
         [--dtypes float64 float32]
+
+``--quick`` instead times, side by side at ONE thread each (writes results/kernels_quick.*):
+the CNF objective+gradient at d = 2, m = 32, n = 4096, RK4, 8 steps -- ocp_learn fused numba
+vs TorchOTFlow float64 and float32 -- and the crowd-motion MFG objective+gradient at
+d = 100, n = 8464, nt = 4 (m = 16) -- fused numba field (interactions in numpy) vs the generic
+numba field (``derivatives`` then ``derivatives_vjp``) -- best of ``--repeat``, with the load
+average around each measurement (the machine is shared):
+
+    OPENBLAS_NUM_THREADS=1 NUMBA_NUM_THREADS=1 python benchmarks/bench_kernels.py --quick
 """
 import argparse
 import os
@@ -116,8 +125,71 @@ def compile_times():
     return out
 
 
+def quick(a):
+    """The ``--quick`` side-by-side rows (module docstring); one thread everywhere."""
+    import torch
+    from torch_reference import TorchOTFlow
+
+    from ocp_learn.problems.mfg import mfg_preset
+    from ocp_learn.problems.potential_flow import PotentialFlowField
+
+    set_num_threads(1)
+    torch.set_num_threads(1)
+    rows = []
+    meta = {"threads": 1, "torch": torch.__version__, "loadavg_start": os.getloadavg(),
+            "repeat": a.repeat}
+
+    def timed(case, impl, fn, check=""):
+        l0 = os.getloadavg()[0]
+        sec = best(fn, a.repeat, a.budget)
+        rows.append([case, impl, sec, check, l0, os.getloadavg()[0]])
+        print(rows[-1], flush=True)
+        return sec
+
+    x = np.random.default_rng(0).standard_normal((4096, 2))
+    cnf = ContinuousNormalizingFlow(x, width=32, nt=8, backend="numba")
+    theta = cnf.init_params(0)
+    J_ref, g_ref = cnf.objective_and_gradient(theta)
+    case = "CNF d=2 m=32 n=4096 rk4 nt=8"
+    timed(case, "ocp_numba_fused float64", lambda: cnf.objective_and_gradient(theta))
+    for dt in (torch.float64, torch.float32):
+        tr = TorchOTFlow(cnf, dtype=dt)
+        P = tr.params(theta)
+        Jt, gt = tr.objective_and_gradient(P)
+        gt = tr.flat_gradient(gt)
+        err = max(abs(float(Jt) - J_ref) / abs(J_ref),
+                  np.abs(gt - g_ref[:gt.size]).max() / np.abs(g_ref).max())
+        timed(case, f"torch_otflow {str(dt).split('.')[-1]}",
+              lambda tr=tr, P=P: tr.objective_and_gradient(P), f"rel_err={err:.1e}")
+    mfg = mfg_preset("crowd", 100, n_samples=8464, nt=4, backend="numba")
+    th = mfg.init_params(0)
+    case = "MFG crowd d=100 m=16 n=8464 rk4 nt=4"
+    Jf, gf = mfg.objective_and_gradient(th)
+    timed(case, "ocp_numba_fused float64", lambda: mfg.objective_and_gradient(th))
+    fused = mfg.field
+    generic = PotentialFlowField.__new__(PotentialFlowField)
+    generic.__dict__.update(fused.__dict__)
+    mfg.field = mfg.model = mfg.terminal.field = generic
+    try:
+        Jg, gg = mfg.objective_and_gradient(th)
+        err = max(abs(Jg - Jf) / abs(Jf), np.abs(gg - gf).max() / np.abs(gf).max())
+        timed(case, "ocp_numba_generic float64", lambda: mfg.objective_and_gradient(th),
+              f"rel_diff_to_fused={err:.1e}")
+    finally:
+        mfg.field = mfg.model = mfg.terminal.field = fused
+    meta["loadavg_end"] = os.getloadavg()
+    headers = ["case", "impl", "seconds", "check", "load1_before", "load1_after"]
+    jp, mp = write(a.name if a.name != "kernels" else "kernels_quick", rows, headers, meta=meta,
+                   out=a.out)
+    print(open(mp).read())
+    print("wrote", jp)
+    return 0
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true",
+                    help="only the one-thread CNF and crowd-MFG side-by-side rows (docstring)")
     ap.add_argument("--ns", type=int, nargs="+", default=[1024, 4096])
     ap.add_argument("--dims", type=int, nargs="+", default=[2, 8, 64])
     ap.add_argument("--widths", type=int, nargs="+", default=[32, 128])
@@ -132,6 +204,8 @@ def main(argv=None):
     ap.add_argument("--out", default=None)
     ap.add_argument("--name", default="kernels")
     a = ap.parse_args(argv)
+    if a.quick:
+        return quick(a)
 
     import torch
     from torch_reference import TorchFFJORD, TorchOTFlow

@@ -199,3 +199,50 @@ def test_backend_registry_and_threads():
     import numba
     with pytest.raises(ValueError, match="NUMBA_NUM_THREADS"):
         kernels.set_num_threads(numba.config.NUMBA_NUM_THREADS + 1)
+
+
+# ----------------------------------------------------------------------------- fused MFG with interactions
+def _crowd(backend, d=2, n=11):
+    from ocp_learn.problems.mfg import mfg_preset
+    return mfg_preset("crowd", d, n_samples=n, nt=2, backend=backend)
+
+
+def test_fused_field_with_interactions_equals_the_generic_field():
+    from ocp_learn.problems.potential_flow import PotentialFlowField
+    p = _crowd("numba")
+    fused = p.field
+    assert isinstance(fused, FusedPotentialFlowField) and fused.interactions and fused_available(fused)
+    generic = PotentialFlowField.__new__(PotentialFlowField)
+    generic.__dict__.update(fused.__dict__)
+    theta = p.init_params(0)[:fused.n_params]
+    theta = theta + 0.3 * np.random.default_rng(1).standard_normal(theta.size)
+    rng = np.random.default_rng(4)
+    y = p.field.initial_state(p.x0)
+    y[:, :fused.dim] += 0.5 * rng.standard_normal((y.shape[0], fused.dim))
+    y[:, fused.c_ell] = rng.standard_normal(y.shape[0])
+    ybar = rng.standard_normal(y.shape)
+    assert rel(fused.rhs(y, 0.3, theta), generic.rhs(y, 0.3, theta)) <= TOL
+    for a, b in zip(generic.vjp(y, 0.3, theta, ybar), fused.vjp(y, 0.3, theta, ybar)):
+        assert rel(b, a) <= TOL
+    # the whole crowd objective and gradient: fused numba == numpy reference
+    ref = _crowd("numpy")
+    th = ref.init_params(0)
+    J0, g0 = ref.objective_and_gradient(th)
+    J, g = p.objective_and_gradient(th)
+    assert abs(J - J0) <= TOL * abs(J0) and rel(g, g0) <= TOL
+
+
+def test_fused_crowd_gradient_taylor_and_dropped_interaction_term_is_caught():
+    p = _crowd("numba")
+    th = p.init_params(0)
+    check_gradient(p.objective_and_gradient, th, seed=5)
+    # dropping the interactions' HJB partials (-a2 w d(dF/drho)/dz) changes the gradient
+    J, g = p.objective_and_gradient(th)
+    F0 = p.field.interactions[0]
+    orig = F0.drho_partials
+    try:
+        F0.drho_partials = lambda z, lr: (np.zeros_like(z), np.zeros(z.shape[0]))
+        _, g_bad = p.objective_and_gradient(th)
+    finally:
+        F0.drho_partials = orig
+    assert rel(g_bad, g) > 1e-6

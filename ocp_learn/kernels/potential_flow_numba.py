@@ -2,7 +2,7 @@ r"""Fused Numba path of the CNF potential flow field (MATH D4, D5; optional fast
 
 :class:`FusedPotentialFlowField` is a drop-in subclass of
 :class:`ocp_learn.problems.potential_flow.PotentialFlowField` for the plain
-OT-Flow CNF and the OT mean field game (no interaction terms) whose potential
+OT-Flow CNF and the mean field games (with or without interaction terms) whose potential
 uses ``backend="numba"`` on the fused path (``path="auto"`` picks it below
 ``PotentialResNet.BLAS_MIN_WIDTH``; wider nets keep the BLAS program, which
 measured faster at d = 64, m = 128 even with its extra forward pass).  It changes no formula; it removes work and
@@ -24,6 +24,14 @@ Python overhead from the two calls the RK sweep makes per stage:
   adjoint (D6) -- one forward pass fewer per stage (about a third of the
   backward sweep).
 
+Interaction terms ``F_j`` (crowd motion: :mod:`ocp_learn.costs.interactions`)
+stay in numpy: before the kernel we form the per-sample HJB term
+``extra = -a2 sum_j dF_j/drho`` (E4), which the kernels add to the residual
+``res = -d_t Phi + |grad Phi|^2 / (2 a1) + extra`` (for ``|res|`` and its sign
+``w``); the vjp kernel returns ``w`` so that the interactions' own partials
+(``ybar_F dF/dz``, ``-a2 w d(dF/drho)/dz`` and the ``log rho`` column
+cotangents) are added afterwards exactly as :meth:`PotentialFlowField.vjp` does.
+
 Any other configuration falls back to the generic field.  Tested against
 the generic field to 1e-12 in ``tests/test_kernels.py``.
 """
@@ -39,7 +47,7 @@ __all__ = ["FusedPotentialFlowField", "fused_available", "fuse"]
 
 
 @njit(cache=True, parallel=True, fastmath=_FM)
-def _rhs_kernel(S, W, exact, d, h, w, A, b, c, K0, b0, K, bK, a1, c_R, edges, out):
+def _rhs_kernel(S, W, exact, d, h, w, A, b, c, K0, b0, K, bK, a1, c_R, extra, edges, out):
     M = K.shape[0]
     m = K0.shape[0]
     r = A.shape[0]
@@ -68,12 +76,12 @@ def _rhs_kernel(S, W, exact, d, h, w, A, b, c, K0, b0, K, bK, a1, c_R, edges, ou
             out[n, d] = -lp / a1
             out[n, d + 1] = gg / (2.0 * a1)
             if c_R >= 0:
-                out[n, c_R] = abs(-G[d] + gg / (2.0 * a1))
+                out[n, c_R] = abs(-G[d] + gg / (2.0 * a1) + extra[n])
 
 
 @njit(cache=True, parallel=True, fastmath=_FM)
-def _vjp_kernel(S, W, exact, d, h, w, A, b, c, K0, b0, K, bK, a1, c_R, ybar, edges,
-                out, Bw, BA, Bb, Bc, BK0, Bb0, BK, BbK):
+def _vjp_kernel(S, W, exact, d, h, w, A, b, c, K0, b0, K, bK, a1, c_R, extra, ybar, edges,
+                out, wout, Bw, BA, Bb, Bc, BK0, Bb0, BK, BbK):
     M = K.shape[0]
     m = K0.shape[0]
     r = A.shape[0]
@@ -114,11 +122,12 @@ def _vjp_kernel(S, W, exact, d, h, w, A, b, c, K0, b0, K, bK, a1, c_R, ybar, edg
                 gg = 0.0
                 for k in range(d):
                     gg += G[k] * G[k]
-                res = -G[d] + gg / (2.0 * a1)
+                res = -G[d] + gg / (2.0 * a1) + extra[n]
                 sg = 1.0 if res > 0.0 else (-1.0 if res < 0.0 else 0.0)
                 wR = ybar[n, c_R] * sg
                 coef += wR / a1
                 dtb = -wR
+                wout[n] = wR
             for k in range(d):
                 Gb[k] = -ybar[n, k] / a1 + coef * G[k]
             Gb[d] = dtb
@@ -134,10 +143,9 @@ def _vjp_kernel(S, W, exact, d, h, w, A, b, c, K0, b0, K, bK, a1, c_R, ybar, edg
 def fused_available(field):
     """Whether ``field`` (a :class:`PotentialFlowField`) fits the fused kernels."""
     pot = field.potential
-    # a log rho_0 column is constant in time and, without interaction terms, enters
-    # neither the right-hand side nor its adjoint: the kernels leave it at zero
-    return (not field.interactions
-            and getattr(pot, "backend", None) == "numba" and pot._fused())
+    # interaction terms (and the log rho_0 column they may read) stay in numpy: the
+    # kernels only see their per-sample HJB term -a2 sum_j dF_j/drho (``_interactions``)
+    return getattr(pot, "backend", None) == "numba" and pot._fused()
 
 
 class FusedPotentialFlowField(PotentialFlowField):
@@ -162,9 +170,23 @@ class FusedPotentialFlowField(PotentialFlowField):
         S, exact, Wa = self._state(y, t)
         out = np.zeros_like(y)
         P = self.potential.unpack(theta)
+        z, lr, extra = self._interactions(y)
         _rhs_kernel(S, Wa, exact, self.dim, float(self.potential.h), *_params(P), float(self.a1),
-                    -1 if self.c_R is None else int(self.c_R), _blocks(y.shape[0]), out)
+                    -1 if self.c_R is None else int(self.c_R), extra, _blocks(y.shape[0]), out)
+        for F, c in zip(self.interactions, self.c_F):
+            out[:, c] = F.value(z, lr)
         return out
+
+    def _interactions(self, y):
+        """``(z, log rho, extra)``: ``extra = -a2 sum_j dF_j/drho`` (n,), the interaction
+        part of the HJB residual (E4), formed in numpy exactly as
+        :meth:`PotentialFlowField.rhs` does (zeros without interaction terms)."""
+        z = y[:, :self.dim]
+        lr = self._logrho(y)
+        if not (self.interactions and self.hjb):
+            return z, lr, np.zeros(y.shape[0])
+        dF = sum((F.drho(z, lr) for F in self.interactions), 0.0)
+        return z, lr, np.ascontiguousarray(-(self.a2 * dF), dtype=np.float64)
 
     def vjp(self, y, t, theta, ybar):
         if not fused_available(self) or np.ndim(t) != 0:
@@ -175,10 +197,30 @@ class FusedPotentialFlowField(PotentialFlowField):
         prm = _params(self.potential.unpack(theta))
         acc = [np.zeros((edges.size - 1,) + p.shape) for p in prm]
         out = np.zeros_like(y)
+        z, lr, extra = self._interactions(y)
+        wR = np.zeros(n)
         _vjp_kernel(S, Wa, exact, self.dim, float(self.potential.h), *prm, float(self.a1),
-                    -1 if self.c_R is None else int(self.c_R),
-                    np.ascontiguousarray(ybar, dtype=np.float64), edges, out, *acc)
+                    -1 if self.c_R is None else int(self.c_R), extra,
+                    np.ascontiguousarray(ybar, dtype=np.float64), edges, out, wR, *acc)
         B = {k: v.sum(axis=0) for k, v in zip(("w", "A", "b", "c", "K0", "b0", "K", "bK"), acc)}
+        if self.interactions:
+            # the interactions' own partials, exactly as PotentialFlowField.vjp adds them
+            d, a2 = self.dim, self.a2
+            z_extra = np.zeros_like(z)
+            lr_bar = np.zeros(n)
+            for F, c in zip(self.interactions, self.c_F):
+                vz, vl = F.value_partials(z, lr)
+                z_extra += ybar[:, c][:, None] * vz
+                lr_bar += ybar[:, c] * vl
+            if self.hjb:
+                for F in self.interactions:
+                    dz_, dl_ = F.drho_partials(z, lr)
+                    z_extra -= (a2 * wR)[:, None] * dz_
+                    lr_bar -= a2 * wR * dl_
+            out[:, :d] += z_extra
+            if self.c_lr0 is not None:
+                out[:, self.c_ell] = -lr_bar
+                out[:, self.c_lr0] = lr_bar
         return out, self.potential.layout.pack(B)
 
 

@@ -105,6 +105,32 @@ def compare_potential(model, x, t, theta, seed=0):
 
 
 # ------------------------------------------------------------------------------ potential flow twins
+def _interaction_sym(F, z, lr):
+    """``(value, dF/drho)`` of an interaction term (MATH F) written in CasADi."""
+    from ..costs.interactions import EntropyCost, ObstacleCost
+
+    if isinstance(F, ObstacleCost):
+        u = z[:F.k] - ca.DM(F.center)
+        q = F._c * ca.exp(-0.5 * ca.sum1(u * u / ca.DM(F.var)))
+        return q, q
+    if isinstance(F, EntropyCost):
+        return F.lam * lr, F.lam * (lr + 1.0)
+    raise NotImplementedError(f"no CasADi twin of the interaction term {type(F).__name__}")
+
+
+def _logpdf_sym(rho, z):
+    """``log rho(z)`` of a :class:`~ocp_learn.datasets.densities.GaussianMixture` in CasADi."""
+    terms = []
+    for mk, vk, wk in zip(rho.means, rho.variances, rho.weights):
+        terms.append(np.log(wk) - 0.5 * ca.sumsqr(z - ca.DM(mk)) / vk
+                     - 0.5 * rho.dim * np.log(2 * np.pi * vk))
+    if len(terms) == 1:
+        return terms[0]
+    big = ca.vertcat(*terms)
+    mx = ca.mmax(big)
+    return mx + ca.log(ca.sum1(ca.exp(big - mx)))
+
+
 def _register_flow():
     try:
         from ..problems.potential_flow import PotentialFlowField, PotentialTerminal
@@ -113,30 +139,44 @@ def _register_flow():
 
     @register_rhs(PotentialFlowField)
     def _flow(field, y, t, theta):
-        """MATH D4 / E2--E4: ``[-grad Phi/a1, -lap Phi/a1, |grad Phi|^2/(2 a1), (R)]``."""
-        if field.interactions or field.c_lr0 is not None:
-            raise NotImplementedError("CasADi twin of PotentialFlowField covers fields without "
-                                      "interaction terms and without log rho_0")
+        """MATH D4 / E2--E4: ``[-grad Phi/a1, -lap Phi/a1, |grad Phi|^2/(2 a1), F_j, (R), (0)]``."""
         if getattr(field.potential, "trace", "exact") != "exact":
             raise NotImplementedError("CasADi twin of PotentialFlowField needs trace='exact'")
-        d, a1 = field.dim, field.a1
-        phi, grad, dt, lap = potential_function(field.potential)(y[:d], t, theta)
+        d, a1, a2 = field.dim, field.a1, field.a2
+        z = y[:d]
+        lr = None if field.c_lr0 is None else y[field.c_lr0] - y[field.c_ell]
+        phi, grad, dt, lap = potential_function(field.potential)(z, t, theta)
         gg = ca.sumsqr(grad)
         parts = [-grad / a1, -lap / a1, gg / (2 * a1)]
+        dF = 0
+        for F in field.interactions:
+            val, drho = _interaction_sym(F, z, lr)
+            parts.append(val)
+            dF = dF + drho
         if field.hjb:
-            parts.append(ca.fabs(-dt + gg / (2 * a1)))
+            parts.append(ca.fabs(-dt + gg / (2 * a1) - a2 * dF))
+        if field.c_lr0 is not None:
+            parts.append(ca.DM.zeros(1))
         return ca.vertcat(*parts)
 
     @register_terminal(PotentialTerminal, lambda cost, idx: None)
-    def _terminal(cost, y, p, data, **kw):
-        """MATH D5: ``wG (1/2 |z|^2 + d/2 log 2 pi - ell) + wL L + wR R``."""
-        if cost.kind != "nll" or cost.needs_dynamics_params:
-            raise NotImplementedError("CasADi twin of PotentialTerminal covers kind='nll'")
+    def _terminal(cost, y, p, data, theta_T=None, t_T=None, **kw):
+        """MATH D5 / F: ``wG G + wL L + wF sum F_j + wR R + wRT |Phi(z, T) - a3 dG/drho|``."""
         f, w, d = cost.field, cost.w, cost.field.dim
-        G = 0.5 * ca.sumsqr(y[:d]) + 0.5 * d * np.log(2 * np.pi) - y[f.c_ell]
+        z, ell = y[:d], y[f.c_ell]
+        if cost.kind == "nll":
+            G = 0.5 * ca.sumsqr(z) + 0.5 * d * np.log(2 * np.pi) - ell
+        else:
+            lr1 = _logpdf_sym(cost.rho1, z)
+            G = y[f.c_lr0] - ell - lr1
         J = w["G"] * G + w["L"] * y[f.c_L]
+        for c in f.c_F:
+            J = J + w["F"] * y[c]
         if f.hjb:
             J = J + w["R"] * y[f.c_R]
+        if cost.needs_dynamics_params:
+            phi = lookup(SYMBOLIC_POTENTIAL, f.potential, "potential")(f.potential, z, t_T, theta_T)
+            J = J + w["RT"] * ca.fabs(phi - cost.a3 * (1.0 + y[f.c_lr0] - ell - lr1))
         return J
 
 

@@ -90,6 +90,15 @@ def _otflow(integrator, tp, strategy, n=8, d=2, seed=4, backend="numpy"):
                time_param=tp, regularizers=[Tikhonov(1e-2)], strategy=strategy)
 
 
+def _crowd(integrator, tp, strategy, n=6, d=3, seed=6):
+    """Crowd-motion MFG: obstacle and entropy terms, log rho_0, KL terminal with its HJB penalty."""
+    from ..problems.mfg import mfg_preset
+
+    p = mfg_preset("crowd", d, n_samples=n, backend="numpy", seed=seed)
+    return OCP(p.field, p.x0, p.terminal, T=1.0, nt=p.nt, integrator=integrator, time_param=tp,
+               regularizers=[Tikhonov(1e-2)], strategy=strategy)
+
+
 def _hamiltonian(integrator, tp, strategy, n=12, d=2, seed=5):
     from ..models.hamiltonian import HamiltonianNet
 
@@ -111,6 +120,8 @@ def gradient_problems():
         import ocp_learn.problems.potential_flow  # noqa: F401
         probs["OT-Flow (NLL, transport, HJB; exact Laplacian)"] = ("PotentialResNet", _otflow,
                                                                    INTEGRATORS)
+        probs["crowd-motion MFG (obstacle, entropy, KL, terminal HJB)"] = ("PotentialResNet",
+                                                                          _crowd, INTEGRATORS)
     except ImportError:  # pragma: no cover - optional family
         pass
     try:
