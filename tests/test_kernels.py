@@ -71,6 +71,25 @@ def test_fused_activation_matches_log_cosh_and_tanh_to_rounding():
         assert abs(g - np.tanh(a)) <= 4e-16 * abs(np.tanh(a))
 
 
+def test_vectorized_activation_row_matches_numpy_to_a_few_ulp():
+    rng = np.random.default_rng(0)
+    a = np.concatenate([rng.standard_normal(2000) * sc for sc in (1e-9, 1e-3, 0.3, 1.0, 4.0, 12.0, 40.0)]
+                       + [np.array([0.0, -0.0, 1e-300, -1e-12, 3e-8, 19.0, -700.0, 17.7, -26.4])])
+    sg, g, q = np.empty_like(a), np.empty_like(a), np.empty_like(a)
+    potential_numba._act_row(a, sg, g, q)
+    th = np.tanh(a)
+    assert np.max(np.abs(sg - log_cosh(a)) / log_cosh(a)) <= 1e-15
+    nz = th != 0
+    assert np.max(np.abs(g[nz] - th[nz]) / np.abs(th[nz])) <= 1e-15 and np.all(g[~nz] == 0)
+    assert np.max(np.abs(q - (1.0 - th * th))) <= 1e-15
+    # non-finite inputs: inf gives (inf, +-1, 0); NaN propagates
+    b = np.array([np.inf, -np.inf, np.nan])
+    sb, gb, qb = np.empty(3), np.empty(3), np.empty(3)
+    potential_numba._act_row(b, sb, gb, qb)
+    assert np.all(sb[:2] == np.inf) and list(gb[:2]) == [1.0, -1.0] and np.all(qb[:2] == 0.0)
+    assert np.isnan(sb[2]) and np.isnan(gb[2])
+
+
 def test_auto_path_picks_blas_for_wide_nets_and_bad_path_is_rejected():
     small = PotentialResNet(2, width=8, backend="numba")
     wide = PotentialResNet(2, width=PotentialResNet.BLAS_MIN_WIDTH, backend="numba")

@@ -11,6 +11,12 @@ contiguous dot products of length ``m`` (vectorized thanks to ``reassoc``;
 are split into one contiguous block per thread, ``prange`` over blocks; the
 parameter cotangents are accumulated per block and summed in Python.
 
+The activation ``(sigma, tanh, 1 - tanh^2)`` of a whole layer is one call of
+:func:`_act_row`, written without libm calls (Cody--Waite ``exp``/``expm1`` and
+an ``atanh`` series for ``log1p``) so that LLVM vectorizes it: about 10x faster
+than two scalar libm calls per neuron (no SVML here), which were a third to a half
+of the forward pass at ``d = 2``; accurate to a few ulp (tested).
+
 Thread count: :func:`set_num_threads` (``numba.set_num_threads``, called from
 Python, never inside the kernels).  All kernels use ``cache=True``.
 """
