@@ -70,3 +70,26 @@ def test_gaussian_mfg_optimum_is_stationary():
     assert J(ref["mT"], ref["sT"]) == pytest.approx(ref["J"], rel=1e-12)
     for dm, ds in ((0.01, 0), (0, 0.01), (-0.01, 0), (0, -0.01)):
         assert J(ref["mT"] + dm, ref["sT"] + ds) > ref["J"]
+
+
+@pytest.mark.parametrize("argv,needle", [
+    (["mfg", "--iters", "0"], "--iters"),
+    (["mfg", "--iters-stages", "0", "1"], "--iters-stages"),
+    (["mfg", "--samples", "0"], "--samples"),
+    (["mfg", "--samples", "64", "128", "--iters-stages", "3"], "one count per stage"),
+    (["flow", "--n-test", "0"], "--n-test"),
+    (["flow", "--iters", "0"], "--iters"),
+])
+def test_flow_mfg_cli_reject_bad_options(argv, needle, tmp_path, capsys):
+    assert main(argv + ["--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert needle in err and "Traceback" not in err
+
+
+def test_mfg_rejects_non_density_and_bad_stage():
+    from ocp_learn.problems.mfg import PotentialMFG
+    with pytest.raises(TypeError, match="rho0"):
+        PotentialMFG("gauss")
+    from ocp_learn.problems.mfg import mfg_preset
+    with pytest.raises(ValueError, match="stage"):
+        mfg_preset("crowd", stage=0)

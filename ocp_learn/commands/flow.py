@@ -109,6 +109,9 @@ def run_flow(data="8gaussians", *, out, n_train=2048, n_test=10000, dim=2, seed=
 
 @subcommand("flow", "continuous normalizing flow with OT regularization (article Figure 2)")
 def cmd_flow(args):
+    from ..errors import check_positive_int
+    for name in ("n", "n_test", "iters", "batch_size", "width", "layers", "nt", "checkpoint_every"):
+        check_positive_int("--" + name.replace("_", "-"), getattr(args, name))
     kw = dict(optimizer=args.optimizer, maxiter=args.iters, width=args.width, n_layers=args.layers,
               nt=args.nt, integrator=args.integrator, alpha_L=args.alpha_L, alpha_R=args.alpha_R,
               trace=args.trace, backend=args.backend, batch_size=args.batch_size, lr=args.lr,

@@ -96,12 +96,22 @@ def cmd_mfg(args):
         res = figure3(args.out, iters=args.iters or 150, seed=args.seed, backend=args.backend)
         print(json.dumps(res, indent=2, default=float))
         return 0
+    from ..errors import check_positive_int
+    for name in ("samples", "iters_stages"):
+        for v in getattr(args, name) or []:
+            check_positive_int("--" + name.replace("_", "-"), v)
+    if args.iters is not None:
+        check_positive_int("--iters", args.iters)
+    check_positive_int("--dim", args.dim)
+    check_positive_int("--resample-every", args.resample_every)
     stages = None
-    if args.samples or args.iters:
+    if args.samples or args.iters or args.iters_stages:
         from ..problems.mfg import PRESETS
         p = PRESETS[args.problem]
         ns = args.samples or p["samples"].get(args.dim, p["samples"][2])
         its = args.iters_stages or ([args.iters] * len(ns) if args.iters else p["iters"])
+        if len(its) != len(ns):
+            raise ValueError(f"--iters-stages must give one count per stage ({len(ns)}), got {len(its)}")
         stages = tuple(zip(ns, its))
     m, _, _ = run_mfg(args.problem, args.dim, out=args.out, stages=stages,
                       resample_every=args.resample_every, seed=args.seed, backend=args.backend,

@@ -58,6 +58,12 @@ class PotentialMFG(OCP):
         from ..models.potential import PotentialResNet
 
         check_choice("terminal", terminal, {"kl", "nll"})
+        for name, rho in (("rho0", rho0), ("rho1", rho1)):
+            if rho is not None and not all(hasattr(rho, a) for a in ("sample", "logpdf", "dim")):
+                raise TypeError(f"{name} must be a density with sample, logpdf and dim "
+                                f"(e.g. ocp_learn.datasets.densities.GaussianMixture), got {rho!r}")
+        if rho1 is not None and not hasattr(rho1, "score"):
+            raise TypeError(f"rho1 must provide score(x) (the gradient of log rho1), got {rho1!r}")
         alpha = as_array("alpha", alpha, shape=(5,))
         if alpha[0] <= 0 or np.any(alpha < 0):
             raise ValueError(f"alpha must be non-negative with a1 > 0, got {alpha}")
@@ -114,6 +120,7 @@ def mfg_preset(name, dim=2, stage=1, backend="numpy", seed=0, n_samples=None, nt
     :class:`PotentialMFG`.
     """
     check_choice("name", name, set(PRESETS))
+    check_choice("stage", stage, {1, 2})
     dim = check_positive_int("dim", dim)
     p = PRESETS[name]
     samples = p["samples"].get(dim, p["samples"][max(k for k in p["samples"] if k <= max(dim, 2))]) \
