@@ -21,7 +21,7 @@ import numpy as np
 from .errors import check_positive_int
 
 __all__ = ["TimeParameterization", "ConstantInTime", "PiecewiseConstant", "PiecewiseLinear",
-           "StepControl", "get_time_param"]
+           "StepControl", "get_time_param", "combine_rows"]
 
 
 class TimeParameterization:
@@ -111,6 +111,18 @@ def get_time_param(spec):
                      f"('piecewise_linear', n) or a TimeParameterization, got {spec!r}")
 
 
+def combine_rows(rows, weights):
+    """``sum_j w_j rows[j]`` for the ``(j, w_j)`` pairs of a time parameterization
+    (the row itself when a single weight is 1: a view, no copy).  Works on any
+    objects with ``+`` and scalar ``*`` (numpy rows, CasADi symbols)."""
+    if len(weights) == 1 and weights[0][1] == 1.0:
+        return rows[weights[0][0]]
+    out = weights[0][1] * rows[weights[0][0]]
+    for j, wj in weights[1:]:
+        out = out + wj * rows[j]
+    return out
+
+
 class StepControl:
     """Parameters of one time step ``[t, t + h]`` at its stage fractions ``c``.
 
@@ -141,20 +153,11 @@ class StepControl:
             w = self._w[c] = self.tp.weights(self._s_mid, self._s0 + c * self._ds)
         return w
 
-    @staticmethod
-    def _combine(rows, w):
-        if len(w) == 1 and w[0][1] == 1.0:
-            return rows[w[0][0]]
-        out = w[0][1] * rows[w[0][0]]
-        for j, wj in w[1:]:
-            out = out + wj * rows[j]
-        return out
-
     def theta(self, c):
-        return self._combine(self.nodes, self._weights(c))
+        return combine_rows(self.nodes, self._weights(c))
 
     def dtheta(self, c):
-        return None if self.dnodes is None else self._combine(self.dnodes, self._weights(c))
+        return None if self.dnodes is None else combine_rows(self.dnodes, self._weights(c))
 
     def add_grad(self, c, g):
         for j, wj in self._weights(c):

@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 
 from ..errors import NonFiniteError, check_positive_float, check_positive_int, check_rng
 from ..ledger import Ledger
-from .checkpoint import (check_resume, load_checkpoint, rng_state, save_checkpoint,
+from .checkpoint import (resume_from, rng_state, save_checkpoint,
                          set_rng_state)
 from .history import History, Objective, count_sweeps, make_result
 
@@ -139,23 +139,17 @@ def adam(problem, theta0=None, *, maxiter=1000, lr=1e-2, betas=(0.9, 0.999), eps
     ledger = Ledger()
     nfev = 0
     message = None
-    if resume and checkpoint is not None:
-        try:
-            arrays, meta = load_checkpoint(checkpoint)
-        except FileNotFoundError:
-            meta = None
-        if meta is not None:
-            check_resume(meta, "adam", x.size, checkpoint)
-            if meta["batch_size"] != batch_size or meta["n_samples"] != n:
-                raise ValueError(f"checkpoint {checkpoint!r} used batch_size={meta['batch_size']} "
-                                 f"on {meta['n_samples']} samples; this run: {batch_size} on {n}")
-            x, m, v, perm = arrays["x"], arrays["m"], arrays["v"], arrays["perm"]
-            k, pos, nfev = int(meta["step"]), int(meta["pos"]), int(meta["nfev"])
-            set_rng_state(rng, meta["rng"])
-            hist = History.from_dict(meta["history"], elapsed=meta["history"]["time"][-1]
-                                     if meta["history"]["time"] else 0.0)
-            for key, val in meta["ledger"].items():
-                setattr(ledger, key, val)
+    restored = resume_from(checkpoint, resume, "adam", x.size)
+    if restored is not None:
+        arrays, meta, hist = restored
+        if meta["batch_size"] != batch_size or meta["n_samples"] != n:
+            raise ValueError(f"checkpoint {checkpoint!r} used batch_size={meta['batch_size']} "
+                             f"on {meta['n_samples']} samples; this run: {batch_size} on {n}")
+        x, m, v, perm = arrays["x"], arrays["m"], arrays["v"], arrays["perm"]
+        k, pos, nfev = int(meta["step"]), int(meta["pos"]), int(meta["nfev"])
+        set_rng_state(rng, meta["rng"])
+        for key, val in meta["ledger"].items():
+            setattr(ledger, key, val)
 
     def save():
         save_checkpoint(checkpoint, {"x": x, "m": m, "v": v, "perm": perm},

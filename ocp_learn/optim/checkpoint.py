@@ -90,3 +90,24 @@ def check_resume(meta, method, n_params, path):
     if meta.get("n_params") != n_params:
         raise ValueError(f"checkpoint {path!r} holds {meta.get('n_params')} parameters, "
                          f"the problem has {n_params}")
+
+
+def resume_from(checkpoint, resume, method, n_params):
+    """``(arrays, meta, history)`` of a checkpoint to resume from, or ``None``.
+
+    ``None`` when resuming is off, no path is given or the file does not exist
+    yet (a fresh run); otherwise the checkpoint is checked to belong to this
+    ``method`` and problem size (:func:`check_resume`) and its history is rebuilt
+    with the elapsed time carried over.
+    """
+    if not resume or checkpoint is None:
+        return None
+    try:
+        arrays, meta = load_checkpoint(checkpoint)
+    except FileNotFoundError:
+        return None
+    check_resume(meta, method, int(n_params), checkpoint)
+    from .history import History
+
+    times = meta["history"]["time"]
+    return arrays, meta, History.from_dict(meta["history"], elapsed=times[-1] if times else 0.0)

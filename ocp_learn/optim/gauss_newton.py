@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 
 from ..errors import NonFiniteError, check_nonneg_int, check_positive_float, check_positive_int
 from ..ledger import Ledger
-from .checkpoint import check_resume, load_checkpoint, save_checkpoint
+from .checkpoint import resume_from, save_checkpoint
 from .history import History, Objective, count_sweeps, make_result
 
 __all__ = ["gauss_newton", "conjugate_gradient"]
@@ -162,22 +162,16 @@ def gauss_newton(problem, theta0=None, *, maxiter=50, gtol=1e-6, ftol=1e-12, cg_
     ledger = Ledger()
     hist = History()
     state = {"it": 0, "n_products": 0, "cg_iterations": 0, "nfev": 0, "message": None}
-    if resume and checkpoint is not None:
-        try:
-            arrays, meta = load_checkpoint(checkpoint)
-        except FileNotFoundError:
-            meta = None
-        if meta is not None:
-            check_resume(meta, "gauss-newton-cg", int(np.size(x)), checkpoint)
-            x = arrays["x"]
-            lam = float(meta["damping"])
-            hist = History.from_dict(meta["history"], elapsed=meta["history"]["time"][-1]
-                                     if meta["history"]["time"] else 0.0)
-            for k in ("it", "n_products", "cg_iterations", "nfev"):
-                state[k] = int(meta[k])
-            for k, v in meta["ledger"].items():
-                setattr(ledger, k, v)
-            state["message"] = meta.get("message")
+    restored = resume_from(checkpoint, resume, "gauss-newton-cg", np.size(x))
+    if restored is not None:
+        arrays, meta, hist = restored
+        x = arrays["x"]
+        lam = float(meta["damping"])
+        for k in ("it", "n_products", "cg_iterations", "nfev"):
+            state[k] = int(meta[k])
+        for k, v in meta["ledger"].items():
+            setattr(ledger, k, v)
+        state["message"] = meta.get("message")
 
     def save():
         save_checkpoint(checkpoint, {"x": x},

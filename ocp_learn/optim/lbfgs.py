@@ -6,7 +6,7 @@ from scipy.optimize import minimize
 from tqdm.auto import tqdm
 
 from ..errors import check_positive_int, check_positive_float
-from .checkpoint import check_resume, load_checkpoint, save_checkpoint
+from .checkpoint import resume_from, save_checkpoint
 from .history import History, Objective, count_sweeps, make_result
 
 __all__ = ["lbfgs"]
@@ -69,19 +69,14 @@ def lbfgs(problem, theta0=None, *, maxiter=200, gtol=1e-6, ftol=1e-12, memory=10
     obj = Objective(problem, batch)
     hist = History()
     done = 0
-    if resume and checkpoint is not None:
-        try:
-            arrays, meta = load_checkpoint(checkpoint)
-        except FileNotFoundError:
-            meta = None
-        if meta is not None:
-            check_resume(meta, "L-BFGS-B", int(np.size(x0)), checkpoint)
-            x0 = arrays["x"]
-            done = int(meta["nit"])
-            hist = History.from_dict(meta["history"], elapsed=meta["history"]["time"][-1])
-            obj.nfev = int(meta["nfev"])
-            for k, v in meta["ledger"].items():
-                setattr(obj.ledger, k, v)
+    restored = resume_from(checkpoint, resume, "L-BFGS-B", np.size(x0))
+    if restored is not None:
+        arrays, meta, hist = restored
+        x0 = arrays["x"]
+        done = int(meta["nit"])
+        obj.nfev = int(meta["nfev"])
+        for k, v in meta["ledger"].items():
+            setattr(obj.ledger, k, v)
     f0, g0 = obj(x0)
     if not np.isfinite(f0):
         raise ValueError(f"theta0: the objective is not finite at the start ({obj.failure})")

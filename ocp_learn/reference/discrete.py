@@ -23,6 +23,8 @@ from __future__ import annotations
 import casadi as ca
 import numpy as np
 
+from ..controls import combine_rows
+
 from .symbolic import SYMBOLIC_STEP, SYMBOLIC_TERMINAL, lookup, symbolic_regularizer
 
 __all__ = ["ReferenceProblem", "build_reference", "reference_objective_and_gradient",
@@ -36,13 +38,7 @@ def _rows(theta, n_nodes, p):
     return [theta[j * p:(j + 1) * p] for j in range(n_nodes)]
 
 
-def _combine(rows, w):
-    if len(w) == 1 and w[0][1] == 1.0:
-        return rows[w[0][0]]
-    out = w[0][1] * rows[w[0][0]]
-    for j, wj in w[1:]:
-        out = out + wj * rows[j]
-    return out
+_combine = combine_rows  # the same combination of parameter rows as the sweeps use
 
 
 class ReferenceProblem:
