@@ -28,7 +28,8 @@ from numba import njit, prange
 from numba.core import types
 from numba.extending import intrinsic
 
-__all__ = ["derivatives", "derivatives_vjp", "derivatives_jvp", "set_num_threads"]
+__all__ = ["derivatives", "derivatives_vjp", "derivatives_jvp", "derivatives_tiled",
+           "derivatives_vjp_tiled", "set_num_threads", "TILE"]
 
 # Reassociation lets LLVM vectorize the dot products (reductions) and use FMA; it changes
 # the rounding only (no finite-math assumptions: NaN and inf still propagate).
@@ -679,3 +680,559 @@ def derivatives_jvp(P, T, S, dS, W, h, blocks=None):
     _jvp_kernel(np.ascontiguousarray(S), Wa, exact, d, float(h), *_params(P),
                 np.ascontiguousarray(dS, dtype=np.float64), *_params(T), _blocks(n, blocks), dphi, dG, dlap)
     return dphi, dG, dlap
+
+
+# ------------------------------------------------------------------------------ sample-tiled kernels
+# The same program (D1--D3) and adjoint (D6) on a TILE of ``TILE`` samples held in the SIMD
+# lanes: every scratch array ends in a sample axis of length ``TILE`` (layout (feature, sample)),
+# so a product ``K[j, k] * x[k, :]`` broadcasts one weight against ``TILE`` contiguous samples
+# (vertical FMAs, no horizontal sums, the weights loaded once per tile instead of once per
+# sample).  The parameter cotangents are accumulated per LANE (arrays ``(..., TILE)`` per
+# block, summed over lanes and blocks in Python), so no reduction over the lane is ever needed
+# inside the kernels; the three contributions to ``Kbar_i`` (trace, reverse sweep, forward
+# pass) are accumulated in one merged pass.  A short last tile is padded with copies of its
+# first sample and zero cotangents (the adjoint is linear in the cotangents, so padded lanes
+# add exactly zero).
+
+#: samples per tile (8 doubles = one AVX-512 register, two AVX2 registers)
+TILE = 8
+
+
+@njit(cache=True, fastmath=_FM)
+def _mv(kr, X, out, init):
+    """``out[t] = init + sum_k kr[k] X[k, t]`` for the ``TILE = 8`` lanes, with the eight
+    accumulators in scalars (registers: LLVM cannot keep a scratch-array row there, since it
+    cannot rule out aliasing with ``X``; the SLP vectorizer packs the scalars into a vector)."""
+    a0 = a1 = a2 = a3 = a4 = a5 = a6 = a7 = 0.0
+    for k in range(kr.shape[0]):
+        kk = kr[k]
+        a0 += kk * X[k, 0]
+        a1 += kk * X[k, 1]
+        a2 += kk * X[k, 2]
+        a3 += kk * X[k, 3]
+        a4 += kk * X[k, 4]
+        a5 += kk * X[k, 5]
+        a6 += kk * X[k, 6]
+        a7 += kk * X[k, 7]
+    out[0] = init + a0
+    out[1] = init + a1
+    out[2] = init + a2
+    out[3] = init + a3
+    out[4] = init + a4
+    out[5] = init + a5
+    out[6] = init + a6
+    out[7] = init + a7
+
+
+@njit(cache=True, fastmath=_FM)
+def _mv_add(kr, X, out, scale):
+    """``out[t] += scale * sum_k kr[k] X[k, t]`` for the 8 lanes (scalar accumulators, see :func:`_mv`)."""
+    a0 = a1 = a2 = a3 = a4 = a5 = a6 = a7 = 0.0
+    for k in range(kr.shape[0]):
+        kk = kr[k]
+        a0 += kk * X[k, 0]
+        a1 += kk * X[k, 1]
+        a2 += kk * X[k, 2]
+        a3 += kk * X[k, 3]
+        a4 += kk * X[k, 4]
+        a5 += kk * X[k, 5]
+        a6 += kk * X[k, 6]
+        a7 += kk * X[k, 7]
+    out[0] += scale * a0
+    out[1] += scale * a1
+    out[2] += scale * a2
+    out[3] += scale * a3
+    out[4] += scale * a4
+    out[5] += scale * a5
+    out[6] += scale * a6
+    out[7] += scale * a7
+
+
+@njit(cache=True, fastmath=_FM)
+def _dot_add(X, Y, out):
+    """``out[t] += sum_c X[c, t] Y[c, t]`` for the 8 lanes (scalar accumulators)."""
+    a0 = a1 = a2 = a3 = a4 = a5 = a6 = a7 = 0.0
+    for c in range(X.shape[0]):
+        a0 += X[c, 0] * Y[c, 0]
+        a1 += X[c, 1] * Y[c, 1]
+        a2 += X[c, 2] * Y[c, 2]
+        a3 += X[c, 3] * Y[c, 3]
+        a4 += X[c, 4] * Y[c, 4]
+        a5 += X[c, 5] * Y[c, 5]
+        a6 += X[c, 6] * Y[c, 6]
+        a7 += X[c, 7] * Y[c, 7]
+    out[0] += a0
+    out[1] += a1
+    out[2] += a2
+    out[3] += a3
+    out[4] += a4
+    out[5] += a5
+    out[6] += a6
+    out[7] += a7
+
+
+@njit(cache=True)
+def _load_tile(S, W, exact, n0, nt, st, Wt):
+    """Copy samples ``n0 .. n0+nt-1`` (and their probe directions) into the lanes; pad with ``n0``."""
+    D = S.shape[1]
+    for t in range(TILE):
+        n = n0 + t if t < nt else n0
+        for k in range(D):
+            st[k, t] = S[n, k]
+        if not exact:
+            for k in range(W.shape[1]):
+                for col in range(W.shape[2]):
+                    Wt[k, col, t] = W[n, k, col]
+
+
+@njit(cache=True, fastmath=_FM)
+def _fwd_tile(st, Wt, exact, d, h, w, A, b, c, K0, b0, K, bK, KT,
+              a, g, q, u, z, y, J, Pm, C0, As, G, phi, lap, v1):
+    """Steps 1--3 (D1--D3) for one tile (``_fwd_sample`` with a trailing sample axis);
+    fills the scratch and writes ``phi (T,)``, ``G (D, T)``, ``lap (T,)``."""
+    M = K.shape[0]
+    m = K0.shape[0]
+    D = st.shape[0]
+    r = A.shape[0]
+    cc = C0.shape[0]
+    T = TILE
+    # (1) forward pass
+    for j in range(m):
+        _mv(K0[j], st, a[0, j], b0[j])
+    _act_row(a[0].reshape(m * T), u[0].reshape(m * T), g[0].reshape(m * T), q[0].reshape(m * T))
+    for i in range(1, M + 1):
+        Ki = K[i - 1]
+        for j in range(m):
+            _mv(Ki[j], u[i - 1], a[i, j], bK[i - 1, j])
+        _act_row(a[i].reshape(m * T), u[i].reshape(m * T), g[i].reshape(m * T), q[i].reshape(m * T))
+        for j in range(m):
+            for t in range(T):
+                u[i, j, t] = u[i - 1, j, t] + h * u[i, j, t]
+    for t in range(T):
+        phi[t] = c[0]
+    for j in range(m):
+        wj = w[j]
+        for t in range(T):
+            phi[t] += wj * u[M, j, t]
+    for l in range(r):
+        for t in range(T):
+            As[l, t] = 0.0
+        for k in range(D):
+            al = A[l, k]
+            for t in range(T):
+                As[l, t] += al * st[k, t]
+        for t in range(T):
+            phi[t] += 0.5 * As[l, t] * As[l, t]
+    for k in range(D):
+        bk = b[k]
+        for t in range(T):
+            phi[t] += bk * st[k, t]
+    # (2) reverse sweep
+    for j in range(m):
+        for t in range(T):
+            z[M + 1, j, t] = w[j]
+    for i in range(M, 0, -1):
+        Ki = K[i - 1]
+        for j in range(m):
+            for t in range(T):
+                y[i, j, t] = g[i, j, t] * z[i + 1, j, t]
+        for k in range(m):
+            for t in range(T):
+                z[i, k, t] = z[i + 1, k, t]
+            _mv_add(KT[i - 1, k], y[i], z[i, k], h)
+    for k in range(D):
+        for t in range(T):
+            G[k, t] = b[k]
+    for j in range(m):
+        for t in range(T):
+            y[0, j, t] = g[0, j, t] * z[1, j, t]
+        for k in range(D):
+            kk = K0[j, k]
+            for t in range(T):
+                G[k, t] += kk * y[0, j, t]
+    for l in range(r):
+        for k in range(D):
+            al = A[l, k]
+            for t in range(T):
+                G[k, t] += al * As[l, t]
+    # (3) trace
+    for col in range(cc):
+        for j in range(m):
+            if exact:
+                kk = K0[j, col]
+                for t in range(T):
+                    C0[col, j, t] = kk
+            else:
+                for t in range(T):
+                    C0[col, j, t] = 0.0
+                for k in range(d):
+                    kk = K0[j, k]
+                    for t in range(T):
+                        C0[col, j, t] += kk * Wt[k, col, t]
+    for t in range(T):
+        lap[t] = 0.0
+    for j in range(m):
+        for t in range(T):
+            v1[t] = 0.0
+        for col in range(cc):
+            for t in range(T):
+                cv = C0[col, j, t]
+                v1[t] += cv * cv
+                J[0, col, j, t] = g[0, j, t] * cv
+        for t in range(T):
+            lap[t] += q[0, j, t] * z[1, j, t] * v1[t]
+    for i in range(1, M + 1):
+        Ki = K[i - 1]
+        for col in range(cc):
+            for j in range(m):
+                _mv(Ki[j], J[i - 1, col], Pm[i, col, j], 0.0)
+        for j in range(m):
+            for t in range(T):
+                v1[t] = 0.0
+            for col in range(cc):
+                for t in range(T):
+                    p = Pm[i, col, j, t]
+                    v1[t] += p * p
+                    J[i, col, j, t] = J[i - 1, col, j, t] + h * g[i, j, t] * p
+            for t in range(T):
+                lap[t] += h * q[i, j, t] * z[i + 1, j, t] * v1[t]
+    for l in range(r):
+        if exact:
+            sA = 0.0
+            for k in range(d):
+                sA += A[l, k] * A[l, k]
+            for t in range(T):
+                lap[t] += sA
+        else:
+            for col in range(cc):
+                for t in range(T):
+                    v1[t] = 0.0
+                for k in range(d):
+                    al = A[l, k]
+                    for t in range(T):
+                        v1[t] += al * Wt[k, col, t]
+                for t in range(T):
+                    lap[t] += v1[t] * v1[t]
+
+
+@njit(cache=True, fastmath=_FM)
+def _vjp_tile(st, Wt, exact, d, h, w, A, b, c, K0, b0, K, bK, KT, phib, Gb, lb,
+              a, g, q, u, z, y, J, Pm, C0, As,
+              gbar, qbar, zbar, Jbar, Pbar, ubar, abar, AG, AW, sbar, v1, v2, v3, v4,
+              Bw, BA, Bb, Bc, BK0, Bb0, BK, BbK):
+    """Adjoint of :func:`_fwd_tile` (``_vjp_sample`` with a trailing sample axis; the
+    numpy reference's module docstring holds the derivation).  ``phib (T,)``, ``Gb (D, T)``,
+    ``lb (T,)``; writes ``sbar (D, T)``; the ``B*`` accumulators carry a trailing lane axis.
+    ``Pbar`` keeps every layer's trace cotangent so that ``Kbar_i`` is accumulated in one
+    merged pass (trace + reverse sweep + forward pass)."""
+    M = K.shape[0]
+    m = K0.shape[0]
+    D = st.shape[0]
+    r = A.shape[0]
+    cc = C0.shape[0]
+    T = TILE
+    for i in range(M + 1):
+        for j in range(m):
+            for t in range(T):
+                gbar[i, j, t] = 0.0
+                qbar[i, j, t] = 0.0
+    for i in range(M + 2):
+        for j in range(m):
+            for t in range(T):
+                zbar[i, j, t] = 0.0
+    # ---- (3) trace
+    for l in range(r):
+        if exact:
+            for k in range(d):
+                al2 = 2.0 * A[l, k]
+                for t in range(T):
+                    BA[l, k, t] += al2 * lb[t]
+        else:
+            for col in range(cc):
+                for t in range(T):
+                    AW[l, col, t] = 0.0
+                for k in range(d):
+                    al = A[l, k]
+                    for t in range(T):
+                        AW[l, col, t] += al * Wt[k, col, t]
+            for k in range(d):
+                for t in range(T):
+                    v1[t] = 0.0
+                for col in range(cc):
+                    for t in range(T):
+                        v1[t] += AW[l, col, t] * Wt[k, col, t]
+                for t in range(T):
+                    BA[l, k, t] += 2.0 * lb[t] * v1[t]
+    for col in range(cc):
+        for j in range(m):
+            for t in range(T):
+                Jbar[col, j, t] = 0.0
+    for i in range(M, 0, -1):
+        Ki = K[i - 1]
+        for j in range(m):
+            for t in range(T):
+                v1[t] = 0.0
+                v2[t] = 0.0
+            for col in range(cc):
+                for t in range(T):
+                    p = Pm[i, col, j, t]
+                    v1[t] += p * p
+                    v2[t] += Jbar[col, j, t] * p
+            for t in range(T):
+                gbar[i, j, t] += h * v2[t]
+                qbar[i, j, t] += h * lb[t] * z[i + 1, j, t] * v1[t]
+                zbar[i + 1, j, t] += h * lb[t] * q[i, j, t] * v1[t]
+                v3[t] = 2.0 * h * lb[t] * q[i, j, t] * z[i + 1, j, t]
+                v4[t] = h * g[i, j, t]
+            for col in range(cc):
+                for t in range(T):
+                    Pbar[i, col, j, t] = v4[t] * Jbar[col, j, t] + v3[t] * Pm[i, col, j, t]
+        for col in range(cc):
+            for k in range(m):
+                _mv_add(KT[i - 1, k], Pbar[i, col], Jbar[col, k], 1.0)
+    for j in range(m):
+        for t in range(T):
+            v1[t] = 0.0
+            v2[t] = 0.0
+        for col in range(cc):
+            for t in range(T):
+                cv = C0[col, j, t]
+                v1[t] += cv * cv
+                v2[t] += Jbar[col, j, t] * cv
+        for t in range(T):
+            gbar[0, j, t] += v2[t]
+            qbar[0, j, t] += lb[t] * z[1, j, t] * v1[t]
+            zbar[1, j, t] += lb[t] * q[0, j, t] * v1[t]
+            v3[t] = 2.0 * lb[t] * q[0, j, t] * z[1, j, t]
+        # C0bar (stored in Pbar[0]) = coef C0 + g0 Jbar
+        for col in range(cc):
+            for t in range(T):
+                Pbar[0, col, j, t] = v3[t] * C0[col, j, t] + g[0, j, t] * Jbar[col, j, t]
+        if exact:
+            for col in range(cc):
+                for t in range(T):
+                    BK0[j, col, t] += Pbar[0, col, j, t]
+        else:
+            for k in range(d):
+                for col in range(cc):
+                    for t in range(T):
+                        BK0[j, k, t] += Pbar[0, col, j, t] * Wt[k, col, t]
+    # ---- (2) reverse sweep
+    for l in range(r):
+        for t in range(T):
+            AG[l, t] = 0.0
+        for k in range(D):
+            al = A[l, k]
+            for t in range(T):
+                AG[l, t] += al * Gb[k, t]
+    for k in range(D):
+        for t in range(T):
+            sbar[k, t] = 0.0
+            Bb[k, t] += Gb[k, t]
+        for l in range(r):
+            al = A[l, k]
+            for t in range(T):
+                sbar[k, t] += al * AG[l, t]
+    for l in range(r):
+        for k in range(D):
+            for t in range(T):
+                BA[l, k, t] += As[l, t] * Gb[k, t] + AG[l, t] * st[k, t]
+    for j in range(m):
+        for t in range(T):
+            v1[t] = 0.0
+        for k in range(D):
+            kk = K0[j, k]
+            for t in range(T):
+                v1[t] += kk * Gb[k, t]
+                BK0[j, k, t] += y[0, j, t] * Gb[k, t]
+        for t in range(T):
+            gbar[0, j, t] += v1[t] * z[1, j, t]
+            zbar[1, j, t] += v1[t] * g[0, j, t]
+    for i in range(1, M + 1):
+        Ki = K[i - 1]
+        for j in range(m):
+            for t in range(T):
+                zbar[i + 1, j, t] += zbar[i, j, t]
+        for j in range(m):
+            _mv(Ki[j], zbar[i], v1, 0.0)
+            for t in range(T):
+                gbar[i, j, t] += h * v1[t] * z[i + 1, j, t]
+                zbar[i + 1, j, t] += h * v1[t] * g[i, j, t]
+    for j in range(m):
+        for t in range(T):
+            Bw[j, t] += zbar[M + 1, j, t] + phib[t] * u[M, j, t]
+            ubar[j, t] = phib[t] * w[j]
+    # ---- (1) forward pass
+    for k in range(D):
+        for t in range(T):
+            v1[t] = b[k]
+        for l in range(r):
+            al = A[l, k]
+            for t in range(T):
+                v1[t] += al * As[l, t]
+        for t in range(T):
+            sbar[k, t] += phib[t] * v1[t]
+            Bb[k, t] += phib[t] * st[k, t]
+    for l in range(r):
+        for k in range(D):
+            for t in range(T):
+                BA[l, k, t] += phib[t] * As[l, t] * st[k, t]
+    for t in range(T):
+        Bc[0, t] += phib[t]
+    for i in range(M, 0, -1):
+        Ki = K[i - 1]
+        for j in range(m):
+            for t in range(T):
+                ab = h * g[i, j, t] * ubar[j, t] + (gbar[i, j, t] - 2.0 * g[i, j, t] * qbar[i, j, t]) * q[i, j, t]
+                abar[j, t] = ab
+                BbK[i - 1, j, t] += ab
+        # merged Kbar_i: abar_i u_{i-1}^T + h y_i zbar_i^T + Pbar_i J_{i-1}^T
+        for j in range(m):
+            for k in range(m):
+                for t in range(T):
+                    BK[i - 1, j, k, t] += abar[j, t] * u[i - 1, k, t] + h * y[i, j, t] * zbar[i, k, t]
+                _dot_add(Pbar[i, :, j], J[i - 1, :, k], BK[i - 1, j, k])
+        for k in range(m):
+            _mv_add(KT[i - 1, k], abar, ubar[k], 1.0)
+    for j in range(m):
+        for t in range(T):
+            v1[t] = g[0, j, t] * ubar[j, t] + (gbar[0, j, t] - 2.0 * g[0, j, t] * qbar[0, j, t]) * q[0, j, t]
+            Bb0[j, t] += v1[t]
+        for k in range(D):
+            kk = K0[j, k]
+            for t in range(T):
+                BK0[j, k, t] += v1[t] * st[k, t]
+                sbar[k, t] += v1[t] * kk
+
+
+@njit(cache=True)
+def _tile_scratch(M, m, cc, r, D):
+    """The forward scratch of one tile: a, g, q, u, z, y, J, Pm, C0, As, G, phi, lap, v1, st."""
+    T = TILE
+    return (np.empty((M + 1, m, T)), np.empty((M + 1, m, T)), np.empty((M + 1, m, T)),
+            np.empty((M + 1, m, T)), np.empty((M + 2, m, T)), np.empty((M + 1, m, T)),
+            np.empty((M + 1, cc, m, T)), np.empty((M + 1, cc, m, T)), np.empty((cc, m, T)),
+            np.empty((r, T)), np.empty((D, T)), np.empty(T), np.empty(T), np.empty(T),
+            np.empty((D, T)))
+
+
+@njit(cache=True, parallel=True, fastmath=_FM)
+def _tiled_derivatives_kernel(S, W, exact, d, h, w, A, b, c, K0, b0, K, bK, edges, phi, G, lap):
+    """``edges``: tile indices of contiguous blocks of tiles (``prange`` over blocks)."""
+    M = K.shape[0]
+    m = K0.shape[0]
+    r = A.shape[0]
+    n, D = S.shape
+    cc = d if exact else W.shape[2]
+    for blk in prange(edges.size - 1):
+        a, g, q, u, z, y, J, Pm, C0, As, Gt, ph, lp, v1, st = _tile_scratch(M, m, cc, r, D)
+        Wt = np.empty((d, cc, TILE))
+        KT = np.empty((M, m, m))
+        for i in range(M):
+            for j in range(m):
+                for k in range(m):
+                    KT[i, k, j] = K[i, j, k]
+        for tile in range(edges[blk], edges[blk + 1]):
+            n0 = tile * TILE
+            nt = min(TILE, n - n0)
+            _load_tile(S, W, exact, n0, nt, st, Wt)
+            _fwd_tile(st, Wt, exact, d, h, w, A, b, c, K0, b0, K, bK, KT,
+                      a, g, q, u, z, y, J, Pm, C0, As, Gt, ph, lp, v1)
+            for t in range(nt):
+                phi[n0 + t] = ph[t]
+                lap[n0 + t] = lp[t]
+                for k in range(D):
+                    G[n0 + t, k] = Gt[k, t]
+
+
+@njit(cache=True)
+def _tile_bar_scratch(M, m, cc, r, D):
+    """The adjoint scratch of one tile: gbar, qbar, zbar, Jbar, Pbar, ubar, abar, AG, AW,
+    sbar, v2, v3, v4, phib, Gb, lb."""
+    T = TILE
+    return (np.empty((M + 1, m, T)), np.empty((M + 1, m, T)), np.empty((M + 2, m, T)),
+            np.empty((cc, m, T)), np.empty((M + 1, cc, m, T)), np.empty((m, T)), np.empty((m, T)),
+            np.empty((r, T)), np.empty((r, cc, T)), np.empty((D, T)), np.empty(T), np.empty(T),
+            np.empty(T), np.empty(T), np.empty((D, T)), np.empty(T))
+
+
+@njit(cache=True, parallel=True, fastmath=_FM)
+def _tiled_vjp_kernel(S, W, exact, d, h, w, A, b, c, K0, b0, K, bK, phibar, Gbar, lapbar, edges,
+                      sbar, Bw, BA, Bb, Bc, BK0, Bb0, BK, BbK):
+    M = K.shape[0]
+    m = K0.shape[0]
+    r = A.shape[0]
+    n, D = S.shape
+    cc = d if exact else W.shape[2]
+    for blk in prange(edges.size - 1):
+        a, g, q, u, z, y, J, Pm, C0, As, Gt, ph, lp, v1, st = _tile_scratch(M, m, cc, r, D)
+        (gbar, qbar, zbar, Jbar, Pbar, ubar, abar, AG, AW, sb, v2, v3, v4,
+         phib, Gb, lb) = _tile_bar_scratch(M, m, cc, r, D)
+        Wt = np.empty((d, cc, TILE))
+        KT = np.empty((M, m, m))
+        for i in range(M):
+            for j in range(m):
+                for k in range(m):
+                    KT[i, k, j] = K[i, j, k]
+        for tile in range(edges[blk], edges[blk + 1]):
+            n0 = tile * TILE
+            nt = min(TILE, n - n0)
+            _load_tile(S, W, exact, n0, nt, st, Wt)
+            for t in range(TILE):
+                on = t < nt
+                phib[t] = phibar[n0 + t] if on else 0.0
+                lb[t] = lapbar[n0 + t] if on else 0.0
+                for k in range(D):
+                    Gb[k, t] = Gbar[n0 + t, k] if on else 0.0
+            _fwd_tile(st, Wt, exact, d, h, w, A, b, c, K0, b0, K, bK, KT,
+                      a, g, q, u, z, y, J, Pm, C0, As, Gt, ph, lp, v1)
+            _vjp_tile(st, Wt, exact, d, h, w, A, b, c, K0, b0, K, bK, KT, phib, Gb, lb,
+                      a, g, q, u, z, y, J, Pm, C0, As,
+                      gbar, qbar, zbar, Jbar, Pbar, ubar, abar, AG, AW, sb, v1, v2, v3, v4,
+                      Bw[blk], BA[blk], Bb[blk], Bc[blk], BK0[blk], Bb0[blk], BK[blk], BbK[blk])
+            for t in range(nt):
+                for k in range(D):
+                    sbar[n0 + t, k] = sb[k, t]
+
+
+def _tile_blocks(n, blocks=None):
+    """Edges (in tiles) of contiguous blocks of ``TILE``-sample tiles, one block per thread
+    unless ``blocks`` is given."""
+    return _blocks((n + TILE - 1) // TILE, blocks)
+
+
+def _lane_accumulators(prm, nb_):
+    """Zeroed per-block, per-lane parameter cotangents ``(nb_,) + shape + (TILE,)``."""
+    return [np.zeros((nb_,) + p.shape + (TILE,)) for p in prm]
+
+
+def _reduce_lanes(acc):
+    """Sum the lane accumulators over blocks and lanes: dict of parameter cotangents."""
+    return {k: v.sum(axis=(0, v.ndim - 1)) for k, v in zip(_NAMES, acc)}
+
+
+def derivatives_tiled(P, S, W, h, blocks=None):
+    """Sample-tiled :func:`derivatives` (same numbers to rounding)."""
+    n, D = S.shape
+    d = D - 1
+    exact, Wa = _W(W, d)
+    phi, lap, G = np.empty(n), np.empty(n), np.empty((n, D))
+    _tiled_derivatives_kernel(np.ascontiguousarray(S, dtype=np.float64), Wa, exact, d, float(h),
+                              *_params(P), _tile_blocks(n, blocks), phi, G, lap)
+    return phi, G, lap
+
+
+def derivatives_vjp_tiled(P, S, W, h, phibar, Gbar, lapbar, blocks=None):
+    """Sample-tiled :func:`derivatives_vjp` (same numbers to rounding)."""
+    n, D = S.shape
+    d = D - 1
+    exact, Wa = _W(W, d)
+    edges = _tile_blocks(n, blocks)
+    prm = _params(P)
+    acc = _lane_accumulators(prm, edges.size - 1)
+    sbar = np.empty((n, D))
+    _tiled_vjp_kernel(np.ascontiguousarray(S, dtype=np.float64), Wa, exact, d, float(h), *prm,
+                      np.ascontiguousarray(phibar, dtype=np.float64),
+                      np.ascontiguousarray(Gbar, dtype=np.float64),
+                      np.ascontiguousarray(lapbar, dtype=np.float64), edges, sbar, *acc)
+    return sbar, _reduce_lanes(acc)
