@@ -209,6 +209,49 @@ def best_alternating(fns, repeat):
     return out
 
 
+def _matvec_variants():
+    """Three ways of forming ``K X`` for one tile of 8 samples (``K`` m x m), compiled here
+    (not cached: a diagnostic): ``tile_scalar_acc`` (the kernels' ``_mv``: eight scalar
+    accumulators), ``tile_lane_axpy`` (``K[j, k]`` broadcast against the 8-lane row, the
+    accumulator row in memory) and ``per_sample_dot`` (the per-sample kernels' contiguous
+    dot products of length m, vectorized over k by ``reassoc``)."""
+    from numba import njit
+
+    from ocp_learn.kernels import potential_numba as pn
+    T = pn.TILE
+
+    @njit(fastmath=pn._FM)
+    def tile_scalar_acc(K, X, out, reps):
+        for _ in range(reps):
+            for j in range(K.shape[0]):
+                pn._mv(K[j], X, out[j], 0.0)
+
+    @njit(fastmath=pn._FM)
+    def tile_lane_axpy(K, X, out, reps):
+        m = K.shape[0]
+        for _ in range(reps):
+            for j in range(m):
+                for t in range(T):
+                    out[j, t] = 0.0
+                for k in range(m):
+                    kk = K[j, k]
+                    for t in range(T):
+                        out[j, t] += kk * X[k, t]
+
+    @njit(fastmath=pn._FM)
+    def per_sample_dot(K, XT, out, reps):
+        m = K.shape[0]
+        for _ in range(reps):
+            for t in range(XT.shape[0]):
+                for j in range(m):
+                    acc = 0.0
+                    for k in range(m):
+                        acc += K[j, k] * XT[t, k]
+                    out[t, j] = acc
+    return T, {"tile_scalar_acc": tile_scalar_acc, "tile_lane_axpy": tile_lane_axpy,
+               "per_sample_dot": per_sample_dot}
+
+
 def tiled(a):
     """The ``--tiled`` rows (module docstring): per-sample vs sample-tiled kernels."""
     import torch
@@ -227,6 +270,22 @@ def tiled(a):
     def add(case, impl, sec, unit, check=""):
         rows.append([case, impl, sec, unit, check, os.getloadavg()[0]])
         print(rows[-1], flush=True)
+
+    # the building block: one m x m matrix times 8 samples
+    T, fns = _matvec_variants()
+    for m in (16, 32):
+        rng = np.random.default_rng(0)
+        K, X = rng.standard_normal((m, m)), rng.standard_normal((m, T))
+        outs = {"per_sample_dot": np.empty((T, m))}
+        args = {k: (K, np.ascontiguousarray(X.T) if k == "per_sample_dot" else X,
+                    outs.get(k, np.empty((m, T)))) for k in fns}
+        reps = 20000
+        t = best_alternating({k: (lambda f=f, ar=args[k]: f(*ar, reps)) for k, f in fns.items()},
+                             a.repeat)
+        for k in fns:
+            o = args[k][2]
+            err = np.abs((o.T if k == "per_sample_dot" else o) - K @ X).max()
+            add(f"matvec m={m} x {T} samples", k, t[k] / reps * 1e9, "ns/tile", f"err={err:.0e}")
 
     # per-call kernels
     for d, m, M, n in [(2, 32, 1, 4096), (100, 16, 2, 2048)]:

@@ -26,7 +26,7 @@ obstacle ``Q(x) = 10 N(x; 0, 0.2)``.
 import matplotlib.pyplot as plt
 import numpy as np
 
-from ocp_learn.costs.interactions import EntropyCost
+from ocp_learn.costs.interactions import EntropyCost, ObstacleCost
 from ocp_learn.datasets.densities import GaussianMixture, gaussian
 from ocp_learn.optim import lbfgs
 from ocp_learn.problems.mfg import PotentialMFG
@@ -36,37 +36,12 @@ from ocp_learn.verify import taylor_test
 # %%
 # An obstacle for one dimension
 # -----------------------------
-# :class:`~ocp_learn.costs.interactions.ObstacleCost` is the obstacle of the
-# 2-D presets; here we write a 1-D obstacle ourselves, to show what an
-# interaction term must provide.  An interaction term gives, per agent, its integrand ``value``,
-# the variational derivative ``drho = dF/drho`` that enters the HJB residual
-# (E4), and the partial derivatives of both in ``z`` and ``log rho``.  For
-# ``F = int Q rho`` both are ``Q(z)``.
-class Obstacle1D:
-    """``F = int Q rho`` with ``Q(x) = scale * N(x; center, var)`` (1-D)."""
-
-    uses_logrho = False
-
-    def __init__(self, scale=10.0, center=0.0, var=0.2):
-        self.center, self.var = center, var
-        self._c = scale / np.sqrt(2 * np.pi * var)
-
-    def Q(self, z):
-        u = z[:, 0] - self.center
-        return self._c * np.exp(-0.5 * u * u / self.var)
-
-    def value(self, z, logrho):
-        return self.Q(z)
-
-    def value_partials(self, z, logrho):
-        dQ = -self.Q(z) * (z[:, 0] - self.center) / self.var
-        return dQ[:, None], np.zeros(z.shape[0])
-
-    drho = value
-    drho_partials = value_partials
-
-
-obstacle = Obstacle1D()
+# :class:`~ocp_learn.costs.interactions.ObstacleCost` with one-entry ``center``
+# and ``var`` acts on ``x1`` only.  An interaction term gives, per agent, its
+# integrand ``value``, the variational derivative ``drho = dF/drho`` that enters
+# the HJB residual (E4), and the partial derivatives of both in ``z`` and
+# ``log rho``.  For ``F = int Q rho`` both are ``Q(z)``.
+obstacle = ObstacleCost(10.0, center=(0.0,), var=(0.2,))
 
 # %%
 # A hand-derived derivative is checked before it is used (see

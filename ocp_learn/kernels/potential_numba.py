@@ -693,6 +693,15 @@ def derivatives_jvp(P, T, S, dS, W, h, blocks=None):
 # pass) are accumulated in one merged pass.  A short last tile is padded with copies of its
 # first sample and zero cotangents (the adjoint is linear in the cotangents, so padded lanes
 # add exactly zero).
+#
+# Opt-in (``PotentialResNet(..., path="tiled")``), NOT the default: measured slower than the
+# per-sample kernels here (``benchmarks/results/kernels_tiled.md``, one thread, AVX-512):
+# LLVM does not keep the eight lane accumulators of a tile in one vector register (with
+# ``reassoc`` it vectorizes the k-reduction instead, with shuffles; without, it stays scalar;
+# an accumulator row in memory cannot be promoted since Numba arrays may alias), while the
+# per-sample dot products over k are already vectorized; the tiled vjp also pays the lane
+# accumulators.  Kept, tested to 1e-12 against numpy, as the base for an explicit-SIMD or
+# GPU-style version.
 
 #: samples per tile (8 doubles = one AVX-512 register, two AVX2 registers)
 TILE = 8
