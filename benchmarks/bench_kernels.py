@@ -34,16 +34,6 @@ numba field (``derivatives`` then ``derivatives_vjp``) -- best of ``--repeat``, 
 average around each measurement (the machine is shared):
 
     OPENBLAS_NUM_THREADS=1 NUMBA_NUM_THREADS=1 python benchmarks/bench_kernels.py --quick
-
-``--tiled`` compares, in the same run at one thread, the per-sample fused kernels
-(``path="fused"``) with the sample-tiled kernels (``path="tiled"``: ``TILE`` samples in
-the SIMD lanes) -- per-call ``derivatives`` / ``derivatives_vjp`` (microseconds per sample)
-at d = 2, m = 32 and d = 100, m = 16, the CNF objective+gradient (d = 2, m = 32, n = 4096,
-with TorchOTFlow float64/float32 alongside) and the crowd MFG objective+gradient (d = 100,
-m = 16, n = 8464) -- the two paths timed alternately, best of ``--repeat`` each, with the
-load average recorded; writes results/kernels_tiled.{json,md}:
-
-    OPENBLAS_NUM_THREADS=1 NUMBA_NUM_THREADS=1 python benchmarks/bench_kernels.py --tiled --repeat 5
 """
 import argparse
 import os
@@ -196,173 +186,10 @@ def quick(a):
     return 0
 
 
-def best_alternating(fns, repeat):
-    """Best time of each callable in ``fns`` (dict), timed alternately (same load for all)."""
-    for fn in fns.values():
-        fn()
-    out = {k: np.inf for k in fns}
-    for _ in range(repeat):
-        for k, fn in fns.items():
-            t = time.perf_counter()
-            fn()
-            out[k] = min(out[k], time.perf_counter() - t)
-    return out
-
-
-def _matvec_variants():
-    """Three ways of forming ``K X`` for one tile of 8 samples (``K`` m x m), compiled here
-    (not cached: a diagnostic): ``tile_scalar_acc`` (the kernels' ``_mv``: eight scalar
-    accumulators), ``tile_lane_axpy`` (``K[j, k]`` broadcast against the 8-lane row, the
-    accumulator row in memory) and ``per_sample_dot`` (the per-sample kernels' contiguous
-    dot products of length m, vectorized over k by ``reassoc``)."""
-    from numba import njit
-
-    from ocp_learn.kernels import potential_numba as pn
-    T = pn.TILE
-
-    @njit(fastmath=pn._FM)
-    def tile_scalar_acc(K, X, out, reps):
-        for _ in range(reps):
-            for j in range(K.shape[0]):
-                pn._mv(K[j], X, out[j], 0.0)
-
-    @njit(fastmath=pn._FM)
-    def tile_lane_axpy(K, X, out, reps):
-        m = K.shape[0]
-        for _ in range(reps):
-            for j in range(m):
-                for t in range(T):
-                    out[j, t] = 0.0
-                for k in range(m):
-                    kk = K[j, k]
-                    for t in range(T):
-                        out[j, t] += kk * X[k, t]
-
-    @njit(fastmath=pn._FM)
-    def per_sample_dot(K, XT, out, reps):
-        m = K.shape[0]
-        for _ in range(reps):
-            for t in range(XT.shape[0]):
-                for j in range(m):
-                    acc = 0.0
-                    for k in range(m):
-                        acc += K[j, k] * XT[t, k]
-                    out[t, j] = acc
-    return T, {"tile_scalar_acc": tile_scalar_acc, "tile_lane_axpy": tile_lane_axpy,
-               "per_sample_dot": per_sample_dot}
-
-
-def tiled(a):
-    """The ``--tiled`` rows (module docstring): per-sample vs sample-tiled kernels."""
-    import torch
-    from torch_reference import TorchOTFlow
-
-    from ocp_learn.kernels import potential_numba as pn
-    from ocp_learn.models import PotentialResNet
-    from ocp_learn.problems.mfg import mfg_preset
-
-    set_num_threads(1)
-    torch.set_num_threads(1)
-    rows = []
-    meta = {"threads": 1, "tile": pn.TILE, "torch": torch.__version__,
-            "loadavg_start": os.getloadavg(), "repeat": a.repeat}
-
-    def add(case, impl, sec, unit, check=""):
-        rows.append([case, impl, sec, unit, check, os.getloadavg()[0]])
-        print(rows[-1], flush=True)
-
-    # the building block: one m x m matrix times 8 samples
-    T, fns = _matvec_variants()
-    for m in (16, 32):
-        rng = np.random.default_rng(0)
-        K, X = rng.standard_normal((m, m)), rng.standard_normal((m, T))
-        outs = {"per_sample_dot": np.empty((T, m))}
-        args = {k: (K, np.ascontiguousarray(X.T) if k == "per_sample_dot" else X,
-                    outs.get(k, np.empty((m, T)))) for k in fns}
-        reps = 20000
-        t = best_alternating({k: (lambda f=f, ar=args[k]: f(*ar, reps)) for k, f in fns.items()},
-                             a.repeat)
-        for k in fns:
-            o = args[k][2]
-            err = np.abs((o.T if k == "per_sample_dot" else o) - K @ X).max()
-            add(f"matvec m={m} x {T} samples", k, t[k] / reps * 1e9, "ns/tile", f"err={err:.0e}")
-
-    # per-call kernels
-    for d, m, M, n in [(2, 32, 1, 4096), (100, 16, 2, 2048)]:
-        pot = PotentialResNet(d, width=m, n_layers=M)
-        P = pot.unpack(pot.init_params(0))
-        rng = np.random.default_rng(1)
-        S = rng.standard_normal((n, d + 1))
-        bars = (rng.standard_normal(n), rng.standard_normal((n, d + 1)), rng.standard_normal(n))
-        case = f"kernel d={d} m={m} M={M} n={n} exact"
-        r0, r1 = pn.derivatives(P, S, None, pot.h), pn.derivatives_tiled(P, S, None, pot.h)
-        err = max(np.abs(x - y).max() / np.abs(x).max() for x, y in zip(r0, r1))
-        t = best_alternating({"fused": lambda: pn.derivatives(P, S, None, pot.h),
-                              "tiled": lambda: pn.derivatives_tiled(P, S, None, pot.h)}, a.repeat)
-        add(case, "derivatives per-sample", t["fused"] / n * 1e6, "us/sample")
-        add(case, "derivatives tiled", t["tiled"] / n * 1e6, "us/sample", f"rel_diff={err:.1e}")
-        t = best_alternating({"fused": lambda: pn.derivatives_vjp(P, S, None, pot.h, *bars),
-                              "tiled": lambda: pn.derivatives_vjp_tiled(P, S, None, pot.h, *bars)},
-                             a.repeat)
-        add(case, "derivatives_vjp per-sample", t["fused"] / n * 1e6, "us/sample")
-        add(case, "derivatives_vjp tiled", t["tiled"] / n * 1e6, "us/sample")
-
-    def both(prob, th):
-        pot = prob.field.potential
-        J0, g0 = prob.objective_and_gradient(th)
-        pot.path = "tiled"
-        J1, g1 = prob.objective_and_gradient(th)
-        pot.path = "fused"
-        err = max(abs(J1 - J0) / abs(J0), np.abs(g1 - g0).max() / np.abs(g0).max())
-
-        def run(path):
-            pot.path = path
-            try:
-                prob.objective_and_gradient(th)
-            finally:
-                pot.path = "fused"
-        return best_alternating({"fused": lambda: run("fused"), "tiled": lambda: run("tiled")},
-                                a.repeat), err, (J0, g0)
-
-    x = np.random.default_rng(0).standard_normal((4096, 2))
-    cnf = ContinuousNormalizingFlow(x, width=32, nt=8, backend="numba")
-    cnf.field.potential.path = "fused"
-    theta = cnf.init_params(0)
-    case = "CNF d=2 m=32 n=4096 rk4 nt=8 objective+gradient"
-    t, err, (J_ref, g_ref) = both(cnf, theta)
-    add(case, "ocp numba per-sample f64", t["fused"], "s")
-    add(case, "ocp numba tiled f64", t["tiled"], "s", f"rel_diff={err:.1e}")
-    for dt in (torch.float64, torch.float32):
-        tr = TorchOTFlow(cnf, dtype=dt)
-        P = tr.params(theta)
-        Jt, gt = tr.objective_and_gradient(P)
-        gt = tr.flat_gradient(gt)
-        e = max(abs(float(Jt) - J_ref) / abs(J_ref), np.abs(gt - g_ref[:gt.size]).max() / np.abs(g_ref).max())
-        add(case, f"torch_otflow {str(dt).split('.')[-1]}",
-            best(lambda tr=tr, P=P: tr.objective_and_gradient(P), a.repeat, a.budget), "s",
-            f"rel_err={e:.1e}")
-    mfg = mfg_preset("crowd", 100, n_samples=8464, nt=4, backend="numba")
-    mfg.field.potential.path = "fused"
-    th = mfg.init_params(0)
-    case = "MFG crowd d=100 m=16 n=8464 rk4 nt=4 objective+gradient"
-    t, err, _ = both(mfg, th)
-    add(case, "ocp numba per-sample f64", t["fused"], "s")
-    add(case, "ocp numba tiled f64", t["tiled"], "s", f"rel_diff={err:.1e}")
-    meta["loadavg_end"] = os.getloadavg()
-    headers = ["case", "impl", "time", "unit", "check", "load1_after"]
-    jp, mp = write(a.name if a.name != "kernels" else "kernels_tiled", rows, headers, meta=meta,
-                   out=a.out)
-    print(open(mp).read())
-    print("wrote", jp)
-    return 0
-
-
 def main(argv=None):
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true",
                     help="only the one-thread CNF and crowd-MFG side-by-side rows (docstring)")
-    ap.add_argument("--tiled", action="store_true",
-                    help="per-sample vs sample-tiled kernels, same run (docstring)")
     ap.add_argument("--ns", type=int, nargs="+", default=[1024, 4096])
     ap.add_argument("--dims", type=int, nargs="+", default=[2, 8, 64])
     ap.add_argument("--widths", type=int, nargs="+", default=[32, 128])
@@ -379,8 +206,6 @@ def main(argv=None):
     a = ap.parse_args(argv)
     if a.quick:
         return quick(a)
-    if a.tiled:
-        return tiled(a)
 
     import torch
     from torch_reference import TorchFFJORD, TorchOTFlow

@@ -90,105 +90,12 @@ def test_vectorized_activation_row_matches_numpy_to_a_few_ulp():
     assert np.isnan(sb[2]) and np.isnan(gb[2])
 
 
-# ----------------------------------------------------------------------------- sample-tiled kernels
-@pytest.mark.parametrize("trace", ["exact", "hutchinson"])
-@pytest.mark.parametrize("M", [1, 2])
-@pytest.mark.parametrize("d", [1, 2, 5, 20])
-def test_tiled_kernels_equal_numpy_for_ragged_tiles(d, M, trace):
-    """The sample-tiled path (TILE samples in the lanes, padded last tile) == numpy reference,
-    for n not a multiple of the tile size, value, derivatives and the full vjp."""
-    assert potential_numba.TILE == 8
-    ref, fast, theta = pair(d, M, 6, trace, "tiled", seed=d)
-    assert fast._fused()
-    for n in (1, 7, 37):
-        rng = np.random.default_rng(10 * d + M + n)
-        x, t = rng.standard_normal((n, d)), rng.standard_normal(n)
-        pr = ref.sample_probes(n, rng, k=2) if trace == "hutchinson" else None
-        for a, b in zip(ref.derivatives(x, t, theta, probes=pr), fast.derivatives(x, t, theta, probes=pr)):
-            assert rel(b, a) <= TOL
-        bars = dict(phi_bar=rng.standard_normal(n), grad_bar=rng.standard_normal((n, d)),
-                    dt_bar=rng.standard_normal(n), lap_bar=rng.standard_normal(n), probes=pr)
-        A = ref.derivatives_vjp(x, t, theta, **bars)
-        B = fast.derivatives_vjp(x, t, theta, **bars)
-        for a, b in zip(A, B):
-            assert rel(b, a) <= TOL
-        tang = dict(dx=rng.standard_normal((n, d)), dtheta=rng.standard_normal(ref.n_params), probes=pr)
-        for a, b in zip(ref.derivatives_jvp(x, t, theta, **tang), fast.derivatives_jvp(x, t, theta, **tang)):
-            assert rel(b, a) <= TOL
-
-
-def test_tiled_vjp_independent_of_the_block_split_and_dropped_term_is_caught():
-    ref, _, theta = pair(3, 2, 5, "exact", "tiled")
-    rng = np.random.default_rng(3)
-    n = 29
-    S = rng.standard_normal((n, 4))
-    P = ref.unpack(theta)
-    args = (rng.standard_normal(n), rng.standard_normal((n, 4)), rng.standard_normal(n))
-    s1, B1 = potential_numba.derivatives_vjp_tiled(P, S, None, ref.h, *args, blocks=1)
-    s3, B3 = potential_numba.derivatives_vjp_tiled(P, S, None, ref.h, *args, blocks=3)
-    assert rel(s3, s1) <= TOL
-    for k in B1:
-        assert rel(B3[k], B1[k]) <= TOL
-    # the tiled vjp is adjoint to the (per-sample) jvp; a perturbed K-cotangent is caught
-    fast = PotentialResNet(3, width=5, n_layers=2, backend="numba", path="tiled")
-    x, t = S[:, :3], S[:, 3]
-    dx, dth = rng.standard_normal((n, 3)), rng.standard_normal(fast.n_params)
-    bars = (rng.standard_normal(n), rng.standard_normal((n, 3)), rng.standard_normal(n),
-            rng.standard_normal(n))
-
-    def jvp(v):
-        r = fast.derivatives_jvp(x, t, theta, dx=v[0], dtheta=v[1])
-        return r.phi, r.grad, r.dt, r.lap
-
-    def vjp(w, bad=False):
-        xb, _, tb = fast.derivatives_vjp(x, t, theta, *w)
-        if bad:
-            G = fast.unpack(tb.copy())
-            G["K"][...] *= 1.0 + 1e-3
-            tb = fast.layout.pack(G)
-        return xb, tb
-
-    assert dot_product_test(jvp, vjp, (dx, dth), bars) <= 1e-12
-    assert dot_product_test(jvp, lambda w: vjp(w, True), (dx, dth), bars) > 1e-8
-
-
-@pytest.mark.parametrize("trace", ["exact", "hutchinson"])
-def test_tiled_fused_field_equals_the_generic_field(trace):
-    p = _cnf(trace, n=13)
-    generic = p.field
-    fused = fuse(_cnf(trace, n=13)).field
-    fused.potential.path = "tiled"
-    assert fused_available(fused)
-    theta = p.init_params(0)[:generic.n_params]
-    rng = np.random.default_rng(2)
-    y = rng.standard_normal((13, generic.state_dim))
-    ybar = rng.standard_normal(y.shape)
-    if trace == "hutchinson":
-        pr = generic.potential.sample_probes(13, rng, k=2)
-        generic.probes = fused.probes = pr
-    assert rel(fused.rhs(y, 0.3, theta), generic.rhs(y, 0.3, theta)) <= TOL
-    for a, b in zip(generic.vjp(y, 0.3, theta, ybar), fused.vjp(y, 0.3, theta, ybar)):
-        assert rel(b, a) <= TOL
-
-
-def test_tiled_fused_crowd_with_interactions_equals_numpy():
-    p = _crowd("numba", n=13)
-    p.field.potential.path = "tiled"
-    ref = _crowd("numpy", n=13)
-    th = ref.init_params(0)
-    th = th + 0.2 * np.random.default_rng(1).standard_normal(th.size)
-    J0, g0 = ref.objective_and_gradient(th)
-    J, g = p.objective_and_gradient(th)
-    assert abs(J - J0) <= TOL * abs(J0) and rel(g, g0) <= TOL
-
-
 def test_auto_path_picks_blas_for_wide_nets_and_bad_path_is_rejected():
     small = PotentialResNet(2, width=8, backend="numba")
     wide = PotentialResNet(2, width=PotentialResNet.BLAS_MIN_WIDTH, backend="numba")
     assert small._fused() and not wide._fused()
     assert not PotentialResNet(2, width=8, backend="numba", path="blas")._fused()
     assert not PotentialResNet(2, width=8, backend="numpy")._fused()
-    assert PotentialResNet(2, width=8, backend="numba", path="tiled")._fused()
     with pytest.raises(ValueError, match="path"):
         PotentialResNet(2, path="gemm")
 

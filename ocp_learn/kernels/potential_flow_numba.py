@@ -41,9 +41,7 @@ import numpy as np
 from numba import njit, prange
 
 from ..problems.potential_flow import PotentialFlowField
-from .potential_numba import (TILE, _FM, _W, _blocks, _fwd_sample, _fwd_tile, _lane_accumulators,
-                              _load_tile, _params, _reduce_lanes, _tile_bar_scratch, _tile_blocks,
-                              _tile_scratch, _vjp_sample, _vjp_tile)
+from .potential_numba import _FM, _W, _blocks, _fwd_sample, _params, _vjp_sample
 
 __all__ = ["FusedPotentialFlowField", "fused_available", "fuse"]
 
@@ -142,99 +140,6 @@ def _vjp_kernel(S, W, exact, d, h, w, A, b, c, K0, b0, K, bK, a1, c_R, extra, yb
                 out[n, k] = sbar[k]
 
 
-@njit(cache=True, parallel=True, fastmath=_FM)
-def _tiled_rhs_kernel(S, W, exact, d, h, w, A, b, c, K0, b0, K, bK, a1, c_R, extra, edges, out):
-    """Sample-tiled :func:`_rhs_kernel` (``potential_numba._fwd_tile``); ``edges`` in tiles."""
-    M = K.shape[0]
-    m = K0.shape[0]
-    r = A.shape[0]
-    n, D = S.shape
-    cc = d if exact else W.shape[2]
-    for blk in prange(edges.size - 1):
-        a, g, q, u, z, y, J, Pm, C0, As, Gt, ph, lp, v1, st = _tile_scratch(M, m, cc, r, D)
-        Wt = np.empty((d, cc, TILE))
-        KT = np.empty((M, m, m))
-        for i in range(M):
-            for j in range(m):
-                for k in range(m):
-                    KT[i, k, j] = K[i, j, k]
-        for tile in range(edges[blk], edges[blk + 1]):
-            n0 = tile * TILE
-            nt = min(TILE, n - n0)
-            _load_tile(S, W, exact, n0, nt, st, Wt)
-            _fwd_tile(st, Wt, exact, d, h, w, A, b, c, K0, b0, K, bK, KT,
-                      a, g, q, u, z, y, J, Pm, C0, As, Gt, ph, lp, v1)
-            for t in range(nt):
-                nn = n0 + t
-                gg = 0.0
-                for k in range(d):
-                    out[nn, k] = -Gt[k, t] / a1
-                    gg += Gt[k, t] * Gt[k, t]
-                out[nn, d] = -lp[t] / a1
-                out[nn, d + 1] = gg / (2.0 * a1)
-                if c_R >= 0:
-                    out[nn, c_R] = abs(-Gt[d, t] + gg / (2.0 * a1) + extra[nn])
-
-
-@njit(cache=True, parallel=True, fastmath=_FM)
-def _tiled_vjp_kernel(S, W, exact, d, h, w, A, b, c, K0, b0, K, bK, a1, c_R, extra, ybar, edges,
-                      out, wout, Bw, BA, Bb, Bc, BK0, Bb0, BK, BbK):
-    """Sample-tiled :func:`_vjp_kernel` (one forward pass per tile, cotangents formed in the
-    lanes, ``potential_numba._vjp_tile``); the accumulators carry a trailing lane axis."""
-    M = K.shape[0]
-    m = K0.shape[0]
-    r = A.shape[0]
-    n, D = S.shape
-    cc = d if exact else W.shape[2]
-    for blk in prange(edges.size - 1):
-        a, g, q, u, z, y, J, Pm, C0, As, Gt, ph, lp, v1, st = _tile_scratch(M, m, cc, r, D)
-        (gbar, qbar, zbar, Jbar, Pbar, ubar, abar, AG, AW, sb, v2, v3, v4,
-         phib, Gb, lb) = _tile_bar_scratch(M, m, cc, r, D)
-        Wt = np.empty((d, cc, TILE))
-        KT = np.empty((M, m, m))
-        for i in range(M):
-            for j in range(m):
-                for k in range(m):
-                    KT[i, k, j] = K[i, j, k]
-        for tile in range(edges[blk], edges[blk + 1]):
-            n0 = tile * TILE
-            nt = min(TILE, n - n0)
-            _load_tile(S, W, exact, n0, nt, st, Wt)
-            _fwd_tile(st, Wt, exact, d, h, w, A, b, c, K0, b0, K, bK, KT,
-                      a, g, q, u, z, y, J, Pm, C0, As, Gt, ph, lp, v1)
-            for t in range(TILE):
-                phib[t] = 0.0
-                if t >= nt:   # padded lane: zero cotangents, adds exactly nothing
-                    lb[t] = 0.0
-                    for k in range(D):
-                        Gb[k, t] = 0.0
-                    continue
-                nn = n0 + t
-                coef = ybar[nn, d + 1] / a1
-                dtb = 0.0
-                if c_R >= 0:
-                    gg = 0.0
-                    for k in range(d):
-                        gg += Gt[k, t] * Gt[k, t]
-                    res = -Gt[d, t] + gg / (2.0 * a1) + extra[nn]
-                    sg = 1.0 if res > 0.0 else (-1.0 if res < 0.0 else 0.0)
-                    wR = ybar[nn, c_R] * sg
-                    coef += wR / a1
-                    dtb = -wR
-                    wout[nn] = wR
-                for k in range(d):
-                    Gb[k, t] = -ybar[nn, k] / a1 + coef * Gt[k, t]
-                Gb[d, t] = dtb
-                lb[t] = -ybar[nn, d] / a1
-            _vjp_tile(st, Wt, exact, d, h, w, A, b, c, K0, b0, K, bK, KT, phib, Gb, lb,
-                      a, g, q, u, z, y, J, Pm, C0, As,
-                      gbar, qbar, zbar, Jbar, Pbar, ubar, abar, AG, AW, sb, v1, v2, v3, v4,
-                      Bw[blk], BA[blk], Bb[blk], Bc[blk], BK0[blk], Bb0[blk], BK[blk], BbK[blk])
-            for t in range(nt):
-                for k in range(d):
-                    out[n0 + t, k] = sb[k, t]
-
-
 def fused_available(field):
     """Whether ``field`` (a :class:`PotentialFlowField`) fits the fused kernels."""
     pot = field.potential
@@ -266,13 +171,6 @@ class FusedPotentialFlowField(PotentialFlowField):
         out = np.zeros_like(y)
         P = self.potential.unpack(theta)
         z, lr, extra = self._interactions(y)
-        if self.potential.path == "tiled":
-            _tiled_rhs_kernel(S, Wa, exact, self.dim, float(self.potential.h), *_params(P),
-                              float(self.a1), -1 if self.c_R is None else int(self.c_R), extra,
-                              _tile_blocks(y.shape[0]), out)
-            for F, c in zip(self.interactions, self.c_F):
-                out[:, c] = F.value(z, lr)
-            return out
         _rhs_kernel(S, Wa, exact, self.dim, float(self.potential.h), *_params(P), float(self.a1),
                     -1 if self.c_R is None else int(self.c_R), extra, _blocks(y.shape[0]), out)
         for F, c in zip(self.interactions, self.c_F):
@@ -295,20 +193,16 @@ class FusedPotentialFlowField(PotentialFlowField):
             return super().vjp(y, t, theta, ybar)
         S, exact, Wa = self._state(y, t)
         n = y.shape[0]
+        edges = _blocks(n)
         prm = _params(self.potential.unpack(theta))
+        acc = [np.zeros((edges.size - 1,) + p.shape) for p in prm]
         out = np.zeros_like(y)
         z, lr, extra = self._interactions(y)
         wR = np.zeros(n)
-        tiled = self.potential.path == "tiled"
-        edges = _tile_blocks(n) if tiled else _blocks(n)
-        acc = (_lane_accumulators(prm, edges.size - 1) if tiled
-               else [np.zeros((edges.size - 1,) + p.shape) for p in prm])
-        kern = _tiled_vjp_kernel if tiled else _vjp_kernel
-        kern(S, Wa, exact, self.dim, float(self.potential.h), *prm, float(self.a1),
-             -1 if self.c_R is None else int(self.c_R), extra,
-             np.ascontiguousarray(ybar, dtype=np.float64), edges, out, wR, *acc)
-        B = (_reduce_lanes(acc) if tiled
-             else {k: v.sum(axis=0) for k, v in zip(("w", "A", "b", "c", "K0", "b0", "K", "bK"), acc)})
+        _vjp_kernel(S, Wa, exact, self.dim, float(self.potential.h), *prm, float(self.a1),
+                    -1 if self.c_R is None else int(self.c_R), extra,
+                    np.ascontiguousarray(ybar, dtype=np.float64), edges, out, wR, *acc)
+        B = {k: v.sum(axis=0) for k, v in zip(("w", "A", "b", "c", "K0", "b0", "K", "bK"), acc)}
         if self.interactions:
             # the interactions' own partials, exactly as PotentialFlowField.vjp adds them
             d, a2 = self.dim, self.a2

@@ -315,12 +315,9 @@ class PotentialResNet:
         (:mod:`ocp_learn.kernels.potential_numba`) giving the same numbers, or
         the GPU (:mod:`ocp_learn.kernels.potential_cupy`: CuPy + cuBLAS +
         a numba-cuda activation kernel; needs a CUDA device).
-    path : {"auto", "fused", "blas", "tiled"}
+    path : {"auto", "fused", "blas"}
         ``backend="numba"`` only: ``"fused"`` runs the per-sample kernels
-        (``prange`` over samples); ``"tiled"`` the sample-tiled kernels (``TILE``
-        samples in the SIMD lanes, ``prange`` over blocks of tiles; the jvp keeps the
-        per-sample kernel; opt-in: not faster than ``"fused"`` where measured,
-        ``benchmarks/results/kernels_tiled.md``); ``"blas"`` the chunked batched-GEMM program
+        (``prange`` over samples); ``"blas"`` the chunked batched-GEMM program
         of the numpy reference (matrix products by BLAS, which wins once the
         ``m x m`` products dominate); ``"auto"`` picks ``"blas"`` when
         ``width >= BLAS_MIN_WIDTH`` (measured crossover, ``benchmarks/bench_kernels.py``).
@@ -350,7 +347,7 @@ class PotentialResNet:
             from ..kernels import check_backend
             check_backend("cupy")
         self.chunk = None if chunk is None else check_positive_int("chunk", chunk)
-        self.path = check_choice("path", path, {"auto", "fused", "blas", "tiled"})
+        self.path = check_choice("path", path, {"auto", "fused", "blas"})
         m, D, M, r = self.width, self.dim + 1, self.n_layers, self.rank
         self.h = 1.0 / M
         self.layout = ParamLayout([("w", (m,)), ("A", (r, D)), ("b", (D,)), ("c", (1,)),
@@ -446,7 +443,7 @@ class PotentialResNet:
             return False
         if self.path == "auto":
             return self.width < self.BLAS_MIN_WIDTH
-        return self.path in ("fused", "tiled")
+        return self.path == "fused"
 
     def _kernels(self):
         from ..kernels import potential_numba
@@ -484,9 +481,7 @@ class PotentialResNet:
         n, d = s.shape[0], self.dim
         W = self._directions(probes, n)
         if self._fused():
-            kern = self._kernels()
-            fn = kern.derivatives_tiled if self.path == "tiled" else kern.derivatives
-            phi, G, lap = fn(self.unpack(theta), s, W, self.h)
+            phi, G, lap = self._kernels().derivatives(self.unpack(theta), s, W, self.h)
         elif self.backend == "cupy":
             from ..kernels import potential_cupy
             phi, G, lap = potential_cupy.derivatives(self.unpack(theta), s, W, self.h)
@@ -526,9 +521,7 @@ class PotentialResNet:
         Gbar[:, d] = self._bar("dt_bar", dt_bar, (n,))
         P = self.unpack(theta)
         if self._fused():
-            kern = self._kernels()
-            fn = kern.derivatives_vjp_tiled if self.path == "tiled" else kern.derivatives_vjp
-            sbar, B = fn(P, s, W, self.h, phibar, Gbar, lapbar)
+            sbar, B = self._kernels().derivatives_vjp(P, s, W, self.h, phibar, Gbar, lapbar)
         elif self.backend == "cupy":
             from ..kernels import potential_cupy
             sbar, B = potential_cupy.derivatives_vjp(P, s, W, self.h, phibar, Gbar, lapbar)
