@@ -13,7 +13,6 @@ returns the exact gradient of that discrete objective by the discrete adjoint.
 from __future__ import annotations
 
 import numbers
-import time as _time
 from dataclasses import dataclass, field
 
 import numpy as np

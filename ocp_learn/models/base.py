@@ -20,8 +20,6 @@ test, a jvp/vjp dot-product test and CasADi's AD of the same computation.
 """
 from __future__ import annotations
 
-import numpy as np
-
 from ..errors import check_rng
 
 __all__ = ["Model"]
@@ -60,7 +58,3 @@ class Model:
 
     def _rng(self, rng):
         return check_rng(rng, "rng")
-
-    @staticmethod
-    def _zeros_like_params(n):
-        return np.zeros(n)

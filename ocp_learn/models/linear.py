@@ -1,8 +1,6 @@
 """Linear dynamics ``f(z; A) = A z`` -- the test problem with exact solutions."""
 from __future__ import annotations
 
-import numpy as np
-
 from ..errors import check_positive_int
 from ..params import ParamLayout
 from .base import Model

@@ -1,2 +1,12 @@
-from .classification import NeuralODEClassifier, GaussNewtonOperator  # noqa: E402,F401
-from .viscous import ViscousClassifier  # noqa: E402,F401
+"""The article's three problem families as OCPs (MATH C, D, E/F).
+
+* :mod:`.classification` -- :class:`NeuralODEClassifier` (and the Gauss--Newton operator);
+* :mod:`.viscous` -- :class:`ViscousClassifier` (Euler--Maruyama, Feynman--Kac prediction);
+* :mod:`.cnf` -- :class:`~ocp_learn.problems.cnf.ContinuousNormalizingFlow` (OT-Flow);
+* :mod:`.mfg` -- :class:`~ocp_learn.problems.mfg.PotentialMFG` and the Table 1 presets;
+* :mod:`.potential_flow` -- the field and terminal cost shared by flows and MFGs.
+"""
+from .classification import NeuralODEClassifier, GaussNewtonOperator
+from .viscous import ViscousClassifier
+
+__all__ = ["NeuralODEClassifier", "GaussNewtonOperator", "ViscousClassifier"]

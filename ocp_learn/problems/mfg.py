@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..costs.interactions import EntropyCost, ObstacleCost
-from ..datasets.densities import GaussianMixture, eight_gaussians_mixture, gaussian
+from ..datasets.densities import eight_gaussians_mixture, gaussian
 from ..errors import as_array, check_choice, check_positive_int, check_rng
 from ..ocp import OCP
 from .potential_flow import PotentialTerminal, flow_field_class
