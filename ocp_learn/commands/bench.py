@@ -31,6 +31,16 @@ register_bench("integrators", "bench_integrators.py",
                "work-precision of Euler, Heun, RK4, leapfrog on a trained model (MATH A4, B1)")
 register_bench("memory", "bench_memory.py",
                "stored floats, RSS and seconds per gradient per strategy (MATH B3, B4)")
+register_bench("core", "bench_core.py",
+               "objective + exact gradient of the core neural ODE per memory strategy (MATH B2)")
+register_bench("potential", "bench_potential.py",
+               "time per sample of Phi, grad, Laplacian and their vjps, numpy vs numba (MATH D1-D6)")
+register_bench("classifier", "bench_classifier.py",
+               "L-BFGS vs Gauss-Newton-CG, and the viscous robustness curve (MATH C1, C2, G1)")
+register_bench("flows", "bench_flows.py",
+               "CNF test NLL vs the floor, OT contrast, exact vs Hutchinson trace (MATH D4, D5)")
+register_bench("mfg", "bench_mfg.py",
+               "MFG Table 1 rows, Gaussian closed form, Pontryagin check (MATH E, F)")
 register_bench("kernels", "bench_kernels.py",
                "CNF objective+gradient: ocp_learn numba/numpy vs PyTorch (same objective) and "
                "FFJORD/torchdiffeq; GFLOP/s vs DGEMM; numba compile time (needs the bench extra)")
