@@ -93,3 +93,10 @@ def test_mfg_rejects_non_density_and_bad_stage():
     from ocp_learn.problems.mfg import mfg_preset
     with pytest.raises(ValueError, match="stage"):
         mfg_preset("crowd", stage=0)
+
+
+def test_mfg_figure3_command(tmp_path):
+    assert main(["mfg", "--figure3", "--out", str(tmp_path), "--iters", "3", "--backend", "numpy"]) == 0
+    res = json.loads((tmp_path / "figure3.json").read_text())
+    assert set(res) == {"OT", "crowd motion"} and "F" in res["crowd motion"]
+    assert (tmp_path / "figure3.png").stat().st_size > 5000
