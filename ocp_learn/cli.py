@@ -28,6 +28,13 @@ def _table(rows, headers):
     return "\n".join([line, sep, *body])
 
 
+def print_metrics(metrics):
+    """Print a metrics dict one ``key: value`` per line (floats to 5 digits)."""
+    w = max((len(k) for k in metrics), default=0)
+    for k, v in metrics.items():
+        print(f"{k:>{w}}: {v:.5g}" if isinstance(v, float) else f"{k:>{w}}: {v}")
+
+
 DEMO_PARTS = []  # filled by the modules of ocp_learn.commands (register_demo)
 
 

@@ -7,7 +7,7 @@ import time
 
 import numpy as np
 
-from ..cli import register_demo, subcommand
+from ..cli import print_metrics, register_demo, subcommand
 
 __all__ = ["train_flow", "flow_data", "run_flow"]
 
@@ -119,8 +119,7 @@ def cmd_flow(args):
               checkpoint_every=args.checkpoint_every, resume=args.resume)
     m, _, _ = run_flow(args.data, out=args.out, n_train=args.n, n_test=args.n_test, dim=args.dim,
                        seed=args.seed, **kw)
-    for k, v in m.items():  # empty on MPI ranks other than 0
-        print(f"{k:>16}: {v:.5g}" if isinstance(v, float) else f"{k:>16}: {v}")
+    print_metrics(m)  # empty on MPI ranks other than 0
     return 0
 
 

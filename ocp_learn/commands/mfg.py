@@ -6,7 +6,7 @@ import os
 
 import numpy as np
 
-from ..cli import register_demo, subcommand
+from ..cli import print_metrics, register_demo, subcommand
 
 __all__ = ["run_mfg", "figure3"]
 
@@ -121,8 +121,7 @@ def cmd_mfg(args):
     m, _, _ = run_mfg(args.problem, args.dim, out=args.out, stages=stages,
                       resample_every=args.resample_every, seed=args.seed, backend=args.backend,
                       progress=args.progress)
-    for k, v in m.items():
-        print(f"{k:>14}: {v:.5g}" if isinstance(v, float) else f"{k:>14}: {v}")
+    print_metrics(m)
     return 0
 
 
