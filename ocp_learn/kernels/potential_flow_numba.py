@@ -41,7 +41,8 @@ import numpy as np
 from numba import njit, prange
 
 from ..problems.potential_flow import PotentialFlowField
-from .potential_numba import _FM, _W, _blocks, _fwd_sample, _params, _vjp_sample
+from .potential_numba import (_FM, _W, _adj_workspace, _blocks, _fwd_sample, _fwd_workspace,
+                              _params, _vjp_sample)
 
 __all__ = ["FusedPotentialFlowField", "fused_available", "fuse"]
 
@@ -54,16 +55,7 @@ def _rhs_kernel(S, W, exact, d, h, w, A, b, c, K0, b0, K, bK, a1, c_R, extra, ed
     D = S.shape[1]
     cc = d if exact else W.shape[2]
     for blk in prange(edges.size - 1):
-        a = np.empty((M + 1, m))
-        g = np.empty((M + 1, m))
-        q = np.empty((M + 1, m))
-        u = np.empty((M + 1, m))
-        z = np.empty((M + 2, m))
-        y = np.empty((M + 1, m))
-        J = np.empty((M + 1, cc, m))
-        Pm = np.empty((M + 1, cc, m))
-        C0 = np.empty((cc, m))
-        As = np.empty(r)
+        a, g, q, u, z, y, J, Pm, C0, As = _fwd_workspace(M, m, cc, r)
         G = np.empty(D)
         for n in range(edges[blk], edges[blk + 1]):
             Wn = W[0] if exact else W[n]
@@ -88,29 +80,10 @@ def _vjp_kernel(S, W, exact, d, h, w, A, b, c, K0, b0, K, bK, a1, c_R, extra, yb
     D = S.shape[1]
     cc = d if exact else W.shape[2]
     for blk in prange(edges.size - 1):
-        a = np.empty((M + 1, m))
-        g = np.empty((M + 1, m))
-        q = np.empty((M + 1, m))
-        u = np.empty((M + 1, m))
-        z = np.empty((M + 2, m))
-        y = np.empty((M + 1, m))
-        J = np.empty((M + 1, cc, m))
-        Pm = np.empty((M + 1, cc, m))
-        C0 = np.empty((cc, m))
-        As = np.empty(r)
+        a, g, q, u, z, y, J, Pm, C0, As = _fwd_workspace(M, m, cc, r)
         G = np.empty(D)
         Gb = np.empty(D)
-        gbar = np.empty((M + 1, m))
-        qbar = np.empty((M + 1, m))
-        zbar = np.empty((M + 2, m))
-        Jbar = np.empty((cc, m))
-        Pbar = np.empty((cc, m))
-        C0bar = np.empty((cc, m))
-        ubar = np.empty(m)
-        abar = np.empty(m)
-        ybr = np.empty(m)
-        AG = np.empty(r)
-        AW = np.empty((r, cc))
+        gbar, qbar, zbar, Jbar, Pbar, C0bar, ubar, abar, ybr, AG, AW = _adj_workspace(M, m, cc, r)
         sbar = np.empty(D)
         for n in range(edges[blk], edges[blk + 1]):
             Wn = W[0] if exact else W[n]

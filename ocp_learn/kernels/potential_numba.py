@@ -142,6 +142,22 @@ def _act_row(a, sg, g, q):
         q[j] = 1.0 - gj * gj
 
 
+@njit(cache=True)
+def _fwd_workspace(M, m, cc, r):
+    """Per-block scratch of :func:`_fwd_sample` (activations, Jacobians, trace terms)."""
+    return (np.empty((M + 1, m)), np.empty((M + 1, m)), np.empty((M + 1, m)),
+            np.empty((M + 1, m)), np.empty((M + 2, m)), np.empty((M + 1, m)),
+            np.empty((M + 1, cc, m)), np.empty((M + 1, cc, m)), np.empty((cc, m)), np.empty(r))
+
+
+@njit(cache=True)
+def _adj_workspace(M, m, cc, r):
+    """Per-block scratch of the adjoint sweep (cotangents of the forward quantities)."""
+    return (np.empty((M + 1, m)), np.empty((M + 1, m)), np.empty((M + 2, m)), np.empty((cc, m)),
+            np.empty((cc, m)), np.empty((cc, m)), np.empty(m), np.empty(m), np.empty(m),
+            np.empty(r), np.empty((r, cc)))
+
+
 @njit(cache=True, fastmath=_FM)
 def _fwd_sample(s, Wn, exact, d, h, w, A, b, c, K0, b0, K, bK,
                 a, g, q, u, z, y, J, Pm, C0, As, G):
@@ -258,16 +274,7 @@ def _derivatives_kernel(S, W, exact, d, h, w, A, b, c, K0, b0, K, bK, edges, phi
     r = A.shape[0]
     cc = d if exact else W.shape[2]
     for blk in prange(edges.size - 1):
-        a = np.empty((M + 1, m))
-        g = np.empty((M + 1, m))
-        q = np.empty((M + 1, m))
-        u = np.empty((M + 1, m))
-        z = np.empty((M + 2, m))
-        y = np.empty((M + 1, m))
-        J = np.empty((M + 1, cc, m))
-        Pm = np.empty((M + 1, cc, m))
-        C0 = np.empty((cc, m))
-        As = np.empty(r)
+        a, g, q, u, z, y, J, Pm, C0, As = _fwd_workspace(M, m, cc, r)
         for n in range(edges[blk], edges[blk + 1]):
             Wn = W[0] if exact else W[n]
             p, lp = _fwd_sample(S[n], Wn, exact, d, h, w, A, b, c, K0, b0, K, bK,
@@ -436,28 +443,9 @@ def _vjp_kernel(S, W, exact, d, h, w, A, b, c, K0, b0, K, bK, phib, Gb, lb, edge
     D = S.shape[1]
     cc = d if exact else W.shape[2]
     for blk in prange(edges.size - 1):
-        a = np.empty((M + 1, m))
-        g = np.empty((M + 1, m))
-        q = np.empty((M + 1, m))
-        u = np.empty((M + 1, m))
-        z = np.empty((M + 2, m))
-        y = np.empty((M + 1, m))
-        J = np.empty((M + 1, cc, m))
-        Pm = np.empty((M + 1, cc, m))
-        C0 = np.empty((cc, m))
-        As = np.empty(r)
+        a, g, q, u, z, y, J, Pm, C0, As = _fwd_workspace(M, m, cc, r)
         G = np.empty(D)
-        gbar = np.empty((M + 1, m))
-        qbar = np.empty((M + 1, m))
-        zbar = np.empty((M + 2, m))
-        Jbar = np.empty((cc, m))
-        Pbar = np.empty((cc, m))
-        C0bar = np.empty((cc, m))
-        ubar = np.empty(m)
-        abar = np.empty(m)
-        ybar = np.empty(m)
-        AG = np.empty(r)
-        AW = np.empty((r, cc))
+        gbar, qbar, zbar, Jbar, Pbar, C0bar, ubar, abar, ybar, AG, AW = _adj_workspace(M, m, cc, r)
         for n in range(edges[blk], edges[blk + 1]):
             Wn = W[0] if exact else W[n]
             _fwd_sample(S[n], Wn, exact, d, h, w, A, b, c, K0, b0, K, bK,
@@ -598,16 +586,7 @@ def _jvp_kernel(S, W, exact, d, h, w, A, b, c, K0, b0, K, bK, dS, dw, dA, db, dc
     D = S.shape[1]
     cc = d if exact else W.shape[2]
     for blk in prange(edges.size - 1):
-        a = np.empty((M + 1, m))
-        g = np.empty((M + 1, m))
-        q = np.empty((M + 1, m))
-        u = np.empty((M + 1, m))
-        z = np.empty((M + 2, m))
-        y = np.empty((M + 1, m))
-        J = np.empty((M + 1, cc, m))
-        Pm = np.empty((M + 1, cc, m))
-        C0 = np.empty((cc, m))
-        As = np.empty(r)
+        a, g, q, u, z, y, J, Pm, C0, As = _fwd_workspace(M, m, cc, r)
         G = np.empty(D)
         dg = np.empty((M + 1, m))
         dq = np.empty((M + 1, m))
