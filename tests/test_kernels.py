@@ -265,3 +265,56 @@ def test_fused_crowd_gradient_taylor_and_dropped_interaction_term_is_caught():
     finally:
         F0.drho_partials = orig
     assert rel(g_bad, g) > 1e-6
+
+
+# ----------------------------------------------------------------------------- exact trace by Gram matrices
+@pytest.mark.parametrize("d,m,M", [(7, 3, 1), (9, 3, 2), (11, 4, 3), (2, 4, 2)])
+def test_gram_trace_path_equals_numpy(d, m, M):
+    """The Gram path (Gamma_i = J_i J_i^T, O(M m^3)) gives the numpy reference's numbers,
+    forward and vjp, also where ``auto`` would not pick it (d <= m)."""
+    rng = np.random.default_rng(d * m + M)
+    ref = PotentialResNet(d, width=m, n_layers=M, backend="numpy")
+    gram = PotentialResNet(d, width=m, n_layers=M, backend="numba", path="fused", trace_path="gram")
+    theta = ref.init_params(0) + 0.3 * rng.standard_normal(ref.n_params)
+    n = 9
+    x, t = rng.standard_normal((n, d)), rng.standard_normal(n)
+    for a, b in zip(ref.derivatives(x, t, theta), gram.derivatives(x, t, theta)):
+        assert rel(b, a) <= TOL
+    bars = dict(phi_bar=rng.standard_normal(n), grad_bar=rng.standard_normal((n, d)),
+                dt_bar=rng.standard_normal(n), lap_bar=rng.standard_normal(n))
+    for a, b in zip(ref.derivatives_vjp(x, t, theta, **bars), gram.derivatives_vjp(x, t, theta, **bars)):
+        assert rel(b, a) <= TOL
+
+
+def test_gram_trace_vjp_taylor_and_auto_choice():
+    """Taylor test of the Gram-path vjp of the Laplacian alone (wrt theta), and the
+    automatic choice: Gram when d > m (M = 1) or d > 2m, never for Hutchinson."""
+    from ocp_learn.verify import taylor_test
+    rng = np.random.default_rng(2)
+    d, m, M, n = 9, 3, 2, 5
+    mod = PotentialResNet(d, width=m, n_layers=M, backend="numba", path="fused", trace_path="gram")
+    theta = mod.init_params(0) + 0.3 * rng.standard_normal(mod.n_params)
+    x, t, lb = rng.standard_normal((n, d)), rng.standard_normal(n), rng.standard_normal(n)
+    _, _, thb = mod.derivatives_vjp(x, t, theta, lap_bar=lb)
+    v = rng.standard_normal(theta.size)
+    res = taylor_test(lambda th: float(mod.derivatives(x, t, th).lap @ lb), theta, v, thb @ v)
+    assert res.passed, res
+    P = mod.unpack(theta)
+    assert potential_numba.trace_gram(P, d, True, "auto").shape == (m, m)       # 9 > 2*3
+    assert potential_numba.trace_gram(P, d, False, "auto").size == 0            # Hutchinson
+    assert potential_numba.trace_gram(P, d, True, "jacobian").size == 0
+    assert potential_numba.use_gram(5, 4, 1) and not potential_numba.use_gram(5, 4, 2)
+    with pytest.raises(ValueError, match="trace_path"):
+        PotentialResNet(2, trace_path="fast")
+
+
+def test_fused_crowd_field_on_the_gram_path_equals_the_generic_field():
+    """Crowd motion at d = 18 > m = 16 (the d = 50, 100 presets take this path)."""
+    p = _crowd("numba", d=18, n=7)
+    assert p.field.potential.width < 18
+    ref = _crowd("numpy", d=18, n=7)
+    th = ref.init_params(0)
+    th = th + 0.1 * np.random.default_rng(3).standard_normal(th.size)
+    J0, g0 = ref.objective_and_gradient(th)
+    J, g = p.objective_and_gradient(th)
+    assert abs(J - J0) <= TOL * abs(J0) and rel(g, g0) <= TOL

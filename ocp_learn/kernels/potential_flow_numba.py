@@ -42,25 +42,25 @@ from numba import njit, prange
 
 from ..problems.potential_flow import PotentialFlowField
 from .potential_numba import (_FM, _W, _adj_workspace, _blocks, _fwd_sample, _fwd_workspace,
-                              _params, _vjp_sample)
+                              _params, _vjp_sample, accumulators, cotangents, trace_gram)
 
 __all__ = ["FusedPotentialFlowField", "fused_available", "fuse"]
 
 
 @njit(cache=True, parallel=True, fastmath=_FM)
-def _rhs_kernel(S, W, exact, d, h, w, A, b, c, K0, b0, K, bK, a1, c_R, extra, edges, out):
+def _rhs_kernel(S, W, exact, d, h, w, A, b, c, K0, b0, K, bK, G0, a1, c_R, extra, edges, out):
     M = K.shape[0]
     m = K0.shape[0]
     r = A.shape[0]
     D = S.shape[1]
-    cc = d if exact else W.shape[2]
+    cc = m if G0.shape[0] > 0 else (d if exact else W.shape[2])
     for blk in prange(edges.size - 1):
         a, g, q, u, z, y, J, Pm, C0, As = _fwd_workspace(M, m, cc, r)
         G = np.empty(D)
         for n in range(edges[blk], edges[blk + 1]):
             Wn = W[0] if exact else W[n]
             _, lp = _fwd_sample(S[n], Wn, exact, d, h, w, A, b, c, K0, b0, K, bK,
-                                a, g, q, u, z, y, J, Pm, C0, As, G)
+                                a, g, q, u, z, y, J, Pm, C0, As, G, G0)
             gg = 0.0
             for k in range(d):
                 out[n, k] = -G[k] / a1
@@ -72,13 +72,13 @@ def _rhs_kernel(S, W, exact, d, h, w, A, b, c, K0, b0, K, bK, a1, c_R, extra, ed
 
 
 @njit(cache=True, parallel=True, fastmath=_FM)
-def _vjp_kernel(S, W, exact, d, h, w, A, b, c, K0, b0, K, bK, a1, c_R, extra, ybar, edges,
-                out, wout, Bw, BA, Bb, Bc, BK0, Bb0, BK, BbK):
+def _vjp_kernel(S, W, exact, d, h, w, A, b, c, K0, b0, K, bK, G0, a1, c_R, extra, ybar, edges,
+                out, wout, Bw, BA, Bb, Bc, BK0, Bb0, BK, BbK, BG0):
     M = K.shape[0]
     m = K0.shape[0]
     r = A.shape[0]
     D = S.shape[1]
-    cc = d if exact else W.shape[2]
+    cc = m if G0.shape[0] > 0 else (d if exact else W.shape[2])
     for blk in prange(edges.size - 1):
         a, g, q, u, z, y, J, Pm, C0, As = _fwd_workspace(M, m, cc, r)
         G = np.empty(D)
@@ -88,7 +88,7 @@ def _vjp_kernel(S, W, exact, d, h, w, A, b, c, K0, b0, K, bK, a1, c_R, extra, yb
         for n in range(edges[blk], edges[blk + 1]):
             Wn = W[0] if exact else W[n]
             _fwd_sample(S[n], Wn, exact, d, h, w, A, b, c, K0, b0, K, bK,
-                        a, g, q, u, z, y, J, Pm, C0, As, G)
+                        a, g, q, u, z, y, J, Pm, C0, As, G, G0)
             coef = ybar[n, d + 1] / a1
             dtb = 0.0
             if c_R >= 0:
@@ -108,7 +108,8 @@ def _vjp_kernel(S, W, exact, d, h, w, A, b, c, K0, b0, K, bK, a1, c_R, extra, yb
             _vjp_sample(S[n], Wn, exact, d, h, w, A, b, c, K0, b0, K, bK, 0.0, Gb, lb,
                         a, g, q, u, z, y, J, Pm, C0, As,
                         gbar, qbar, zbar, Jbar, Pbar, C0bar, ubar, abar, ybr, AG, AW, sbar,
-                        Bw[blk], BA[blk], Bb[blk], Bc[blk], BK0[blk], Bb0[blk], BK[blk], BbK[blk])
+                        Bw[blk], BA[blk], Bb[blk], Bc[blk], BK0[blk], Bb0[blk], BK[blk], BbK[blk],
+                        G0, BG0[blk])
             for k in range(d):
                 out[n, k] = sbar[k]
 
@@ -144,7 +145,8 @@ class FusedPotentialFlowField(PotentialFlowField):
         out = np.zeros_like(y)
         P = self.potential.unpack(theta)
         z, lr, extra = self._interactions(y)
-        _rhs_kernel(S, Wa, exact, self.dim, float(self.potential.h), *_params(P), float(self.a1),
+        G0 = trace_gram(P, self.dim, exact, self.potential.trace_path)
+        _rhs_kernel(S, Wa, exact, self.dim, float(self.potential.h), *_params(P), G0, float(self.a1),
                     -1 if self.c_R is None else int(self.c_R), extra, _blocks(y.shape[0]), out)
         for F, c in zip(self.interactions, self.c_F):
             out[:, c] = F.value(z, lr)
@@ -167,15 +169,17 @@ class FusedPotentialFlowField(PotentialFlowField):
         S, exact, Wa = self._state(y, t)
         n = y.shape[0]
         edges = _blocks(n)
-        prm = _params(self.potential.unpack(theta))
-        acc = [np.zeros((edges.size - 1,) + p.shape) for p in prm]
+        P = self.potential.unpack(theta)
+        prm = _params(P)
+        G0 = trace_gram(P, self.dim, exact, self.potential.trace_path)
+        acc = accumulators(prm, G0, edges.size - 1)
         out = np.zeros_like(y)
         z, lr, extra = self._interactions(y)
         wR = np.zeros(n)
-        _vjp_kernel(S, Wa, exact, self.dim, float(self.potential.h), *prm, float(self.a1),
+        _vjp_kernel(S, Wa, exact, self.dim, float(self.potential.h), *prm, G0, float(self.a1),
                     -1 if self.c_R is None else int(self.c_R), extra,
                     np.ascontiguousarray(ybar, dtype=np.float64), edges, out, wR, *acc)
-        B = {k: v.sum(axis=0) for k, v in zip(("w", "A", "b", "c", "K0", "b0", "K", "bK"), acc)}
+        B = cotangents(P, self.dim, acc)
         if self.interactions:
             # the interactions' own partials, exactly as PotentialFlowField.vjp adds them
             d, a2 = self.dim, self.a2

@@ -142,6 +142,164 @@ def _act_row(a, sg, g, q):
         q[j] = 1.0 - gj * gj
 
 
+# ------------------------------------------------------------------ exact trace by Gram matrices
+def use_gram(d, m, M):
+    """Whether the exact trace is cheaper through the Gram matrices ``Gamma_i = J_i J_i^T``.
+
+    The Jacobian path costs about ``3 M m^2 d`` flops per sample (forward + adjoint);
+    the Gram path about ``4 m^3`` for ``M = 1`` and ``8 M m^3`` otherwise, independent of
+    ``d``.  Chosen when ``d > m`` (``M = 1``) or ``d > 2 m`` (``M > 1``).
+    """
+    return d > (1 if M == 1 else 2) * m
+
+
+def gram0(K0, d):
+    """``G_0 = K_{0,x} K_{0,x}^T`` (m, m), the per-parameter constant of the Gram path."""
+    K0x = np.ascontiguousarray(K0[:, :d], dtype=np.float64)
+    return K0x @ K0x.T
+
+
+def gram0_vjp(K0, d, BG0):
+    """Add the cotangent of :func:`gram0` to the ``K0`` cotangent: ``(BG0 + BG0^T) K_{0,x}``."""
+    return (BG0 + BG0.T) @ K0[:, :d]
+
+
+@njit(cache=True, fastmath=_FM)
+def _gram_trace(h, K, g, q, z, G0, Gam, R):
+    r"""Exact Laplacian of the network part by Gram matrices (D3, any ``d``).
+
+    With ``J_0 = D_0 K_{0,x}`` and ``J_i = (I + h D_i K_i) J_{i-1}`` (``D_i = diag
+    sigma'(a_i)``), ``tr = sum_j q_{0j} z_{1j} |J_0 row|^2 + h sum_i sum_j q_{ij} z_{i+1,j}
+    (K_i Gamma_{i-1} K_i^T)_{jj}`` only needs ``Gamma_i = J_i J_i^T`` (m x m):
+    ``Gamma_0 = D_0 G_0 D_0`` and ``Gamma_i = Gamma_{i-1} + h (D_i R_i + R_i^T D_i)
+    + h^2 D_i R_i K_i^T D_i`` with ``R_i = K_i Gamma_{i-1}``.  Stores ``Gamma_i`` in
+    ``Gam[i]`` (i < M) and ``R_i`` in ``R[i]``; returns the trace.
+    """
+    M = K.shape[0]
+    m = G0.shape[0]
+    lap = 0.0
+    for j in range(m):
+        lap += q[0, j] * z[1, j] * G0[j, j]
+        for k in range(m):
+            Gam[0, j, k] = g[0, j] * G0[j, k] * g[0, k]
+    for i in range(1, M + 1):
+        Ki = K[i - 1]
+        Gp = Gam[i - 1]
+        Ri = R[i]
+        for j in range(m):
+            for k in range(m):
+                Ri[j, k] = 0.0
+            for l in range(m):
+                kjl = Ki[j, l]
+                for k in range(m):
+                    Ri[j, k] += kjl * Gp[l, k]
+        ti = 0.0
+        for j in range(m):
+            pj = 0.0
+            for k in range(m):
+                pj += Ri[j, k] * Ki[j, k]
+            ti += q[i, j] * z[i + 1, j] * pj
+        lap += h * ti
+        if i < M:
+            Gi = Gam[i]
+            for j in range(m):
+                hg = h * g[i, j]
+                for k in range(m):
+                    sjk = 0.0
+                    for l in range(m):
+                        sjk += Ri[j, l] * Ki[k, l]
+                    Gi[j, k] = Gp[j, k] + hg * Ri[j, k] + h * Ri[k, j] * g[i, k] \
+                        + hg * h * sjk * g[i, k]
+    return lap
+
+
+@njit(cache=True, fastmath=_FM)
+def _gram_trace_vjp(h, lb, K, g, q, z, G0, Gam, R, gbar, qbar, zbar, Gb, Rb, Sb, BK, BG0):
+    """Adjoint of :func:`_gram_trace` for the cotangent ``lb`` of the trace.
+
+    Adds to ``gbar``, ``qbar``, ``zbar`` (as the Jacobian path does), to the ``K_i``
+    cotangents ``BK`` and to ``BG0``, the cotangent of ``G_0`` (turned into a ``K_0``
+    cotangent once per call by :func:`gram0_vjp`).  ``Gb`` carries the (symmetrized)
+    cotangent of ``Gamma_i``; ``Rb``, ``Sb`` those of ``R_i`` and ``S_i = R_i K_i^T``.
+    """
+    M = K.shape[0]
+    m = G0.shape[0]
+    for j in range(m):
+        for k in range(m):
+            Gb[j, k] = 0.0
+    for i in range(M, 0, -1):
+        Ki = K[i - 1]
+        BKi = BK[i - 1]
+        Gp = Gam[i - 1]
+        Ri = R[i]
+        if i == M:
+            # only the diagonal of S_M enters (the trace term)
+            for j in range(m):
+                pj = 0.0
+                for k in range(m):
+                    pj += Ri[j, k] * Ki[j, k]
+                qbar[i, j] += h * lb * z[i + 1, j] * pj
+                zbar[i + 1, j] += h * lb * q[i, j] * pj
+                sb = h * lb * q[i, j] * z[i + 1, j]
+                for k in range(m):
+                    Rb[j, k] = sb * Ki[j, k]
+                    BKi[j, k] += sb * Ri[j, k]
+        else:
+            for j in range(m):
+                gi = g[i, j]
+                acc = 0.0
+                for k in range(m):
+                    sjk = 0.0
+                    for l in range(m):
+                        sjk += Ri[j, l] * Ki[k, l]
+                    gbv = Gb[j, k]
+                    acc += gbv * (Ri[j, k] + h * sjk * g[i, k])
+                    Rb[j, k] = 2.0 * h * gi * gbv
+                    Sb[j, k] = h * h * gi * g[i, k] * gbv
+                gbar[i, j] += 2.0 * h * acc
+                pj = 0.0
+                for k in range(m):
+                    pj += Ri[j, k] * Ki[j, k]
+                qbar[i, j] += h * lb * z[i + 1, j] * pj
+                zbar[i + 1, j] += h * lb * q[i, j] * pj
+                Sb[j, j] += h * lb * q[i, j] * z[i + 1, j]
+            # S = R K^T:  Rb += Sb K,  BK += Sb^T R
+            for j in range(m):
+                for k in range(m):
+                    sb = Sb[j, k]
+                    for l in range(m):
+                        Rb[j, l] += sb * Ki[k, l]
+                        BKi[k, l] += sb * Ri[j, l]
+        # R = K Gamma_{i-1}:  BK += Rb Gamma_{i-1},  Gb(i-1) = Gb(i) + K^T Rb
+        # (two loop nests, each contiguous in its innermost index)
+        for j in range(m):
+            for k in range(m):
+                rb = Rb[j, k]
+                for l in range(m):
+                    BKi[j, l] += rb * Gp[k, l]
+        for j in range(m):
+            for l in range(m):
+                kjl = Ki[j, l]
+                for k in range(m):
+                    Gb[l, k] += kjl * Rb[j, k]
+        for j in range(m):
+            for k in range(j + 1, m):
+                v = 0.5 * (Gb[j, k] + Gb[k, j])
+                Gb[j, k] = v
+                Gb[k, j] = v
+    # Gamma_0 = D_0 G_0 D_0 and the level-0 trace term q_0 z_1 diag(G_0)
+    for j in range(m):
+        acc = 0.0
+        for k in range(m):
+            gbv = Gb[j, k]
+            acc += gbv * G0[j, k] * g[0, k]
+            BG0[j, k] += g[0, j] * gbv * g[0, k]
+        gbar[0, j] += 2.0 * acc
+        qbar[0, j] += lb * z[1, j] * G0[j, j]
+        zbar[1, j] += lb * q[0, j] * G0[j, j]
+        BG0[j, j] += lb * q[0, j] * z[1, j]
+
+
 @njit(cache=True)
 def _fwd_workspace(M, m, cc, r):
     """Per-block scratch of :func:`_fwd_sample` (activations, Jacobians, trace terms)."""
@@ -160,8 +318,12 @@ def _adj_workspace(M, m, cc, r):
 
 @njit(cache=True, fastmath=_FM)
 def _fwd_sample(s, Wn, exact, d, h, w, A, b, c, K0, b0, K, bK,
-                a, g, q, u, z, y, J, Pm, C0, As, G):
-    """Steps 1--3 (D1--D3) for one sample; fills the scratch, returns (phi, lap), writes G."""
+                a, g, q, u, z, y, J, Pm, C0, As, G, G0):
+    """Steps 1--3 (D1--D3) for one sample; fills the scratch, returns (phi, lap), writes G.
+
+    A non-empty ``G0`` (m, m) selects the Gram path of the exact trace
+    (:func:`_gram_trace`; ``J``, ``Pm`` then hold ``Gamma_i`` and ``R_i``, ``cc = m``).
+    """
     M = K.shape[0]
     m = K0.shape[0]
     D = s.shape[0]
@@ -219,6 +381,12 @@ def _fwd_sample(s, Wn, exact, d, h, w, A, b, c, K0, b0, K, bK,
         for k in range(D):
             G[k] += A[l, k] * As[l]
     # (3) trace
+    if G0.shape[0] > 0:
+        lap = _gram_trace(h, K, g, q, z, G0, J, Pm)
+        for l in range(r):
+            for k in range(d):
+                lap += A[l, k] * A[l, k]
+        return phi, lap
     for j in range(m):
         for col in range(cc):
             if exact:
@@ -268,17 +436,17 @@ def _fwd_sample(s, Wn, exact, d, h, w, A, b, c, K0, b0, K, bK,
 
 
 @njit(cache=True, parallel=True, fastmath=_FM)
-def _derivatives_kernel(S, W, exact, d, h, w, A, b, c, K0, b0, K, bK, edges, phi, G, lap):
+def _derivatives_kernel(S, W, exact, d, h, w, A, b, c, K0, b0, K, bK, G0, edges, phi, G, lap):
     M = K.shape[0]
     m = K0.shape[0]
     r = A.shape[0]
-    cc = d if exact else W.shape[2]
+    cc = m if G0.shape[0] > 0 else (d if exact else W.shape[2])
     for blk in prange(edges.size - 1):
         a, g, q, u, z, y, J, Pm, C0, As = _fwd_workspace(M, m, cc, r)
         for n in range(edges[blk], edges[blk + 1]):
             Wn = W[0] if exact else W[n]
             p, lp = _fwd_sample(S[n], Wn, exact, d, h, w, A, b, c, K0, b0, K, bK,
-                                a, g, q, u, z, y, J, Pm, C0, As, G[n])
+                                a, g, q, u, z, y, J, Pm, C0, As, G[n], G0)
             phi[n] = p
             lap[n] = lp
 
@@ -287,11 +455,14 @@ def _derivatives_kernel(S, W, exact, d, h, w, A, b, c, K0, b0, K, bK, edges, phi
 def _vjp_sample(s, Wn, exact, d, h, w, A, b, c, K0, b0, K, bK, phib, Gb, lb,
                 a, g, q, u, z, y, J, Pm, C0, As,
                 gbar, qbar, zbar, Jbar, Pbar, C0bar, ubar, abar, ybar, AG, AW, sbar,
-                Bw, BA, Bb, Bc, BK0, Bb0, BK, BbK):
-    """Adjoint of :func:`_fwd_sample` (module docstring of the numpy reference)."""
+                Bw, BA, Bb, Bc, BK0, Bb0, BK, BbK, G0, BG0):
+    """Adjoint of :func:`_fwd_sample` (module docstring of the numpy reference).
+
+    On the Gram path (non-empty ``G0``) the trace part is :func:`_gram_trace_vjp`, which
+    accumulates the ``G_0`` cotangent in ``BG0``.
+    """
     M = K.shape[0]
     m = K0.shape[0]
-    D = s.shape[0]
     r = A.shape[0]
     cc = C0.shape[0]
     for i in range(M + 1):
@@ -317,6 +488,22 @@ def _vjp_sample(s, Wn, exact, d, h, w, A, b, c, K0, b0, K, bK, phib, Gb, lb,
                 for col in range(cc):
                     acc += AW[l, col] * Wn[k, col]
                 BA[l, k] += 2.0 * lb * acc
+    if G0.shape[0] > 0:
+        _gram_trace_vjp(h, lb, K, g, q, z, G0, J, Pm, gbar, qbar, zbar, Jbar, Pbar, C0bar, BK, BG0)
+    else:
+        _jac_trace_vjp(exact, d, h, lb, K, g, q, z, J, Pm, C0, Wn, gbar, qbar, zbar, Jbar, Pbar,
+                       C0bar, BK, BK0)
+    _vjp_rest(s, Gb, phib, h, w, A, b, K0, K, g, q, u, z, y, As, gbar, qbar, zbar, ubar, abar, AG,
+              sbar, Bw, BA, Bb, Bc, BK0, Bb0, BK, BbK)
+
+
+@njit(cache=True, fastmath=_FM)
+def _jac_trace_vjp(exact, d, h, lb, K, g, q, z, J, Pm, C0, Wn, gbar, qbar, zbar, Jbar, Pbar,
+                   C0bar, BK, BK0):
+    """Adjoint of the Jacobian path of the trace (step 3 of :func:`_fwd_sample`)."""
+    M = K.shape[0]
+    m = g.shape[1]
+    cc = C0.shape[0]
     for j in range(m):
         for col in range(cc):
             Jbar[col, j] = 0.0
@@ -365,6 +552,16 @@ def _vjp_sample(s, Wn, exact, d, h, w, A, b, c, K0, b0, K, bK, phib, Gb, lb,
                 for col in range(cc):
                     acc += C0bar[col, j] * Wn[k, col]
                 BK0[j, k] += acc
+
+
+@njit(cache=True, fastmath=_FM)
+def _vjp_rest(s, Gb, phib, h, w, A, b, K0, K, g, q, u, z, y, As, gbar, qbar, zbar, ubar, abar, AG,
+              sbar, Bw, BA, Bb, Bc, BK0, Bb0, BK, BbK):
+    """Adjoint of steps 2 and 1 of :func:`_fwd_sample` (reverse sweep, forward pass)."""
+    M = K.shape[0]
+    m = K0.shape[0]
+    D = s.shape[0]
+    r = A.shape[0]
     # ---- (2) reverse sweep
     for l in range(r):
         acc = 0.0
@@ -435,13 +632,13 @@ def _vjp_sample(s, Wn, exact, d, h, w, A, b, c, K0, b0, K, bK, phib, Gb, lb,
 
 
 @njit(cache=True, parallel=True, fastmath=_FM)
-def _vjp_kernel(S, W, exact, d, h, w, A, b, c, K0, b0, K, bK, phib, Gb, lb, edges,
-                sbar, Bw, BA, Bb, Bc, BK0, Bb0, BK, BbK):
+def _vjp_kernel(S, W, exact, d, h, w, A, b, c, K0, b0, K, bK, G0, phib, Gb, lb, edges,
+                sbar, Bw, BA, Bb, Bc, BK0, Bb0, BK, BbK, BG0):
     M = K.shape[0]
     m = K0.shape[0]
     r = A.shape[0]
     D = S.shape[1]
-    cc = d if exact else W.shape[2]
+    cc = m if G0.shape[0] > 0 else (d if exact else W.shape[2])
     for blk in prange(edges.size - 1):
         a, g, q, u, z, y, J, Pm, C0, As = _fwd_workspace(M, m, cc, r)
         G = np.empty(D)
@@ -449,11 +646,12 @@ def _vjp_kernel(S, W, exact, d, h, w, A, b, c, K0, b0, K, bK, phib, Gb, lb, edge
         for n in range(edges[blk], edges[blk + 1]):
             Wn = W[0] if exact else W[n]
             _fwd_sample(S[n], Wn, exact, d, h, w, A, b, c, K0, b0, K, bK,
-                        a, g, q, u, z, y, J, Pm, C0, As, G)
+                        a, g, q, u, z, y, J, Pm, C0, As, G, G0)
             _vjp_sample(S[n], Wn, exact, d, h, w, A, b, c, K0, b0, K, bK, phib[n], Gb[n], lb[n],
                         a, g, q, u, z, y, J, Pm, C0, As,
                         gbar, qbar, zbar, Jbar, Pbar, C0bar, ubar, abar, ybar, AG, AW, sbar[n],
-                        Bw[blk], BA[blk], Bb[blk], Bc[blk], BK0[blk], Bb0[blk], BK[blk], BbK[blk])
+                        Bw[blk], BA[blk], Bb[blk], Bc[blk], BK0[blk], Bb0[blk], BK[blk], BbK[blk],
+                        G0, BG0[blk])
 
 
 @njit(cache=True, fastmath=_FM)
@@ -596,10 +794,11 @@ def _jvp_kernel(S, W, exact, d, h, w, A, b, c, K0, b0, K, bK, dS, dw, dA, db, dc
         dP = np.empty((cc, m))
         dC0 = np.empty((cc, m))
         dAs = np.empty(r)
+        nog = np.empty((0, 0))  # the jvp uses the Jacobian path of the trace
         for n in range(edges[blk], edges[blk + 1]):
             Wn = W[0] if exact else W[n]
             _fwd_sample(S[n], Wn, exact, d, h, w, A, b, c, K0, b0, K, bK,
-                        a, g, q, u, z, y, J, Pm, C0, As, G)
+                        a, g, q, u, z, y, J, Pm, C0, As, G, nog)
             p, lp = _jvp_sample(S[n], Wn, exact, d, h, w, A, b, c, K0, b0, K, bK, dS[n],
                                 dw, dA, db, dc, dK0, db0, dK, dbK,
                                 a, g, q, u, z, y, J, Pm, C0, As,
@@ -610,6 +809,9 @@ def _jvp_kernel(S, W, exact, d, h, w, A, b, c, K0, b0, K, bK, dS, dw, dA, db, dc
 
 # ------------------------------------------------------------------------------ Python entry points
 _NAMES = ("w", "A", "b", "c", "K0", "b0", "K", "bK")
+
+#: ``G0`` argument that selects the Jacobian path of the trace
+_NO_GRAM = np.zeros((0, 0))
 
 
 def _params(P):
@@ -622,31 +824,60 @@ def _W(W, d):
     return False, np.ascontiguousarray(W, dtype=np.float64)
 
 
-def derivatives(P, S, W, h, blocks=None):
+def trace_gram(P, d, exact, trace_path="auto"):
+    """``G0`` for the kernels: ``gram0(K0)`` on the Gram path, else the empty marker.
+
+    ``trace_path`` is ``"auto"`` (:func:`use_gram`), ``"gram"`` or ``"jacobian"``;
+    Hutchinson estimates always take the Jacobian (probe) path.
+    """
+    if trace_path not in ("auto", "gram", "jacobian"):
+        raise ValueError(f"trace_path must be 'auto', 'gram' or 'jacobian', got {trace_path!r}")
+    m, M = P["K0"].shape[0], P["K"].shape[0]
+    if exact and (trace_path == "gram" or (trace_path == "auto" and use_gram(d, m, M))):
+        return gram0(P["K0"], d)
+    return _NO_GRAM
+
+
+def derivatives(P, S, W, h, blocks=None, trace_path="auto"):
     """``(phi (n,), G = grad_s Phi (n, d+1), lap (n,))`` -- see the numpy reference ``_forward``."""
     n, D = S.shape
     d = D - 1
     exact, Wa = _W(W, d)
     phi, lap, G = np.empty(n), np.empty(n), np.empty((n, D))
-    _derivatives_kernel(np.ascontiguousarray(S), Wa, exact, d, float(h), *_params(P), _blocks(n, blocks),
-                        phi, G, lap)
+    _derivatives_kernel(np.ascontiguousarray(S), Wa, exact, d, float(h), *_params(P),
+                        trace_gram(P, d, exact, trace_path), _blocks(n, blocks), phi, G, lap)
     return phi, G, lap
 
 
-def derivatives_vjp(P, S, W, h, phibar, Gbar, lapbar, blocks=None):
+def derivatives_vjp(P, S, W, h, phibar, Gbar, lapbar, blocks=None, trace_path="auto"):
     """``(sbar (n, d+1), dict of parameter cotangents summed over samples)``."""
     n, D = S.shape
     d = D - 1
     exact, Wa = _W(W, d)
     edges = _blocks(n, blocks)
-    nb_ = edges.size - 1
     prm = _params(P)
-    acc = [np.zeros((nb_,) + p.shape) for p in prm]
+    G0 = trace_gram(P, d, exact, trace_path)
+    acc = accumulators(prm, G0, edges.size - 1)
     sbar = np.empty((n, D))
-    _vjp_kernel(np.ascontiguousarray(S), Wa, exact, d, float(h), *prm,
+    _vjp_kernel(np.ascontiguousarray(S), Wa, exact, d, float(h), *prm, G0,
                 np.ascontiguousarray(phibar, dtype=np.float64), np.ascontiguousarray(Gbar, dtype=np.float64),
                 np.ascontiguousarray(lapbar, dtype=np.float64), edges, sbar, *acc)
-    return sbar, {k: v.sum(axis=0) for k, v in zip(_NAMES, acc)}
+    return sbar, cotangents(P, d, acc)
+
+
+def accumulators(prm, G0, nblocks):
+    """Per-block parameter cotangent accumulators (and the ``G0`` one, last)."""
+    return [np.zeros((nblocks,) + p.shape) for p in prm] + [np.zeros((nblocks,) + G0.shape)]
+
+
+def cotangents(P, d, acc):
+    """Sum the per-block accumulators of :func:`accumulators` into a cotangent dict,
+    folding the ``G0`` cotangent into ``K0`` (:func:`gram0_vjp`)."""
+    B = {k: v.sum(axis=0) for k, v in zip(_NAMES, acc)}
+    BG0 = acc[-1].sum(axis=0)
+    if BG0.size:
+        B["K0"][:, :d] += gram0_vjp(P["K0"], d, BG0)
+    return B
 
 
 def derivatives_jvp(P, T, S, dS, W, h, blocks=None):
