@@ -11,6 +11,27 @@ accepts CuPy arrays (``__cuda_array_interface__``) and uses ONE ``expm1`` for
 both outputs (``sigma(a) = |a| + log(2 + em)``, ``tanh a = sign(a) (-em)/(2 + em)``,
 ``em = expm1(-2|a|)``).
 
+Chunks and residency
+--------------------
+The exact-trace cache holds the ``(n, m, d)`` Jacobians ``J_i`` and products
+``P_i`` of D3 (``n = 2^20, m = 128, d = 64`` would be 69 GB per array), so the
+samples are processed in chunks of :func:`chunk_size` samples, from a byte
+budget (:data:`CHUNK_BYTES`) divided by :func:`bytes_per_sample`.  Everything
+stays on the device between chunks: the per-sample outputs are written into
+device arrays and the parameter cotangents of the vjp (D6) are summed on the
+device; the parameters go to the device once per call.
+
+* CuPy inputs -> CuPy outputs (device-resident use, no host round trip);
+* numpy inputs -> numpy outputs (one host-to-device copy of the inputs, one
+  device-to-host copy of the results per call; what the OCP solvers use).
+
+The chunked drivers (:func:`forward_chunks`, :func:`vjp_chunks`,
+:func:`jvp_chunks`) and the device-input entry points (:func:`model_derivatives`,
+:func:`model_derivatives_vjp`, :func:`model_derivatives_jvp`) are generic over the
+array module ``xp``: with ``xp=numpy`` and the reference activation they run on
+the host, which is how the CPU tests check the chunking and the input handling
+without a GPU.
+
 CuPy is imported lazily; :func:`ocp_learn.kernels.cupy_available` says whether a
 device is usable.  :func:`act_kernel` is also tested on the numba-cuda simulator
 (``NUMBA_ENABLE_CUDASIM=1``) at tiny sizes (``tests/test_gpu.py``).
@@ -21,16 +42,34 @@ import math
 
 import numpy as np
 
-__all__ = ["activation", "act_kernel", "derivatives", "derivatives_vjp", "derivatives_jvp"]
+from ..errors import check_positive_int
+
+__all__ = ["CHUNK_BYTES", "activation", "act_kernel", "activation_impl", "bytes_per_sample", "chunk_size",
+           "chunk_slices", "forward_chunks", "vjp_chunks", "jvp_chunks", "derivatives",
+           "derivatives_vjp", "derivatives_jvp", "is_device_array", "model_derivatives",
+           "model_derivatives_vjp", "model_derivatives_jvp"]
+
+#: bytes of device memory the per-chunk cache (and its temporaries) may take
+CHUNK_BYTES = 4 << 30
 
 _KERNEL = None
+_FALLBACK = None  # CuPy ElementwiseKernel, set only if numba-cuda fails on this machine
 cuda = None  # numba.cuda, imported on first use by act_kernel()
 
+
+# --------------------------------------------------------------------------------------------
+# the fused activation kernel (D1)
+# --------------------------------------------------------------------------------------------
 
 def act_kernel():
     """The compiled numba-cuda kernel ``act(a, u, g)``: ``u = sigma(a)``, ``g = tanh(a)``, flat arrays."""
     global _KERNEL, cuda
     if _KERNEL is None:
+        # numba-cuda <= 0.30 registers an overload of ``np.row_stack``, an alias that
+        # numpy 2.5 removed (seen on the GPU machine: numba-cuda 0.30.4, numpy 2.5.2);
+        # restore the alias so that the CUDA target can load at all
+        if not hasattr(np, "row_stack"):
+            np.row_stack = np.vstack
         # ``cuda`` must be a module global (not a closure variable): the simulator swaps it
         from numba import cuda as _cuda
         cuda = _cuda
@@ -50,62 +89,398 @@ def act_kernel():
     return _KERNEL
 
 
-def activation(a, threads=256):
-    """``(sigma(a), tanh(a))`` of a CuPy (or, on the simulator, numpy) array by :func:`act_kernel`."""
+def activation(a, threads=256, strict=False):
+    """``(sigma(a), tanh(a))`` (D1) of a CuPy (or, on the simulator, numpy) array by :func:`act_kernel`.
+
+    CuPy arrays are handed to numba-cuda as views (``as_cuda_array(..., sync=False)``)
+    and the kernel is launched on CuPy's current stream, so the launch neither
+    synchronizes the device nor reorders it against the surrounding CuPy work.
+    Should numba-cuda fail to compile or launch on this machine (no NVVM, say), a
+    warning is issued once and a CuPy ``ElementwiseKernel`` with the same formula is
+    used instead (:func:`activation_impl` says which); ``strict=True`` raises instead.
+    """
+    global _FALLBACK
     xp = _xp(a)
     a = xp.ascontiguousarray(a)
+    if xp is not np and _FALLBACK is not None and not strict:
+        return _FALLBACK(a)
     u = xp.empty_like(a)
     g = xp.empty_like(a)
     n = a.size
     if n:
         blocks = (n + threads - 1) // threads
-        act_kernel()[blocks, threads](a.reshape(-1), u.reshape(-1), g.reshape(-1))
+        args = (a.reshape(-1), u.reshape(-1), g.reshape(-1))
+        if xp is np:
+            act_kernel()[blocks, threads](*args)
+            return u, g
+        try:
+            kern = act_kernel()
+            args = tuple(cuda.as_cuda_array(v, sync=False) for v in args)
+            ptr = xp.cuda.get_current_stream().ptr
+            if ptr:
+                kern[blocks, threads, cuda.external_stream(ptr)](*args)
+            else:
+                kern[blocks, threads](*args)
+        except Exception as exc:  # noqa: BLE001 - any numba-cuda failure
+            if strict:
+                raise
+            import warnings
+            warnings.warn(f"numba-cuda activation kernel failed ({exc!r}); using a CuPy "
+                          "ElementwiseKernel with the same formula", RuntimeWarning, stacklevel=2)
+            _FALLBACK = _cupy_activation(xp)
+            return _FALLBACK(a)
     return u, g
 
 
+def _cupy_activation(cp):
+    """The same fused formula as :func:`act_kernel`, as a CuPy ``ElementwiseKernel`` (fallback)."""
+    kern = cp.ElementwiseKernel(
+        "float64 x", "float64 u, float64 g",
+        "double aa = fabs(x); double em = expm1(-2.0 * aa); double t = -em / (2.0 + em);"
+        " u = aa + log(2.0 + em); g = x >= 0.0 ? t : -t;",
+        "ocp_learn_log_cosh_tanh")
+    return lambda a: kern(a)
+
+
+def activation_impl():
+    """``"numba-cuda"`` or, after a numba-cuda failure, ``"cupy-elementwise (fallback)"``."""
+    return "numba-cuda" if _FALLBACK is None else "cupy-elementwise (fallback)"
+
+
+# --------------------------------------------------------------------------------------------
+# array modules and chunk sizes
+# --------------------------------------------------------------------------------------------
+
+def is_device_array(v):
+    """True when ``v`` is a CuPy array (its type lives in the ``cupy`` package)."""
+    return type(v).__module__.split(".")[0] == "cupy"
+
+
 def _xp(a):
-    if type(a).__module__.startswith("cupy"):
+    if is_device_array(a):
         import cupy
         return cupy
     return np
+
+
+def _cupy():
+    import cupy
+    return cupy
+
+
+def _act_for(xp):
+    """The activation of array module ``xp``: the numba-cuda kernel on CuPy, the reference on numpy."""
+    if xp is np:
+        from ..models.potential import _activation
+        return _activation
+    return activation
 
 
 def _to(xp, P):
     return {k: xp.asarray(v) for k, v in P.items()}
 
 
-def derivatives(P, S, W, h):
-    """``(phi, G, lap)`` as numpy arrays, computed on the GPU (see module docstring)."""
-    import cupy as cp
+def bytes_per_sample(m, M, c, D):
+    """Upper estimate of the device bytes one sample takes in a forward + vjp chunk.
 
+    The cache of :func:`~ocp_learn.models.potential._forward` holds ``M + 1``
+    Jacobians ``J_i`` and ``M`` products ``P_i``, each ``m x c`` per sample
+    (``c = d`` for the exact trace, the number of probes for Hutchinson; D3);
+    the vjp (D6) adds ``Jbar``, ``Pbar``, the contiguous copies ``tensordot``
+    makes and a few elementwise temporaries -- counted as 8 more ``m x c`` arrays.
+    The ``m``-vectors (``a_i, u_i, g_i, q_i, z_i, y_i`` and their bars) are
+    counted as ``24 (M + 2)`` of them, and ``s``, ``G`` and their bars as ``8 D + D c``.
+
+    Parameters
+    ----------
+    m, M, c, D : int
+        Width, residual layers, trace columns, input size ``d + 1``.
+    """
+    for name, v in (("m", m), ("M", M), ("c", c), ("D", D)):
+        check_positive_int(name, v)
+    return 8 * (m * c * (2 * M + 8) + 24 * m * (M + 2) + 8 * D + D * c)
+
+
+def chunk_size(bytes_per, budget=None):
+    """Samples per chunk: ``max(1, budget // bytes_per)`` (``budget`` defaults to :data:`CHUNK_BYTES`)."""
+    bytes_per = check_positive_int("bytes_per", bytes_per)
+    budget = CHUNK_BYTES if budget is None else check_positive_int("budget", budget)
+    return max(1, budget // bytes_per)
+
+
+def chunk_slices(n, chunk):
+    """``slice`` objects covering ``range(n)`` in pieces of ``chunk`` samples (the last may be shorter)."""
+    chunk = check_positive_int("chunk", chunk)
+    return [slice(i, min(i + chunk, n)) for i in range(0, n, chunk)]
+
+
+def _chunk_for(P, S, W, chunk):
+    if chunk is not None:
+        return check_positive_int("chunk", chunk)
+    m, M, D = P["K0"].shape[0], P["K"].shape[0], S.shape[1]
+    c = D - 1 if W is None else W.shape[2]
+    return chunk_size(bytes_per_sample(m, max(M, 1), max(c, 1), D))
+
+
+# --------------------------------------------------------------------------------------------
+# chunked drivers, generic over the array module of their arguments
+# --------------------------------------------------------------------------------------------
+
+def forward_chunks(P, S, W, h, chunk=None):
+    """``(phi, G, lap)`` (D1--D3) of all samples, chunk by chunk, in the array module of ``S``.
+
+    Parameters
+    ----------
+    P : dict of arrays
+        Parameter blocks (``PotentialResNet.unpack``), in the array module of ``S``.
+    S : array, shape (n, d + 1)
+        Inputs ``s = (x, t)``.
+    W : array, shape (n, d, c), or None
+        Trace directions (``None``: exact trace, ``W = I_d``).
+    h : float
+        Residual step ``1 / M``.
+    chunk : int, optional
+        Samples per chunk; default :func:`chunk_size` of :func:`bytes_per_sample`.
+
+    Returns
+    -------
+    phi (n,), G (n, d + 1), lap (n,) : arrays of the same module as ``S``.
+    """
     from ..models.potential import _forward
-    d = S.shape[1] - 1
-    phi, G, lap, _ = _forward(_to(cp, P), cp.asarray(S), None if W is None else cp.asarray(W),
-                              h, d, act=activation)
-    return cp.asnumpy(phi), cp.asnumpy(G), cp.asnumpy(lap)
+
+    xp = _xp(S)
+    act = _act_for(xp)
+    n, D = S.shape
+    d = D - 1
+    phi, G, lap = xp.empty(n), xp.empty((n, D)), xp.empty(n)
+    for sl in chunk_slices(n, _chunk_for(P, S, W, chunk)):
+        phi[sl], G[sl], lap[sl], _ = _forward(P, S[sl], None if W is None else W[sl], h, d,
+                                              act=act)
+    return phi, G, lap
 
 
-def derivatives_vjp(P, S, W, h, phibar, Gbar, lapbar):
-    """``(sbar, dict of parameter cotangents)`` as numpy arrays, computed on the GPU."""
-    import cupy as cp
+def vjp_chunks(P, S, W, h, phibar, Gbar, lapbar, chunk=None):
+    """``sbar (n, d + 1)`` and the parameter cotangents (D6), summed over chunks in place.
 
+    Arguments as :func:`forward_chunks`, plus the cotangents ``phibar (n,)``,
+    ``Gbar (n, d + 1)``, ``lapbar (n,)``; all in the array module of ``S``
+    (the sums over samples never leave it).
+    """
     from ..models.potential import _forward, _vjp
-    d = S.shape[1] - 1
-    Pc = _to(cp, P)
-    _, _, _, cache = _forward(Pc, cp.asarray(S), None if W is None else cp.asarray(W), h, d,
-                              act=activation)
-    sbar, B = _vjp(Pc, cache, h, d, cp.asarray(phibar), cp.asarray(Gbar), cp.asarray(lapbar))
-    return cp.asnumpy(sbar), {k: cp.asnumpy(v) for k, v in B.items()}
+
+    xp = _xp(S)
+    act = _act_for(xp)
+    n, D = S.shape
+    d = D - 1
+    sbar = xp.empty((n, D))
+    B = {k: xp.zeros_like(v) for k, v in P.items()}
+    for sl in chunk_slices(n, _chunk_for(P, S, W, chunk)):
+        _, _, _, cache = _forward(P, S[sl], None if W is None else W[sl], h, d, act=act)
+        sbar[sl], Bc = _vjp(P, cache, h, d, phibar[sl], Gbar[sl], lapbar[sl])
+        for k in B:
+            B[k] += Bc[k]
+    return sbar, B
 
 
-def derivatives_jvp(P, T, S, dS, W, h):
-    """``(dphi, dG, dlap)`` as numpy arrays, computed on the GPU."""
-    import cupy as cp
-
+def jvp_chunks(P, T, S, dS, W, h, chunk=None):
+    """``(dphi, dG, dlap)`` (D6 tangent) along parameter tangents ``T`` and ``dS (n, d + 1)``, by chunks."""
     from ..models.potential import _forward, _jvp
-    d = S.shape[1] - 1
-    Pc = _to(cp, P)
-    _, _, _, cache = _forward(Pc, cp.asarray(S), None if W is None else cp.asarray(W), h, d,
-                              act=activation)
-    out = _jvp(Pc, _to(cp, T), cache, h, d, cp.asarray(dS))
-    return tuple(cp.asnumpy(v) for v in out)
+
+    xp = _xp(S)
+    act = _act_for(xp)
+    n, D = S.shape
+    d = D - 1
+    dphi, dG, dlap = xp.empty(n), xp.empty((n, D)), xp.empty(n)
+    for sl in chunk_slices(n, _chunk_for(P, S, W, chunk)):
+        _, _, _, cache = _forward(P, S[sl], None if W is None else W[sl], h, d, act=act)
+        dphi[sl], dG[sl], dlap[sl] = _jvp(P, T, cache, h, d, dS[sl])
+    return dphi, dG, dlap
+
+
+# --------------------------------------------------------------------------------------------
+# low-level entry points of PotentialResNet(backend="cupy") (validated arrays)
+# --------------------------------------------------------------------------------------------
+
+def _device(S):
+    """``(xp, back)``: the compute module (CuPy) and the map of results to the type of ``S``."""
+    cp = _cupy()
+    if is_device_array(S):
+        return cp, (lambda v: v)
+    return cp, cp.asnumpy
+
+
+def _opt(cp, v):
+    return None if v is None else cp.asarray(v)
+
+
+def derivatives(P, S, W, h, chunk=None):
+    """``(phi, G, lap)`` (D1--D3) computed on the GPU by :func:`forward_chunks`.
+
+    Numpy ``S`` (and ``W``) -> numpy results; CuPy -> CuPy results (no host copy).
+    """
+    cp, back = _device(S)
+    out = forward_chunks(_to(cp, P), cp.asarray(S), _opt(cp, W), h, chunk)
+    return tuple(back(v) for v in out)
+
+
+def derivatives_vjp(P, S, W, h, phibar, Gbar, lapbar, chunk=None):
+    """``(sbar, dict of parameter cotangents)`` (D6) computed on the GPU by :func:`vjp_chunks`."""
+    cp, back = _device(S)
+    sbar, B = vjp_chunks(_to(cp, P), cp.asarray(S), _opt(cp, W), h, cp.asarray(phibar),
+                         cp.asarray(Gbar), cp.asarray(lapbar), chunk)
+    return back(sbar), {k: back(v) for k, v in B.items()}
+
+
+def derivatives_jvp(P, T, S, dS, W, h, chunk=None):
+    """``(dphi, dG, dlap)`` (D6 tangent) computed on the GPU by :func:`jvp_chunks`."""
+    cp, back = _device(S)
+    out = jvp_chunks(_to(cp, P), _to(cp, T), cp.asarray(S), cp.asarray(dS), _opt(cp, W), h,
+                     chunk)
+    return tuple(back(v) for v in out)
+
+
+# --------------------------------------------------------------------------------------------
+# device-resident entry points: PotentialResNet methods called with CuPy arrays
+# --------------------------------------------------------------------------------------------
+
+def _arr(xp, name, v, shape=None):
+    """``v`` as a contiguous finite float64 array of module ``xp``; ``shape`` entries ``None`` are free."""
+    if v is None or isinstance(v, (str, bytes)):
+        raise TypeError(f"{name} must be an array of numbers, got {type(v).__name__}")
+    try:
+        a = xp.asarray(v)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"{name} must be array-like in {xp.__name__}, got {type(v).__name__}") from exc
+    if a.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must hold real numbers, got dtype {a.dtype}")
+    a = a.astype(xp.float64, copy=False)
+    if a.ndim and not a.flags.c_contiguous:
+        a = xp.ascontiguousarray(a)
+    if shape is not None and (a.ndim != len(shape) or
+                              any(s is not None and s != z for s, z in zip(shape, a.shape))):
+        want = tuple("any" if s is None else s for s in shape)
+        raise ValueError(f"{name} must have shape {want}, got {tuple(a.shape)}")
+    if not bool(xp.isfinite(a).all()):
+        raise ValueError(f"{name} contains non-finite values (inf or NaN)")
+    return a
+
+
+def _scalar_or(xp, name, v, n):
+    """A number (or 0-d array) or an ``(n,)`` array -> ``(n,)`` array of module ``xp``."""
+    if is_device_array(v) or isinstance(v, np.ndarray):
+        if v.ndim == 0:
+            return xp.zeros(n) + _arr(xp, name, v, ())
+        return _arr(xp, name, v, (n,))
+    if np.ndim(v) == 0:
+        return xp.zeros(n) + _arr(xp, name, np.reshape(np.asarray(v), ()), ())
+    return _arr(xp, name, v, (n,))
+
+
+def _model_inputs(model, xp, x, t, theta):
+    x = _arr(xp, "x", x, (None, model.dim))
+    n, d = x.shape[0], model.dim
+    s = xp.empty((n, d + 1))
+    s[:, :d] = x
+    s[:, d] = _scalar_or(xp, "t", t, n)
+    theta = _arr(xp, "theta", theta, (model.n_params,))
+    return s, model.layout.offsets, theta
+
+
+def _unpack(offsets, theta):
+    return {k: theta[a:b].reshape(shp) for k, (a, b, shp) in offsets.items()}
+
+
+def _model_directions(model, xp, probes, n):
+    """``W`` of the trace, as ``PotentialResNet._directions`` but in module ``xp``."""
+    if model.trace == "exact":
+        if probes is not None:
+            raise ValueError("probes are only used with trace='hutchinson'; this model has "
+                             "trace='exact', pass probes=None")
+        return None
+    if probes is None:
+        raise ValueError("trace='hutchinson' needs probes of shape (k, n, d) or (n, d); "
+                         "draw them with sample_probes(n, rng, k)")
+    pr = _arr(xp, "probes", probes)
+    got = tuple(pr.shape)
+    if pr.ndim == 2:
+        pr = pr[None]
+    if pr.ndim != 3 or tuple(pr.shape[1:]) != (n, model.dim):
+        raise ValueError(f"probes must have shape (k, {n}, {model.dim}) or ({n}, {model.dim}), "
+                         f"got {got}")
+    return xp.ascontiguousarray(xp.transpose(pr, (1, 2, 0))) / math.sqrt(pr.shape[0])
+
+
+def _bar(xp, name, v, shape):
+    return xp.zeros(shape) if v is None else _arr(xp, name, v, shape)
+
+
+def _module(xp):
+    return _cupy() if xp is None else xp
+
+
+def model_derivatives(model, x, t, theta, probes=None, xp=None):
+    """``PotentialResNet.derivatives`` (D1--D3) with device-resident inputs and outputs.
+
+    Parameters
+    ----------
+    model : PotentialResNet
+    x, t, theta, probes
+        As :meth:`PotentialResNet.derivatives`; CuPy or numpy arrays (converted to ``xp``).
+    xp : module, optional
+        Array module that computes and holds the results: CuPy (default), or
+        numpy (the host run of the same driver, used by the CPU tests).
+
+    Returns
+    -------
+    PotentialDerivatives of ``xp`` arrays.
+    """
+    from ..models.potential import PotentialDerivatives
+
+    xp = _module(xp)
+    s, off, theta = _model_inputs(model, xp, x, t, theta)
+    n, d = s.shape[0], model.dim
+    W = _model_directions(model, xp, probes, n)
+    phi, G, lap = forward_chunks(_unpack(off, theta), s, W, model.h, model.chunk)
+    return PotentialDerivatives(phi, xp.ascontiguousarray(G[:, :d]), G[:, d].copy(), lap)
+
+
+def model_derivatives_vjp(model, x, t, theta, phi_bar=None, grad_bar=None, dt_bar=None,
+                          lap_bar=None, probes=None, xp=None):
+    """``PotentialResNet.derivatives_vjp`` (D6) with device-resident inputs and outputs.
+
+    Returns ``(x_bar (n, d), t_bar (n,), theta_bar (n_params,))`` as ``xp`` arrays;
+    ``theta_bar`` is summed over all chunks on the device and packed there.
+    """
+    xp = _module(xp)
+    s, off, theta = _model_inputs(model, xp, x, t, theta)
+    n, d = s.shape[0], model.dim
+    W = _model_directions(model, xp, probes, n)
+    phibar = _bar(xp, "phi_bar", phi_bar, (n,))
+    lapbar = _bar(xp, "lap_bar", lap_bar, (n,))
+    Gbar = xp.empty((n, d + 1))
+    Gbar[:, :d] = _bar(xp, "grad_bar", grad_bar, (n, d))
+    Gbar[:, d] = _bar(xp, "dt_bar", dt_bar, (n,))
+    sbar, B = vjp_chunks(_unpack(off, theta), s, W, model.h, phibar, Gbar, lapbar, model.chunk)
+    theta_bar = xp.concatenate([B[k].reshape(-1) for k in off])
+    return xp.ascontiguousarray(sbar[:, :d]), sbar[:, d].copy(), theta_bar
+
+
+def model_derivatives_jvp(model, x, t, theta, dx=None, dt=None, dtheta=None, probes=None,
+                          xp=None):
+    """``PotentialResNet.derivatives_jvp`` (D6 tangent) with device-resident inputs and outputs."""
+    from ..models.potential import PotentialDerivatives
+
+    xp = _module(xp)
+    s, off, theta = _model_inputs(model, xp, x, t, theta)
+    n, d = s.shape[0], model.dim
+    W = _model_directions(model, xp, probes, n)
+    ds = xp.zeros_like(s)
+    if dx is not None:
+        ds[:, :d] = _arr(xp, "dx", dx, (n, d))
+    if dt is not None:
+        ds[:, d] = _scalar_or(xp, "dt", dt, n)
+    dth = xp.zeros(model.n_params) if dtheta is None else _arr(xp, "dtheta", dtheta,
+                                                               (model.n_params,))
+    dphi, dG, dlap = jvp_chunks(_unpack(off, theta), _unpack(off, dth), s, ds, W, model.h,
+                                model.chunk)
+    return PotentialDerivatives(dphi, xp.ascontiguousarray(dG[:, :d]), dG[:, d].copy(), dlap)

@@ -290,6 +290,11 @@ def _jvp(P, T, cache, h, d, ds):
     return dphi, dG, dlap
 
 
+def _any_on_device(*args):
+    """True when an argument is a CuPy array (``backend="cupy"`` then stays on the device)."""
+    return any(type(v).__module__.split(".")[0] == "cupy" for v in args)
+
+
 # --------------------------------------------------------------------------------------------
 # the model
 # --------------------------------------------------------------------------------------------
@@ -323,12 +328,20 @@ class PotentialResNet:
         ``width >= BLAS_MIN_WIDTH`` (measured crossover, ``benchmarks/bench_kernels.py``).
     chunk : int, optional
         numpy backend: samples processed at once (bounds the ``(chunk, m, d)``
-        Jacobians held); default from a 64 MB budget.
+        Jacobians held); default from a 64 MB budget.  cupy backend: the same on
+        the device; default from ``potential_cupy.CHUNK_BYTES`` (4 GiB).
+    trace_path : {"auto", "jacobian", "gram"}
+        ``backend="numba"`` fused kernels, exact trace only: propagate the
+        ``m x d`` Jacobians ``J_i`` (``O(M m^2 d)`` per sample), or their Gram
+        matrices ``J_i J_i^T`` (``O(M m^3)``, independent of ``d``;
+        :func:`ocp_learn.kernels.potential_numba._gram_trace`); ``"auto"`` takes the
+        Gram path when ``d > m`` (``M = 1``) or ``d > 2m``.  Same numbers to rounding.
 
     Notes
     -----
     The derivation of every derivative is in the module docstring.  The
-    per-sample cost is ``O(M m^2 d)`` for the exact trace and its vjp/jvp.
+    per-sample cost is ``O(M m^2 d)`` for the exact trace and its vjp/jvp
+    (``O(M m^3)`` on the Gram path).
     """
 
     #: ``path="auto"`` uses the BLAS program from this width on (measured: the fused
@@ -336,7 +349,7 @@ class PotentialResNet:
     BLAS_MIN_WIDTH = 96
 
     def __init__(self, dim, width=32, n_layers=1, rank=None, trace="exact", backend="numpy",
-                 chunk=None, path="auto"):
+                 chunk=None, path="auto", trace_path="auto"):
         self.dim = check_positive_int("dim", dim)
         self.width = check_positive_int("width", width)
         self.n_layers = check_positive_int("n_layers", n_layers)
@@ -348,6 +361,7 @@ class PotentialResNet:
             check_backend("cupy")
         self.chunk = None if chunk is None else check_positive_int("chunk", chunk)
         self.path = check_choice("path", path, {"auto", "fused", "blas"})
+        self.trace_path = check_choice("trace_path", trace_path, {"auto", "jacobian", "gram"})
         m, D, M, r = self.width, self.dim + 1, self.n_layers, self.rank
         self.h = 1.0 / M
         self.layout = ParamLayout([("w", (m,)), ("A", (r, D)), ("b", (D,)), ("c", (1,)),
@@ -476,15 +490,21 @@ class PotentialResNet:
         Returns
         -------
         PotentialDerivatives
+            With ``backend="cupy"``, CuPy arrays when any argument is a CuPy array
+            (device-resident; :func:`~ocp_learn.kernels.potential_cupy.model_derivatives`).
         """
+        if self.backend == "cupy" and _any_on_device(x, t, theta, probes):
+            from ..kernels import potential_cupy
+            return potential_cupy.model_derivatives(self, x, t, theta, probes)
         s, theta = self._inputs(x, t, theta)
         n, d = s.shape[0], self.dim
         W = self._directions(probes, n)
         if self._fused():
-            phi, G, lap = self._kernels().derivatives(self.unpack(theta), s, W, self.h)
+            phi, G, lap = self._kernels().derivatives(self.unpack(theta), s, W, self.h,
+                                                      trace_path=self.trace_path)
         elif self.backend == "cupy":
             from ..kernels import potential_cupy
-            phi, G, lap = potential_cupy.derivatives(self.unpack(theta), s, W, self.h)
+            phi, G, lap = potential_cupy.derivatives(self.unpack(theta), s, W, self.h, self.chunk)
         else:
             P = self.unpack(theta)
             phi, lap, G = np.empty(n), np.empty(n), np.empty((n, d + 1))
@@ -510,7 +530,14 @@ class PotentialResNet:
             Per-sample (sum it if ``t`` was a shared scalar).
         theta_bar : ndarray, shape (n_params,)
             Summed over samples.
+
+        With ``backend="cupy"`` and any argument a CuPy array, all three are CuPy arrays.
         """
+        if self.backend == "cupy" and _any_on_device(x, t, theta, phi_bar, grad_bar, dt_bar,
+                                                     lap_bar, probes):
+            from ..kernels import potential_cupy
+            return potential_cupy.model_derivatives_vjp(self, x, t, theta, phi_bar, grad_bar,
+                                                        dt_bar, lap_bar, probes)
         s, theta = self._inputs(x, t, theta)
         n, d = s.shape[0], self.dim
         W = self._directions(probes, n)
@@ -521,10 +548,12 @@ class PotentialResNet:
         Gbar[:, d] = self._bar("dt_bar", dt_bar, (n,))
         P = self.unpack(theta)
         if self._fused():
-            sbar, B = self._kernels().derivatives_vjp(P, s, W, self.h, phibar, Gbar, lapbar)
+            sbar, B = self._kernels().derivatives_vjp(P, s, W, self.h, phibar, Gbar, lapbar,
+                                                      trace_path=self.trace_path)
         elif self.backend == "cupy":
             from ..kernels import potential_cupy
-            sbar, B = potential_cupy.derivatives_vjp(P, s, W, self.h, phibar, Gbar, lapbar)
+            sbar, B = potential_cupy.derivatives_vjp(P, s, W, self.h, phibar, Gbar, lapbar,
+                                                     self.chunk)
         else:
             sbar = np.empty_like(s)
             B = {k: np.zeros_like(v) for k, v in P.items()}
@@ -541,8 +570,12 @@ class PotentialResNet:
 
         ``dx (n, d)``, ``dt`` (float or ``(n,)``), ``dtheta (n_params,)``; ``None`` means zero.
         Returns a :class:`PotentialDerivatives` of tangents (the directional
-        derivatives used by Gauss--Newton, MATH G1).
+        derivatives used by Gauss--Newton, MATH G1).  With ``backend="cupy"`` and any
+        argument a CuPy array, the tangents are CuPy arrays.
         """
+        if self.backend == "cupy" and _any_on_device(x, t, theta, dx, dt, dtheta, probes):
+            from ..kernels import potential_cupy
+            return potential_cupy.model_derivatives_jvp(self, x, t, theta, dx, dt, dtheta, probes)
         s, theta = self._inputs(x, t, theta)
         n, d = s.shape[0], self.dim
         W = self._directions(probes, n)
@@ -559,7 +592,7 @@ class PotentialResNet:
             dphi, dG, dlap = self._kernels().derivatives_jvp(P, T, s, ds, W, self.h)
         elif self.backend == "cupy":
             from ..kernels import potential_cupy
-            dphi, dG, dlap = potential_cupy.derivatives_jvp(P, T, s, ds, W, self.h)
+            dphi, dG, dlap = potential_cupy.derivatives_jvp(P, T, s, ds, W, self.h, self.chunk)
         else:
             dphi, dlap, dG = np.empty(n), np.empty(n), np.empty((n, d + 1))
             for sl in self._chunks(n, d if W is None else W.shape[2]):
