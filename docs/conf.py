@@ -132,6 +132,12 @@ BENCHMARKS = [
      "``python benchmarks/bench_classifier.py``"),
     ("potential", "Potential-model kernels: numpy against numba",
      "``python benchmarks/bench_potential.py``"),
+    ("trace_path", "Exact trace by Jacobians or by Gram matrices (high dimension)",
+     "``python benchmarks/bench_trace_path.py``"),
+    ("gpu", "GPU (CuPy, numba-cuda) against numba on the CPU, one H200",
+     "``OUT=DIR bash benchmarks/gpu_check.sh`` on a GPU machine"),
+    ("gpu_numba_cuda", "GPU rerun with the numba-cuda activation kernel",
+     "``python benchmarks/bench_gpu.py --sizes 65536 1048576 --widths 32``"),
 ]
 
 
