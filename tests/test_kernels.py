@@ -90,10 +90,10 @@ def test_vectorized_activation_row_matches_numpy_to_a_few_ulp():
     assert np.isnan(sb[2]) and np.isnan(gb[2])
 
 
-def test_auto_path_picks_blas_for_wide_nets_and_bad_path_is_rejected():
+def test_auto_path_is_fused_blas_on_request_and_bad_path_is_rejected():
     small = PotentialResNet(2, width=8, backend="numba")
-    wide = PotentialResNet(2, width=PotentialResNet.BLAS_MIN_WIDTH, backend="numba")
-    assert small._fused() and not wide._fused()
+    wide = PotentialResNet(2, width=128, backend="numba")
+    assert small._fused() and wide._fused()
     assert not PotentialResNet(2, width=8, backend="numba", path="blas")._fused()
     assert not PotentialResNet(2, width=8, backend="numpy")._fused()
     with pytest.raises(ValueError, match="path"):

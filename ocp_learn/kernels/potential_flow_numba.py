@@ -3,9 +3,9 @@ r"""Fused Numba path of the CNF potential flow field (MATH D4, D5; optional fast
 :class:`FusedPotentialFlowField` is a drop-in subclass of
 :class:`ocp_learn.problems.potential_flow.PotentialFlowField` for the plain
 OT-Flow CNF and the mean field games (with or without interaction terms) whose potential
-uses ``backend="numba"`` on the fused path (``path="auto"`` picks it below
-``PotentialResNet.BLAS_MIN_WIDTH``; wider nets keep the BLAS program, which
-measured faster at d = 64, m = 128 even with its extra forward pass).  It changes no formula; it removes work and
+uses ``backend="numba"`` on the fused path (``path="auto"`` or ``"fused"``; the
+BLAS program of ``path="blas"`` measured slower at every size tried, m = 32 and 128
+included).  It changes no formula; it removes work and
 Python overhead from the two calls the RK sweep makes per stage:
 
 * ``rhs``: one kernel forms the whole augmented right-hand side

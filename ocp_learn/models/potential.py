@@ -323,9 +323,10 @@ class PotentialResNet:
     path : {"auto", "fused", "blas"}
         ``backend="numba"`` only: ``"fused"`` runs the per-sample kernels
         (``prange`` over samples); ``"blas"`` the chunked batched-GEMM program
-        of the numpy reference (matrix products by BLAS, which wins once the
-        ``m x m`` products dominate); ``"auto"`` picks ``"blas"`` when
-        ``width >= BLAS_MIN_WIDTH`` (measured crossover, ``benchmarks/bench_kernels.py``).
+        of the numpy reference (matrix products by BLAS); ``"auto"`` picks
+        ``"fused"``, which measured faster for the CNF objective + gradient at
+        every size tried, m = 32 and 128, d = 2 to 128, one and two threads
+        (``benchmarks/results/kernels_fused_vs_blas.md``).
     chunk : int, optional
         numpy backend: samples processed at once (bounds the ``(chunk, m, d)``
         Jacobians held); default from a 64 MB budget.  cupy backend: the same on
@@ -344,9 +345,6 @@ class PotentialResNet:
     (``O(M m^3)`` on the Gram path).
     """
 
-    #: ``path="auto"`` uses the BLAS program from this width on (measured: the fused
-    #: kernels win at m = 32 for d <= 64, BLAS wins or ties at m = 128).
-    BLAS_MIN_WIDTH = 96
 
     def __init__(self, dim, width=32, n_layers=1, rank=None, trace="exact", backend="numpy",
                  chunk=None, path="auto", trace_path="auto"):
@@ -455,9 +453,7 @@ class PotentialResNet:
         """Whether this call runs the fused Numba kernels (else the BLAS/numpy program)."""
         if self.backend != "numba":
             return False
-        if self.path == "auto":
-            return self.width < self.BLAS_MIN_WIDTH
-        return self.path == "fused"
+        return self.path in ("auto", "fused")
 
     def _kernels(self):
         from ..kernels import potential_numba

@@ -1,0 +1,61 @@
+"""The two numba programs of the potential flow field, side by side: fused per-sample
+kernels (``path="fused"``) against the chunked batched-GEMM program (``path="blas"``).
+
+One CNF objective + gradient (``ContinuousNormalizingFlow``, M = 1, RK4, ``--nt`` steps,
+exact trace) per (d, m, threads), best of ``--repeat`` after a warm-up, with the largest
+relative difference of the two gradients.  This measurement decides ``path="auto"``
+(:meth:`ocp_learn.models.PotentialResNet._fused`).  Writes results/kernels_fused_vs_blas.*.
+
+    python benchmarks/bench_fused_vs_blas.py [--n 256] [--dims 2 8 64 128] [--widths 32 128]
+"""
+import argparse
+import os
+import sys
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(__file__))
+from _common import best_time, write  # noqa: E402
+
+from ocp_learn.kernels import set_num_threads  # noqa: E402
+from ocp_learn.kernels.potential_flow_numba import fuse  # noqa: E402
+from ocp_learn.problems.cnf import ContinuousNormalizingFlow  # noqa: E402
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--n", type=int, default=256)
+    ap.add_argument("--dims", type=int, nargs="+", default=[2, 8, 64, 128])
+    ap.add_argument("--widths", type=int, nargs="+", default=[32, 128])
+    ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    ap.add_argument("--nt", type=int, default=8)
+    ap.add_argument("--repeat", type=int, default=2)
+    ap.add_argument("--out", default=None)
+    a = ap.parse_args(argv)
+    rows = []
+    for thr in a.threads:
+        set_num_threads(thr)
+        for m in a.widths:
+            for d in a.dims:
+                x = np.random.default_rng(0).standard_normal((a.n, d))
+                res = {}
+                for path in ("fused", "blas"):
+                    p = ContinuousNormalizingFlow(x, width=m, nt=a.nt, backend="numba")
+                    p.potential.path = path
+                    p = fuse(p)
+                    th = p.init_params(0)
+                    res[path] = (best_time(lambda: p.objective_and_gradient(th), a.repeat),
+                                 p.objective_and_gradient(th)[1])
+                (tf, gf), (tb, gb) = res["fused"], res["blas"]
+                rows.append([a.n, d, m, thr, tf, tb, tb / tf,
+                             float(np.max(np.abs(gf - gb)) / np.max(np.abs(gb)))])
+                print(rows[-1], flush=True)
+    print("\n".join(write("kernels_fused_vs_blas", rows,
+                          ["n", "d", "m", "threads", "fused_s", "blas_s", "blas_over_fused",
+                           "max_rel_diff"],
+                          {"nt": a.nt, "M": 1, "integrator": "rk4", "trace": "exact",
+                           "load": os.getloadavg()}, a.out)))
+
+
+if __name__ == "__main__":
+    main()
