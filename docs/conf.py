@@ -132,6 +132,13 @@ BENCHMARKS = [
      "``python benchmarks/bench_classifier.py``"),
     ("potential", "Potential-model kernels: numpy against numba",
      "``python benchmarks/bench_potential.py``"),
+    ("kernels_fused_vs_blas", "Fused per-sample kernels against the batched-GEMM program",
+     "``python benchmarks/bench_fused_vs_blas.py``"),
+    ("kernels_grid", "CNF objective + gradient against the PyTorch peers, n = 1024, one thread",
+     "``python benchmarks/bench_kernels.py --ns 1024 --threads 1 --no-compile --name kernels_grid``"),
+    ("kernels_grid_m128_fused", "The grid's m = 128 cells on the fused kernels (the default now)",
+     "``python benchmarks/bench_kernels.py --ns 1024 --widths 128 --threads 1 --dtypes float64 "
+     "--impls ocp_numba_fused torch_otflow --no-compile --name kernels_grid_m128_fused``"),
     ("trace_path", "Exact trace by Jacobians or by Gram matrices (high dimension)",
      "``python benchmarks/bench_trace_path.py``"),
     ("gpu", "GPU (CuPy, numba-cuda) against numba on the CPU, one H200",
