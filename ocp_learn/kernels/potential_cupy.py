@@ -392,22 +392,7 @@ def _unpack(offsets, theta):
 
 def _model_directions(model, xp, probes, n):
     """``W`` of the trace, as ``PotentialResNet._directions`` but in module ``xp``."""
-    if model.trace == "exact":
-        if probes is not None:
-            raise ValueError("probes are only used with trace='hutchinson'; this model has "
-                             "trace='exact', pass probes=None")
-        return None
-    if probes is None:
-        raise ValueError("trace='hutchinson' needs probes of shape (k, n, d) or (n, d); "
-                         "draw them with sample_probes(n, rng, k)")
-    pr = _arr(xp, "probes", probes)
-    got = tuple(pr.shape)
-    if pr.ndim == 2:
-        pr = pr[None]
-    if pr.ndim != 3 or tuple(pr.shape[1:]) != (n, model.dim):
-        raise ValueError(f"probes must have shape (k, {n}, {model.dim}) or ({n}, {model.dim}), "
-                         f"got {got}")
-    return xp.ascontiguousarray(xp.transpose(pr, (1, 2, 0))) / math.sqrt(pr.shape[0])
+    return model._directions(probes, n, xp=xp, asarr=lambda name, v: _arr(xp, name, v))
 
 
 def _bar(xp, name, v, shape):

@@ -414,8 +414,12 @@ class PotentialResNet:
         s[:, -1] = tt
         return s, theta
 
-    def _directions(self, probes, n):
-        """``W`` of the trace: ``None`` (exact) or ``probes`` as ``(n, d, k) / sqrt(k)``."""
+    def _directions(self, probes, n, xp=np, asarr=None):
+        """``W`` of the trace: ``None`` (exact) or ``probes`` as ``(n, d, k) / sqrt(k)``.
+
+        ``xp``/``asarr`` (array module and checked conversion ``asarr(name, v)``) let the
+        cupy backend build ``W`` on the device with the same checks.
+        """
         if self.trace == "exact":
             if probes is not None:
                 raise ValueError("probes are only used with trace='hutchinson'; this model has "
@@ -424,14 +428,15 @@ class PotentialResNet:
         if probes is None:
             raise ValueError("trace='hutchinson' needs probes of shape (k, n, d) or (n, d); "
                              "draw them with sample_probes(n, rng, k)")
-        pr = as_array("probes", probes)
+        pr = as_array("probes", probes) if asarr is None else asarr("probes", probes)
+        got = tuple(pr.shape)
         if pr.ndim == 2:
             pr = pr[None]
-        if pr.ndim != 3 or pr.shape[1:] != (n, self.dim):
+        if pr.ndim != 3 or tuple(pr.shape[1:]) != (n, self.dim):
             raise ValueError(f"probes must have shape (k, {n}, {self.dim}) or ({n}, {self.dim}), "
-                             f"got {np.shape(probes)}")
+                             f"got {got}")
         k = pr.shape[0]
-        return np.ascontiguousarray(np.transpose(pr, (1, 2, 0))) / np.sqrt(k)
+        return xp.ascontiguousarray(xp.transpose(pr, (1, 2, 0))) / np.sqrt(k)
 
     def _bar(self, name, v, shape):
         if v is None:
