@@ -226,6 +226,17 @@ def _chunk_for(P, S, W, chunk):
 # chunked drivers, generic over the array module of their arguments
 # --------------------------------------------------------------------------------------------
 
+def _forward_by_chunk(P, S, W, h, chunk):
+    """Yield ``(slice, (phi, G, lap, cache))``: the forward pass (D1--D3) of each chunk of
+    samples, in the array module of ``S`` (shared by the forward, vjp and jvp drivers)."""
+    from ..models.potential import _forward
+
+    act = _act_for(_xp(S))
+    d = S.shape[1] - 1
+    for sl in chunk_slices(S.shape[0], _chunk_for(P, S, W, chunk)):
+        yield sl, _forward(P, S[sl], None if W is None else W[sl], h, d, act=act)
+
+
 def forward_chunks(P, S, W, h, chunk=None):
     """``(phi, G, lap)`` (D1--D3) of all samples, chunk by chunk, in the array module of ``S``.
 
@@ -246,16 +257,11 @@ def forward_chunks(P, S, W, h, chunk=None):
     -------
     phi (n,), G (n, d + 1), lap (n,) : arrays of the same module as ``S``.
     """
-    from ..models.potential import _forward
-
     xp = _xp(S)
-    act = _act_for(xp)
     n, D = S.shape
-    d = D - 1
     phi, G, lap = xp.empty(n), xp.empty((n, D)), xp.empty(n)
-    for sl in chunk_slices(n, _chunk_for(P, S, W, chunk)):
-        phi[sl], G[sl], lap[sl], _ = _forward(P, S[sl], None if W is None else W[sl], h, d,
-                                              act=act)
+    for sl, (phi_c, G_c, lap_c, _) in _forward_by_chunk(P, S, W, h, chunk):
+        phi[sl], G[sl], lap[sl] = phi_c, G_c, lap_c
     return phi, G, lap
 
 
@@ -266,16 +272,14 @@ def vjp_chunks(P, S, W, h, phibar, Gbar, lapbar, chunk=None):
     ``Gbar (n, d + 1)``, ``lapbar (n,)``; all in the array module of ``S``
     (the sums over samples never leave it).
     """
-    from ..models.potential import _forward, _vjp
+    from ..models.potential import _vjp
 
     xp = _xp(S)
-    act = _act_for(xp)
     n, D = S.shape
     d = D - 1
     sbar = xp.empty((n, D))
     B = {k: xp.zeros_like(v) for k, v in P.items()}
-    for sl in chunk_slices(n, _chunk_for(P, S, W, chunk)):
-        _, _, _, cache = _forward(P, S[sl], None if W is None else W[sl], h, d, act=act)
+    for sl, (_, _, _, cache) in _forward_by_chunk(P, S, W, h, chunk):
         sbar[sl], Bc = _vjp(P, cache, h, d, phibar[sl], Gbar[sl], lapbar[sl])
         for k in B:
             B[k] += Bc[k]
@@ -284,15 +288,13 @@ def vjp_chunks(P, S, W, h, phibar, Gbar, lapbar, chunk=None):
 
 def jvp_chunks(P, T, S, dS, W, h, chunk=None):
     """``(dphi, dG, dlap)`` (D6 tangent) along parameter tangents ``T`` and ``dS (n, d + 1)``, by chunks."""
-    from ..models.potential import _forward, _jvp
+    from ..models.potential import _jvp
 
     xp = _xp(S)
-    act = _act_for(xp)
     n, D = S.shape
     d = D - 1
     dphi, dG, dlap = xp.empty(n), xp.empty((n, D)), xp.empty(n)
-    for sl in chunk_slices(n, _chunk_for(P, S, W, chunk)):
-        _, _, _, cache = _forward(P, S[sl], None if W is None else W[sl], h, d, act=act)
+    for sl, (_, _, _, cache) in _forward_by_chunk(P, S, W, h, chunk):
         dphi[sl], dG[sl], dlap[sl] = _jvp(P, T, cache, h, d, dS[sl])
     return dphi, dG, dlap
 
