@@ -286,12 +286,16 @@ def test_gram_trace_path_equals_numpy(d, m, M):
         assert rel(b, a) <= TOL
 
 
-def test_gram_trace_vjp_taylor_and_auto_choice():
-    """Taylor test of the Gram-path vjp of the Laplacian alone (wrt theta), and the
-    automatic choice: Gram when d > m (M = 1) or d > 2m, never for Hutchinson."""
+@pytest.mark.parametrize("M", [1, 2])
+def test_gram_trace_vjp_taylor_and_auto_choice(M):
+    """Taylor test of the Gram-path vjp of the Laplacian alone (wrt theta; M = 1 is the
+    packed-H program, M = 2 the Gamma_i recursion), the same cotangents for any split of
+    the samples into blocks, and the automatic choice: Gram when d > m (M = 1) or d > 2m,
+    never for Hutchinson."""
+    from ocp_learn.kernels import potential_gram_numba as gram
     from ocp_learn.verify import taylor_test
     rng = np.random.default_rng(2)
-    d, m, M, n = 9, 3, 2, 5
+    d, m, n = 9, 3, 5
     mod = PotentialResNet(d, width=m, n_layers=M, backend="numba", path="fused", trace_path="gram")
     theta = mod.init_params(0) + 0.3 * rng.standard_normal(mod.n_params)
     x, t, lb = rng.standard_normal((n, d)), rng.standard_normal(n), rng.standard_normal(n)
@@ -300,6 +304,14 @@ def test_gram_trace_vjp_taylor_and_auto_choice():
     res = taylor_test(lambda th: float(mod.derivatives(x, t, th).lap @ lb), theta, v, thb @ v)
     assert res.passed, res
     P = mod.unpack(theta)
+    S = np.column_stack([x, t])
+    G0 = potential_numba.gram0(P["K0"], d)
+    Gb = rng.standard_normal((n, d + 1))
+    one = gram.vjp(P, S, mod.h, G0, np.array([0, n]), None, Gb, lb)
+    three = gram.vjp(P, S, mod.h, G0, np.array([0, 2, 3, n]), None, Gb, lb)
+    assert rel(three[0], one[0]) <= TOL
+    for k in one[1]:
+        assert rel(three[1][k], one[1][k]) <= TOL
     assert potential_numba.trace_gram(P, d, True, "auto").shape == (m, m)       # 9 > 2*3
     assert potential_numba.trace_gram(P, d, False, "auto").size == 0            # Hutchinson
     assert potential_numba.trace_gram(P, d, True, "jacobian").size == 0

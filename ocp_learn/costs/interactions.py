@@ -5,7 +5,10 @@ Along agent trajectories ``int F(rho) dx`` becomes an expectation over agents:
 ``log rho(z(t), t) = log rho_0(x) - ell(t)`` (E2).  Each term gives, per agent,
 its integrand ``value(z, logrho)``, the variational derivative
 ``drho(z, logrho) = dF/drho`` that enters the HJB equation (E4), and the
-partial derivatives of both in ``z`` and ``logrho`` (hand-derived).
+partial derivatives of both in ``z`` and ``logrho`` (hand-derived).  The ``z`` partial
+covers the leading columns the term depends on (shape ``(n, k)``, ``k <= d``; the
+obstacle's ``k`` is 1 or 2, the entropy's 0): at ``d = 100`` a dense ``(n, d)`` array of
+zeros per term and stage would cost more than the term itself.
 """
 from __future__ import annotations
 
@@ -40,18 +43,23 @@ class ObstacleCost:
         u = z[:, :self.k] - self.center
         return self._c * np.exp(-0.5 * np.sum(u * u / self.var, axis=1))
 
-    def grad_Q(self, z):
+    def _grad_lead(self, z):
+        """``grad Q`` in the ``k`` coordinates ``Q`` depends on, ``(n, k)``."""
         u = z[:, :self.k] - self.center
         q = self._c * np.exp(-0.5 * np.sum(u * u / self.var, axis=1))
+        return -(q[:, None] * u / self.var)
+
+    def grad_Q(self, z):
+        """``grad Q``, ``(n, d)``."""
         g = np.zeros_like(z)
-        g[:, :self.k] = -(q[:, None] * u / self.var)
+        g[:, :self.k] = self._grad_lead(z)
         return g
 
     def value(self, z, logrho):
         return self.Q(z)
 
     def value_partials(self, z, logrho):
-        return self.grad_Q(z), np.zeros(z.shape[0])
+        return self._grad_lead(z), np.zeros(z.shape[0])
 
     drho = value
     drho_partials = value_partials
@@ -69,7 +77,7 @@ class EntropyCost:
         return self.lam * logrho
 
     def value_partials(self, z, logrho):
-        return np.zeros_like(z), np.full(z.shape[0], self.lam)
+        return np.zeros((z.shape[0], 0)), np.full(z.shape[0], self.lam)
 
     def drho(self, z, logrho):
         return self.lam * (logrho + 1.0)

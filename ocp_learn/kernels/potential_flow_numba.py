@@ -41,44 +41,87 @@ import numpy as np
 from numba import njit, prange
 
 from ..problems.potential_flow import PotentialFlowField
+from . import potential_gram_numba as gram
 from .potential_numba import (_FM, _W, _adj_workspace, _blocks, _fwd_sample, _fwd_workspace,
                               _params, _vjp_sample, accumulators, cotangents, trace_gram)
 
 __all__ = ["FusedPotentialFlowField", "fused_available", "fuse"]
 
 
+@njit(cache=True, fastmath=_FM)
+def _rhs_row(G, lp, a1, c_R, extra_n, d, out_n):
+    """One sample's augmented right-hand side (D4) from ``G = grad_s Phi`` and ``lap``."""
+    gg = 0.0
+    for k in range(d):
+        out_n[k] = -G[k] / a1
+        gg += G[k] * G[k]
+    out_n[d] = -lp / a1
+    out_n[d + 1] = gg / (2.0 * a1)
+    if c_R >= 0:
+        out_n[c_R] = abs(-G[d] + gg / (2.0 * a1) + extra_n)
+
+
+@njit(cache=True, fastmath=_FM)
+def _cotangent_row(G, ybar_n, a1, c_R, extra_n, d, Gb):
+    """One sample's cotangent ``Gb`` of ``grad_s Phi`` (module docstring); returns ``w``."""
+    coef = ybar_n[d + 1] / a1
+    Gb[d] = 0.0
+    wR = 0.0
+    if c_R >= 0:
+        gg = 0.0
+        for k in range(d):
+            gg += G[k] * G[k]
+        res = -G[d] + gg / (2.0 * a1) + extra_n
+        sg = 1.0 if res > 0.0 else (-1.0 if res < 0.0 else 0.0)
+        wR = ybar_n[c_R] * sg
+        coef += wR / a1
+        Gb[d] = -wR
+    for k in range(d):
+        Gb[k] = -ybar_n[k] / a1 + coef * G[k]
+    return wR
+
+
 @njit(cache=True, parallel=True, fastmath=_FM)
-def _rhs_kernel(S, W, exact, d, h, w, A, b, c, K0, b0, K, bK, G0, a1, c_R, extra, edges, out):
+def _rhs_rows(G, lap, a1, c_R, extra, d, edges, out):
+    """:func:`_rhs_row` for every sample (the Gram path's ``G`` and ``lap`` come from GEMMs)."""
+    for blk in prange(edges.size - 1):
+        for n in range(edges[blk], edges[blk + 1]):
+            _rhs_row(G[n], lap[n], a1, c_R, extra[n], d, out[n])
+
+
+@njit(cache=True, parallel=True, fastmath=_FM)
+def _cotangent_rows(G, ybar, a1, c_R, extra, d, edges, Gb, wout):
+    """:func:`_cotangent_row` for every sample."""
+    for blk in prange(edges.size - 1):
+        for n in range(edges[blk], edges[blk + 1]):
+            wout[n] = _cotangent_row(G[n], ybar[n], a1, c_R, extra[n], d, Gb[n])
+
+
+@njit(cache=True, parallel=True, fastmath=_FM)
+def _rhs_kernel(S, W, exact, d, h, w, A, b, c, K0, b0, K, bK, a1, c_R, extra, edges, out):
     M = K.shape[0]
     m = K0.shape[0]
     r = A.shape[0]
     D = S.shape[1]
-    cc = m if G0.shape[0] > 0 else (d if exact else W.shape[2])
+    cc = d if exact else W.shape[2]
     for blk in prange(edges.size - 1):
         a, g, q, u, z, y, J, Pm, C0, As = _fwd_workspace(M, m, cc, r)
         G = np.empty(D)
         for n in range(edges[blk], edges[blk + 1]):
             Wn = W[0] if exact else W[n]
             _, lp = _fwd_sample(S[n], Wn, exact, d, h, w, A, b, c, K0, b0, K, bK,
-                                a, g, q, u, z, y, J, Pm, C0, As, G, G0)
-            gg = 0.0
-            for k in range(d):
-                out[n, k] = -G[k] / a1
-                gg += G[k] * G[k]
-            out[n, d] = -lp / a1
-            out[n, d + 1] = gg / (2.0 * a1)
-            if c_R >= 0:
-                out[n, c_R] = abs(-G[d] + gg / (2.0 * a1) + extra[n])
+                                a, g, q, u, z, y, J, Pm, C0, As, G)
+            _rhs_row(G, lp, a1, c_R, extra[n], d, out[n])
 
 
 @njit(cache=True, parallel=True, fastmath=_FM)
-def _vjp_kernel(S, W, exact, d, h, w, A, b, c, K0, b0, K, bK, G0, a1, c_R, extra, ybar, edges,
-                out, wout, Bw, BA, Bb, Bc, BK0, Bb0, BK, BbK, BG0):
+def _vjp_kernel(S, W, exact, d, h, w, A, b, c, K0, b0, K, bK, a1, c_R, extra, ybar, edges,
+                out, wout, Bw, BA, Bb, Bc, BK0, Bb0, BK, BbK):
     M = K.shape[0]
     m = K0.shape[0]
     r = A.shape[0]
     D = S.shape[1]
-    cc = m if G0.shape[0] > 0 else (d if exact else W.shape[2])
+    cc = d if exact else W.shape[2]
     for blk in prange(edges.size - 1):
         a, g, q, u, z, y, J, Pm, C0, As = _fwd_workspace(M, m, cc, r)
         G = np.empty(D)
@@ -88,28 +131,13 @@ def _vjp_kernel(S, W, exact, d, h, w, A, b, c, K0, b0, K, bK, G0, a1, c_R, extra
         for n in range(edges[blk], edges[blk + 1]):
             Wn = W[0] if exact else W[n]
             _fwd_sample(S[n], Wn, exact, d, h, w, A, b, c, K0, b0, K, bK,
-                        a, g, q, u, z, y, J, Pm, C0, As, G, G0)
-            coef = ybar[n, d + 1] / a1
-            dtb = 0.0
-            if c_R >= 0:
-                gg = 0.0
-                for k in range(d):
-                    gg += G[k] * G[k]
-                res = -G[d] + gg / (2.0 * a1) + extra[n]
-                sg = 1.0 if res > 0.0 else (-1.0 if res < 0.0 else 0.0)
-                wR = ybar[n, c_R] * sg
-                coef += wR / a1
-                dtb = -wR
-                wout[n] = wR
-            for k in range(d):
-                Gb[k] = -ybar[n, k] / a1 + coef * G[k]
-            Gb[d] = dtb
+                        a, g, q, u, z, y, J, Pm, C0, As, G)
+            wout[n] = _cotangent_row(G, ybar[n], a1, c_R, extra[n], d, Gb)
             lb = -ybar[n, d] / a1
             _vjp_sample(S[n], Wn, exact, d, h, w, A, b, c, K0, b0, K, bK, 0.0, Gb, lb,
                         a, g, q, u, z, y, J, Pm, C0, As,
                         gbar, qbar, zbar, Jbar, Pbar, C0bar, ubar, abar, ybr, AG, AW, sbar,
-                        Bw[blk], BA[blk], Bb[blk], Bc[blk], BK0[blk], Bb0[blk], BK[blk], BbK[blk],
-                        G0, BG0[blk])
+                        Bw[blk], BA[blk], Bb[blk], Bc[blk], BK0[blk], Bb0[blk], BK[blk], BbK[blk])
             for k in range(d):
                 out[n, k] = sbar[k]
 
@@ -146,8 +174,14 @@ class FusedPotentialFlowField(PotentialFlowField):
         P = self.potential.unpack(theta)
         z, lr, extra = self._interactions(y)
         G0 = trace_gram(P, self.dim, exact, self.potential.trace_path)
-        _rhs_kernel(S, Wa, exact, self.dim, float(self.potential.h), *_params(P), G0, float(self.a1),
-                    -1 if self.c_R is None else int(self.c_R), extra, _blocks(y.shape[0]), out)
+        c_R = -1 if self.c_R is None else int(self.c_R)
+        if G0.size:  # Gram path: GEMMs over the batch + a kernel in R^m
+            edges = _blocks(y.shape[0])
+            _, G, lap, _ = gram.forward(P, S, self.potential.h, G0, edges, value=False)
+            _rhs_rows(G, lap, float(self.a1), c_R, extra, self.dim, edges, out)
+        else:
+            _rhs_kernel(S, Wa, exact, self.dim, float(self.potential.h), *_params(P),
+                        float(self.a1), c_R, extra, _blocks(y.shape[0]), out)
         for F, c in zip(self.interactions, self.c_F):
             out[:, c] = F.value(z, lr)
         return out
@@ -163,6 +197,18 @@ class FusedPotentialFlowField(PotentialFlowField):
         dF = sum((F.drho(z, lr) for F in self.interactions), 0.0)
         return z, lr, np.ascontiguousarray(-(self.a2 * dF), dtype=np.float64)
 
+    def _gram_vjp(self, P, S, G0, edges, c_R, extra, ybar, out, wR):
+        """The vjp on the Gram path: ``G`` by GEMMs, the cotangents ``Gb`` per sample
+        (:func:`_cotangent_row`, as :func:`_vjp_kernel` forms them), then
+        :func:`potential_gram_numba.vjp`; writes ``out[:, :d]`` and ``wR``."""
+        d, a1, h = self.dim, float(self.a1), self.potential.h
+        _, G, _, cache = gram.forward(P, S, h, G0, edges, trace=False, value=False)
+        Gb = np.empty_like(G)
+        _cotangent_rows(G, ybar, a1, c_R, extra, d, edges, Gb, wR)
+        sbar, B = gram.vjp(P, S, h, G0, edges, None, Gb, ybar[:, d] / -a1, cache)
+        out[:, :d] = sbar[:, :d]
+        return B
+
     def vjp(self, y, t, theta, ybar):
         if not fused_available(self) or np.ndim(t) != 0:
             return super().vjp(y, t, theta, ybar)
@@ -172,32 +218,20 @@ class FusedPotentialFlowField(PotentialFlowField):
         P = self.potential.unpack(theta)
         prm = _params(P)
         G0 = trace_gram(P, self.dim, exact, self.potential.trace_path)
-        acc = accumulators(prm, G0, edges.size - 1)
         out = np.zeros_like(y)
         z, lr, extra = self._interactions(y)
         wR = np.zeros(n)
-        _vjp_kernel(S, Wa, exact, self.dim, float(self.potential.h), *prm, G0, float(self.a1),
-                    -1 if self.c_R is None else int(self.c_R), extra,
-                    np.ascontiguousarray(ybar, dtype=np.float64), edges, out, wR, *acc)
-        B = cotangents(P, self.dim, acc)
-        if self.interactions:
-            # the interactions' own partials, exactly as PotentialFlowField.vjp adds them
-            d, a2 = self.dim, self.a2
-            z_extra = np.zeros_like(z)
-            lr_bar = np.zeros(n)
-            for F, c in zip(self.interactions, self.c_F):
-                vz, vl = F.value_partials(z, lr)
-                z_extra += ybar[:, c][:, None] * vz
-                lr_bar += ybar[:, c] * vl
-            if self.hjb:
-                for F in self.interactions:
-                    dz_, dl_ = F.drho_partials(z, lr)
-                    z_extra -= (a2 * wR)[:, None] * dz_
-                    lr_bar -= a2 * wR * dl_
-            out[:, :d] += z_extra
-            if self.c_lr0 is not None:
-                out[:, self.c_ell] = -lr_bar
-                out[:, self.c_lr0] = lr_bar
+        c_R = -1 if self.c_R is None else int(self.c_R)
+        ybar = np.ascontiguousarray(ybar, dtype=np.float64)
+        if G0.size:
+            B = self._gram_vjp(P, S, G0, edges, c_R, extra, ybar, out, wR)
+        else:
+            acc = accumulators(prm, edges.size - 1)
+            _vjp_kernel(S, Wa, exact, self.dim, float(self.potential.h), *prm, float(self.a1),
+                        c_R, extra, ybar, edges, out, wR,
+                        *acc)
+            B = cotangents(acc)
+        self._interaction_vjp(z, lr, ybar, wR if self.hjb else None, out)
         return out, self.potential.layout.pack(B)
 
 

@@ -317,24 +317,12 @@ def _adj_workspace(M, m, cc, r):
 
 
 @njit(cache=True, fastmath=_FM)
-def _fwd_sample(s, Wn, exact, d, h, w, A, b, c, K0, b0, K, bK,
-                a, g, q, u, z, y, J, Pm, C0, As, G, G0):
-    """Steps 1--3 (D1--D3) for one sample; fills the scratch, returns (phi, lap), writes G.
-
-    A non-empty ``G0`` (m, m) selects the Gram path of the exact trace
-    (:func:`_gram_trace`; ``J``, ``Pm`` then hold ``Gamma_i`` and ``R_i``, ``cc = m``).
-    """
+def _net_forward(h, w, K, bK, a, g, q, u, z, y):
+    """The network part of steps 1--2 (D1, D2) from the opening pre-activation ``a[0]``:
+    activations ``u_i``, ``g_i = sigma'``, ``q_i = sigma''``, the reverse sweep ``z_i``
+    and ``y_i = g_i * z_{i+1}`` (so that ``grad_s N = K_0^T y_0``); returns ``w^T u_M``."""
     M = K.shape[0]
-    m = K0.shape[0]
-    D = s.shape[0]
-    r = A.shape[0]
-    cc = C0.shape[0]
-    # (1) forward pass
-    for j in range(m):
-        acc = b0[j]
-        for k in range(D):
-            acc += K0[j, k] * s[k]
-        a[0, j] = acc
+    m = w.shape[0]
     _act_row(a[0], u[0], g[0], q[0])
     for i in range(1, M + 1):
         Ki = K[i - 1]
@@ -346,18 +334,9 @@ def _fwd_sample(s, Wn, exact, d, h, w, A, b, c, K0, b0, K, bK,
         _act_row(a[i], u[i], g[i], q[i])
         for j in range(m):
             u[i, j] = u[i - 1, j] + h * u[i, j]
-    phi = c[0]
+    phi = 0.0
     for j in range(m):
         phi += w[j] * u[M, j]
-    for l in range(r):
-        acc = 0.0
-        for k in range(D):
-            acc += A[l, k] * s[k]
-        As[l] = acc
-        phi += 0.5 * acc * acc
-    for k in range(D):
-        phi += b[k] * s[k]
-    # (2) reverse sweep
     for j in range(m):
         z[M + 1, j] = w[j]
     for i in range(M, 0, -1):
@@ -370,23 +349,47 @@ def _fwd_sample(s, Wn, exact, d, h, w, A, b, c, K0, b0, K, bK,
             hy = h * yj
             for k in range(m):
                 z[i, k] += Ki[j, k] * hy
+    for j in range(m):
+        y[0, j] = g[0, j] * z[1, j]
+    return phi
+
+
+@njit(cache=True, fastmath=_FM)
+def _fwd_sample(s, Wn, exact, d, h, w, A, b, c, K0, b0, K, bK,
+                a, g, q, u, z, y, J, Pm, C0, As, G):
+    """Steps 1--3 (D1--D3) for one sample, the trace by the Jacobians ``J_i`` (the Gram
+    path is :mod:`.potential_gram_numba`); fills the scratch, returns (phi, lap), writes G."""
+    M = K.shape[0]
+    m = K0.shape[0]
+    D = s.shape[0]
+    r = A.shape[0]
+    cc = C0.shape[0]
+    # (1) forward pass
+    for j in range(m):
+        acc = b0[j]
+        for k in range(D):
+            acc += K0[j, k] * s[k]
+        a[0, j] = acc
+    phi = c[0] + _net_forward(h, w, K, bK, a, g, q, u, z, y)
+    for l in range(r):
+        acc = 0.0
+        for k in range(D):
+            acc += A[l, k] * s[k]
+        As[l] = acc
+        phi += 0.5 * acc * acc
+    for k in range(D):
+        phi += b[k] * s[k]
+    # (2) gradient: G = K0^T y_0 + A^T A s + b (y_0 from the reverse sweep of _net_forward)
     for k in range(D):
         G[k] = b[k]
     for j in range(m):
-        yj = g[0, j] * z[1, j]
-        y[0, j] = yj
+        yj = y[0, j]
         for k in range(D):
             G[k] += K0[j, k] * yj
     for l in range(r):
         for k in range(D):
             G[k] += A[l, k] * As[l]
     # (3) trace
-    if G0.shape[0] > 0:
-        lap = _gram_trace(h, K, g, q, z, G0, J, Pm)
-        for l in range(r):
-            for k in range(d):
-                lap += A[l, k] * A[l, k]
-        return phi, lap
     for j in range(m):
         for col in range(cc):
             if exact:
@@ -436,17 +439,17 @@ def _fwd_sample(s, Wn, exact, d, h, w, A, b, c, K0, b0, K, bK,
 
 
 @njit(cache=True, parallel=True, fastmath=_FM)
-def _derivatives_kernel(S, W, exact, d, h, w, A, b, c, K0, b0, K, bK, G0, edges, phi, G, lap):
+def _derivatives_kernel(S, W, exact, d, h, w, A, b, c, K0, b0, K, bK, edges, phi, G, lap):
     M = K.shape[0]
     m = K0.shape[0]
     r = A.shape[0]
-    cc = m if G0.shape[0] > 0 else (d if exact else W.shape[2])
+    cc = d if exact else W.shape[2]
     for blk in prange(edges.size - 1):
         a, g, q, u, z, y, J, Pm, C0, As = _fwd_workspace(M, m, cc, r)
         for n in range(edges[blk], edges[blk + 1]):
             Wn = W[0] if exact else W[n]
             p, lp = _fwd_sample(S[n], Wn, exact, d, h, w, A, b, c, K0, b0, K, bK,
-                                a, g, q, u, z, y, J, Pm, C0, As, G[n], G0)
+                                a, g, q, u, z, y, J, Pm, C0, As, G[n])
             phi[n] = p
             lap[n] = lp
 
@@ -455,11 +458,8 @@ def _derivatives_kernel(S, W, exact, d, h, w, A, b, c, K0, b0, K, bK, G0, edges,
 def _vjp_sample(s, Wn, exact, d, h, w, A, b, c, K0, b0, K, bK, phib, Gb, lb,
                 a, g, q, u, z, y, J, Pm, C0, As,
                 gbar, qbar, zbar, Jbar, Pbar, C0bar, ubar, abar, ybar, AG, AW, sbar,
-                Bw, BA, Bb, Bc, BK0, Bb0, BK, BbK, G0, BG0):
+                Bw, BA, Bb, Bc, BK0, Bb0, BK, BbK):
     """Adjoint of :func:`_fwd_sample` (module docstring of the numpy reference).
-
-    On the Gram path (non-empty ``G0``) the trace part is :func:`_gram_trace_vjp`, which
-    accumulates the ``G_0`` cotangent in ``BG0``.
     """
     M = K.shape[0]
     m = K0.shape[0]
@@ -488,13 +488,10 @@ def _vjp_sample(s, Wn, exact, d, h, w, A, b, c, K0, b0, K, bK, phib, Gb, lb,
                 for col in range(cc):
                     acc += AW[l, col] * Wn[k, col]
                 BA[l, k] += 2.0 * lb * acc
-    if G0.shape[0] > 0:
-        _gram_trace_vjp(h, lb, K, g, q, z, G0, J, Pm, gbar, qbar, zbar, Jbar, Pbar, C0bar, BK, BG0)
-    else:
-        _jac_trace_vjp(exact, d, h, lb, K, g, q, z, J, Pm, C0, Wn, gbar, qbar, zbar, Jbar, Pbar,
-                       C0bar, BK, BK0)
+    _jac_trace_vjp(exact, d, h, lb, K, g, q, z, J, Pm, C0, Wn, gbar, qbar, zbar, Jbar, Pbar,
+                   C0bar, BK, BK0)
     _vjp_rest(s, Gb, phib, h, w, A, b, K0, K, g, q, u, z, y, As, gbar, qbar, zbar, ubar, abar, AG,
-              sbar, Bw, BA, Bb, Bc, BK0, Bb0, BK, BbK)
+              ybar, sbar, Bw, BA, Bb, Bc, BK0, Bb0, BK, BbK)
 
 
 @njit(cache=True, fastmath=_FM)
@@ -556,13 +553,12 @@ def _jac_trace_vjp(exact, d, h, lb, K, g, q, z, J, Pm, C0, Wn, gbar, qbar, zbar,
 
 @njit(cache=True, fastmath=_FM)
 def _vjp_rest(s, Gb, phib, h, w, A, b, K0, K, g, q, u, z, y, As, gbar, qbar, zbar, ubar, abar, AG,
-              sbar, Bw, BA, Bb, Bc, BK0, Bb0, BK, BbK):
-    """Adjoint of steps 2 and 1 of :func:`_fwd_sample` (reverse sweep, forward pass)."""
-    M = K.shape[0]
+              ybr, sbar, Bw, BA, Bb, Bc, BK0, Bb0, BK, BbK):
+    """Adjoint of steps 2 and 1 of :func:`_fwd_sample` (gradient, forward pass)."""
     m = K0.shape[0]
     D = s.shape[0]
     r = A.shape[0]
-    # ---- (2) reverse sweep
+    # ---- (2) G = K0^T y_0 + A^T A s + b
     for l in range(r):
         acc = 0.0
         for k in range(D):
@@ -582,8 +578,38 @@ def _vjp_rest(s, Gb, phib, h, w, A, b, K0, K, g, q, u, z, y, As, gbar, qbar, zba
         for k in range(D):
             acc += K0[j, k] * Gb[k]
             BK0[j, k] += y[0, j] * Gb[k]
-        gbar[0, j] += acc * z[1, j]
-        zbar[1, j] += acc * g[0, j]
+        ybr[j] = acc
+    # ---- (1) the quadratic and linear terms of phi
+    for k in range(D):
+        acc = b[k]
+        for l in range(r):
+            acc += A[l, k] * As[l]
+        sbar[k] += phib * acc
+        Bb[k] += phib * s[k]
+    for l in range(r):
+        for k in range(D):
+            BA[l, k] += phib * As[l] * s[k]
+    Bc[0] += phib
+    # ---- the network, down to the cotangent abar of the opening pre-activation
+    _net_vjp(ybr, phib, h, w, K, g, q, u, z, y, gbar, qbar, zbar, ubar, abar, Bw, BK, BbK)
+    for j in range(m):
+        aj = abar[j]
+        Bb0[j] += aj
+        for k in range(D):
+            BK0[j, k] += aj * s[k]
+            sbar[k] += aj * K0[j, k]
+
+
+@njit(cache=True, fastmath=_FM)
+def _net_vjp(ybr, phib, h, w, K, g, q, u, z, y, gbar, qbar, zbar, ubar, abar, Bw, BK, BbK):
+    """Adjoint of :func:`_net_forward` for the cotangents ``ybr`` of ``y_0``, ``phib`` of
+    ``w^T u_M`` and ``gbar``, ``qbar``, ``zbar`` already holding the trace's share; adds
+    to ``Bw``, ``BK``, ``BbK`` and leaves the cotangent of ``a[0]`` in ``abar``."""
+    M = K.shape[0]
+    m = w.shape[0]
+    for j in range(m):
+        gbar[0, j] += ybr[j] * z[1, j]
+        zbar[1, j] += ybr[j] * g[0, j]
     for i in range(1, M + 1):
         Ki = K[i - 1]
         BKi = BK[i - 1]
@@ -601,17 +627,6 @@ def _vjp_rest(s, Gb, phib, h, w, A, b, K0, K, g, q, u, z, y, As, gbar, qbar, zba
     for j in range(m):
         Bw[j] += zbar[M + 1, j] + phib * u[M, j]
         ubar[j] = phib * w[j]
-    # ---- (1) forward pass
-    for k in range(D):
-        acc = b[k]
-        for l in range(r):
-            acc += A[l, k] * As[l]
-        sbar[k] += phib * acc
-        Bb[k] += phib * s[k]
-    for l in range(r):
-        for k in range(D):
-            BA[l, k] += phib * As[l] * s[k]
-    Bc[0] += phib
     for i in range(M, 0, -1):
         Ki = K[i - 1]
         BKi = BK[i - 1]
@@ -624,21 +639,17 @@ def _vjp_rest(s, Gb, phib, h, w, A, b, K0, K, g, q, u, z, y, As, gbar, qbar, zba
                 BKi[j, k] += aj * u[i - 1, k]
                 ubar[k] += aj * Ki[j, k]
     for j in range(m):
-        aj = g[0, j] * ubar[j] + (gbar[0, j] - 2.0 * g[0, j] * qbar[0, j]) * q[0, j]
-        Bb0[j] += aj
-        for k in range(D):
-            BK0[j, k] += aj * s[k]
-            sbar[k] += aj * K0[j, k]
+        abar[j] = g[0, j] * ubar[j] + (gbar[0, j] - 2.0 * g[0, j] * qbar[0, j]) * q[0, j]
 
 
 @njit(cache=True, parallel=True, fastmath=_FM)
-def _vjp_kernel(S, W, exact, d, h, w, A, b, c, K0, b0, K, bK, G0, phib, Gb, lb, edges,
-                sbar, Bw, BA, Bb, Bc, BK0, Bb0, BK, BbK, BG0):
+def _vjp_kernel(S, W, exact, d, h, w, A, b, c, K0, b0, K, bK, phib, Gb, lb, edges,
+                sbar, Bw, BA, Bb, Bc, BK0, Bb0, BK, BbK):
     M = K.shape[0]
     m = K0.shape[0]
     r = A.shape[0]
     D = S.shape[1]
-    cc = m if G0.shape[0] > 0 else (d if exact else W.shape[2])
+    cc = d if exact else W.shape[2]
     for blk in prange(edges.size - 1):
         a, g, q, u, z, y, J, Pm, C0, As = _fwd_workspace(M, m, cc, r)
         G = np.empty(D)
@@ -646,12 +657,11 @@ def _vjp_kernel(S, W, exact, d, h, w, A, b, c, K0, b0, K, bK, G0, phib, Gb, lb, 
         for n in range(edges[blk], edges[blk + 1]):
             Wn = W[0] if exact else W[n]
             _fwd_sample(S[n], Wn, exact, d, h, w, A, b, c, K0, b0, K, bK,
-                        a, g, q, u, z, y, J, Pm, C0, As, G, G0)
+                        a, g, q, u, z, y, J, Pm, C0, As, G)
             _vjp_sample(S[n], Wn, exact, d, h, w, A, b, c, K0, b0, K, bK, phib[n], Gb[n], lb[n],
                         a, g, q, u, z, y, J, Pm, C0, As,
                         gbar, qbar, zbar, Jbar, Pbar, C0bar, ubar, abar, ybar, AG, AW, sbar[n],
-                        Bw[blk], BA[blk], Bb[blk], Bc[blk], BK0[blk], Bb0[blk], BK[blk], BbK[blk],
-                        G0, BG0[blk])
+                        Bw[blk], BA[blk], Bb[blk], Bc[blk], BK0[blk], Bb0[blk], BK[blk], BbK[blk])
 
 
 @njit(cache=True, fastmath=_FM)
@@ -794,11 +804,10 @@ def _jvp_kernel(S, W, exact, d, h, w, A, b, c, K0, b0, K, bK, dS, dw, dA, db, dc
         dP = np.empty((cc, m))
         dC0 = np.empty((cc, m))
         dAs = np.empty(r)
-        nog = np.empty((0, 0))  # the jvp uses the Jacobian path of the trace
         for n in range(edges[blk], edges[blk + 1]):
             Wn = W[0] if exact else W[n]
             _fwd_sample(S[n], Wn, exact, d, h, w, A, b, c, K0, b0, K, bK,
-                        a, g, q, u, z, y, J, Pm, C0, As, G, nog)
+                        a, g, q, u, z, y, J, Pm, C0, As, G)
             p, lp = _jvp_sample(S[n], Wn, exact, d, h, w, A, b, c, K0, b0, K, bK, dS[n],
                                 dw, dA, db, dc, dK0, db0, dK, dbK,
                                 a, g, q, u, z, y, J, Pm, C0, As,
@@ -843,9 +852,13 @@ def derivatives(P, S, W, h, blocks=None, trace_path="auto"):
     n, D = S.shape
     d = D - 1
     exact, Wa = _W(W, d)
+    G0 = trace_gram(P, d, exact, trace_path)
+    if G0.size:  # Gram path: the d-dimensional products as GEMMs (potential_gram_numba)
+        from . import potential_gram_numba as gram
+        return gram.forward(P, S, h, G0, _blocks(n, blocks))[:3]
     phi, lap, G = np.empty(n), np.empty(n), np.empty((n, D))
     _derivatives_kernel(np.ascontiguousarray(S), Wa, exact, d, float(h), *_params(P),
-                        trace_gram(P, d, exact, trace_path), _blocks(n, blocks), phi, G, lap)
+                        _blocks(n, blocks), phi, G, lap)
     return phi, G, lap
 
 
@@ -857,27 +870,25 @@ def derivatives_vjp(P, S, W, h, phibar, Gbar, lapbar, blocks=None, trace_path="a
     edges = _blocks(n, blocks)
     prm = _params(P)
     G0 = trace_gram(P, d, exact, trace_path)
-    acc = accumulators(prm, G0, edges.size - 1)
+    if G0.size:
+        from . import potential_gram_numba as gram
+        return gram.vjp(P, S, h, G0, edges, phibar, Gbar, lapbar)
+    acc = accumulators(prm, edges.size - 1)
     sbar = np.empty((n, D))
-    _vjp_kernel(np.ascontiguousarray(S), Wa, exact, d, float(h), *prm, G0,
+    _vjp_kernel(np.ascontiguousarray(S), Wa, exact, d, float(h), *prm,
                 np.ascontiguousarray(phibar, dtype=np.float64), np.ascontiguousarray(Gbar, dtype=np.float64),
                 np.ascontiguousarray(lapbar, dtype=np.float64), edges, sbar, *acc)
-    return sbar, cotangents(P, d, acc)
+    return sbar, cotangents(acc)
 
 
-def accumulators(prm, G0, nblocks):
-    """Per-block parameter cotangent accumulators (and the ``G0`` one, last)."""
-    return [np.zeros((nblocks,) + p.shape) for p in prm] + [np.zeros((nblocks,) + G0.shape)]
+def accumulators(prm, nblocks):
+    """Per-block parameter cotangent accumulators."""
+    return [np.zeros((nblocks,) + p.shape) for p in prm]
 
 
-def cotangents(P, d, acc):
-    """Sum the per-block accumulators of :func:`accumulators` into a cotangent dict,
-    folding the ``G0`` cotangent into ``K0`` (:func:`gram0_vjp`)."""
-    B = {k: v.sum(axis=0) for k, v in zip(_NAMES, acc)}
-    BG0 = acc[-1].sum(axis=0)
-    if BG0.size:
-        B["K0"][:, :d] += gram0_vjp(P["K0"], d, BG0)
-    return B
+def cotangents(acc):
+    """Sum the per-block accumulators of :func:`accumulators` into a cotangent dict."""
+    return {k: v.sum(axis=0) for k, v in zip(_NAMES, acc)}
 
 
 def derivatives_jvp(P, T, S, dS, W, h, blocks=None):

@@ -120,30 +120,40 @@ class PotentialFlowField(Model):
         lap_bar = -ybar[:, self.c_ell] / a1
         dt_bar = None
         lr = self._logrho(y)
-        z_extra = np.zeros_like(z)
-        lr_bar = np.zeros(z.shape[0])
-        for F, c in zip(self.interactions, self.c_F):
-            vz, vl = F.value_partials(z, lr)
-            z_extra += ybar[:, c][:, None] * vz
-            lr_bar += ybar[:, c] * vl
+        w = None
         if self.hjb:
             dF = sum((F.drho(z, lr) for F in self.interactions), 0.0)
             res = -D.dt + np.sum(g * g, axis=1) / (2 * a1) - a2 * dF
             w = ybar[:, self.c_R] * np.sign(res)
             grad_bar = grad_bar + (w / a1)[:, None] * g
             dt_bar = -w
-            for F in self.interactions:
-                dz_, dl_ = F.drho_partials(z, lr)
-                z_extra -= (a2 * w)[:, None] * dz_
-                lr_bar -= a2 * w * dl_
         xb, _, thb = self.potential.derivatives_vjp(z, t, theta, grad_bar=grad_bar, dt_bar=dt_bar,
                                                     lap_bar=lap_bar, probes=self.probes)
         out = np.zeros_like(y)
-        out[:, :d] = xb + z_extra
+        out[:, :d] = xb
+        self._interaction_vjp(z, lr, ybar, w, out)
+        return out, thb
+
+    def _interaction_vjp(self, z, lr, ybar, w, out):
+        """The interaction terms' own partials in the vjp: ``ybar_F dF/dz`` and, with the HJB
+        penalty (``w = ybar_R sign(res)``, else ``None``), ``-a2 w d(dF/drho)/dz`` are added
+        to ``out[:, :d]``; the ``log rho`` cotangent goes to the ``ell`` and ``log rho_0``
+        columns (``log rho = log rho_0 - ell``, E2)."""
+        if not self.interactions:
+            return
+        lr_bar = np.zeros(z.shape[0])
+        for F, c in zip(self.interactions, self.c_F):
+            vz, vl = F.value_partials(z, lr)  # vz: the leading vz.shape[1] columns
+            out[:, :vz.shape[1]] += ybar[:, c][:, None] * vz
+            lr_bar += ybar[:, c] * vl
+        if w is not None:
+            for F in self.interactions:
+                dz_, dl_ = F.drho_partials(z, lr)
+                out[:, :dz_.shape[1]] -= (self.a2 * w)[:, None] * dz_
+                lr_bar -= self.a2 * w * dl_
         if self.c_lr0 is not None:
             out[:, self.c_ell] = -lr_bar
             out[:, self.c_lr0] = lr_bar
-        return out, thb
 
     def jvp(self, y, t, theta, dy, dtheta):
         d, a1, a2 = self.dim, self.a1, self.a2
@@ -163,9 +173,9 @@ class PotentialFlowField(Model):
         dFd = 0.0
         for F, c in zip(self.interactions, self.c_F):
             vz, vl = F.value_partials(z, lr)
-            out[:, c] = np.sum(vz * dz, axis=1) + (0.0 if dlr is None else vl * dlr)
+            out[:, c] = np.sum(vz * dz[:, :vz.shape[1]], axis=1) + (0.0 if dlr is None else vl * dlr)
             pz, pl = F.drho_partials(z, lr)
-            dFd = dFd + np.sum(pz * dz, axis=1) + (0.0 if dlr is None else pl * dlr)
+            dFd = dFd + np.sum(pz * dz[:, :pz.shape[1]], axis=1) + (0.0 if dlr is None else pl * dlr)
         if self.hjb:
             dF = sum((F.drho(z, lr) for F in self.interactions), 0.0)
             res = -D.dt + np.sum(g * g, axis=1) / (2 * a1) - a2 * dF

@@ -1,0 +1,290 @@
+r"""Gram path of the exact trace, split into GEMMs over the batch and a per-sample kernel in R^m.
+
+On the Gram path (:func:`~ocp_learn.kernels.potential_numba._gram_trace`, MATH D3) the
+only quantities of the potential (D1, D2) that involve the dimension ``d`` are the
+products with the sample ``s`` (``D = d + 1``):
+
+* the opening pre-activation ``a_0 = K_0 s + b_0`` and ``A s``;
+* the gradient ``G = K_0^T y_0 + A^T (A s) + b``, with ``y_0 = sigma'(a_0) * z_1``;
+* their adjoints (D6): ``ybar_0 = K_0 Gbar``, ``sbar = K_0^T abar_0 + A^T (A Gbar)
+  + phibar (b + A^T A s)`` and the rank-one parameter cotangents
+  ``Kbar_0 = sum_n (y_0 Gbar^T + abar_0 s^T)``, ``Abar = sum_n (A s Gbar^T + A Gbar s^T
+  + phibar A s s^T)``.
+
+Done per sample, these are matrix-vector products and rank-one updates with
+``O((m + r) d)`` work each, which run far below the machine's GEMM rate.  Over a batch
+``S`` (n x D) they are GEMMs: ``P_0 = S K_0^T``, ``G = Y_0 K_0 + (S A^T) A``,
+``Ybar_0 = Gbar K_0^T``, ``Kbar_0 = Y_0^T Gbar + Abar_0^T S`` and so on (numpy, i.e.
+BLAS).  What remains per sample lives in ``R^m`` -- the residual layers, the reverse sweep
+and the Gram trace -- and is one numba kernel (``prange`` over sample blocks):
+:func:`~ocp_learn.kernels.potential_numba._net_forward` /
+:func:`~ocp_learn.kernels.potential_numba._net_vjp` with the trace in between.
+
+One residual layer (``M = 1``, the MFG and OT-Flow default) has a cheaper trace.  With
+``Gamma_0 = D_0 G_0 D_0`` the layer-1 term is
+``sum_j q_{1j} z_{2j} (K_1 Gamma_0 K_1^T)_{jj} = sum_j q_{1j} z_{2j} g_0^T H_j g_0``,
+``H_j = (K_{1,j} K_{1,j}^T) o G_0`` (elementwise product; ``m x m``, symmetric, the same for
+every sample).  Per sample the forward pass is ``m`` dot products of length ``m^2`` with
+``g_0 g_0^T``, and the adjoint of the cotangent ``lbar`` is
+
+* ``qbar_{1j} += h lbar z_{2j} T_j``, ``zbar_{2j} += h lbar q_{1j} T_j``
+  (``T_j = g_0^T H_j g_0``);
+* ``gbar_0 += 2 (sum_j c_j H_j) g_0`` and ``Hbar_j += c_j g_0 g_0^T``,
+  with ``c_j = h lbar q_{1j} z_{2j}``;
+
+and ``Hbar`` becomes the ``K_1`` and ``G_0`` cotangents once per call
+(:func:`h_matrix_vjp`).  All loops are contiguous over ``m^2`` entries, where the general
+recursion of :func:`~ocp_learn.kernels.potential_numba._gram_trace` has loops of
+length ``m``.  Tested against the numpy reference to 1e-12 (``tests/test_kernels.py``).
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+from .potential_numba import (_FM, _gram_trace, _gram_trace_vjp, _net_forward, _net_vjp, _params,
+                              gram0_vjp)
+
+__all__ = ["h_matrix", "h_matrix_vjp", "forward", "vjp"]
+
+
+#: ``H`` rows are padded with zeros to a multiple of this many entries, so that the
+#: vectorized loops over them have no scalar remainder (measured 1.6x on the forward trace)
+_PAD = 16
+
+
+def _pairs(m):
+    """Row and column of the packed upper triangle ``k <= l`` (``m (m + 1) / 2`` pairs)."""
+    return np.triu_indices(m)
+
+
+def h_matrix(K1, G0):
+    """``H`` (m, m(m+1)/2): row ``j`` is the upper triangle of ``(K_{1,j} K_{1,j}^T) o G_0``
+    (module docstring), off-diagonal entries doubled, so that
+    ``g^T H_j g = sum_p H[j, p] g_{k_p} g_{l_p}``."""
+    k, l = _pairs(G0.shape[0])
+    P = k.size
+    H = np.zeros((K1.shape[0], -(-P // _PAD) * _PAD))  # zero columns up to a multiple of _PAD
+    H[:, :P] = K1[:, k] * K1[:, l] * (G0[k, l] * np.where(k == l, 1.0, 2.0))
+    return H
+
+
+def h_matrix_vjp(K1, G0, BH):
+    """Cotangents ``(K1bar, G0bar)`` of :func:`h_matrix` for ``Hbar`` (m, m(m+1)/2),
+    ``Hbar[j, p] = sum_n c_{nj} g_{k_p} g_{l_p}`` as :func:`_h_trace_vjp` accumulates it
+    (the cotangent of the symmetric ``H_j[k, l]`` in each of its two entries)."""
+    m = G0.shape[0]
+    k, l = _pairs(m)
+    B3 = np.zeros((BH.shape[0], m, m))
+    B3[:, k, l] = BH[:, :k.size]
+    B3[:, l, k] = BH[:, :k.size]
+    BK1 = 2.0 * np.einsum("jkl,jl,kl->jk", B3, K1, G0)
+    BG0 = np.einsum("jkl,jk,jl->kl", B3, K1, K1)
+    return BK1, BG0
+
+
+@njit(cache=True, fastmath=_FM)
+def _outer_packed(g, gg):
+    """``gg[p] = g_k g_l`` over the packed pairs ``k <= l`` (row-major, as ``np.triu_indices``)."""
+    m = g.shape[0]
+    for k in range(m):
+        gk = g[k]
+        o = k * (2 * m - k - 1) // 2   # gg[o + l] = g_k g_l, l = k..m-1
+        for l in range(k, m):
+            gg[o + l] = gk * g[l]
+
+
+@njit(cache=True, fastmath=_FM)
+def _h_trace(h, H, g, q, z, G0, gg):
+    """Exact Laplacian of the network for ``M = 1`` through ``H`` (module docstring)."""
+    m = G0.shape[0]
+    P = H.shape[1]
+    _outer_packed(g[0], gg)
+    lap = 0.0
+    t1 = 0.0
+    for j in range(m):
+        lap += q[0, j] * z[1, j] * G0[j, j]
+        acc = 0.0
+        for p in range(P):
+            acc += H[j, p] * gg[p]
+        t1 += q[1, j] * z[2, j] * acc
+    return lap + h * t1
+
+
+@njit(cache=True, fastmath=_FM)
+def _h_trace_vjp(h, lb, H, g, q, z, G0, gg, Nt, gbar, qbar, zbar, BH, BG0):
+    """Adjoint of :func:`_h_trace` for the cotangent ``lb``; adds to ``gbar``, ``qbar``,
+    ``zbar``, ``BH`` (cotangent of ``H``) and ``BG0`` (of ``G_0``)."""
+    m = G0.shape[0]
+    P = H.shape[1]
+    _outer_packed(g[0], gg)
+    for p in range(P):
+        Nt[p] = 0.0
+    for j in range(m):
+        qbar[0, j] += lb * z[1, j] * G0[j, j]
+        zbar[1, j] += lb * q[0, j] * G0[j, j]
+        BG0[j, j] += lb * q[0, j] * z[1, j]
+        cj = h * lb * q[1, j] * z[2, j]
+        Tj = 0.0
+        for p in range(P):  # one pass over H_j: T_j, N += c_j H_j, Hbar_j += c_j g g^T
+            hjp = H[j, p]
+            Tj += hjp * gg[p]
+            Nt[p] += cj * hjp
+            BH[j, p] += cj * gg[p]
+        qbar[1, j] += h * lb * z[2, j] * Tj
+        zbar[2, j] += h * lb * q[1, j] * Tj
+    # gbar_0 += 2 N g_0 with N = sum_j c_j H_j: Nt holds N's upper triangle, off-diagonal doubled
+    for k in range(m):
+        o = k * (2 * m - k - 1) // 2
+        gk = g[0, k]
+        acc = 2.0 * Nt[o + k] * gk
+        for l in range(k + 1, m):
+            acc += Nt[o + l] * g[0, l]
+            gbar[0, l] += Nt[o + l] * gk
+        gbar[0, k] += acc
+
+
+@njit(cache=True)
+def _workspace(M, m):
+    """Per-block scratch: activations, reverse sweep, Gram matrices and the packed ``g g^T``
+    (zero-padded like ``H``)."""
+    return (np.empty((M + 1, m)), np.empty((M + 1, m)), np.empty((M + 1, m)), np.empty((M + 1, m)),
+            np.empty((M + 2, m)), np.empty((M + 1, m)), np.empty((M + 1, m, m)),
+            np.empty((M + 1, m, m)), np.zeros(-(-(m * (m + 1) // 2) // _PAD) * _PAD))
+
+
+@njit(cache=True, parallel=True, fastmath=_FM)
+def _fwd_kernel(P0, h, w, K, bK, G0, H, trace, edges, Y0, phin, lapn):
+    """Per sample: ``phin = w^T u_M``, ``Y0 = y_0`` and (``trace``) the network's Laplacian."""
+    M = K.shape[0]
+    m = w.shape[0]
+    for blk in prange(edges.size - 1):
+        a, g, q, u, z, y, Gam, R, gg = _workspace(M, m)
+        for n in range(edges[blk], edges[blk + 1]):
+            for j in range(m):
+                a[0, j] = P0[n, j]
+            phin[n] = _net_forward(h, w, K, bK, a, g, q, u, z, y)
+            for j in range(m):
+                Y0[n, j] = y[0, j]
+            if trace:
+                if H.shape[0] > 0:
+                    lapn[n] = _h_trace(h, H, g, q, z, G0, gg)
+                else:
+                    lapn[n] = _gram_trace(h, K, g, q, z, G0, Gam, R)
+
+
+@njit(cache=True, parallel=True, fastmath=_FM)
+def _vjp_kernel(P0, h, w, K, bK, G0, H, Y0bar, phib, lb, edges, A0bar, Bw, BK, BbK, BG0, BH):
+    """Per sample: the adjoint of :func:`_fwd_kernel` down to ``abar_0``, written to
+    ``A0bar`` (which may be ``Y0bar`` itself: row ``n`` is read before it is written)."""
+    M = K.shape[0]
+    m = w.shape[0]
+    for blk in prange(edges.size - 1):
+        a, g, q, u, z, y, Gam, R, gg = _workspace(M, m)
+        gbar, qbar, zbar = np.empty((M + 1, m)), np.empty((M + 1, m)), np.empty((M + 2, m))
+        ubar, abar = np.empty(m), np.empty(m)
+        Gb, Rb, Sb = np.empty((m, m)), np.empty((m, m)), np.empty((m, m))
+        Nt = np.empty(gg.size)
+        for n in range(edges[blk], edges[blk + 1]):
+            for j in range(m):
+                a[0, j] = P0[n, j]
+            _net_forward(h, w, K, bK, a, g, q, u, z, y)
+            gbar[:] = 0.0
+            qbar[:] = 0.0
+            zbar[:] = 0.0
+            if lb[n] != 0.0:
+                if H.shape[0] > 0:
+                    _h_trace_vjp(h, lb[n], H, g, q, z, G0, gg, Nt, gbar, qbar, zbar, BH[blk],
+                                 BG0[blk])
+                else:
+                    _gram_trace(h, K, g, q, z, G0, Gam, R)
+                    _gram_trace_vjp(h, lb[n], K, g, q, z, G0, Gam, R, gbar, qbar, zbar, Gb, Rb, Sb,
+                                    BK[blk], BG0[blk])
+            _net_vjp(Y0bar[n], phib[n], h, w, K, g, q, u, z, y, gbar, qbar, zbar, ubar, abar,
+                     Bw[blk], BK[blk], BbK[blk])
+            for j in range(m):
+                A0bar[n, j] = abar[j]
+
+
+def _setup(P, G0):
+    """Contiguous parameters, ``KA = [K_0; A]`` ((m + r) x D) and ``H`` (empty unless M = 1)."""
+    prm = dict(zip(("w", "A", "b", "c", "K0", "b0", "K", "bK"), _params(P)))
+    H = h_matrix(prm["K"][0], G0) if prm["K"].shape[0] == 1 else np.zeros((0, 0))
+    return prm, np.concatenate([prm["K0"], prm["A"]]), H
+
+
+def forward(P, S, h, G0, edges, trace=True, value=True):
+    """``(phi, G, lap, cache)`` of the potential (D1--D3) on the Gram path for the samples
+    ``S`` (n, d+1); ``cache`` serves :func:`vjp` at the same point.  ``phi`` (``lap``) is
+    ``None`` when ``value`` (``trace``) is False.
+
+    Two GEMMs with ``KA = [K_0; A]``: ``[P_0, A s] = S KA^T`` and
+    ``G = [Y_0, A s] KA + b``.
+    """
+    prm, KA, H = _setup(P, G0)
+    S = np.ascontiguousarray(S, dtype=np.float64)
+    n, D = S.shape
+    m = prm["K0"].shape[0]
+    PA = S @ KA.T                         # [P_0 - b_0, A s]
+    P0 = PA[:, :m]
+    P0 += prm["b0"]
+    YA = np.empty_like(PA)                # [Y_0, A s]
+    YA[:, m:] = PA[:, m:]
+    phin = np.empty(n)
+    lapn = np.empty(n) if trace else np.empty(0)
+    _fwd_kernel(P0, float(h), prm["w"], prm["K"], prm["bK"], G0, H, bool(trace), edges,
+                YA[:, :m], phin, lapn)
+    G = YA @ KA
+    G += prm["b"]
+    phi = lap = None
+    if value:
+        As = PA[:, m:]
+        phi = phin + prm["c"][0] + 0.5 * np.einsum("nl,nl->n", As, As) + S @ prm["b"]
+    if trace:
+        lap = lapn + float(np.sum(prm["A"][:, :D - 1] ** 2))
+    return phi, G, lap, (S, PA, YA)
+
+
+def vjp(P, S, h, G0, edges, phib, Gb, lb, cache=None):
+    """``(sbar (n, d+1), parameter cotangents)`` of :func:`forward` for the cotangents
+    ``phib`` (n,) or ``None`` (zero), ``Gb`` (n, d+1) and ``lb`` (n,) (D6).
+
+    GEMMs: ``[Ybar_0, A Gbar] = Gbar KA^T``, ``sbar = [Abar_0, A Gbar] KA`` and
+    ``[Kbar_0; Abar] = [Y_0, A s]^T Gbar + [Abar_0, A Gbar]^T S``.
+    """
+    prm, KA, H = _setup(P, G0)
+    S, PA, YA = cache if cache is not None else forward(P, S, h, G0, edges, False, False)[3]
+    n, D = S.shape
+    d = D - 1
+    m = prm["K0"].shape[0]
+    A, K = prm["A"], prm["K"]
+    Gb = np.ascontiguousarray(Gb, dtype=np.float64)
+    lb = np.ascontiguousarray(lb, dtype=np.float64)
+    phin = np.zeros(n) if phib is None else np.ascontiguousarray(phib, dtype=np.float64)
+    nb = edges.size - 1
+    Bw, BK, BbK = np.zeros((nb,) + prm["w"].shape), np.zeros((nb,) + K.shape), \
+        np.zeros((nb,) + prm["bK"].shape)
+    BG0, BH = np.zeros((nb,) + G0.shape), np.zeros((nb,) + H.shape)
+    AB = Gb @ KA.T                        # [Ybar_0, A Gbar], then [Abar_0, A Gbar]
+    _vjp_kernel(PA[:, :m], float(h), prm["w"], K, prm["bK"], G0, H, AB[:, :m], phin, lb, edges,
+                AB[:, :m], Bw, BK, BbK, BG0, BH)
+    sbar = AB @ KA
+    BKA = YA.T @ Gb
+    BKA += AB.T @ S
+    B = {"w": Bw.sum(0), "K": BK.sum(0), "bK": BbK.sum(0), "b": Gb.sum(0), "b0": AB[:, :m].sum(0),
+         "c": np.zeros(1)}
+    if phib is not None:
+        As = PA[:, m:]
+        sbar += phin[:, None] * (prm["b"] + As @ A)
+        BKA[m:] += (phin[:, None] * As).T @ S
+        B["b"] += phin @ S
+        B["c"][0] = phin.sum()
+    BKA[m:, :d] += 2.0 * lb.sum() * A[:, :d]
+    BG0 = BG0.sum(0)
+    if H.size:
+        BK1, BG0h = h_matrix_vjp(K[0], G0, BH.sum(0))
+        B["K"][0] += BK1
+        BG0 += BG0h
+    BKA[:m, :d] += gram0_vjp(prm["K0"], d, BG0)
+    B["K0"], B["A"] = BKA[:m], BKA[m:]
+    return sbar, {k: B[k].reshape(np.shape(P[k])) for k in B}
