@@ -32,8 +32,19 @@ def pair(d, M, width, trace, path, seed=0):
 @pytest.mark.parametrize("trace", ["exact", "hutchinson"])
 @pytest.mark.parametrize("d,M", [(1, 1), (2, 2), (5, 1)])
 def test_potential_numba_equals_numpy(d, M, trace, path):
+    check_numba_equals_numpy(d, M, 6, trace, path)
+
+
+def test_potential_numba_equals_numpy_with_blas_inside_the_kernels():
+    """From width BLAS_INNER_M and BLAS_INNER_C columns (exact trace: c = d) the Jacobian
+    path's per-sample products call BLAS."""
+    check_numba_equals_numpy(potential_numba.BLAS_INNER_C, 2, potential_numba.BLAS_INNER_M,
+                             "exact", "fused")
+
+
+def check_numba_equals_numpy(d, M, width, trace, path):
     rng = np.random.default_rng(d + M)
-    ref, fast, theta = pair(d, M, 6, trace, path)
+    ref, fast, theta = pair(d, M, width, trace, path)
     n = 7
     x, t = rng.standard_normal((n, d)), rng.standard_normal(n)
     pr = ref.sample_probes(n, rng, k=2) if trace == "hutchinson" else None

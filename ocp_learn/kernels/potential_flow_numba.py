@@ -126,7 +126,7 @@ def _vjp_kernel(S, W, exact, d, h, w, A, b, c, K0, b0, K, bK, a1, c_R, extra, yb
         a, g, q, u, z, y, J, Pm, C0, As = _fwd_workspace(M, m, cc, r)
         G = np.empty(D)
         Gb = np.empty(D)
-        gbar, qbar, zbar, Jbar, Pbar, C0bar, ubar, abar, ybr, AG, AW = _adj_workspace(M, m, cc, r)
+        gbar, qbar, zbar, Jbar, Pbar, C0bar, ubar, abar, ybr, AG, AW, Tm = _adj_workspace(M, m, cc, r)
         sbar = np.empty(D)
         for n in range(edges[blk], edges[blk + 1]):
             Wn = W[0] if exact else W[n]
@@ -136,7 +136,7 @@ def _vjp_kernel(S, W, exact, d, h, w, A, b, c, K0, b0, K, bK, a1, c_R, extra, yb
             lb = -ybar[n, d] / a1
             _vjp_sample(S[n], Wn, exact, d, h, w, A, b, c, K0, b0, K, bK, 0.0, Gb, lb,
                         a, g, q, u, z, y, J, Pm, C0, As,
-                        gbar, qbar, zbar, Jbar, Pbar, C0bar, ubar, abar, ybr, AG, AW, sbar,
+                        gbar, qbar, zbar, Jbar, Pbar, C0bar, ubar, abar, ybr, AG, AW, Tm, sbar,
                         Bw[blk], BA[blk], Bb[blk], Bc[blk], BK0[blk], Bb0[blk], BK[blk], BbK[blk])
             for k in range(d):
                 out[n, k] = sbar[k]

@@ -35,6 +35,15 @@ __all__ = ["derivatives", "derivatives_vjp", "derivatives_jvp", "set_num_threads
 _FM = {"reassoc", "contract"}
 
 
+#: Width ``m`` and column count ``c`` (``d``, or the probes) from which the Jacobian path's
+#: per-sample products ``K_i J_{i-1}`` (m x m times m x c) and their adjoints call BLAS
+#: (``np.dot`` inside the kernels, cache-blocked) instead of the loops, which stream ``K_i``
+#: from L2 once per column: 1.7x faster at m = 128, d = 64 (42 % of DGEMM against 25 %),
+#: 1.3x slower at d = 2 (call overhead), hence the column bound.  Read at compile time.
+BLAS_INNER_M = 64
+BLAS_INNER_C = 16
+
+
 def set_num_threads(n):
     """Number of threads used by the kernels (``numba.set_num_threads``, from Python)."""
     numba.set_num_threads(int(n))
@@ -313,7 +322,7 @@ def _adj_workspace(M, m, cc, r):
     """Per-block scratch of the adjoint sweep (cotangents of the forward quantities)."""
     return (np.empty((M + 1, m)), np.empty((M + 1, m)), np.empty((M + 2, m)), np.empty((cc, m)),
             np.empty((cc, m)), np.empty((cc, m)), np.empty(m), np.empty(m), np.empty(m),
-            np.empty(r), np.empty((r, cc)))
+            np.empty(r), np.empty((r, cc)), np.empty((m, m)))
 
 
 @njit(cache=True, fastmath=_FM)
@@ -409,12 +418,15 @@ def _fwd_sample(s, Wn, exact, d, h, w, A, b, c, K0, b0, K, bK,
     for i in range(1, M + 1):
         Ki = K[i - 1]
         Jp = J[i - 1]
-        for col in range(cc):
-            for j in range(m):
-                acc = 0.0
-                for k in range(m):
-                    acc += Ki[j, k] * Jp[col, k]
-                Pm[i, col, j] = acc
+        if m >= BLAS_INNER_M and cc >= BLAS_INNER_C:
+            np.dot(Jp, Ki.T, Pm[i])
+        else:
+            for col in range(cc):
+                for j in range(m):
+                    acc = 0.0
+                    for k in range(m):
+                        acc += Ki[j, k] * Jp[col, k]
+                    Pm[i, col, j] = acc
         ti = 0.0
         for j in range(m):
             psq = 0.0
@@ -457,7 +469,7 @@ def _derivatives_kernel(S, W, exact, d, h, w, A, b, c, K0, b0, K, bK, edges, phi
 @njit(cache=True, fastmath=_FM)
 def _vjp_sample(s, Wn, exact, d, h, w, A, b, c, K0, b0, K, bK, phib, Gb, lb,
                 a, g, q, u, z, y, J, Pm, C0, As,
-                gbar, qbar, zbar, Jbar, Pbar, C0bar, ubar, abar, ybar, AG, AW, sbar,
+                gbar, qbar, zbar, Jbar, Pbar, C0bar, ubar, abar, ybar, AG, AW, Tm, sbar,
                 Bw, BA, Bb, Bc, BK0, Bb0, BK, BbK):
     """Adjoint of :func:`_fwd_sample` (module docstring of the numpy reference).
     """
@@ -489,15 +501,19 @@ def _vjp_sample(s, Wn, exact, d, h, w, A, b, c, K0, b0, K, bK, phib, Gb, lb,
                     acc += AW[l, col] * Wn[k, col]
                 BA[l, k] += 2.0 * lb * acc
     _jac_trace_vjp(exact, d, h, lb, K, g, q, z, J, Pm, C0, Wn, gbar, qbar, zbar, Jbar, Pbar,
-                   C0bar, BK, BK0)
+                   C0bar, Tm, BK, BK0)
     _vjp_rest(s, Gb, phib, h, w, A, b, K0, K, g, q, u, z, y, As, gbar, qbar, zbar, ubar, abar, AG,
               ybar, sbar, Bw, BA, Bb, Bc, BK0, Bb0, BK, BbK)
 
 
 @njit(cache=True, fastmath=_FM)
 def _jac_trace_vjp(exact, d, h, lb, K, g, q, z, J, Pm, C0, Wn, gbar, qbar, zbar, Jbar, Pbar,
-                   C0bar, BK, BK0):
-    """Adjoint of the Jacobian path of the trace (step 3 of :func:`_fwd_sample`)."""
+                   C0bar, Tm, BK, BK0):
+    """Adjoint of the Jacobian path of the trace (step 3 of :func:`_fwd_sample`).
+
+    From width :data:`BLAS_INNER_M` and :data:`BLAS_INNER_C` columns on, the two products per layer
+    (``BK_i += Pbar^T J_{i-1}``, ``Jbar += Pbar K_i``) are BLAS calls into the
+    scratch ``Tm`` (m, m) and ``C0bar`` (free until level 0)."""
     M = K.shape[0]
     m = g.shape[1]
     cc = C0.shape[0]
@@ -522,12 +538,22 @@ def _jac_trace_vjp(exact, d, h, lb, K, g, q, z, J, Pm, C0, Wn, gbar, qbar, zbar,
             for col in range(cc):
                 Pbar[col, j] = hg * Jbar[col, j] + coef * Pm[i, col, j]
         Jp = J[i - 1]
-        for col in range(cc):
+        if m >= BLAS_INNER_M and cc >= BLAS_INNER_C:
+            np.dot(Pbar.T, Jp, Tm)
+            np.dot(Pbar, Ki, C0bar)
             for j in range(m):
-                pb = Pbar[col, j]
                 for k in range(m):
-                    BKi[j, k] += pb * Jp[col, k]
-                    Jbar[col, k] += pb * Ki[j, k]
+                    BKi[j, k] += Tm[j, k]
+            for col in range(cc):
+                for k in range(m):
+                    Jbar[col, k] += C0bar[col, k]
+        else:
+            for col in range(cc):
+                for j in range(m):
+                    pb = Pbar[col, j]
+                    for k in range(m):
+                        BKi[j, k] += pb * Jp[col, k]
+                        Jbar[col, k] += pb * Ki[j, k]
     for j in range(m):
         csq = 0.0
         gj = 0.0
@@ -653,14 +679,14 @@ def _vjp_kernel(S, W, exact, d, h, w, A, b, c, K0, b0, K, bK, phib, Gb, lb, edge
     for blk in prange(edges.size - 1):
         a, g, q, u, z, y, J, Pm, C0, As = _fwd_workspace(M, m, cc, r)
         G = np.empty(D)
-        gbar, qbar, zbar, Jbar, Pbar, C0bar, ubar, abar, ybar, AG, AW = _adj_workspace(M, m, cc, r)
+        gbar, qbar, zbar, Jbar, Pbar, C0bar, ubar, abar, ybar, AG, AW, Tm = _adj_workspace(M, m, cc, r)
         for n in range(edges[blk], edges[blk + 1]):
             Wn = W[0] if exact else W[n]
             _fwd_sample(S[n], Wn, exact, d, h, w, A, b, c, K0, b0, K, bK,
                         a, g, q, u, z, y, J, Pm, C0, As, G)
             _vjp_sample(S[n], Wn, exact, d, h, w, A, b, c, K0, b0, K, bK, phib[n], Gb[n], lb[n],
                         a, g, q, u, z, y, J, Pm, C0, As,
-                        gbar, qbar, zbar, Jbar, Pbar, C0bar, ubar, abar, ybar, AG, AW, sbar[n],
+                        gbar, qbar, zbar, Jbar, Pbar, C0bar, ubar, abar, ybar, AG, AW, Tm, sbar[n],
                         Bw[blk], BA[blk], Bb[blk], Bc[blk], BK0[blk], Bb0[blk], BK[blk], BbK[blk])
 
 

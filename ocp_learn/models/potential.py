@@ -335,7 +335,8 @@ class PotentialResNet:
         ``backend="numba"`` fused kernels, exact trace only: propagate the
         ``m x d`` Jacobians ``J_i`` (``O(M m^2 d)`` per sample), or their Gram
         matrices ``J_i J_i^T`` (``O(M m^3)``, independent of ``d``;
-        :func:`ocp_learn.kernels.potential_numba._gram_trace`); ``"auto"`` takes the
+        :mod:`ocp_learn.kernels.potential_gram_numba`, the ``d``-dimensional
+        products as GEMMs over the batch); ``"auto"`` takes the
         Gram path when ``d > m`` (``M = 1``) or ``d > 2m``.  Same numbers to rounding.
 
     Notes
