@@ -139,6 +139,9 @@ BENCHMARKS = [
     ("kernels_grid_m128_fused", "The grid's m = 128 cells on the fused kernels (the default now)",
      "``python benchmarks/bench_kernels.py --ns 1024 --widths 128 --threads 1 --dtypes float64 "
      "--impls ocp_numba_fused torch_otflow --no-compile --name kernels_grid_m128_fused``"),
+    ("kernels_inner_blas", "m = 128 with BLAS inside the fused kernels (d >= 16)",
+     "``python benchmarks/bench_kernels.py --ns 1024 --dims 8 16 64 --widths 128 --threads 1 "
+     "--dtypes float64 --impls ocp_numba_fused torch_otflow --no-compile --name kernels_inner_blas``"),
     ("trace_path", "Exact trace by Jacobians or by Gram matrices (high dimension)",
      "``python benchmarks/bench_trace_path.py``"),
     ("gpu", "GPU (CuPy, numba-cuda) against numba on the CPU, one H200",
