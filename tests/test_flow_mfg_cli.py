@@ -39,6 +39,11 @@ def test_mfg_command_writes_metrics_and_figure(tmp_path):
     m = json.loads((out / "metrics.json").read_text())
     assert MFG_KEYS <= set(m) and m["dim"] == 3
     assert (out / "trajectories.png").stat().st_size > 5000
+    # checkpointed after every redraw: --resume of the finished run trains nothing more
+    assert (out / "checkpoint.npz").exists()
+    rc = main(["mfg", "--problem", "crowd", "--dim", "3", "--out", str(out), "--samples", "64",
+               "--iters", "3", "--backend", "numpy", "--resume"])
+    assert rc == 0 and json.loads((out / "metrics.json").read_text())["iterations"] == m["iterations"]
 
 
 def test_flow_data_sets_and_floors():

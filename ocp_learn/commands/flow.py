@@ -6,6 +6,7 @@ import os
 import time
 
 import numpy as np
+from scipy.optimize import OptimizeResult
 
 from ..cli import print_metrics, register_demo, subcommand
 
@@ -36,23 +37,38 @@ def flow_data(name, n, seed, dim=2):
 
 def train_flow(x, *, optimizer="lbfgs", maxiter=300, seed=0, progress=False, batch_size=1024,
                lr=0.02, checkpoint=None, checkpoint_every=50, resume=False, callback=None,
-               **problem_kwargs):
+               resample_every=None, draw=None, **problem_kwargs):
     """Build and train a :class:`~ocp_learn.problems.cnf.ContinuousNormalizingFlow`.
 
-    L-BFGS on the fixed training set, or Adam on seeded mini-batches with a
-    cosine step-size schedule (Hutchinson probes redrawn every step).  Under
-    ``mpiexec -n K`` the samples are sharded over the ranks
-    (:func:`ocp_learn.distributed.minimize`).
+    L-BFGS on the fixed training set; or, with ``resample_every`` and a sampler
+    ``draw(n, rng)``, L-BFGS on ``len(x)`` fresh samples redrawn every ``resample_every``
+    iterations (:func:`~ocp_learn.optim.lbfgs_resampled`; ``x`` is then only the first
+    draw's size); or Adam on seeded mini-batches with a cosine step-size schedule
+    (Hutchinson probes redrawn every step).  Under ``mpiexec -n K`` the samples are
+    sharded over the ranks (:func:`ocp_learn.distributed.minimize`).
     Returns ``(problem, result, seconds)``.
     """
     from ..distributed import minimize
-    from ..optim import adam, lbfgs
+    from ..optim import adam, lbfgs, lbfgs_resampled
     from ..problems.cnf import ContinuousNormalizingFlow
 
     prob = ContinuousNormalizingFlow(x, seed=seed, **problem_kwargs)
     theta0 = prob.init_params(seed)
     t0 = time.perf_counter()
-    if optimizer == "lbfgs":
+    if resample_every is not None:
+        if optimizer != "lbfgs" or draw is None:
+            raise ValueError("resample_every needs optimizer='lbfgs' and a sampler draw(n, rng)")
+        # a stream of its own: the first draw (validation) must not repeat the training set x
+        r = lbfgs_resampled(prob, draw, theta0, stages=((len(x), maxiter),),
+                            resample_every=resample_every, seed=np.random.default_rng([seed, 1]),
+                            progress=progress,
+                            checkpoint=checkpoint, resume=resume,
+                            callback=None if callback is None else
+                            (lambda k, th, f, val: callback(k, th, f, None)))
+        res = OptimizeResult(x=r["theta"], fun=r["validation"], nit=r["iterations"],
+                             nfev=r["nfev"], success=True, method="L-BFGS-B, resampled",
+                             history=r["history"])
+    elif optimizer == "lbfgs":
         res = minimize(prob, lbfgs, theta0, maxiter=maxiter, progress=progress, callback=callback,
                        checkpoint=checkpoint, checkpoint_every=checkpoint_every, resume=resume)
     elif optimizer == "adam":
@@ -92,6 +108,8 @@ def run_flow(data="8gaussians", *, out, n_train=2048, n_test=10000, dim=2, seed=
     os.makedirs(out, exist_ok=True)
     x, floor = flow_data(data, n_train, seed, dim)
     x_test, _ = flow_data(data, n_test, seed + 1000, dim)
+    if kwargs.get("resample_every"):
+        kwargs["draw"] = lambda n, rng: flow_data(data, n, rng, dim)[0]
     prob, res, secs = train_flow(x, seed=seed, **kwargs)
     from ..distributed import auto_comm
     if auto_comm().Get_rank() != 0:  # under MPI: rank 0 evaluates and writes
@@ -116,7 +134,10 @@ def cmd_flow(args):
               nt=args.nt, integrator=args.integrator, alpha_L=args.alpha_L, alpha_R=args.alpha_R,
               trace=args.trace, backend=args.backend, batch_size=args.batch_size, lr=args.lr,
               progress=args.progress, checkpoint=os.path.join(args.out, "checkpoint.npz"),
-              checkpoint_every=args.checkpoint_every, resume=args.resume)
+              checkpoint_every=args.checkpoint_every, resume=args.resume,
+              resample_every=args.resample_every)
+    if args.resample_every is not None:
+        check_positive_int("--resample-every", args.resample_every)
     m, _, _ = run_flow(args.data, out=args.out, n_train=args.n, n_test=args.n_test, dim=args.dim,
                        seed=args.seed, **kw)
     print_metrics(m)  # empty on MPI ranks other than 0
@@ -142,7 +163,11 @@ def _configure(p):
     p.add_argument("--trace", choices=["exact", "hutchinson"], default="exact")
     p.add_argument("--backend", choices=["numpy", "numba"], default="numba")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--checkpoint-every", type=int, default=50)
+    p.add_argument("--checkpoint-every", type=int, default=50,
+                   help="iterations between checkpoints (fixed-batch L-BFGS, Adam)")
+    p.add_argument("--resample-every", type=int, default=None,
+                   help="L-BFGS on --n fresh samples redrawn every this many iterations "
+                        "(checkpointed after each redraw)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.npz")
     p.add_argument("--progress", action="store_true")
 

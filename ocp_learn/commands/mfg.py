@@ -12,8 +12,11 @@ __all__ = ["run_mfg", "figure3"]
 
 
 def run_mfg(problem="crowd", dim=2, *, out, stages=None, resample_every=25, seed=0, backend="numba",
-            n_eval=None, n_plot=60, progress=False, figure=True):
-    """Train a preset, evaluate every term on fresh samples, plot; writes ``out/metrics.json``."""
+            n_eval=None, n_plot=60, progress=False, figure=True, resume=False):
+    """Train a preset, evaluate every term on fresh samples, plot; writes ``out/metrics.json``.
+
+    Training is checkpointed to ``out/checkpoint.npz`` after every redraw of the agents;
+    ``resume`` continues from it."""
     from ..problems.mfg import PRESETS, mfg_preset
     from ..problems.mfg_train import train_mfg
     from ..plotting.mfg import crowd_2d_figure
@@ -24,7 +27,8 @@ def run_mfg(problem="crowd", dim=2, *, out, stages=None, resample_every=25, seed
     if stages is None:
         ns = p["samples"].get(dim, p["samples"][2])
         stages = tuple(zip(ns, p["iters"]))
-    r = train_mfg(prob, stages=stages, resample_every=resample_every, seed=seed, progress=progress)
+    r = train_mfg(prob, stages=stages, resample_every=resample_every, seed=seed, progress=progress,
+                  checkpoint=os.path.join(out, "checkpoint.npz"), resume=resume)
     theta = r["theta"]
     from ..distributed import auto_comm
     if auto_comm().Get_rank() != 0:  # under MPI: rank 0 evaluates and writes
@@ -120,7 +124,7 @@ def cmd_mfg(args):
         stages = tuple(zip(ns, its))
     m, _, _ = run_mfg(args.problem, args.dim, out=args.out, stages=stages,
                       resample_every=args.resample_every, seed=args.seed, backend=args.backend,
-                      progress=args.progress)
+                      progress=args.progress, resume=args.resume)
     print_metrics(m)
     return 0
 
@@ -137,6 +141,8 @@ def _configure(p):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--figure3", action="store_true", help="the article's 1-D Figure 3 instead")
     p.add_argument("--progress", action="store_true")
+    p.add_argument("--resume", action="store_true",
+                   help="continue from OUT/checkpoint.npz (written after every redraw of the agents)")
 
 
 cmd_mfg.configure = _configure

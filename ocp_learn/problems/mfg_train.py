@@ -6,19 +6,17 @@ iterate with the best objective on a fixed validation sample is kept.
 """
 from __future__ import annotations
 
-import time
-
 import numpy as np
 from scipy.optimize import minimize_scalar
-
-from ..errors import check_positive_int, check_rng
 
 __all__ = ["train_mfg", "gaussian_mfg_optimum"]
 
 
 def train_mfg(prob, theta0=None, *, stages=((1024, 100),), resample_every=25, n_val=None,
-              optimizer="lbfgs", seed=0, progress=False, callback=None):
-    """Staged training with resampling and validation-based model selection.
+              optimizer="lbfgs", seed=0, progress=False, callback=None, checkpoint=None,
+              resume=False):
+    """Staged training with resampling and validation-based model selection
+    (:func:`ocp_learn.optim.lbfgs_resampled` with the agents drawn from ``rho_0``).
 
     Under ``mpiexec -n K`` every rank draws the same agents (same seed) and each
     L-BFGS run is sharded over the ranks (:func:`ocp_learn.distributed.minimize`).
@@ -32,7 +30,9 @@ def train_mfg(prob, theta0=None, *, stages=((1024, 100),), resample_every=25, n_
         Iterations between redraws of the agents.
     n_val : int, optional
         Validation agents (fixed, drawn once; default: the first stage's count).
-    optimizer : {"lbfgs", "gauss-newton"}
+    optimizer : {"lbfgs"}
+    checkpoint, resume
+        As for :func:`ocp_learn.optim.lbfgs_resampled`.
 
     Returns
     -------
@@ -40,43 +40,14 @@ def train_mfg(prob, theta0=None, *, stages=((1024, 100),), resample_every=25, n_
     iteration, stage, train objective, validation objective, seconds),
     ``iterations``, ``seconds``.
     """
-    from ..distributed import minimize
-    from ..optim import lbfgs
+    from ..optim.resampled import lbfgs_resampled
 
     if optimizer != "lbfgs":
         raise ValueError(f"optimizer must be 'lbfgs' for the MFG (no Gauss-Newton structure), got {optimizer!r}")
-    resample_every = check_positive_int("resample_every", resample_every)
-    rng = check_rng(seed)
-    theta = prob.init_params(seed) if theta0 is None else np.array(theta0, dtype=np.float64)
-    x_val = prob.rho0.sample(n_val or stages[0][0], rng)
-    best = (np.inf, theta.copy())
-    hist = {"iteration": [], "stage": [], "objective": [], "validation": [], "seconds": []}
-    t0 = time.perf_counter()
-    it = 0
-    for s, (n_s, iters) in enumerate(stages, 1):
-        n_s, iters = check_positive_int("stage samples", n_s), check_positive_int("stage iterations", iters)
-        done = 0
-        while done < iters:
-            prob.resample(n_s, rng)
-            k = min(resample_every, iters - done)
-            res = minimize(prob, lbfgs, theta, maxiter=k, progress=progress)
-            theta = res.x
-            done += k
-            it += max(res.nit, 1)
-            val = prob.evaluate_on(theta, x_val)["objective"]
-            hist["iteration"].append(it)
-            hist["stage"].append(s)
-            hist["objective"].append(float(res.fun))
-            hist["validation"].append(float(val))
-            hist["seconds"].append(time.perf_counter() - t0)
-            if val < best[0]:
-                best = (val, theta.copy())
-            if callback is not None:
-                callback(it, theta, res.fun, val)
-            if res.nit < k and res.success:
-                done = iters  # converged on this sample: next stage
-    return {"theta": best[1], "validation": best[0], "history": hist, "iterations": it,
-            "seconds": time.perf_counter() - t0}
+    return lbfgs_resampled(prob, prob.rho0.sample, theta0, stages=stages,
+                           resample_every=resample_every, n_val=n_val, seed=seed,
+                           progress=progress, callback=callback, checkpoint=checkpoint,
+                           resume=resume)
 
 
 def gaussian_mfg_optimum(m0, s0, m1, s1, a1=1.0, a3=1.0, T=1.0):
