@@ -32,6 +32,11 @@ stay in numpy: before the kernel we form the per-sample HJB term
 (``ybar_F dF/dz``, ``-a2 w d(dF/drho)/dz`` and the ``log rho`` column
 cotangents) are added afterwards exactly as :meth:`PotentialFlowField.vjp` does.
 
+On the Gram path of the exact trace (high ``d``; :func:`potential_numba.trace_gram`)
+both calls go through :mod:`.potential_gram_numba` instead (the products with the
+samples as GEMMs over the batch, a per-sample kernel in ``R^m``), with the same
+per-sample formulas (:func:`_rhs_row`, :func:`_cotangent_row`) applied row by row.
+
 Any other configuration falls back to the generic field.  Tested against
 the generic field to 1e-12 in ``tests/test_kernels.py``.
 """
