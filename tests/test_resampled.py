@@ -39,6 +39,13 @@ def test_resampled_run_redraws_selects_on_validation_and_resumes_exactly(tmp_pat
                               checkpoint=ck, resume=True)
     assert all(resumed["history"][k] == h[k] for k in h if k != "seconds")
     assert np.array_equal(resumed["theta"], full["theta"])
+    # a finished run: resuming with the same schedule trains nothing, a longer last stage continues
+    again = lbfgs_resampled(_flow(), _draw, stages=stages, resample_every=3, n_val=80, seed=1,
+                            checkpoint=ck, resume=True)
+    assert again["iterations"] == full["iterations"]
+    longer = lbfgs_resampled(_flow(), _draw, stages=((64, 6), (96, 6)), resample_every=3,
+                             n_val=80, seed=1, checkpoint=ck, resume=True)
+    assert longer["history"]["stage"] == [1, 1, 2, 2] and longer["iterations"] > full["iterations"]
 
 
 def _validation(prob, theta, n_val, seed):

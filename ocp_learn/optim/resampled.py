@@ -56,7 +56,8 @@ def lbfgs_resampled(problem, draw, theta0=None, *, stages=((1024, 100),), resamp
     checkpoint : str, optional
         File written after every chunk; with ``resume`` the run continues from it.  A
         checkpoint of :func:`~ocp_learn.optim.lbfgs` (a fixed-batch run) is accepted as a
-        warm start: its iterate and iteration count.
+        warm start: its iterate and iteration count.  A finished run resumed with more
+        iterations in its last stage continues that stage.
 
     Returns
     -------
@@ -114,7 +115,7 @@ def lbfgs_resampled(problem, draw, theta0=None, *, stages=((1024, 100),), resamp
             if checkpoint is not None and auto_comm().Get_rank() == 0:  # one writer under MPI
                 save_checkpoint(checkpoint, {"x": theta, "best": best[1]},
                                 {"it": it, "resampled": {
-                                    "stage": s if done < iters else s + 1, "done": done % iters,
+                                    "stage": s, "done": done,
                                     "nfev": nfev, "seconds": time.perf_counter() - t0,
                                     "history": hist, "best_val": best[0], "rng": rng_state(rng)}})
             if callback is not None:
