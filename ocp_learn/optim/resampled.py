@@ -6,7 +6,7 @@ samples reaches a training NLL 0.08 nats below its test NLL); redrawing the samp
 ``resample_every`` iterations optimizes the expectation instead.  L-BFGS restarts on each new
 sample (its curvature pairs belong to the old one), the stages grow the sample count
 (warm-started), and the iterate with the best objective on a fixed validation sample is
-returned.  Checkpointed after every chunk (atomic, :mod:`.checkpoint`), resumable.
+returned.  Checkpointed after every chunk (atomic, :mod:`ocp_learn.optim.checkpoint`), resumable.
 """
 from __future__ import annotations
 
