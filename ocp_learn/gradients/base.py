@@ -68,7 +68,14 @@ class Sweep:
         return out
 
     def tape_floats(self, y):
-        return self.integ.tape_floats(*y.shape)
+        """Floats one step's tape holds: the integrator's stage states plus, for a field
+        with residuals (``rhs_tape``/``aux_floats``, :mod:`ocp_learn.integrators.rk`),
+        ``stages * aux_floats(n)``."""
+        n = self.integ.tape_floats(*y.shape)
+        aux = getattr(self.field, "aux_floats", None)
+        if aux is not None and getattr(self.integ, "uses_residuals", False):
+            n += self.integ.stages * int(aux(y.shape[0]))
+        return n
 
 
 class GradientStrategy:
