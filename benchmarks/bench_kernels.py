@@ -15,8 +15,14 @@ exact trace, alpha_L = 100, alpha_R = 5), thread count and dtype it times ONE
 * ``ffjord``          -- an FFJORD-style torchdiffeq CNF (Hutchinson, RK4, same width);
 
 after checking in float64 that the torch objective and gradient equal ocp_learn's (same
-parameters copied over).  ocp_learn is float64 only (the library's standard); torch runs
-float64 and float32.  ``GFLOP/s`` counts the multiply-adds of the hand-derived program
+parameters copied over).  torch runs float64 and float32; so do ``ocp_numba_fused`` and
+``ocp_numba`` (``ContinuousNormalizingFlow(dtype=numpy.float32)``: float32 states and
+float32 Jacobian-path kernels), whose ``rel_err_vs_ocp_numpy_float64`` column is the
+relative error of the objective / max-abs gradient against the float64 numpy reference
+(the float32 rounding, for the float32 rows); ``ocp_numpy`` and the float32 torch rows
+leave it empty.  The last column divides each row's time by the ``ocp_numba_fused`` row
+of the SAME dtype (float64 rows by the float64 fused row, float32 rows by the float32
+fused row).  ``GFLOP/s`` counts the multiply-adds of the hand-derived program
 (``bench_potential.flops``: per stage one forward + one fused forward-and-vjp) for every
 implementation, and ``%DGEMM`` divides by this machine's measured DGEMM rate at the same
 thread count.  Also measures the cold (empty cache) and warm (cache=True) Numba
@@ -28,7 +34,7 @@ compilation time of the whole kernel suite.  Writes results/kernels.json and .md
 
 ``--quick`` instead times, side by side at ONE thread each (writes results/kernels_quick.*):
 the CNF objective+gradient at d = 2, m = 32, n = 4096, RK4, 8 steps -- ocp_learn fused numba
-vs TorchOTFlow float64 and float32 -- and the crowd-motion MFG objective+gradient at
+float64 and float32 vs TorchOTFlow float64 and float32 -- and the crowd-motion MFG objective+gradient at
 d = 100, n = 8464, nt = 4 (m = 16) -- fused numba field (interactions in numpy) vs the generic
 numba field (``derivatives`` then ``derivatives_vjp``) -- best of ``--repeat``, with the load
 average around each measurement (the machine is shared):
@@ -152,6 +158,11 @@ def quick(a):
     J_ref, g_ref = cnf.objective_and_gradient(theta)
     case = "CNF d=2 m=32 n=4096 rk4 nt=8"
     timed(case, "ocp_numba_fused float64", lambda: cnf.objective_and_gradient(theta))
+    cnf32 = ContinuousNormalizingFlow(x, width=32, nt=8, backend="numba", dtype=np.float32)
+    J32, g32 = cnf32.objective_and_gradient(theta)
+    err = max(abs(J32 - J_ref) / abs(J_ref), np.abs(g32 - g_ref).max() / np.abs(g_ref).max())
+    timed(case, "ocp_numba_fused float32", lambda: cnf32.objective_and_gradient(theta),
+          f"rel_err={err:.1e}")
     for dt in (torch.float64, torch.float32):
         tr = TorchOTFlow(cnf, dtype=dt)
         P = tr.params(theta)
@@ -224,11 +235,16 @@ def main(argv=None):
         for d in a.dims:
             x = rng.standard_normal((n, d))
             for m in a.widths:
-                probs = {"ocp_numba_fused": fuse(ContinuousNormalizingFlow(x, width=m, nt=a.nt,
-                                                                          backend="numba")),
-                         "ocp_numba": ContinuousNormalizingFlow(x, width=m, nt=a.nt, backend="numba"),
-                         "ocp_numpy": ContinuousNormalizingFlow(x, width=m, nt=a.nt, backend="numpy")}
-                ref = probs["ocp_numpy"]
+                def ocp_probs(dtype):
+                    return {"ocp_numba_fused": fuse(ContinuousNormalizingFlow(
+                                x, width=m, nt=a.nt, backend="numba", dtype=dtype)),
+                            "ocp_numba": ContinuousNormalizingFlow(x, width=m, nt=a.nt,
+                                                                   backend="numba", dtype=dtype),
+                            "ocp_numpy": ContinuousNormalizingFlow(x, width=m, nt=a.nt,
+                                                                   backend="numpy", dtype=dtype)}
+                probs = {dt: ocp_probs(getattr(np, dt)) for dt in a.dtypes}
+                ref = probs["float64"]["ocp_numpy"] if "float64" in probs else \
+                    ContinuousNormalizingFlow(x, width=m, nt=a.nt, backend="numpy")
                 theta = ref.init_params(0)
                 r = ref.potential.rank
                 fl = cnf_flops(d, m, 1, r, a.nt, n)
@@ -240,13 +256,14 @@ def main(argv=None):
                     for dt in a.dtypes:
                         tdt = getattr(torch, dt)
                         for impl in a.impls:
-                            if impl.startswith("ocp") and dt != "float64":
+                            # the numpy backend computes the potential in float64 anyway
+                            if impl == "ocp_numpy" and dt != "float64":
                                 continue
                             if impl == "torch_autograd" and d > 8:
                                 continue
                             err = ""
                             if impl.startswith("ocp"):
-                                p = probs[impl]
+                                p = probs[dt][impl]
                                 fn = lambda p=p: p.objective_and_gradient(theta)  # noqa: E731
                                 if J_ref is None:
                                     J_ref, g_ref = ref.objective_and_gradient(theta)
@@ -278,9 +295,10 @@ def main(argv=None):
                             row = [n, d, m, thr, dt, impl, sec, gf, 100.0 * gf / gemm, err]
                             rows.append(row)
                             print(row, f"load={os.getloadavg()[0]:.1f}", flush=True)
-                    # speed-ups of the fused numba path over each implementation at this thread count
-                    ours = base.get(("ocp_numba_fused", "float64"))
+                    # speed-ups of the fused numba path over each implementation at this thread
+                    # count, against the fused row of the same dtype
                     for row in rows:
+                        ours = base.get(("ocp_numba_fused", row[4]))
                         if row[:4] == [n, d, m, thr] and ours:
                             row.append(row[6] / ours)
     for row in rows:
@@ -289,7 +307,7 @@ def main(argv=None):
     meta["loadavg_end"] = os.getloadavg()
     meta["torch_checks"] = checks
     headers = ["n", "d", "m", "threads", "dtype", "impl", "seconds", "GFLOP/s", "%DGEMM",
-               "rel_err_vs_ocp_numpy", "x_slower_than_ocp_numba_fused"]
+               "rel_err_vs_ocp_numpy_float64", "x_slower_than_ocp_numba_fused_same_dtype"]
     jp, mp = write(a.name, rows, headers, meta=meta, out=a.out)
     print(open(mp).read())
     print("wrote", jp)

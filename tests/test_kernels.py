@@ -341,3 +341,34 @@ def test_fused_crowd_field_on_the_gram_path_equals_the_generic_field():
     J0, g0 = ref.objective_and_gradient(th)
     J, g = p.objective_and_gradient(th)
     assert abs(J - J0) <= TOL * abs(J0) and rel(g, g0) <= TOL
+
+
+def test_gram_path_residuals_are_reused_exactly_and_counted_in_the_ledger():
+    """``rhs_tape`` keeps the forward products of the Gram path on the RK tape; the vjp
+    that reuses them gives the same numbers as the one that recomputes them, the ledger
+    counts them, and a checkpointing strategy (which recomputes its tapes) agrees."""
+    p = _crowd("numba", d=18, n=7)
+    f = p.field
+    th = p.init_params(0)
+    th = th + 0.1 * np.random.default_rng(5).standard_normal(th.size)
+    y = f.initial_state(np.random.default_rng(6).standard_normal((7, 18)))
+    F, aux = f.rhs_tape(y, 0.3, th)
+    assert aux is not None and sum(a.size for a in aux) == f.aux_floats(7) > 0
+    assert np.array_equal(F, f.rhs(y, 0.3, th))
+    ybar = np.random.default_rng(7).standard_normal(y.shape)
+    z0, g0 = f.vjp(y, 0.3, th, ybar)
+    z1, g1 = f.vjp(y, 0.3, th, ybar, aux=aux)
+    assert np.array_equal(z0, z1) and np.array_equal(g0, g1)
+    # a residual taken at another point must not be silently equivalent: it changes the result
+    _, aux2 = f.rhs_tape(y + 0.1, 0.3, th)
+    assert not np.allclose(f.vjp(y, 0.3, th, ybar, aux=aux2)[1], g0)
+    ev = p.evaluate(th)
+    D = f.state_dim
+    assert ev.ledger.stored_floats == p.nt * 4 * (7 * D + f.aux_floats(7))
+    # no residuals off the Gram path (Jacobian path: d <= m)
+    assert _crowd("numba", d=4, n=7).field.aux_floats(7) == 0
+    from ocp_learn.gradients import get_strategy
+    ck = _crowd("numba", d=18, n=7)
+    ck.strategy = get_strategy(("checkpoint", 1))
+    J1, g1 = ck.objective_and_gradient(th)
+    assert abs(J1 - ev.value) <= TOL * abs(ev.value) and rel(g1, ev.gradient) <= TOL

@@ -48,7 +48,8 @@ from numba import njit, prange
 from ..problems.potential_flow import PotentialFlowField
 from . import potential_gram_numba as gram
 from .potential_numba import (_FM, _W, _adj_workspace, _blocks, _fwd_sample, _fwd_workspace,
-                              _params, _vjp_sample, accumulators, cotangents, trace_gram)
+                              _params, _vjp_sample, accumulators, cotangents, trace_gram,
+                              use_gram)
 
 __all__ = ["FusedPotentialFlowField", "fused_available", "fuse"]
 
@@ -110,8 +111,8 @@ def _rhs_kernel(S, W, exact, d, h, w, A, b, c, K0, b0, K, bK, a1, c_R, extra, ed
     D = S.shape[1]
     cc = d if exact else W.shape[2]
     for blk in prange(edges.size - 1):
-        a, g, q, u, z, y, J, Pm, C0, As = _fwd_workspace(M, m, cc, r)
-        G = np.empty(D)
+        a, g, q, u, z, y, J, Pm, C0, As = _fwd_workspace(M, m, cc, r, S.dtype)
+        G = np.empty(D, S.dtype)
         for n in range(edges[blk], edges[blk + 1]):
             Wn = W[0] if exact else W[n]
             _, lp = _fwd_sample(S[n], Wn, exact, d, h, w, A, b, c, K0, b0, K, bK,
@@ -128,11 +129,13 @@ def _vjp_kernel(S, W, exact, d, h, w, A, b, c, K0, b0, K, bK, a1, c_R, extra, yb
     D = S.shape[1]
     cc = d if exact else W.shape[2]
     for blk in prange(edges.size - 1):
-        a, g, q, u, z, y, J, Pm, C0, As = _fwd_workspace(M, m, cc, r)
-        G = np.empty(D)
-        Gb = np.empty(D)
-        gbar, qbar, zbar, Jbar, Pbar, C0bar, ubar, abar, ybr, AG, AW, Tm = _adj_workspace(M, m, cc, r)
-        sbar = np.empty(D)
+        dt = S.dtype
+        a, g, q, u, z, y, J, Pm, C0, As = _fwd_workspace(M, m, cc, r, dt)
+        G = np.empty(D, dt)
+        Gb = np.empty(D, dt)
+        gbar, qbar, zbar, Jbar, Pbar, C0bar, ubar, abar, ybr, AG, AW, Tm = _adj_workspace(
+            M, m, cc, r, dt)
+        sbar = np.empty(D, dt)
         for n in range(edges[blk], edges[blk + 1]):
             Wn = W[0] if exact else W[n]
             _fwd_sample(S[n], Wn, exact, d, h, w, A, b, c, K0, b0, K, bK,
@@ -162,34 +165,56 @@ class FusedPotentialFlowField(PotentialFlowField):
     """
 
     def _state(self, y, t):
+        """``(S, exact, W, dt)``: samples ``[z, t]``, the trace directions and the kernels'
+        dtype ``dt`` -- float32 for a float32 state (``OCP(dtype=numpy.float32)``), else
+        float64; ``S`` and ``W`` are in ``dt``."""
         d = self.dim
         n = y.shape[0]
-        S = np.empty((n, d + 1))
+        dt = np.dtype(np.float32) if y.dtype == np.float32 else np.dtype(np.float64)
+        S = np.empty((n, d + 1), dt)
         S[:, :d] = y[:, :d]
         S[:, d] = t
         W = self.potential._directions(self.probes, n)
-        exact, Wa = _W(W, d)
-        return S, exact, Wa
+        exact, Wa = _W(W, d, dt)
+        return S, exact, Wa, dt
 
     def rhs(self, y, t, theta):
+        return self.rhs_tape(y, t, theta)[0]
+
+    def rhs_tape(self, y, t, theta):
+        """``(rhs, aux)``: on the Gram path ``aux = (P_A, Y_A, G)``
+        (:func:`potential_gram_numba.forward`'s products ``[P_0, A s]``, ``[Y_0, A s]`` and
+        ``grad_s Phi``), which :meth:`vjp` at the same stage reuses instead of recomputing
+        the forward pass (the integrator keeps it on its tape,
+        :mod:`ocp_learn.integrators.rk`); ``aux = None`` otherwise."""
         if not fused_available(self) or np.ndim(t) != 0:
-            return super().rhs(y, t, theta)
-        S, exact, Wa = self._state(y, t)
+            return super().rhs(y, t, theta), None
+        S, exact, Wa, dt = self._state(y, t)
         out = np.zeros_like(y)
         P = self.potential.unpack(theta)
         z, lr, extra = self._interactions(y)
         G0 = trace_gram(P, self.dim, exact, self.potential.trace_path)
         c_R = -1 if self.c_R is None else int(self.c_R)
+        aux = None
         if G0.size:  # Gram path: GEMMs over the batch + a kernel in R^m
             edges = _blocks(y.shape[0])
-            _, G, lap, _ = gram.forward(P, S, self.potential.h, G0, edges, value=False)
+            _, G, lap, (_, PA, YA) = gram.forward(P, S, self.potential.h, G0, edges, value=False)
             _rhs_rows(G, lap, float(self.a1), c_R, extra, self.dim, edges, out)
+            aux = (PA, YA, G)
         else:
-            _rhs_kernel(S, Wa, exact, self.dim, float(self.potential.h), *_params(P),
-                        float(self.a1), c_R, extra, _blocks(y.shape[0]), out)
+            _rhs_kernel(S, Wa, exact, self.dim, dt.type(self.potential.h), *_params(P, dt),
+                        dt.type(self.a1), c_R, extra, _blocks(y.shape[0]), out)
         for F, c in zip(self.interactions, self.c_F):
             out[:, c] = F.value(z, lr)
-        return out
+        return out, aux
+
+    def aux_floats(self, n):
+        """Floats of :meth:`rhs_tape`'s residuals for ``n`` samples (0 off the Gram path)."""
+        pot = self.potential
+        if not fused_available(self) or pot.trace != "exact" or pot.trace_path == "jacobian" or (
+                pot.trace_path == "auto" and not use_gram(self.dim, pot.width, pot.n_layers)):
+            return 0
+        return n * (2 * (pot.width + pot.rank) + self.dim + 1)
 
     def _interactions(self, y):
         """``(z, log rho, extra)``: ``extra = -a2 sum_j dF_j/drho`` (n,), the interaction
@@ -202,37 +227,43 @@ class FusedPotentialFlowField(PotentialFlowField):
         dF = sum((F.drho(z, lr) for F in self.interactions), 0.0)
         return z, lr, np.ascontiguousarray(-(self.a2 * dF), dtype=np.float64)
 
-    def _gram_vjp(self, P, S, G0, edges, c_R, extra, ybar, out, wR):
-        """The vjp on the Gram path: ``G`` by GEMMs, the cotangents ``Gb`` per sample
-        (:func:`_cotangent_row`, as :func:`_vjp_kernel` forms them), then
-        :func:`potential_gram_numba.vjp`; writes ``out[:, :d]`` and ``wR``."""
+    def _gram_vjp(self, P, S, G0, edges, c_R, extra, ybar, out, wR, aux=None):
+        """The vjp on the Gram path: ``G`` by GEMMs (or from ``aux``, :meth:`rhs_tape`), the
+        cotangents ``Gb`` per sample (:func:`_cotangent_row`, as :func:`_vjp_kernel` forms
+        them), then :func:`potential_gram_numba.vjp`; writes ``out[:, :d]`` and ``wR``."""
         d, a1, h = self.dim, float(self.a1), self.potential.h
-        _, G, _, cache = gram.forward(P, S, h, G0, edges, trace=False, value=False)
+        if aux is None:
+            _, G, _, cache = gram.forward(P, S, h, G0, edges, trace=False, value=False)
+        else:
+            PA, YA, G = aux
+            cache = (S, PA, YA)
         Gb = np.empty_like(G)
         _cotangent_rows(G, ybar, a1, c_R, extra, d, edges, Gb, wR)
         sbar, B = gram.vjp(P, S, h, G0, edges, None, Gb, ybar[:, d] / -a1, cache)
         out[:, :d] = sbar[:, :d]
         return B
 
-    def vjp(self, y, t, theta, ybar):
+    def vjp(self, y, t, theta, ybar, aux=None):
+        """:meth:`PotentialFlowField.vjp`; ``aux`` are :meth:`rhs_tape`'s residuals at the
+        same ``(y, t, theta)`` (optional: recomputed when ``None``)."""
         if not fused_available(self) or np.ndim(t) != 0:
             return super().vjp(y, t, theta, ybar)
-        S, exact, Wa = self._state(y, t)
+        S, exact, Wa, dt = self._state(y, t)
         n = y.shape[0]
         edges = _blocks(n)
         P = self.potential.unpack(theta)
-        prm = _params(P)
+        prm = _params(P, dt)
         G0 = trace_gram(P, self.dim, exact, self.potential.trace_path)
         out = np.zeros_like(y)
         z, lr, extra = self._interactions(y)
         wR = np.zeros(n)
         c_R = -1 if self.c_R is None else int(self.c_R)
-        ybar = np.ascontiguousarray(ybar, dtype=np.float64)
+        ybar = np.ascontiguousarray(ybar, dtype=dt)
         if G0.size:
-            B = self._gram_vjp(P, S, G0, edges, c_R, extra, ybar, out, wR)
+            B = self._gram_vjp(P, S, G0, edges, c_R, extra, ybar, out, wR, aux)
         else:
             acc = accumulators(prm, edges.size - 1)
-            _vjp_kernel(S, Wa, exact, self.dim, float(self.potential.h), *prm, float(self.a1),
+            _vjp_kernel(S, Wa, exact, self.dim, dt.type(self.potential.h), *prm, dt.type(self.a1),
                         c_R, extra, ybar, edges, out, wR,
                         *acc)
             B = cotangents(acc)

@@ -17,6 +17,24 @@ an ``atanh`` series for ``log1p``) so that LLVM vectorizes it: about 10x faster
 than two scalar libm calls per neuron (no SVML here), which were a third to a half
 of the forward pass at ``d = 2``; accurate to a few ulp (tested).
 
+*float32* (``OCP(dtype=numpy.float32)``, e.g. ``ContinuousNormalizingFlow(...,
+backend="numba", dtype=numpy.float32)`` on the fused field of
+:mod:`.potential_flow_numba`): the Jacobian-path kernels take float32 samples, probes,
+parameters (:func:`_params`, :func:`_W` with a dtype) and ``h``, and allocate their
+scratch in ``S.dtype`` (:func:`_fwd_workspace`, :func:`_adj_workspace`); numba compiles
+float32 specializations of the same source, so float64 numbers are bit-for-bit
+unchanged.  Deliberately kept in float64: the scalar reductions (dot products, sums of
+squares start from the float64 literal ``0.0``), the per-block parameter cotangents
+(:func:`accumulators`: each sums thousands of per-sample terms) and :func:`_act_row`'s
+internal arithmetic (float64 constants: its float32 outputs are correctly rounded, within
+0.5 ulp; numpy's float32 ``tanh`` is within 1.4 ulp).  Measured
+(``tests/test_float32_kernels.py``, d = 2 and 5, m = 8, M = 1 and 2, exact and
+Hutchinson): CNF objective within ``4e-8`` and gradient within ``1.1e-7`` (2-norm)
+relative of float64, jvp/vjp dot-product mismatch ``1e-8``; at d = 2, m = 32,
+n = 4096 the error is ``1.2e-7`` and the run is no faster than float64 (the mixed
+float32/float64 loops; ``benchmarks/results/kernels_float32.md``).  The Gram path
+(:mod:`.potential_gram_numba`) casts float32 inputs to float64 and computes there.
+
 Thread count: :func:`set_num_threads` (``numba.set_num_threads``, called from
 Python, never inside the kernels).  All kernels use ``cache=True``.
 """
@@ -310,19 +328,23 @@ def _gram_trace_vjp(h, lb, K, g, q, z, G0, Gam, R, gbar, qbar, zbar, Gb, Rb, Sb,
 
 
 @njit(cache=True)
-def _fwd_workspace(M, m, cc, r):
-    """Per-block scratch of :func:`_fwd_sample` (activations, Jacobians, trace terms)."""
-    return (np.empty((M + 1, m)), np.empty((M + 1, m)), np.empty((M + 1, m)),
-            np.empty((M + 1, m)), np.empty((M + 2, m)), np.empty((M + 1, m)),
-            np.empty((M + 1, cc, m)), np.empty((M + 1, cc, m)), np.empty((cc, m)), np.empty(r))
+def _fwd_workspace(M, m, cc, r, dt=np.float64):
+    """Per-block scratch of :func:`_fwd_sample` (activations, Jacobians, trace terms), of
+    dtype ``dt`` (the kernels pass ``S.dtype``: float32 scratch for float32 samples)."""
+    return (np.empty((M + 1, m), dt), np.empty((M + 1, m), dt), np.empty((M + 1, m), dt),
+            np.empty((M + 1, m), dt), np.empty((M + 2, m), dt), np.empty((M + 1, m), dt),
+            np.empty((M + 1, cc, m), dt), np.empty((M + 1, cc, m), dt), np.empty((cc, m), dt),
+            np.empty(r, dt))
 
 
 @njit(cache=True)
-def _adj_workspace(M, m, cc, r):
-    """Per-block scratch of the adjoint sweep (cotangents of the forward quantities)."""
-    return (np.empty((M + 1, m)), np.empty((M + 1, m)), np.empty((M + 2, m)), np.empty((cc, m)),
-            np.empty((cc, m)), np.empty((cc, m)), np.empty(m), np.empty(m), np.empty(m),
-            np.empty(r), np.empty((r, cc)), np.empty((m, m)))
+def _adj_workspace(M, m, cc, r, dt=np.float64):
+    """Per-block scratch of the adjoint sweep (cotangents of the forward quantities), of
+    dtype ``dt``."""
+    return (np.empty((M + 1, m), dt), np.empty((M + 1, m), dt), np.empty((M + 2, m), dt),
+            np.empty((cc, m), dt), np.empty((cc, m), dt), np.empty((cc, m), dt), np.empty(m, dt),
+            np.empty(m, dt), np.empty(m, dt), np.empty(r, dt), np.empty((r, cc), dt),
+            np.empty((m, m), dt))
 
 
 @njit(cache=True, fastmath=_FM)
@@ -457,7 +479,7 @@ def _derivatives_kernel(S, W, exact, d, h, w, A, b, c, K0, b0, K, bK, edges, phi
     r = A.shape[0]
     cc = d if exact else W.shape[2]
     for blk in prange(edges.size - 1):
-        a, g, q, u, z, y, J, Pm, C0, As = _fwd_workspace(M, m, cc, r)
+        a, g, q, u, z, y, J, Pm, C0, As = _fwd_workspace(M, m, cc, r, S.dtype)
         for n in range(edges[blk], edges[blk + 1]):
             Wn = W[0] if exact else W[n]
             p, lp = _fwd_sample(S[n], Wn, exact, d, h, w, A, b, c, K0, b0, K, bK,
@@ -677,9 +699,10 @@ def _vjp_kernel(S, W, exact, d, h, w, A, b, c, K0, b0, K, bK, phib, Gb, lb, edge
     D = S.shape[1]
     cc = d if exact else W.shape[2]
     for blk in prange(edges.size - 1):
-        a, g, q, u, z, y, J, Pm, C0, As = _fwd_workspace(M, m, cc, r)
-        G = np.empty(D)
-        gbar, qbar, zbar, Jbar, Pbar, C0bar, ubar, abar, ybar, AG, AW, Tm = _adj_workspace(M, m, cc, r)
+        a, g, q, u, z, y, J, Pm, C0, As = _fwd_workspace(M, m, cc, r, S.dtype)
+        G = np.empty(D, S.dtype)
+        gbar, qbar, zbar, Jbar, Pbar, C0bar, ubar, abar, ybar, AG, AW, Tm = _adj_workspace(
+            M, m, cc, r, S.dtype)
         for n in range(edges[blk], edges[blk + 1]):
             Wn = W[0] if exact else W[n]
             _fwd_sample(S[n], Wn, exact, d, h, w, A, b, c, K0, b0, K, bK,
@@ -820,16 +843,17 @@ def _jvp_kernel(S, W, exact, d, h, w, A, b, c, K0, b0, K, bK, dS, dw, dA, db, dc
     D = S.shape[1]
     cc = d if exact else W.shape[2]
     for blk in prange(edges.size - 1):
-        a, g, q, u, z, y, J, Pm, C0, As = _fwd_workspace(M, m, cc, r)
-        G = np.empty(D)
-        dg = np.empty((M + 1, m))
-        dq = np.empty((M + 1, m))
-        du = np.empty((M + 1, m))
-        dz = np.empty((M + 2, m))
-        dJ = np.empty((cc, m))
-        dP = np.empty((cc, m))
-        dC0 = np.empty((cc, m))
-        dAs = np.empty(r)
+        dt = S.dtype
+        a, g, q, u, z, y, J, Pm, C0, As = _fwd_workspace(M, m, cc, r, dt)
+        G = np.empty(D, dt)
+        dg = np.empty((M + 1, m), dt)
+        dq = np.empty((M + 1, m), dt)
+        du = np.empty((M + 1, m), dt)
+        dz = np.empty((M + 2, m), dt)
+        dJ = np.empty((cc, m), dt)
+        dP = np.empty((cc, m), dt)
+        dC0 = np.empty((cc, m), dt)
+        dAs = np.empty(r, dt)
         for n in range(edges[blk], edges[blk + 1]):
             Wn = W[0] if exact else W[n]
             _fwd_sample(S[n], Wn, exact, d, h, w, A, b, c, K0, b0, K, bK,
@@ -849,14 +873,16 @@ _NAMES = ("w", "A", "b", "c", "K0", "b0", "K", "bK")
 _NO_GRAM = np.zeros((0, 0))
 
 
-def _params(P):
-    return tuple(np.ascontiguousarray(P[k], dtype=np.float64) for k in _NAMES)
+def _params(P, dtype=np.float64):
+    """The parameter blocks of ``P`` as contiguous arrays of ``dtype`` (kernel arguments)."""
+    return tuple(np.ascontiguousarray(P[k], dtype=dtype) for k in _NAMES)
 
 
-def _W(W, d):
+def _W(W, d, dtype=np.float64):
+    """``(exact, W)`` for the kernels: exact trace (a dummy ``W``) or the probes, in ``dtype``."""
     if W is None:
-        return True, np.zeros((1, d, d))
-    return False, np.ascontiguousarray(W, dtype=np.float64)
+        return True, np.zeros((1, d, d), dtype)
+    return False, np.ascontiguousarray(W, dtype=dtype)
 
 
 def trace_gram(P, d, exact, trace_path="auto"):
@@ -908,7 +934,9 @@ def derivatives_vjp(P, S, W, h, phibar, Gbar, lapbar, blocks=None, trace_path="a
 
 
 def accumulators(prm, nblocks):
-    """Per-block parameter cotangent accumulators."""
+    """Per-block parameter cotangent accumulators, float64 for any kernel dtype (float32
+    kernels sum thousands of per-sample cotangents into them: float64 keeps that sum's
+    rounding below the float32 rounding of each term, at ``8 x n_params`` bytes per block)."""
     return [np.zeros((nblocks,) + p.shape) for p in prm]
 
 

@@ -44,11 +44,16 @@ class ContinuousNormalizingFlow(OCP):
     backend : {"numpy", "numba"}
     seed : int or Generator
         For the Hutchinson probes.
+    dtype : {numpy.float64, numpy.float32}
+        Floating type of the states, adjoints and gradient (:class:`~ocp_learn.OCP`).
+        With ``backend="numba"`` the fused field
+        (:mod:`ocp_learn.kernels.potential_flow_numba`) then runs its Jacobian-path kernels
+        in float32 too; the numpy backend computes the potential in float64.
     """
 
     def __init__(self, x, *, width=32, n_layers=1, rank=None, nt=8, integrator="rk4",
                  alpha_L=0.01, alpha_R=0.05, trace="exact", n_probes=1, backend="numpy",
-                 seed=0, strategy="store_all"):
+                 seed=0, strategy="store_all", dtype=np.float64):
         from ..models.potential import PotentialResNet
 
         x = as_array("x", x, ndim=2, min_rows=1)
@@ -62,10 +67,10 @@ class ContinuousNormalizingFlow(OCP):
         terminal = PotentialTerminal(field, "nll", weights={"L": self.alpha_L, "G": 1.0,
                                                             "R": self.alpha_R})
         super().__init__(field, x, terminal, T=1.0, nt=nt, integrator=integrator,
-                         strategy=strategy)
+                         strategy=strategy, dtype=dtype)
         self._kwargs = dict(width=width, n_layers=n_layers, rank=rank, integrator=integrator,
                             alpha_L=alpha_L, alpha_R=alpha_R, trace=trace, n_probes=n_probes,
-                            backend=backend, strategy=strategy)
+                            backend=backend, strategy=strategy, dtype=self.dtype)
         self.trace = trace
         self._rng = check_rng(seed)
         self._probes = None
