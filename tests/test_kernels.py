@@ -372,3 +372,41 @@ def test_gram_path_residuals_are_reused_exactly_and_counted_in_the_ledger():
     ck.strategy = get_strategy(("checkpoint", 1))
     J1, g1 = ck.objective_and_gradient(th)
     assert abs(J1 - ev.value) <= TOL * abs(ev.value) and rel(g1, ev.gradient) <= TOL
+
+
+@pytest.mark.parametrize("n,nblk", [(1, 1), (70, 3), (64, 2)])
+def test_one_layer_tile_kernels_equal_the_per_sample_kernels(n, nblk):
+    """The M = 1 Gram-path kernels process tiles of samples (``_TILE`` per tile, padded
+    columns with zero cotangents); they equal the per-sample kernels to rounding, for a
+    partial last tile and any block split."""
+    from ocp_learn.kernels import potential_gram_numba as gram
+    rng = np.random.default_rng(11)
+    m, d = 5, 9
+    P = {"w": rng.standard_normal(m), "A": rng.standard_normal((3, d + 1)),
+         "b": rng.standard_normal(d + 1), "c": rng.standard_normal(1),
+         "K0": rng.standard_normal((m, d + 1)), "b0": rng.standard_normal(m),
+         "K": rng.standard_normal((1, m, m)), "bK": rng.standard_normal((1, m))}
+    G0 = potential_numba.gram0(P["K0"], d)
+    prm, _, H = gram._setup(P, G0)
+    assert H.shape[0] == m
+    P0 = rng.standard_normal((n, m))
+    edges = np.linspace(0, n, nblk + 1).round().astype(np.int64)
+    args = (P0, 0.5, prm["w"], prm["K"], prm["bK"], G0, H)
+    out = [(np.empty((n, m)), np.empty(n), np.empty(n)) for _ in range(2)]
+    gram._fwd_tiles(*args, True, nblk, *out[0])
+    gram._fwd_kernel(*args, True, edges, *out[1])
+    for a, b in zip(*out):
+        assert rel(a, b) <= 1e-13
+    Yb, phib, lb = rng.standard_normal((n, m)), rng.standard_normal(n), rng.standard_normal(n)
+    res = []
+    for tiles in (True, False):
+        acc = (np.zeros((nblk, m)), np.zeros((nblk, 1, m, m)), np.zeros((nblk, 1, m)),
+               np.zeros((nblk, m, m)), np.zeros((nblk,) + H.shape))
+        A0 = np.empty((n, m))
+        if tiles:
+            gram._vjp_tiles(*args, Yb, phib, lb, nblk, A0, *acc)
+        else:
+            gram._vjp_kernel(*args, Yb, phib, lb, edges, A0, *acc)
+        res.append([A0] + [x.sum(0) for x in acc])
+    for a, b in zip(*res):
+        assert rel(a, b) <= 1e-13

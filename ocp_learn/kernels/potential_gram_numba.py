@@ -33,7 +33,11 @@ every sample).  Per sample the forward pass is ``m`` dot products of length ``m^
   with ``c_j = h lbar q_{1j} z_{2j}``;
 
 and ``Hbar`` becomes the ``K_1`` and ``G_0`` cotangents once per call
-(:func:`h_matrix_vjp`).  All loops are contiguous over ``m^2`` entries, where the general
+(:func:`h_matrix_vjp`).  For ``M = 1`` the kernels run over *tiles* of ``_TILE = 32`` samples
+(:func:`_fwd_tiles`, :func:`_vjp_tiles`): each per-sample vector is an ``(m, 32)`` array with
+the samples innermost, so the loops of length ``m = 16`` become vector operations over the
+tile (measured at d = 100, n = 8464, one thread: forward with trace 6.4 ms against 8.4 ms
+per sample, vjp 13 ms against 19 ms; tiles of 8 or 16 samples were slower than per sample).  All loops are contiguous over ``m^2`` entries, where the general
 recursion of :func:`~ocp_learn.kernels.potential_numba._gram_trace` has loops of
 length ``m``.  Tested against the numpy reference to 1e-12 (``tests/test_kernels.py``).
 """
@@ -42,7 +46,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from .potential_numba import (_FM, _gram_trace, _gram_trace_vjp, _net_forward, _net_vjp, _params,
+from .potential_numba import (_FM, _act_row, _gram_trace, _gram_trace_vjp, _net_forward, _net_vjp,
+                              _params,
                               gram0_vjp)
 
 __all__ = ["h_matrix", "h_matrix_vjp", "forward", "vjp"]
@@ -206,6 +211,226 @@ def _vjp_kernel(P0, h, w, K, bK, G0, H, Y0bar, phib, lb, edges, A0bar, Bw, BK, B
                 A0bar[n, j] = abar[j]
 
 
+# ---------------------------------------------------------------- one residual layer, in tiles
+#: samples per tile of the one-layer (M = 1) kernels: every per-sample vector is an (m, _TILE)
+#: array with the samples innermost, so that the loops of length m = 16 become vector
+#: operations over the tile (the per-sample kernels above run loops of length m)
+_TILE = 32
+
+
+@njit(cache=True)
+def _tile_workspace(m, P):
+    """Per-block scratch of the tile kernels: 14 (m, B) arrays and two (P, B) arrays (the
+    packed ``g_0 g_0^T`` and ``N``; zero rows beyond m(m+1)/2 so that ``H``'s padding
+    multiplies zeros)."""
+    B = _TILE
+    return ([np.zeros((m, B)) for _ in range(14)], np.zeros((P, B)), np.zeros((P, B)))
+
+
+@njit(cache=True, fastmath=_FM)
+def _tile_net(P0, n0, nb, h, w, K1, b1, V):
+    """:func:`_net_forward` (M = 1) for the samples ``n0 .. n0 + nb - 1`` (columns of the
+    tile; columns past ``nb`` hold zeros): ``a_0``, ``u_0 = sigma(a_0)``, ``g_0``, ``q_0``,
+    ``a_1 = K_1 u_0 + b_1``, ``u_1 = u_0 + h sigma(a_1)``, ``g_1``, ``q_1``,
+    ``y_1 = g_1 * w``, ``z_1 = w + h K_1^T y_1``."""
+    a0, u0, g0, q0, a1, u1, g1, q1, y1, z1 = V[0], V[1], V[2], V[3], V[4], V[5], V[6], V[7], \
+        V[8], V[9]
+    m, B = a0.shape
+    for j in range(m):
+        for b in range(nb):
+            a0[j, b] = P0[n0 + b, j]
+        for b in range(nb, B):
+            a0[j, b] = 0.0
+    _act_row(a0.reshape(m * B), u0.reshape(m * B), g0.reshape(m * B), q0.reshape(m * B))
+    for j in range(m):
+        for b in range(B):
+            a1[j, b] = b1[j]
+        for k in range(m):
+            kjk = K1[j, k]
+            for b in range(B):
+                a1[j, b] += kjk * u0[k, b]
+    _act_row(a1.reshape(m * B), u1.reshape(m * B), g1.reshape(m * B), q1.reshape(m * B))
+    for j in range(m):
+        wj = w[j]
+        for b in range(B):
+            u1[j, b] = u0[j, b] + h * u1[j, b]
+            y1[j, b] = g1[j, b] * wj
+            z1[j, b] = wj
+    for j in range(m):
+        for k in range(m):
+            kjk = K1[j, k]
+            for b in range(B):
+                z1[k, b] += kjk * (h * y1[j, b])
+
+
+@njit(cache=True, fastmath=_FM)
+def _tile_trace(H, g0, gg, T):
+    """``T_j = g_0^T H_j g_0`` for the tile: ``gg`` the packed ``g_0 g_0^T`` (P, B)."""
+    m, B = g0.shape
+    o = 0
+    for k in range(m):
+        for l in range(k, m):
+            for b in range(B):
+                gg[o, b] = g0[k, b] * g0[l, b]
+            o += 1
+    for j in range(m):
+        for b in range(B):
+            T[j, b] = 0.0
+        for p in range(H.shape[1]):
+            hjp = H[j, p]
+            for b in range(B):
+                T[j, b] += hjp * gg[p, b]
+
+
+@njit(cache=True, parallel=True, fastmath=_FM)
+def _fwd_tiles(P0, h, w, K, bK, G0, H, trace, nblk, Y0, phin, lapn):
+    """:func:`_fwd_kernel` for M = 1 in tiles of ``_TILE`` samples (the trace through ``H``)."""
+    n = P0.shape[0]
+    m = w.shape[0]
+    B = _TILE
+    ntile = (n + B - 1) // B
+    for blk in prange(nblk):
+        V, gg, Nt = _tile_workspace(m, H.shape[1])
+        u0, g0, q0, u1, q1, z1, T = V[1], V[2], V[3], V[5], V[7], V[9], V[10]
+        for tile in range(blk * ntile // nblk, (blk + 1) * ntile // nblk):
+            n0 = tile * B
+            nb = min(B, n - n0)
+            _tile_net(P0, n0, nb, h, w, K[0], bK[0], V)
+            for b in range(nb):
+                phi = 0.0
+                for j in range(m):
+                    phi += w[j] * u1[j, b]
+                    Y0[n0 + b, j] = g0[j, b] * z1[j, b]
+                phin[n0 + b] = phi
+            if trace:
+                _tile_trace(H, g0, gg, T)
+                for b in range(nb):
+                    lap = 0.0
+                    t1 = 0.0
+                    for j in range(m):
+                        lap += q0[j, b] * z1[j, b] * G0[j, j]
+                        t1 += q1[j, b] * w[j] * T[j, b]
+                    lapn[n0 + b] = lap + h * t1
+
+
+@njit(cache=True, parallel=True, fastmath=_FM)
+def _vjp_tiles(P0, h, w, K, bK, G0, H, Y0bar, phib, lb, nblk, A0bar, Bw, BK, BbK, BG0, BH):
+    """:func:`_vjp_kernel` for M = 1 in tiles: the adjoint of :func:`_fwd_tiles` (trace
+    through ``H``, module docstring; then :func:`_net_vjp`'s M = 1 sweep) down to
+    ``abar_0``, written to ``A0bar`` (which may be ``Y0bar``: a tile is read before it is
+    written).  Padded columns get zero cotangents, so they add nothing."""
+    n = P0.shape[0]
+    m = w.shape[0]
+    P = H.shape[1]
+    B = _TILE
+    ntile = (n + B - 1) // B
+    K1 = K[0]
+    for blk in prange(nblk):
+        V, gg, Nt = _tile_workspace(m, P)
+        W2, _, _ = _tile_workspace(m, 0)
+        u0, g0, q0, u1, g1, q1, y1, z1, T = V[1], V[2], V[3], V[5], V[6], V[7], V[8], V[9], V[10]
+        ybr, qb0, zb1, c, qb1, zb2, gb0, gb1, ub = V[11], V[12], V[13], W2[0], W2[1], W2[2], \
+            W2[3], W2[4], W2[5]
+        ab1, acc = W2[6], W2[7]
+        lv = np.zeros(B)
+        pv = np.zeros(B)
+        BK1 = BK[blk, 0]
+        for tile in range(blk * ntile // nblk, (blk + 1) * ntile // nblk):
+            n0 = tile * B
+            nb = min(B, n - n0)
+            _tile_net(P0, n0, nb, h, w, K1, bK[0], V)
+            _tile_trace(H, g0, gg, T)
+            for b in range(B):
+                lv[b] = lb[n0 + b] if b < nb else 0.0
+                pv[b] = phib[n0 + b] if b < nb else 0.0
+            for j in range(m):
+                for b in range(B):
+                    ybr[j, b] = Y0bar[n0 + b, j] if b < nb else 0.0
+            # the trace's adjoint (module docstring)
+            for j in range(m):
+                gjj = G0[j, j]
+                wj = w[j]
+                sg = 0.0
+                for b in range(B):
+                    lvb = lv[b]
+                    qb0[j, b] = lvb * z1[j, b] * gjj
+                    zb1[j, b] = lvb * q0[j, b] * gjj
+                    sg += lvb * q0[j, b] * z1[j, b]
+                    c[j, b] = h * lvb * q1[j, b] * wj
+                    qb1[j, b] = h * lvb * wj * T[j, b]
+                    zb2[j, b] = h * lvb * q1[j, b] * T[j, b]
+                BG0[blk, j, j] += sg
+            for p in range(P):
+                for b in range(B):
+                    Nt[p, b] = 0.0
+            for j in range(m):
+                for p in range(P):
+                    hjp = H[j, p]
+                    sh = 0.0
+                    for b in range(B):
+                        Nt[p, b] += c[j, b] * hjp
+                        sh += c[j, b] * gg[p, b]
+                    BH[blk, j, p] += sh
+            for k in range(m):
+                for b in range(B):
+                    gb0[k, b] = 0.0
+            o = 0
+            for k in range(m):
+                for b in range(B):
+                    gb0[k, b] += 2.0 * Nt[o, b] * g0[k, b]
+                o += 1
+                for l in range(k + 1, m):
+                    for b in range(B):
+                        gb0[k, b] += Nt[o, b] * g0[l, b]
+                        gb0[l, b] += Nt[o, b] * g0[k, b]
+                    o += 1
+            # the network's adjoint (_net_vjp with M = 1)
+            for j in range(m):
+                for b in range(B):
+                    gb0[j, b] += ybr[j, b] * z1[j, b]
+                    zb1[j, b] += ybr[j, b] * g0[j, b]
+                    zb2[j, b] += zb1[j, b]
+            for j in range(m):
+                for b in range(B):
+                    acc[j, b] = 0.0
+                for k in range(m):
+                    kjk = K1[j, k]
+                    s1 = 0.0
+                    for b in range(B):
+                        acc[j, b] += kjk * zb1[k, b]
+                        s1 += (h * y1[j, b]) * zb1[k, b]
+                    BK1[j, k] += s1
+                wj = w[j]
+                for b in range(B):
+                    ha = h * acc[j, b]
+                    gb1[j, b] = ha * wj
+                    zb2[j, b] += ha * g1[j, b]
+            for j in range(m):
+                wj = w[j]
+                sw = 0.0
+                sb = 0.0
+                for b in range(B):
+                    sw += zb2[j, b] + pv[b] * u1[j, b]
+                    ub[j, b] = pv[b] * wj
+                    a = h * g1[j, b] * ub[j, b] + (gb1[j, b] - 2.0 * g1[j, b] * qb1[j, b]) * q1[j, b]
+                    ab1[j, b] = a
+                    sb += a
+                Bw[blk, j] += sw
+                BbK[blk, 0, j] += sb
+            for j in range(m):
+                for k in range(m):
+                    kjk = K1[j, k]
+                    s1 = 0.0
+                    for b in range(B):
+                        s1 += ab1[j, b] * u0[k, b]
+                        ub[k, b] += ab1[j, b] * kjk
+                    BK1[j, k] += s1
+            for j in range(m):
+                for b in range(nb):
+                    A0bar[n0 + b, j] = g0[j, b] * ub[j, b] + (gb0[j, b] - 2.0 * g0[j, b] * qb0[j, b]) \
+                        * q0[j, b]
+
+
 def _setup(P, G0):
     """Contiguous parameters, ``KA = [K_0; A]`` ((m + r) x D) and ``H`` (empty unless M = 1)."""
     prm = dict(zip(("w", "A", "b", "c", "K0", "b0", "K", "bK"), _params(P)))
@@ -232,8 +457,12 @@ def forward(P, S, h, G0, edges, trace=True, value=True):
     YA[:, m:] = PA[:, m:]
     phin = np.empty(n)
     lapn = np.empty(n) if trace else np.empty(0)
-    _fwd_kernel(P0, float(h), prm["w"], prm["K"], prm["bK"], G0, H, bool(trace), edges,
-                YA[:, :m], phin, lapn)
+    if H.shape[0]:  # M = 1: tiles of samples
+        _fwd_tiles(P0, float(h), prm["w"], prm["K"], prm["bK"], G0, H, bool(trace),
+                   edges.size - 1, YA[:, :m], phin, lapn)
+    else:
+        _fwd_kernel(P0, float(h), prm["w"], prm["K"], prm["bK"], G0, H, bool(trace), edges,
+                    YA[:, :m], phin, lapn)
     G = YA @ KA
     G += prm["b"]
     phi = lap = None
@@ -266,8 +495,12 @@ def vjp(P, S, h, G0, edges, phib, Gb, lb, cache=None):
         np.zeros((nb,) + prm["bK"].shape)
     BG0, BH = np.zeros((nb,) + G0.shape), np.zeros((nb,) + H.shape)
     AB = Gb @ KA.T                        # [Ybar_0, A Gbar], then [Abar_0, A Gbar]
-    _vjp_kernel(PA[:, :m], float(h), prm["w"], K, prm["bK"], G0, H, AB[:, :m], phin, lb, edges,
-                AB[:, :m], Bw, BK, BbK, BG0, BH)
+    if H.shape[0]:  # M = 1: tiles of samples
+        _vjp_tiles(PA[:, :m], float(h), prm["w"], K, prm["bK"], G0, H, AB[:, :m], phin, lb,
+                   nb, AB[:, :m], Bw, BK, BbK, BG0, BH)
+    else:
+        _vjp_kernel(PA[:, :m], float(h), prm["w"], K, prm["bK"], G0, H, AB[:, :m], phin, lb,
+                    edges, AB[:, :m], Bw, BK, BbK, BG0, BH)
     sbar = AB @ KA
     BKA = YA.T @ Gb
     BKA += AB.T @ S
