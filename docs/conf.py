@@ -142,6 +142,9 @@ BENCHMARKS = [
     ("kernels_inner_blas", "m = 128 with BLAS inside the fused kernels (d >= 16)",
      "``python benchmarks/bench_kernels.py --ns 1024 --dims 8 16 64 --widths 128 --threads 1 "
      "--dtypes float64 --impls ocp_numba_fused torch_otflow --no-compile --name kernels_inner_blas``"),
+    ("kernels_float32", "float32 kernels (the Jacobian path) against float64 and torch",
+     "``python benchmarks/bench_kernels.py --ns 4096 --dims 2 --widths 32 --threads 1 "
+     "--impls ocp_numba_fused torch_otflow --no-compile --name kernels_float32``"),
     ("trace_path", "Exact trace by Jacobians or by Gram matrices (high dimension)",
      "``python benchmarks/bench_trace_path.py``"),
     ("gpu", "GPU (CuPy, numba-cuda) against numba on the CPU, one H200",

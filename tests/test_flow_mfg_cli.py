@@ -15,7 +15,7 @@ MFG_KEYS = {"objective", "L", "F", "G", "hjb", "hjb_terminal", "iterations", "se
             "dim"}
 
 
-def test_flow_command_writes_metrics_and_figure(tmp_path):
+def test_flow_command_writes_metrics_and_figure(tmp_path, capsys):
     out = tmp_path / "flow"
     rc = main(["flow", "--data", "8gaussians", "--out", str(out), "--n", "128", "--n-test", "300",
                "--iters", "4", "--width", "6", "--nt", "2", "--backend", "numpy"])
@@ -29,6 +29,10 @@ def test_flow_command_writes_metrics_and_figure(tmp_path):
                "--iters", "6", "--width", "6", "--nt", "2", "--backend", "numpy", "--resume",
                "--checkpoint-every", "1"])
     assert rc == 0
+    # --n-val: only with --resample-every, and positive (one-line error, status 2)
+    for extra in (["--n-val", "50"], ["--n-val", "0", "--resample-every", "2"]):
+        assert main(["flow", "--out", str(out), "--iters", "1"] + extra) == 2
+        assert "--n-val" in capsys.readouterr().err
 
 
 def test_mfg_command_writes_metrics_and_figure(tmp_path):

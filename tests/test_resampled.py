@@ -65,3 +65,22 @@ def test_train_flow_resampled_warm_starts_from_a_fixed_batch_checkpoint(tmp_path
         train_flow(x, maxiter=2, resample_every=3, **kw)          # no sampler
     with pytest.raises(ValueError, match="resample_every"):
         lbfgs_resampled(_flow(), _draw, resample_every=0)
+
+
+def test_resume_with_more_samples_per_draw_keeps_the_validation_sample(tmp_path):
+    """The checkpoint records ``n_val``: a resume with larger draws (``--n``) selects on the
+    same validation sample as before; a different ``n_val`` is refused."""
+    ck = str(tmp_path / "ck.npz")
+    first = lbfgs_resampled(_flow(), _draw, stages=((64, 3),), resample_every=3, n_val=50,
+                            seed=2, checkpoint=ck)
+    assert load_checkpoint(ck)[1]["resampled"]["n_val"] == 50
+    more = lbfgs_resampled(_flow(), _draw, stages=((128, 6),), resample_every=3, seed=2,
+                           checkpoint=ck, resume=True)
+    prob = _flow()
+    # both chunks' validation values are on the 50-sample validation set of the first run
+    assert all(np.isfinite(more["history"]["validation"]))
+    assert more["history"]["validation"][0] == first["history"]["validation"][0]
+    assert np.isclose(more["validation"], _validation(prob, more["theta"], 50, seed=2))
+    with pytest.raises(ValueError, match="n_val"):
+        lbfgs_resampled(_flow(), _draw, stages=((128, 9),), resample_every=3, n_val=128,
+                        seed=2, checkpoint=ck, resume=True)

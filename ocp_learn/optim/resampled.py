@@ -49,7 +49,9 @@ def lbfgs_resampled(problem, draw, theta0=None, *, stages=((1024, 100),), resamp
     resample_every : int
         Iterations between redraws.
     n_val : int, optional
-        Validation samples (drawn once, first; default: the first stage's count).
+        Validation samples (drawn once, first; default: the first stage's count).  The
+        checkpoint records it, and a resume keeps it (the same validation sample), also when
+        the stages change; a different ``n_val`` on resume is an error.
     seed : int or Generator
         The stream of the draws (validation first, then one draw per chunk); keep it
         apart from the one that drew ``problem.x0`` if that sample was trained on.
@@ -73,26 +75,37 @@ def lbfgs_resampled(problem, draw, theta0=None, *, stages=((1024, 100),), resamp
               for n, k in stages]
     rng = check_rng(seed)
     theta = problem.init_params(seed) if theta0 is None else np.array(theta0, dtype=np.float64)
-    x_val = draw(n_val or stages[0][0], rng)
-    best = (np.inf, theta.copy())
     hist = {"iteration": [], "stage": [], "objective": [], "validation": [], "seconds": []}
     it = nfev = 0
     stage0, done0, elapsed = 0, 0, 0.0
+    arrays = meta = None
     if resume and checkpoint is not None:
         try:
             arrays, meta = load_checkpoint(checkpoint)
         except FileNotFoundError:
-            meta = None
-        if meta is not None:
-            theta = arrays["x"]
-            it = int(meta.get("it", meta.get("nit", 0)))
-            done0 = it  # a fixed-batch checkpoint: its iterations count toward the first stage
-            if "resampled" in meta:
-                r = meta["resampled"]
-                stage0, done0, nfev, elapsed = r["stage"], r["done"], r["nfev"], r["seconds"]
-                hist = r["history"]
-                best = (r["best_val"], arrays["best"])
-                set_rng_state(rng, r["rng"])
+            pass
+    saved = (meta or {}).get("resampled")
+    if saved is not None and saved.get("n_val") is not None:
+        # the validation sample is the first draw of the stream: the same size gives the
+        # same sample, so the iterates before and after the resume are compared fairly
+        if n_val is not None and int(n_val) != int(saved["n_val"]):
+            raise ValueError(f"n_val: the checkpoint {checkpoint!r} selected its iterates on "
+                             f"{saved['n_val']} validation samples; resume with n_val=None or "
+                             f"{saved['n_val']}, got {n_val}")
+        n_val = int(saved["n_val"])
+    n_val = check_positive_int("n_val", n_val if n_val is not None else stages[0][0])
+    x_val = draw(n_val, rng)
+    best = (np.inf, theta.copy())
+    if meta is not None:
+        theta = arrays["x"]
+        it = int(meta.get("it", meta.get("nit", 0)))
+        done0 = it  # a fixed-batch checkpoint: its iterations count toward the first stage
+        if saved is not None:
+            stage0, done0, nfev, elapsed = saved["stage"], saved["done"], saved["nfev"], \
+                saved["seconds"]
+            hist = saved["history"]
+            best = (saved["best_val"], arrays["best"])
+            set_rng_state(rng, saved["rng"])
     t0 = time.perf_counter() - elapsed
     for s in range(stage0, len(stages)):
         n_s, iters = stages[s]
@@ -115,7 +128,7 @@ def lbfgs_resampled(problem, draw, theta0=None, *, stages=((1024, 100),), resamp
             if checkpoint is not None and auto_comm().Get_rank() == 0:  # one writer under MPI
                 save_checkpoint(checkpoint, {"x": theta, "best": best[1]},
                                 {"it": it, "resampled": {
-                                    "stage": s, "done": done,
+                                    "stage": s, "done": done, "n_val": n_val,
                                     "nfev": nfev, "seconds": time.perf_counter() - t0,
                                     "history": hist, "best_val": best[0], "rng": rng_state(rng)}})
             if callback is not None:
