@@ -118,8 +118,10 @@ def main(argv=None):
     stderr and returns 2, without a traceback; ``--debug`` (or
     ``OCP_LEARN_DEBUG=1``) re-raises it instead.
     """
+    from .allocator import tune_malloc
     from .errors import NonFiniteError
 
+    tune_malloc()  # keep freed arrays in the process (no page faults per evaluation)
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "command", None):
