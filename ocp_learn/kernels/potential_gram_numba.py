@@ -219,12 +219,12 @@ _TILE = 32
 
 
 @njit(cache=True)
-def _tile_workspace(m, P):
-    """Per-block scratch of the tile kernels: 14 (m, B) arrays and two (P, B) arrays (the
+def _tile_workspace(m, P, k):
+    """Per-block scratch of the tile kernels: ``k`` (m, B) arrays and two (P, B) arrays (the
     packed ``g_0 g_0^T`` and ``N``; zero rows beyond m(m+1)/2 so that ``H``'s padding
     multiplies zeros)."""
     B = _TILE
-    return ([np.zeros((m, B)) for _ in range(14)], np.zeros((P, B)), np.zeros((P, B)))
+    return ([np.zeros((m, B)) for _ in range(k)], np.zeros((P, B)), np.zeros((P, B)))
 
 
 @njit(cache=True, fastmath=_FM)
@@ -290,7 +290,7 @@ def _fwd_tiles(P0, h, w, K, bK, G0, H, trace, nblk, Y0, phin, lapn):
     B = _TILE
     ntile = (n + B - 1) // B
     for blk in prange(nblk):
-        V, gg, Nt = _tile_workspace(m, H.shape[1])
+        V, gg, _ = _tile_workspace(m, H.shape[1], 11)
         u0, g0, q0, u1, q1, z1, T = V[1], V[2], V[3], V[5], V[7], V[9], V[10]
         for tile in range(blk * ntile // nblk, (blk + 1) * ntile // nblk):
             n0 = tile * B
@@ -326,12 +326,10 @@ def _vjp_tiles(P0, h, w, K, bK, G0, H, Y0bar, phib, lb, nblk, A0bar, Bw, BK, BbK
     ntile = (n + B - 1) // B
     K1 = K[0]
     for blk in prange(nblk):
-        V, gg, Nt = _tile_workspace(m, P)
-        W2, _, _ = _tile_workspace(m, 0)
+        V, gg, Nt = _tile_workspace(m, P, 22)  # 11 of _tile_net/_tile_trace, 11 cotangents
         u0, g0, q0, u1, g1, q1, y1, z1, T = V[1], V[2], V[3], V[5], V[6], V[7], V[8], V[9], V[10]
-        ybr, qb0, zb1, c, qb1, zb2, gb0, gb1, ub = V[11], V[12], V[13], W2[0], W2[1], W2[2], \
-            W2[3], W2[4], W2[5]
-        ab1, acc = W2[6], W2[7]
+        ybr, qb0, zb1, c, qb1, zb2, gb0, gb1, ub, ab1, acc = V[11], V[12], V[13], V[14], V[15], \
+            V[16], V[17], V[18], V[19], V[20], V[21]
         lv = np.zeros(B)
         pv = np.zeros(B)
         BK1 = BK[blk, 0]
