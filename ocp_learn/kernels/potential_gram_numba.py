@@ -291,7 +291,7 @@ def _fwd_tiles(P0, h, w, K, bK, G0, H, trace, nblk, Y0, phin, lapn):
     ntile = (n + B - 1) // B
     for blk in prange(nblk):
         V, gg, _ = _tile_workspace(m, H.shape[1], 11)
-        u0, g0, q0, u1, q1, z1, T = V[1], V[2], V[3], V[5], V[7], V[9], V[10]
+        g0, q0, u1, q1, z1, T = V[2], V[3], V[5], V[7], V[9], V[10]
         for tile in range(blk * ntile // nblk, (blk + 1) * ntile // nblk):
             n0 = tile * B
             nb = min(B, n - n0)
