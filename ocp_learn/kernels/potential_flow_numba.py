@@ -164,36 +164,44 @@ class FusedPotentialFlowField(PotentialFlowField):
     Same parameters as :class:`PotentialFlowField`; same numbers (to rounding).
     """
 
-    def _state(self, y, t):
+    def _state(self, y, t, gram_path=False):
         """``(S, exact, W, dt)``: samples ``[z, t]``, the trace directions and the kernels'
         dtype ``dt`` -- float32 for a float32 state (``OCP(dtype=numpy.float32)``), else
-        float64; ``S`` and ``W`` are in ``dt``."""
+        float64; ``S`` and ``W`` are in ``dt``.  On the Gram path ``S`` is the pair
+        ``(y[:, :d], t)`` (a view: :func:`potential_gram_numba.forward`)."""
         d = self.dim
-        n = y.shape[0]
         dt = np.dtype(np.float32) if y.dtype == np.float32 else np.dtype(np.float64)
-        S = np.empty((n, d + 1), dt)
+        W = self.potential._directions(self.probes, y.shape[0])
+        exact, Wa = _W(W, d, dt)
+        if gram_path:
+            return (y[:, :d], float(t)), exact, Wa, dt
+        S = np.empty((y.shape[0], d + 1), dt)
         S[:, :d] = y[:, :d]
         S[:, d] = t
-        W = self.potential._directions(self.probes, n)
-        exact, Wa = _W(W, d, dt)
         return S, exact, Wa, dt
+
+    def _gram(self, theta):
+        """``(P, G0)``: the unpacked parameters and the trace Gram matrix (empty off the
+        Gram path, :func:`potential_numba.trace_gram`)."""
+        P = self.potential.unpack(theta)
+        exact = self.potential.trace == "exact"
+        return P, trace_gram(P, self.dim, exact, self.potential.trace_path)
 
     def rhs(self, y, t, theta):
         return self.rhs_tape(y, t, theta)[0]
 
     def rhs_tape(self, y, t, theta):
         """``(rhs, aux)``: on the Gram path ``aux = (P_A, Y_A, G)``
-        (:func:`potential_gram_numba.forward`'s products ``[P_0, A s]``, ``[Y_0, A s]`` and
+        (:func:`potential_gram_numba.forward`'s products ``[P_0, A s]``, ``[Y_0, A s, 1]`` and
         ``grad_s Phi``), which :meth:`vjp` at the same stage reuses instead of recomputing
         the forward pass (the integrator keeps it on its tape,
         :mod:`ocp_learn.integrators.rk`); ``aux = None`` otherwise."""
         if not fused_available(self) or np.ndim(t) != 0:
             return super().rhs(y, t, theta), None
-        S, exact, Wa, dt = self._state(y, t)
+        P, G0 = self._gram(theta)
+        S, exact, Wa, dt = self._state(y, t, G0.size > 0)
         out = np.zeros_like(y)
-        P = self.potential.unpack(theta)
         z, lr, extra = self._interactions(y)
-        G0 = trace_gram(P, self.dim, exact, self.potential.trace_path)
         c_R = -1 if self.c_R is None else int(self.c_R)
         aux = None
         if G0.size:  # Gram path: GEMMs over the batch + a kernel in R^m
@@ -214,7 +222,7 @@ class FusedPotentialFlowField(PotentialFlowField):
         if not fused_available(self) or pot.trace != "exact" or pot.trace_path == "jacobian" or (
                 pot.trace_path == "auto" and not use_gram(self.dim, pot.width, pot.n_layers)):
             return 0
-        return n * (2 * (pot.width + pot.rank) + self.dim + 1)
+        return n * (2 * (pot.width + pot.rank) + self.dim + 2)
 
     def _interactions(self, y):
         """``(z, log rho, extra)``: ``extra = -a2 sum_j dF_j/drho`` (n,), the interaction
@@ -239,8 +247,8 @@ class FusedPotentialFlowField(PotentialFlowField):
             cache = (S, PA, YA)
         Gb = np.empty_like(G)
         _cotangent_rows(G, ybar, a1, c_R, extra, d, edges, Gb, wR)
-        sbar, B = gram.vjp(P, S, h, G0, edges, None, Gb, ybar[:, d] / -a1, cache)
-        out[:, :d] = sbar[:, :d]
+        _, B = gram.vjp(P, S, h, G0, edges, None, Gb, ybar[:, d] / -a1, cache,
+                        sbar_out=out[:, :d])
         return B
 
     def vjp(self, y, t, theta, ybar, aux=None):
@@ -248,13 +256,15 @@ class FusedPotentialFlowField(PotentialFlowField):
         same ``(y, t, theta)`` (optional: recomputed when ``None``)."""
         if not fused_available(self) or np.ndim(t) != 0:
             return super().vjp(y, t, theta, ybar)
-        S, exact, Wa, dt = self._state(y, t)
+        P, G0 = self._gram(theta)
+        S, exact, Wa, dt = self._state(y, t, G0.size > 0)
         n = y.shape[0]
         edges = _blocks(n)
-        P = self.potential.unpack(theta)
-        prm = _params(P, dt)
-        G0 = trace_gram(P, self.dim, exact, self.potential.trace_path)
-        out = np.zeros_like(y)
+        if G0.size:  # columns :d are written by the GEMM of the samples' cotangent
+            out = np.empty_like(y)
+            out[:, self.dim:] = 0.0
+        else:
+            out = np.zeros_like(y)
         z, lr, extra = self._interactions(y)
         wR = np.zeros(n)
         c_R = -1 if self.c_R is None else int(self.c_R)
@@ -262,6 +272,7 @@ class FusedPotentialFlowField(PotentialFlowField):
         if G0.size:
             B = self._gram_vjp(P, S, G0, edges, c_R, extra, ybar, out, wR, aux)
         else:
+            prm = _params(P, dt)
             acc = accumulators(prm, edges.size - 1)
             _vjp_kernel(S, Wa, exact, self.dim, dt.type(self.potential.h), *prm, dt.type(self.a1),
                         c_R, extra, ybar, edges, out, wR,
