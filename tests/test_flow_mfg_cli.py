@@ -24,6 +24,13 @@ def test_flow_command_writes_metrics_and_figure(tmp_path, capsys):
     assert FLOW_KEYS <= set(m)
     assert np.isfinite(m["test_nll"]) and m["iterations"] >= 1
     assert (out / "figure.png").stat().st_size > 5000
+    # the standard error of the test NLL is that of the mean of -log p over the test samples
+    from ocp_learn.problems.cnf import ContinuousNormalizingFlow
+    x_test, _ = flow_data("8gaussians", 300, 1000)
+    prob = ContinuousNormalizingFlow(x_test, width=6, nt=2)
+    lp = prob.log_density(np.load(out / "theta.npy"), x_test)
+    assert np.isclose(m["test_nll"], -lp.mean(), rtol=1e-12)
+    assert np.isclose(m["test_nll_se"], lp.std() / np.sqrt(300), rtol=1e-12) and m["test_nll_se"] > 0
     # resume continues from the checkpoint to the new iteration budget
     rc = main(["flow", "--data", "8gaussians", "--out", str(out), "--n", "128", "--n-test", "300",
                "--iters", "6", "--width", "6", "--nt", "2", "--backend", "numpy", "--resume",

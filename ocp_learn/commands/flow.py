@@ -86,13 +86,16 @@ def train_flow(x, *, optimizer="lbfgs", maxiter=300, seed=0, progress=False, bat
 
 
 def flow_metrics(prob, res, secs, x_test, floor, seed=0, n_eval=2000):
-    """Test NLL (training grid and 4x finer), inverse error, MMD, transport and HJB terms."""
+    """Test NLL (training grid and 4x finer) with its Monte Carlo standard error
+    ``std(log p) / sqrt(n_test)``, inverse error, MMD, transport and HJB terms."""
     from ..metrics import mmd
 
     th = res.x
     terms = prob.terms(th, x_test[:n_eval])
     gen = prob.sample(th, n_eval, seed=seed + 7)
-    return {"test_nll": prob.nll(th, x_test), "nll_floor": floor,
+    lp = prob.log_density(th, x_test)
+    return {"test_nll": float(-np.mean(lp)), "test_nll_se": float(np.std(lp) / np.sqrt(lp.size)),
+            "nll_floor": floor,
             "test_nll_fine": prob.nll(th, x_test, nt=4 * prob.nt),
             "inverse_error": prob.inverse_error(th, x_test[:n_eval]),
             "mmd": mmd(gen, x_test[:n_eval]), "transport_cost": terms["transport_cost"],
