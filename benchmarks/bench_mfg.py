@@ -12,6 +12,7 @@ Parts (``--only``):
 * ``gaussian``  -- Gaussian-to-Gaussian OT-MFG against its closed form
                    (:func:`ocp_learn.problems.mfg_train.gaussian_mfg_optimum`).
 * ``pontryagin``-- CasADi single-agent optimality of trained 2-D OT and crowd potentials.
+* ``collect``   -- the table from finished runs' ``metrics.json`` (``--from DIR ...``).
 
 Writes results/mfg_<part>.json and .md.
 
@@ -47,15 +48,38 @@ def part_table(a):
             t = time.perf_counter()
             m, _, _ = run_mfg(problem, d, out=out, stages=tuple(zip(ns, its)), seed=0,
                               backend="numba", figure=True)
-            rows.append([problem, d, f"{ns[0]}/{ns[1]}", f"{its[0]}/{its[1]}", m["objective"], m["L"],
-                         m["F"], m["G"], m["hjb"], m["hjb_terminal"], m["iterations"], m["seconds"],
-                         m["n_params"]])
+            rows.append(_table_row(m))
             print(rows[-1], f"{time.perf_counter() - t:.1f}s", flush=True)
-            write("mfg_table" + a.tag, rows, ["problem", "dim", "samples", "iterations_planned",
-                                              "objective", "L", "F", "G", "hjb", "hjb_terminal",
-                                              "iterations", "seconds", "n_params"],
-                  meta={"load": os.getloadavg(), "scale": a.scale, "sample_scale": a.sample_scale},
-                  out=a.out)
+            _write_table("mfg_table" + a.tag, rows, a, {"load": os.getloadavg(), "scale": a.scale,
+                                                        "sample_scale": a.sample_scale})
+
+
+_HEADERS = ["problem", "dim", "samples", "iterations_planned", "objective", "L", "F", "G", "hjb",
+            "hjb_terminal", "iterations", "seconds", "n_params"]
+
+
+def _table_row(m):
+    """A results-table row from a run's ``metrics.json`` (:func:`ocp_learn.commands.mfg.run_mfg`)."""
+    (n1, i1), (n2, i2) = m["stages"]
+    return [m["problem"], m["dim"], f"{n1}/{n2}", f"{i1}/{i2}", m["objective"], m["L"], m["F"],
+            m["G"], m["hjb"], m["hjb_terminal"], m["iterations"], m["seconds"], m["n_params"]]
+
+
+def _write_table(name, rows, a, meta):
+    write(name, rows, _HEADERS, meta=meta, out=a.out)
+
+
+def part_collect(a):
+    """The table from finished runs (``--from DIR ...``, each with a ``metrics.json``), e.g. the
+    full-schedule runs made with ``mpiexec -n 2 ocp-learn mfg ...``."""
+    if not a.collect_from:
+        raise SystemExit("--only collect needs --from DIR [DIR ...]")
+    rows = []
+    for path in a.collect_from:
+        with open(os.path.join(path, "metrics.json")) as fh:
+            rows.append(_table_row(json.load(fh)))
+    rows.sort(key=lambda r: (r[0] != "ot", r[1]))
+    _write_table("mfg_table" + a.tag, rows, a, {"from": list(a.collect_from)})
 
 
 def part_gaussian(a):
@@ -115,7 +139,10 @@ def part_pontryagin(a):
 
 def main(argv=None):
     ap = argparse.ArgumentParser()
-    ap.add_argument("--only", choices=["table", "gaussian", "pontryagin"], action="append")
+    ap.add_argument("--only", choices=["table", "gaussian", "pontryagin", "collect"],
+                    action="append")
+    ap.add_argument("--from", dest="collect_from", nargs="+", default=None,
+                    help="run folders (with metrics.json) for --only collect")
     ap.add_argument("--problems", nargs="+", default=["ot", "crowd"])
     ap.add_argument("--dims", type=int, nargs="+", default=[2, 10, 50, 100])
     ap.add_argument("--scale", type=float, default=1.0, help="factor on the iteration schedule")
@@ -131,7 +158,8 @@ def main(argv=None):
     a = ap.parse_args(argv)
     for part in a.only or ["gaussian", "pontryagin", "table"]:
         t = time.perf_counter()
-        {"table": part_table, "gaussian": part_gaussian, "pontryagin": part_pontryagin}[part](a)
+        {"table": part_table, "gaussian": part_gaussian, "pontryagin": part_pontryagin,
+         "collect": part_collect}[part](a)
         print(f"{part}: {time.perf_counter() - t:.1f} s", flush=True)
 
 

@@ -151,6 +151,12 @@ BENCHMARKS = [
      "``OUT=DIR bash benchmarks/gpu_check.sh`` on a GPU machine"),
     ("gpu_numba_cuda", "GPU rerun with the numba-cuda activation kernel",
      "``python benchmarks/bench_gpu.py --sizes 65536 1048576 --widths 32``"),
+    ("mfg_table_full", "Potential MFGs (article Table 1): OT and crowd motion at d = 2, 10, 50, 100 "
+     "on the full MATH F schedule",
+     "``mpiexec -n 2 ocp-learn mfg --problem ot|crowd --dim D --out DIR`` for each cell, then "
+     "``python benchmarks/bench_mfg.py --only collect --from DIR ... --tag _full``"),
+    ("flows_eval", "Trained flows on a million fresh test samples (NLL with its standard error)",
+     "``python benchmarks/bench_flow_eval.py --run LABEL DATA DIM WIDTH LAYERS THETA``"),
 ]
 
 

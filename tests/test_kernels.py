@@ -392,21 +392,33 @@ def test_one_layer_tile_kernels_equal_the_per_sample_kernels(n, nblk):
     P0 = rng.standard_normal((n, m))
     edges = np.linspace(0, n, nblk + 1).round().astype(np.int64)
     args = (P0, 0.5, prm["w"], prm["K"], prm["bK"], G0, H)
-    out = [(np.empty((n, m)), np.empty(n), np.empty(n)) for _ in range(2)]
-    gram._fwd_tiles(*args, True, nblk, *out[0])
-    gram._fwd_kernel(*args, True, edges, *out[1])
-    for a, b in zip(*out):
-        assert rel(a, b) <= 1e-13
+    out = [(np.empty((n, m)), np.empty(n), np.empty(n)) for _ in range(3)]
+    NT = np.full((gram.tape_floats(n, m, 1) // (gram._NT * m * gram._TILE), gram._NT, m,
+                  gram._TILE), np.nan)
+    gram._fwd_tiles(*args, True, nblk, *out[0], NT)         # with the tape of the tiles
+    gram._fwd_tiles(*args, True, nblk, *out[1], gram._no_tape(m))
+    gram._fwd_kernel(*args, True, edges, *out[2])
+    assert np.isfinite(NT).all() and NT.size == gram.tape_floats(n, m, 1) >= n * gram._NT * m
+    for a, b, c in zip(*out):
+        assert np.array_equal(a, b) and rel(a, c) <= 1e-13
     Yb, phib, lb = rng.standard_normal((n, m)), rng.standard_normal(n), rng.standard_normal(n)
     res = []
-    for tiles in (True, False):
+    for mode in ("tape", "recompute", "per-sample"):
         acc = (np.zeros((nblk, m)), np.zeros((nblk, 1, m, m)), np.zeros((nblk, 1, m)),
                np.zeros((nblk, m, m)), np.zeros((nblk,) + H.shape))
         A0 = np.empty((n, m))
-        if tiles:
-            gram._vjp_tiles(*args, Yb, phib, lb, nblk, A0, *acc)
-        else:
+        if mode == "per-sample":
             gram._vjp_kernel(*args, Yb, phib, lb, edges, A0, *acc)
+        else:
+            gram._vjp_tiles(*args, Yb, phib, lb, nblk, A0, *acc,
+                            NT if mode == "tape" else gram._no_tape(m))
         res.append([A0] + [x.sum(0) for x in acc])
-    for a, b in zip(*res):
-        assert rel(a, b) <= 1e-13
+    for a, b, c in zip(*res):
+        assert rel(a, c) <= 1e-13 and rel(b, c) <= 1e-13
+    # a tape from other inputs is read, not silently recomputed
+    acc = [np.zeros_like(x) for x in (np.zeros((nblk, m)), np.zeros((nblk, 1, m, m)),
+                                      np.zeros((nblk, 1, m)), np.zeros((nblk, m, m)),
+                                      np.zeros((nblk,) + H.shape))]
+    A0 = np.empty((n, m))
+    gram._vjp_tiles(*args, Yb, phib, lb, nblk, A0, *acc, 1.1 * NT)
+    assert rel(A0, res[0][0]) > 1e-3

@@ -188,14 +188,15 @@ class FusedPotentialFlowField(PotentialFlowField):
         return P, trace_gram(P, self.dim, exact, self.potential.trace_path)
 
     def rhs(self, y, t, theta):
-        return self.rhs_tape(y, t, theta)[0]
+        return self.rhs_tape(y, t, theta, keep=False)[0]
 
-    def rhs_tape(self, y, t, theta):
-        """``(rhs, aux)``: on the Gram path ``aux = (P_A, Y_A, G)``
-        (:func:`potential_gram_numba.forward`'s products ``[P_0, A s]``, ``[Y_0, A s, 1]`` and
-        ``grad_s Phi``), which :meth:`vjp` at the same stage reuses instead of recomputing
-        the forward pass (the integrator keeps it on its tape,
-        :mod:`ocp_learn.integrators.rk`); ``aux = None`` otherwise."""
+    def rhs_tape(self, y, t, theta, keep=True):
+        """``(rhs, aux)``: on the Gram path ``aux = (P_A, Y_A, G, NT)``
+        (:func:`potential_gram_numba.forward`'s products ``[P_0, A s]``, ``[Y_0, A s, 1]``,
+        ``grad_s Phi`` and, for one residual layer, the tiles' forward values ``NT``), which
+        :meth:`vjp` at the same stage reuses instead of recomputing the forward pass (the
+        integrator keeps it on its tape, :mod:`ocp_learn.integrators.rk`); ``aux = None``
+        otherwise (and with ``keep=False``: :meth:`rhs`)."""
         if not fused_available(self) or np.ndim(t) != 0:
             return super().rhs(y, t, theta), None
         P, G0 = self._gram(theta)
@@ -206,9 +207,10 @@ class FusedPotentialFlowField(PotentialFlowField):
         aux = None
         if G0.size:  # Gram path: GEMMs over the batch + a kernel in R^m
             edges = _blocks(y.shape[0])
-            _, G, lap, (_, PA, YA) = gram.forward(P, S, self.potential.h, G0, edges, value=False)
+            _, G, lap, (_, PA, YA, NT) = gram.forward(P, S, self.potential.h, G0, edges,
+                                                      value=False, tape=keep)
             _rhs_rows(G, lap, float(self.a1), c_R, extra, self.dim, edges, out)
-            aux = (PA, YA, G)
+            aux = (PA, YA, G, NT) if keep else None
         else:
             _rhs_kernel(S, Wa, exact, self.dim, dt.type(self.potential.h), *_params(P, dt),
                         dt.type(self.a1), c_R, extra, _blocks(y.shape[0]), out)
@@ -222,7 +224,8 @@ class FusedPotentialFlowField(PotentialFlowField):
         if not fused_available(self) or pot.trace != "exact" or pot.trace_path == "jacobian" or (
                 pot.trace_path == "auto" and not use_gram(self.dim, pot.width, pot.n_layers)):
             return 0
-        return n * (2 * (pot.width + pot.rank) + self.dim + 2)
+        return n * (2 * (pot.width + pot.rank) + self.dim + 2) + gram.tape_floats(
+            n, pot.width, pot.n_layers)
 
     def _interactions(self, y):
         """``(z, log rho, extra)``: ``extra = -a2 sum_j dF_j/drho`` (n,), the interaction
@@ -243,8 +246,8 @@ class FusedPotentialFlowField(PotentialFlowField):
         if aux is None:
             _, G, _, cache = gram.forward(P, S, h, G0, edges, trace=False, value=False)
         else:
-            PA, YA, G = aux
-            cache = (S, PA, YA)
+            PA, YA, G, NT = aux
+            cache = (S, PA, YA, NT)
         Gb = np.empty_like(G)
         _cotangent_rows(G, ybar, a1, c_R, extra, d, edges, Gb, wR)
         _, B = gram.vjp(P, S, h, G0, edges, None, Gb, ybar[:, d] / -a1, cache,

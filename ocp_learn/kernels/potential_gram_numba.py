@@ -223,6 +223,8 @@ def _vjp_kernel(P0, h, w, K, bK, G0, H, Y0bar, phib, lb, edges, A0bar, Bw, BK, B
 #: array with the samples innermost, so that the loops of length m = 16 become vector
 #: operations over the tile (the per-sample kernels above run loops of length m)
 _TILE = 32
+#: arrays per tile on the forward tape of the tiles (:func:`_fwd_tiles`, :func:`tape_floats`)
+_NT = 9
 
 
 @njit(cache=True)
@@ -271,8 +273,8 @@ def _tile_net(P0, n0, nb, h, w, K1, b1, V):
 
 
 @njit(cache=True, fastmath=_FM)
-def _tile_trace(H, g0, gg, T):
-    """``T_j = g_0^T H_j g_0`` for the tile: ``gg`` the packed ``g_0 g_0^T`` (P, B)."""
+def _tile_gg(g0, gg):
+    """The packed ``g_0 g_0^T`` of the tile, ``gg`` (P, B)."""
     m, B = g0.shape
     o = 0
     for k in range(m):
@@ -280,6 +282,13 @@ def _tile_trace(H, g0, gg, T):
             for b in range(B):
                 gg[o, b] = g0[k, b] * g0[l, b]
             o += 1
+
+
+@njit(cache=True, fastmath=_FM)
+def _tile_trace(H, g0, gg, T):
+    """``T_j = g_0^T H_j g_0`` for the tile: ``gg`` the packed ``g_0 g_0^T`` (P, B)."""
+    m, B = g0.shape
+    _tile_gg(g0, gg)
     for j in range(m):
         for b in range(B):
             T[j, b] = 0.0
@@ -290,9 +299,12 @@ def _tile_trace(H, g0, gg, T):
 
 
 @njit(cache=True, parallel=True, fastmath=_FM)
-def _fwd_tiles(P0, h, w, K, bK, G0, H, trace, nblk, Y0, phin, lapn):
-    """:func:`_fwd_kernel` for M = 1 in tiles of ``_TILE`` samples (the trace through ``H``)."""
+def _fwd_tiles(P0, h, w, K, bK, G0, H, trace, nblk, Y0, phin, lapn, NT):
+    """:func:`_fwd_kernel` for M = 1 in tiles of ``_TILE`` samples (the trace through ``H``).
+    With a tape ``NT`` (``(ntiles, _NT, m, _TILE)``; empty for none) each tile's
+    ``u_0, g_0, q_0, u_1, g_1, q_1, y_1, z_1, T`` are kept there for :func:`_vjp_tiles`."""
     n = P0.shape[0]
+    taped = NT.shape[0] > 0
     m = w.shape[0]
     B = _TILE
     ntile = (n + B - 1) // B
@@ -309,8 +321,12 @@ def _fwd_tiles(P0, h, w, K, bK, G0, H, trace, nblk, Y0, phin, lapn):
                     phi += w[j] * u1[j, b]
                     Y0[n0 + b, j] = g0[j, b] * z1[j, b]
                 phin[n0 + b] = phi
-            if trace:
+            if trace or taped:
                 _tile_trace(H, g0, gg, T)
+            if taped:
+                for i in range(_NT):  # V without a_0 and a_1
+                    NT[tile, i] = V[i + 1] if i < 3 else V[i + 2]
+            if trace:
                 for b in range(nb):
                     lap = 0.0
                     t1 = 0.0
@@ -321,11 +337,14 @@ def _fwd_tiles(P0, h, w, K, bK, G0, H, trace, nblk, Y0, phin, lapn):
 
 
 @njit(cache=True, parallel=True, fastmath=_FM)
-def _vjp_tiles(P0, h, w, K, bK, G0, H, Y0bar, phib, lb, nblk, A0bar, Bw, BK, BbK, BG0, BH):
+def _vjp_tiles(P0, h, w, K, bK, G0, H, Y0bar, phib, lb, nblk, A0bar, Bw, BK, BbK, BG0, BH, NT):
     """:func:`_vjp_kernel` for M = 1 in tiles: the adjoint of :func:`_fwd_tiles` (trace
     through ``H``, module docstring; then :func:`_net_vjp`'s M = 1 sweep) down to
     ``abar_0``, written to ``A0bar`` (which may be ``Y0bar``: a tile is read before it is
-    written).  Padded columns get zero cotangents, so they add nothing."""
+    written).  Padded columns get zero cotangents, so they add nothing.  The forward
+    values come from :func:`_fwd_tiles`' tape ``NT`` when it is not empty, else they are
+    recomputed."""
+    taped = NT.shape[0] > 0
     n = P0.shape[0]
     m = w.shape[0]
     P = H.shape[1]
@@ -334,7 +353,6 @@ def _vjp_tiles(P0, h, w, K, bK, G0, H, Y0bar, phib, lb, nblk, A0bar, Bw, BK, BbK
     K1 = K[0]
     for blk in prange(nblk):
         V, gg, Nt = _tile_workspace(m, P, 22)  # 11 of _tile_net/_tile_trace, 11 cotangents
-        u0, g0, q0, u1, g1, q1, y1, z1, T = V[1], V[2], V[3], V[5], V[6], V[7], V[8], V[9], V[10]
         ybr, qb0, zb1, c, qb1, zb2, gb0, gb1, ub, ab1, acc = V[11], V[12], V[13], V[14], V[15], \
             V[16], V[17], V[18], V[19], V[20], V[21]
         lv = np.zeros(B)
@@ -343,8 +361,15 @@ def _vjp_tiles(P0, h, w, K, bK, G0, H, Y0bar, phib, lb, nblk, A0bar, Bw, BK, BbK
         for tile in range(blk * ntile // nblk, (blk + 1) * ntile // nblk):
             n0 = tile * B
             nb = min(B, n - n0)
-            _tile_net(P0, n0, nb, h, w, K1, bK[0], V)
-            _tile_trace(H, g0, gg, T)
+            if taped:
+                u0, g0, q0, u1, g1, q1, y1, z1, T = NT[tile, 0], NT[tile, 1], NT[tile, 2], \
+                    NT[tile, 3], NT[tile, 4], NT[tile, 5], NT[tile, 6], NT[tile, 7], NT[tile, 8]
+                _tile_gg(g0, gg)
+            else:
+                _tile_net(P0, n0, nb, h, w, K1, bK[0], V)
+                u0, g0, q0, u1, g1, q1, y1, z1, T = V[1], V[2], V[3], V[5], V[6], V[7], V[8], \
+                    V[9], V[10]
+                _tile_trace(H, g0, gg, T)
             for b in range(B):
                 lv[b] = lb[n0 + b] if b < nb else 0.0
                 pv[b] = phib[n0 + b] if b < nb else 0.0
@@ -470,10 +495,21 @@ def _s_tmul(L, S):
     return L.T @ S
 
 
-def forward(P, S, h, G0, edges, trace=True, value=True):
+def tape_floats(n, m, M):
+    """Floats of :func:`forward`'s tape of the tiles for ``n`` samples (0 unless ``M = 1``)."""
+    return -(-n // _TILE) * _NT * m * _TILE if M == 1 else 0
+
+
+def _no_tape(m):
+    return np.empty((0, _NT, m, _TILE))
+
+
+def forward(P, S, h, G0, edges, trace=True, value=True, tape=False):
     """``(phi, G, lap, cache)`` of the potential (D1--D3) on the Gram path for the samples
     ``S`` (an (n, d+1) array, or a pair ``(x, t)`` of the states (n, d) and a scalar time:
-    :func:`_s_mul`); ``cache`` serves :func:`vjp` at the same point.  ``phi`` (``lap``) is
+    :func:`_s_mul`); ``cache`` serves :func:`vjp` at the same point, and with ``tape``
+    (``M = 1``) it holds the tiles' forward values too (:func:`_fwd_tiles`, :func:`tape_floats`
+    floats), which the vjp then reads instead of recomputing them.  ``phi`` (``lap``) is
     ``None`` when ``value`` (``trace``) is False.
 
     Two GEMMs with ``KA = [K_0; A]``: ``[P_0, A s] = S KA^T + [b_0, 0]`` and
@@ -491,9 +527,12 @@ def forward(P, S, h, G0, edges, trace=True, value=True):
     YA[:, -1] = 1.0
     phin = np.empty(n)
     lapn = np.empty(n) if trace else np.empty(0)
+    NT = _no_tape(m)
     if H.shape[0]:  # M = 1: tiles of samples
+        if tape:
+            NT = np.empty((-(-n // _TILE), _NT, m, _TILE))
         _fwd_tiles(P0, float(h), prm["w"], prm["K"], prm["bK"], G0, H, bool(trace),
-                   edges.size - 1, YA[:, :m], phin, lapn)
+                   edges.size - 1, YA[:, :m], phin, lapn, NT)
     else:
         _fwd_kernel(P0, float(h), prm["w"], prm["K"], prm["bK"], G0, H, bool(trace), edges,
                     YA[:, :m], phin, lapn)
@@ -504,7 +543,7 @@ def forward(P, S, h, G0, edges, trace=True, value=True):
         phi = phin + prm["c"][0] + 0.5 * np.einsum("nl,nl->n", As, As) + _s_mul(S, prm["b"])
     if trace:
         lap = lapn + float(np.sum(prm["A"][:, :-1] ** 2))
-    return phi, G, lap, (S, PA, YA)
+    return phi, G, lap, (S, PA, YA, NT)
 
 
 def vjp(P, S, h, G0, edges, phib, Gb, lb, cache=None, sbar_out=None):
@@ -517,7 +556,7 @@ def vjp(P, S, h, G0, edges, phib, Gb, lb, cache=None, sbar_out=None):
     ``[Kbar_0; Abar; bbar] = [Y_0, A s, 1]^T Gbar + [Abar_0, A Gbar + phibar A s]^T S``.
     """
     prm, KA, H = _setup(P, G0)
-    S, PA, YA = cache if cache is not None else forward(P, S, h, G0, edges, False, False)[3]
+    S, PA, YA, NT = cache if cache is not None else forward(P, S, h, G0, edges, False, False)[3]
     D = Gb.shape[1]
     d = D - 1
     m = prm["K0"].shape[0]
@@ -533,7 +572,7 @@ def vjp(P, S, h, G0, edges, phib, Gb, lb, cache=None, sbar_out=None):
     AB = Gb @ KA.T                        # [Ybar_0, A Gbar], then [Abar_0, A Gbar]
     if H.shape[0]:  # M = 1: tiles of samples
         _vjp_tiles(PA[:, :m], float(h), prm["w"], K, prm["bK"], G0, H, AB[:, :m], phin, lb,
-                   nb, AB[:, :m], Bw, BK, BbK, BG0, BH)
+                   nb, AB[:, :m], Bw, BK, BbK, BG0, BH, NT)
     else:
         _vjp_kernel(PA[:, :m], float(h), prm["w"], K, prm["bK"], G0, H, AB[:, :m], phin, lb,
                     edges, AB[:, :m], Bw, BK, BbK, BG0, BH)
