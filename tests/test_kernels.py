@@ -389,10 +389,10 @@ def test_one_layer_tile_kernels_equal_the_per_sample_kernels(n, nblk):
     G0 = potential_numba.gram0(P["K0"], d)
     prm, _, H = gram._setup(P, G0)
     assert H.shape[0] == m
-    P0 = rng.standard_normal((n, m))
+    P0 = rng.standard_normal((m, n))      # one column per sample
     edges = np.linspace(0, n, nblk + 1).round().astype(np.int64)
     args = (P0, 0.5, prm["w"], prm["K"], prm["bK"], G0, H)
-    out = [(np.empty((n, m)), np.empty(n), np.empty(n)) for _ in range(3)]
+    out = [(np.empty((m, n)), np.empty(n), np.empty(n)) for _ in range(3)]
     NT = np.full((gram.tape_floats(n, m, 1) // (gram._NT * m * gram._TILE), gram._NT, m,
                   gram._TILE), np.nan)
     gram._fwd_tiles(*args, True, nblk, *out[0], NT)         # with the tape of the tiles
@@ -401,12 +401,12 @@ def test_one_layer_tile_kernels_equal_the_per_sample_kernels(n, nblk):
     assert np.isfinite(NT).all() and NT.size == gram.tape_floats(n, m, 1) >= n * gram._NT * m
     for a, b, c in zip(*out):
         assert np.array_equal(a, b) and rel(a, c) <= 1e-13
-    Yb, phib, lb = rng.standard_normal((n, m)), rng.standard_normal(n), rng.standard_normal(n)
+    Yb, phib, lb = rng.standard_normal((m, n)), rng.standard_normal(n), rng.standard_normal(n)
     res = []
     for mode in ("tape", "recompute", "per-sample"):
         acc = (np.zeros((nblk, m)), np.zeros((nblk, 1, m, m)), np.zeros((nblk, 1, m)),
                np.zeros((nblk, m, m)), np.zeros((nblk,) + H.shape))
-        A0 = np.empty((n, m))
+        A0 = np.empty((m, n))
         if mode == "per-sample":
             gram._vjp_kernel(*args, Yb, phib, lb, edges, A0, *acc)
         else:
@@ -419,6 +419,6 @@ def test_one_layer_tile_kernels_equal_the_per_sample_kernels(n, nblk):
     acc = [np.zeros_like(x) for x in (np.zeros((nblk, m)), np.zeros((nblk, 1, m, m)),
                                       np.zeros((nblk, 1, m)), np.zeros((nblk, m, m)),
                                       np.zeros((nblk,) + H.shape))]
-    A0 = np.empty((n, m))
+    A0 = np.empty((m, n))
     gram._vjp_tiles(*args, Yb, phib, lb, nblk, A0, *acc, 1.1 * NT)
     assert rel(A0, res[0][0]) > 1e-3

@@ -116,3 +116,15 @@ def test_numba_fused_field_matches_numpy(name):
     Jb, gb = b.objective_and_gradient(th)
     assert abs(Ja - Jb) <= 1e-12 * abs(Jb)
     assert np.linalg.norm(ga - gb) <= 1e-12 * np.linalg.norm(gb)
+
+
+def test_same_method_shares_one_call_only_where_the_term_defines_it_so():
+    """The obstacle's ``drho`` is its ``value`` (one call serves both); the entropy's are
+    different; an instance override is never taken for the class's method."""
+    from ocp_learn.costs.interactions import EntropyCost, ObstacleCost
+    from ocp_learn.problems.potential_flow import same_method
+    ob, en = ObstacleCost(), EntropyCost()
+    assert same_method(ob, "drho", "value") and same_method(ob, "drho_partials", "value_partials")
+    assert not same_method(en, "drho", "value")
+    ob.drho = lambda z, lr: 0.0 * ob.Q(z)
+    assert not same_method(ob, "drho", "value")

@@ -45,7 +45,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from ..problems.potential_flow import PotentialFlowField
+from ..problems.potential_flow import PotentialFlowField, same_method
 from . import potential_gram_numba as gram
 from .potential_numba import (_FM, _W, _adj_workspace, _blocks, _fwd_sample, _fwd_workspace,
                               _params, _vjp_sample, accumulators, cotangents, trace_gram,
@@ -191,9 +191,10 @@ class FusedPotentialFlowField(PotentialFlowField):
         return self.rhs_tape(y, t, theta, keep=False)[0]
 
     def rhs_tape(self, y, t, theta, keep=True):
-        """``(rhs, aux)``: on the Gram path ``aux = (P_A, Y_A, G, NT)``
+        """``(rhs, aux)``: on the Gram path ``aux = (P_A, Y_A, G, NT, extra)``
         (:func:`potential_gram_numba.forward`'s products ``[P_0, A s]``, ``[Y_0, A s, 1]``,
-        ``grad_s Phi`` and, for one residual layer, the tiles' forward values ``NT``), which
+        ``grad_s Phi``, for one residual layer the tiles' forward values ``NT``, and the
+        interaction part of the HJB residual, :meth:`_interactions`), which
         :meth:`vjp` at the same stage reuses instead of recomputing the forward pass (the
         integrator keeps it on its tape, :mod:`ocp_learn.integrators.rk`); ``aux = None``
         otherwise (and with ``keep=False``: :meth:`rhs`)."""
@@ -201,8 +202,9 @@ class FusedPotentialFlowField(PotentialFlowField):
             return super().rhs(y, t, theta), None
         P, G0 = self._gram(theta)
         S, exact, Wa, dt = self._state(y, t, G0.size > 0)
-        out = np.zeros_like(y)
-        z, lr, extra = self._interactions(y)
+        out = np.empty_like(y)  # the kernels write the columns :d+2 and c_R
+        out[:, self.dim + 2:] = 0.0
+        z, lr, extra, dF = self._interactions(y)
         c_R = -1 if self.c_R is None else int(self.c_R)
         aux = None
         if G0.size:  # Gram path: GEMMs over the batch + a kernel in R^m
@@ -210,12 +212,12 @@ class FusedPotentialFlowField(PotentialFlowField):
             _, G, lap, (_, PA, YA, NT) = gram.forward(P, S, self.potential.h, G0, edges,
                                                       value=False, tape=keep)
             _rhs_rows(G, lap, float(self.a1), c_R, extra, self.dim, edges, out)
-            aux = (PA, YA, G, NT) if keep else None
+            aux = (PA, YA, G, NT, extra) if keep else None
         else:
             _rhs_kernel(S, Wa, exact, self.dim, dt.type(self.potential.h), *_params(P, dt),
                         dt.type(self.a1), c_R, extra, _blocks(y.shape[0]), out)
-        for F, c in zip(self.interactions, self.c_F):
-            out[:, c] = F.value(z, lr)
+        for F, c, v in zip(self.interactions, self.c_F, dF):
+            out[:, c] = v if v is not None and same_method(F, "drho", "value") else F.value(z, lr)
         return out, aux
 
     def aux_floats(self, n):
@@ -224,19 +226,24 @@ class FusedPotentialFlowField(PotentialFlowField):
         if not fused_available(self) or pot.trace != "exact" or pot.trace_path == "jacobian" or (
                 pot.trace_path == "auto" and not use_gram(self.dim, pot.width, pot.n_layers)):
             return 0
-        return n * (2 * (pot.width + pot.rank) + self.dim + 2) + gram.tape_floats(
+        return n * (2 * (pot.width + pot.rank) + self.dim + 3) + gram.tape_floats(
             n, pot.width, pot.n_layers)
 
-    def _interactions(self, y):
-        """``(z, log rho, extra)``: ``extra = -a2 sum_j dF_j/drho`` (n,), the interaction
+    def _interactions(self, y, extra=None):
+        """``(z, log rho, extra, dF)``: ``extra = -a2 sum_j dF_j/drho`` (n,), the interaction
         part of the HJB residual (E4), formed in numpy exactly as
-        :meth:`PotentialFlowField.rhs` does (zeros without interaction terms)."""
+        :meth:`PotentialFlowField.rhs` does (zeros without interaction terms), and the
+        terms' ``dF_j/drho`` (``None`` where not formed); a given ``extra`` (a residual of
+        :meth:`rhs_tape`) is returned as it is."""
         z = y[:, :self.dim]
         lr = self._logrho(y)
+        none = [None] * len(self.interactions)
+        if extra is not None:
+            return z, lr, extra, none
         if not (self.interactions and self.hjb):
-            return z, lr, np.zeros(y.shape[0])
-        dF = sum((F.drho(z, lr) for F in self.interactions), 0.0)
-        return z, lr, np.ascontiguousarray(-(self.a2 * dF), dtype=np.float64)
+            return z, lr, np.zeros(y.shape[0]), none
+        dF = [F.drho(z, lr) for F in self.interactions]
+        return z, lr, np.ascontiguousarray(-(self.a2 * sum(dF, 0.0)), dtype=np.float64), dF
 
     def _gram_vjp(self, P, S, G0, edges, c_R, extra, ybar, out, wR, aux=None):
         """The vjp on the Gram path: ``G`` by GEMMs (or from ``aux``, :meth:`rhs_tape`), the
@@ -246,7 +253,7 @@ class FusedPotentialFlowField(PotentialFlowField):
         if aux is None:
             _, G, _, cache = gram.forward(P, S, h, G0, edges, trace=False, value=False)
         else:
-            PA, YA, G, NT = aux
+            PA, YA, G, NT, _ = aux
             cache = (S, PA, YA, NT)
         Gb = np.empty_like(G)
         _cotangent_rows(G, ybar, a1, c_R, extra, d, edges, Gb, wR)
@@ -268,7 +275,7 @@ class FusedPotentialFlowField(PotentialFlowField):
             out[:, self.dim:] = 0.0
         else:
             out = np.zeros_like(y)
-        z, lr, extra = self._interactions(y)
+        z, lr, extra, _ = self._interactions(y, None if aux is None else aux[-1])
         wR = np.zeros(n)
         c_R = -1 if self.c_R is None else int(self.c_R)
         ybar = np.ascontiguousarray(ybar, dtype=dt)

@@ -24,7 +24,7 @@ The fused flow field passes the samples as the pair ``(x, t)``: a view of the st
 ``d`` columns and the stage's scalar time, so that no ``(n, d+1)`` copy of the state is
 formed; the time column enters as a rank-one term, the biases ``b_0`` and ``b`` ride in the
 GEMMs (a column of ones next to ``[Y_0, A s]``), and the samples' cotangent is written by its
-GEMM straight into the field's output (:func:`_s_mul`, :func:`_s_tmul`; 0.85 s against
+GEMM straight into the field's output (:func:`_mul_st`, :func:`_mul_s`; 0.85 s against
 0.95--1.04 s for a crowd-motion gradient at d = 100, n = 8464, one thread).
 
 One residual layer (``M = 1``, the MFG and OT-Flow default) has a cheaper trace.  With
@@ -167,17 +167,19 @@ def _workspace(M, m):
 
 @njit(cache=True, parallel=True, fastmath=_FM)
 def _fwd_kernel(P0, h, w, K, bK, G0, H, trace, edges, Y0, phin, lapn):
-    """Per sample: ``phin = w^T u_M``, ``Y0 = y_0`` and (``trace``) the network's Laplacian."""
+    """Per sample: ``phin = w^T u_M``, ``Y0 = y_0`` and (``trace``) the network's Laplacian.
+    ``P0`` (the pre-activations ``a_0``) and ``Y0`` are (m, n): one column per sample, as are
+    ``Y0bar`` and ``A0bar`` of the vjp kernels."""
     M = K.shape[0]
     m = w.shape[0]
     for blk in prange(edges.size - 1):
         a, g, q, u, z, y, Gam, R, gg = _workspace(M, m)
         for n in range(edges[blk], edges[blk + 1]):
             for j in range(m):
-                a[0, j] = P0[n, j]
+                a[0, j] = P0[j, n]
             phin[n] = _net_forward(h, w, K, bK, a, g, q, u, z, y)
             for j in range(m):
-                Y0[n, j] = y[0, j]
+                Y0[j, n] = y[0, j]
             if trace:
                 if H.shape[0] > 0:
                     lapn[n] = _h_trace(h, H, g, q, z, G0, gg)
@@ -199,7 +201,7 @@ def _vjp_kernel(P0, h, w, K, bK, G0, H, Y0bar, phib, lb, edges, A0bar, Bw, BK, B
         Nt = np.empty(gg.size)
         for n in range(edges[blk], edges[blk + 1]):
             for j in range(m):
-                a[0, j] = P0[n, j]
+                a[0, j] = P0[j, n]
             _net_forward(h, w, K, bK, a, g, q, u, z, y)
             gbar[:] = 0.0
             qbar[:] = 0.0
@@ -212,10 +214,10 @@ def _vjp_kernel(P0, h, w, K, bK, G0, H, Y0bar, phib, lb, edges, A0bar, Bw, BK, B
                     _gram_trace(h, K, g, q, z, G0, Gam, R)
                     _gram_trace_vjp(h, lb[n], K, g, q, z, G0, Gam, R, gbar, qbar, zbar, Gb, Rb, Sb,
                                     BK[blk], BG0[blk])
-            _net_vjp(Y0bar[n], phib[n], h, w, K, g, q, u, z, y, gbar, qbar, zbar, ubar, abar,
+            _net_vjp(Y0bar[:, n], phib[n], h, w, K, g, q, u, z, y, gbar, qbar, zbar, ubar, abar,
                      Bw[blk], BK[blk], BbK[blk])
             for j in range(m):
-                A0bar[n, j] = abar[j]
+                A0bar[j, n] = abar[j]
 
 
 # ---------------------------------------------------------------- one residual layer, in tiles
@@ -247,7 +249,7 @@ def _tile_net(P0, n0, nb, h, w, K1, b1, V):
     m, B = a0.shape
     for j in range(m):
         for b in range(nb):
-            a0[j, b] = P0[n0 + b, j]
+            a0[j, b] = P0[j, n0 + b]
         for b in range(nb, B):
             a0[j, b] = 0.0
     _act_row(a0.reshape(m * B), u0.reshape(m * B), g0.reshape(m * B), q0.reshape(m * B))
@@ -303,7 +305,7 @@ def _fwd_tiles(P0, h, w, K, bK, G0, H, trace, nblk, Y0, phin, lapn, NT):
     """:func:`_fwd_kernel` for M = 1 in tiles of ``_TILE`` samples (the trace through ``H``).
     With a tape ``NT`` (``(ntiles, _NT, m, _TILE)``; empty for none) each tile's
     ``u_0, g_0, q_0, u_1, g_1, q_1, y_1, z_1, T`` are kept there for :func:`_vjp_tiles`."""
-    n = P0.shape[0]
+    n = P0.shape[1]
     taped = NT.shape[0] > 0
     m = w.shape[0]
     B = _TILE
@@ -319,7 +321,7 @@ def _fwd_tiles(P0, h, w, K, bK, G0, H, trace, nblk, Y0, phin, lapn, NT):
                 phi = 0.0
                 for j in range(m):
                     phi += w[j] * u1[j, b]
-                    Y0[n0 + b, j] = g0[j, b] * z1[j, b]
+                    Y0[j, n0 + b] = g0[j, b] * z1[j, b]
                 phin[n0 + b] = phi
             if trace or taped:
                 _tile_trace(H, g0, gg, T)
@@ -345,7 +347,7 @@ def _vjp_tiles(P0, h, w, K, bK, G0, H, Y0bar, phib, lb, nblk, A0bar, Bw, BK, BbK
     values come from :func:`_fwd_tiles`' tape ``NT`` when it is not empty, else they are
     recomputed."""
     taped = NT.shape[0] > 0
-    n = P0.shape[0]
+    n = P0.shape[1]
     m = w.shape[0]
     P = H.shape[1]
     B = _TILE
@@ -375,7 +377,7 @@ def _vjp_tiles(P0, h, w, K, bK, G0, H, Y0bar, phib, lb, nblk, A0bar, Bw, BK, BbK
                 pv[b] = phib[n0 + b] if b < nb else 0.0
             for j in range(m):
                 for b in range(B):
-                    ybr[j, b] = Y0bar[n0 + b, j] if b < nb else 0.0
+                    ybr[j, b] = Y0bar[j, n0 + b] if b < nb else 0.0
             # the trace's adjoint (module docstring)
             for j in range(m):
                 gjj = G0[j, j]
@@ -457,7 +459,7 @@ def _vjp_tiles(P0, h, w, K, bK, G0, H, Y0bar, phib, lb, nblk, A0bar, Bw, BK, BbK
                     BK1[j, k] += s1
             for j in range(m):
                 for b in range(nb):
-                    A0bar[n0 + b, j] = g0[j, b] * ub[j, b] + (gb0[j, b] - 2.0 * g0[j, b] * qb0[j, b]) \
+                    A0bar[j, n0 + b] = g0[j, b] * ub[j, b] + (gb0[j, b] - 2.0 * g0[j, b] * qb0[j, b]) \
                         * q0[j, b]
 
 
@@ -468,31 +470,32 @@ def _setup(P, G0):
     return prm, np.concatenate([prm["K0"], prm["A"]]), H
 
 
-def _s_mul(S, M, bias=None):
-    """``S M (+ bias)`` for the samples ``S = [x, t]``: an (n, D) array, or a pair
+def _mul_st(M, S, bias=None):
+    """``M S^T (+ bias)``, (k, n), for the samples ``S = [x, t]``: an (n, D) array, or a pair
     ``(x, t)`` of an (n, d) array (any row stride) and a scalar time, whose product is
-    ``x M[:d] + t M[d]`` -- no (n, D) copy of the state is formed."""
+    ``M[:, :d] x^T + t M[:, d]`` -- no (n, D) copy of the state is formed."""
     if isinstance(S, tuple):
         x, t = S
-        out = x @ M[:-1]
-        row = t * M[-1] if bias is None else t * M[-1] + bias
-        out += row
+        out = M[:, :-1] @ x.T
+        col = t * M[:, -1] if bias is None else t * M[:, -1] + bias
+        out += col[:, None]
         return out
-    out = S @ M
+    out = M @ S.T
     if bias is not None:
-        out += bias
+        out += bias[:, None]
     return out
 
 
-def _s_tmul(L, S):
-    """``L^T S`` (:func:`_s_mul`'s sample forms; the time column of a pair is ``t sum_n L_n``)."""
+def _mul_s(L, S):
+    """``L S`` for ``L`` (k, n) and the samples of :func:`_mul_st` (the time column of a pair is
+    ``t sum_n L[:, n]``)."""
     if isinstance(S, tuple):
         x, t = S
-        out = np.empty((L.shape[1], x.shape[1] + 1))
-        np.matmul(L.T, x, out=out[:, :-1])
-        out[:, -1] = t * L.sum(0)
+        out = np.empty((L.shape[0], x.shape[1] + 1))
+        np.matmul(L, x, out=out[:, :-1])
+        out[:, -1] = t * L.sum(1)
         return out
-    return L.T @ S
+    return L @ S
 
 
 def tape_floats(n, m, M):
@@ -507,24 +510,26 @@ def _no_tape(m):
 def forward(P, S, h, G0, edges, trace=True, value=True, tape=False):
     """``(phi, G, lap, cache)`` of the potential (D1--D3) on the Gram path for the samples
     ``S`` (an (n, d+1) array, or a pair ``(x, t)`` of the states (n, d) and a scalar time:
-    :func:`_s_mul`); ``cache`` serves :func:`vjp` at the same point, and with ``tape``
+    :func:`_mul_st`); ``cache`` serves :func:`vjp` at the same point, and with ``tape``
     (``M = 1``) it holds the tiles' forward values too (:func:`_fwd_tiles`, :func:`tape_floats`
     floats), which the vjp then reads instead of recomputing them.  ``phi`` (``lap``) is
     ``None`` when ``value`` (``trace``) is False.
 
-    Two GEMMs with ``KA = [K_0; A]``: ``[P_0, A s] = S KA^T + [b_0, 0]`` and
-    ``G = [Y_0, A s, 1] [KA; b^T]`` (the bias as a column of ones).
+    Two GEMMs with ``KA = [K_0; A]``: ``[P_0, A s]^T = KA S^T + [b_0, 0]`` and
+    ``G = [Y_0, A s, 1] [KA; b^T]`` (the bias as a column of ones).  The products of
+    width ``m + r`` are kept transposed, one row per unit and the samples along the rows
+    (the GEMMs are faster that way round and the kernels read the samples contiguously).
     """
     prm, KA, H = _setup(P, G0)
     if not isinstance(S, tuple):
         S = np.ascontiguousarray(S, dtype=np.float64)
     n = (S[0] if isinstance(S, tuple) else S).shape[0]
     m, r = prm["K0"].shape[0], prm["A"].shape[0]
-    PA = _s_mul(S, KA.T, np.concatenate([prm["b0"], np.zeros(r)]))   # [P_0, A s]
-    P0 = PA[:, :m]
-    YA = np.empty((n, m + r + 1))         # [Y_0, A s, 1]
-    YA[:, m:m + r] = PA[:, m:]
-    YA[:, -1] = 1.0
+    PA = _mul_st(KA, S, np.concatenate([prm["b0"], np.zeros(r)]))   # [P_0, A s]^T
+    P0 = PA[:m]
+    YA = np.empty((m + r + 1, n))         # [Y_0, A s, 1]^T
+    YA[m:m + r] = PA[m:]
+    YA[-1] = 1.0
     phin = np.empty(n)
     lapn = np.empty(n) if trace else np.empty(0)
     NT = _no_tape(m)
@@ -532,15 +537,15 @@ def forward(P, S, h, G0, edges, trace=True, value=True, tape=False):
         if tape:
             NT = np.empty((-(-n // _TILE), _NT, m, _TILE))
         _fwd_tiles(P0, float(h), prm["w"], prm["K"], prm["bK"], G0, H, bool(trace),
-                   edges.size - 1, YA[:, :m], phin, lapn, NT)
+                   edges.size - 1, YA[:m], phin, lapn, NT)
     else:
         _fwd_kernel(P0, float(h), prm["w"], prm["K"], prm["bK"], G0, H, bool(trace), edges,
-                    YA[:, :m], phin, lapn)
-    G = YA @ np.vstack([KA, prm["b"]])
+                    YA[:m], phin, lapn)
+    G = YA.T @ np.vstack([KA, prm["b"]])
     phi = lap = None
     if value:
-        As = PA[:, m:]
-        phi = phin + prm["c"][0] + 0.5 * np.einsum("nl,nl->n", As, As) + _s_mul(S, prm["b"])
+        As = PA[m:]
+        phi = phin + prm["c"][0] + 0.5 * np.einsum("ln,ln->n", As, As) + _mul_st(prm["b"][None], S)[0]
     if trace:
         lap = lapn + float(np.sum(prm["A"][:, :-1] ** 2))
     return phi, G, lap, (S, PA, YA, NT)
@@ -552,7 +557,8 @@ def vjp(P, S, h, G0, edges, phib, Gb, lb, cache=None, sbar_out=None):
     (n, d+1) for an array ``S`` and (n, d) (the states' part) for a pair ``(x, t)``;
     written into ``sbar_out`` when given.
 
-    GEMMs: ``[Ybar_0, A Gbar] = Gbar KA^T``, ``sbar = [Abar_0, A Gbar + phibar A s] KA`` and
+    GEMMs (with the transposed products of :func:`forward`): ``[Ybar_0, A Gbar]^T = KA Gbar^T``,
+    ``sbar = [Abar_0, A Gbar + phibar A s] KA`` and
     ``[Kbar_0; Abar; bbar] = [Y_0, A s, 1]^T Gbar + [Abar_0, A Gbar + phibar A s]^T S``.
     """
     prm, KA, H = _setup(P, G0)
@@ -569,24 +575,24 @@ def vjp(P, S, h, G0, edges, phib, Gb, lb, cache=None, sbar_out=None):
     Bw, BK, BbK = np.zeros((nb,) + prm["w"].shape), np.zeros((nb,) + K.shape), \
         np.zeros((nb,) + prm["bK"].shape)
     BG0, BH = np.zeros((nb,) + G0.shape), np.zeros((nb,) + H.shape)
-    AB = Gb @ KA.T                        # [Ybar_0, A Gbar], then [Abar_0, A Gbar]
+    AB = KA @ Gb.T                        # [Ybar_0, A Gbar]^T, then [Abar_0, A Gbar]^T
     if H.shape[0]:  # M = 1: tiles of samples
-        _vjp_tiles(PA[:, :m], float(h), prm["w"], K, prm["bK"], G0, H, AB[:, :m], phin, lb,
-                   nb, AB[:, :m], Bw, BK, BbK, BG0, BH, NT)
+        _vjp_tiles(PA[:m], float(h), prm["w"], K, prm["bK"], G0, H, AB[:m], phin, lb,
+                   nb, AB[:m], Bw, BK, BbK, BG0, BH, NT)
     else:
-        _vjp_kernel(PA[:, :m], float(h), prm["w"], K, prm["bK"], G0, H, AB[:, :m], phin, lb,
-                    edges, AB[:, :m], Bw, BK, BbK, BG0, BH)
+        _vjp_kernel(PA[:m], float(h), prm["w"], K, prm["bK"], G0, H, AB[:m], phin, lb,
+                    edges, AB[:m], Bw, BK, BbK, BG0, BH)
     if phib is not None:
-        AB[:, m:] += phin[:, None] * PA[:, m:]    # the cotangent phibar A s of A s
+        AB[m:] += phin * PA[m:]             # the cotangent phibar A s of A s
     ncol = d if isinstance(S, tuple) else D
-    sbar = np.matmul(AB, KA[:, :ncol], out=sbar_out)
-    BKA = YA.T @ Gb                       # [Kbar_0; Abar; bbar] (first part)
-    BKA[:-1] += _s_tmul(AB, S)
+    sbar = np.matmul(AB.T, KA[:, :ncol], out=sbar_out)
+    BKA = YA @ Gb                         # [Kbar_0; Abar; bbar] (first part)
+    BKA[:-1] += _mul_s(AB, S)
     B = {"w": Bw.sum(0), "K": BK.sum(0), "bK": BbK.sum(0), "b": BKA[-1],
-         "b0": AB[:, :m].sum(0), "c": np.zeros(1)}
+         "b0": AB[:m].sum(1), "c": np.zeros(1)}
     if phib is not None:
         sbar += phin[:, None] * prm["b"][:ncol]
-        B["b"] += _s_tmul(phin[:, None], S)[0]
+        B["b"] += _mul_s(phin[None], S)[0]
         B["c"][0] = phin.sum()
     BKA[m:-1, :d] += 2.0 * lb.sum() * A[:, :d]
     BG0 = BG0.sum(0)

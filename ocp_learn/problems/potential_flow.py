@@ -26,6 +26,13 @@ from ..models.base import Model
 __all__ = ["PotentialFlowField", "PotentialTerminal", "flow_field_class"]
 
 
+def same_method(F, a, b):
+    """Whether the interaction term ``F``'s methods ``a`` and ``b`` are one function (the
+    obstacle's ``drho`` is its ``value``, :mod:`ocp_learn.costs.interactions`): one call then
+    serves both."""
+    return getattr(F, a) == getattr(F, b)  # bound methods: same function and object
+
+
 class PotentialFlowField(Model):
     """Field of the augmented agent state (see module docstring).
 
@@ -144,13 +151,16 @@ class PotentialFlowField(Model):
         lr_bar = np.zeros(z.shape[0])
         for F, c in zip(self.interactions, self.c_F):
             vz, vl = F.value_partials(z, lr)  # vz: the leading vz.shape[1] columns
-            out[:, :vz.shape[1]] += ybar[:, c][:, None] * vz
-            lr_bar += ybar[:, c] * vl
-        if w is not None:
-            for F in self.interactions:
-                dz_, dl_ = F.drho_partials(z, lr)
-                out[:, :dz_.shape[1]] -= (self.a2 * w)[:, None] * dz_
-                lr_bar -= self.a2 * w * dl_
+            coef = ybar[:, c]
+            if w is not None:
+                if same_method(F, "drho_partials", "value_partials"):
+                    coef = coef - self.a2 * w
+                else:
+                    dz_, dl_ = F.drho_partials(z, lr)
+                    out[:, :dz_.shape[1]] -= (self.a2 * w)[:, None] * dz_
+                    lr_bar -= self.a2 * w * dl_
+            out[:, :vz.shape[1]] += coef[:, None] * vz
+            lr_bar += coef * vl
         if self.c_lr0 is not None:
             out[:, self.c_ell] = -lr_bar
             out[:, self.c_lr0] = lr_bar
