@@ -167,14 +167,15 @@ class FusedPotentialFlowField(PotentialFlowField):
     def _state(self, y, t, gram_path=False):
         """``(S, exact, W, dt)``: samples ``[z, t]``, the trace directions and the kernels'
         dtype ``dt`` -- float32 for a float32 state (``OCP(dtype=numpy.float32)``), else
-        float64; ``S`` and ``W`` are in ``dt``.  On the Gram path ``S`` is the pair
-        ``(y[:, :d], t)`` (a view: :func:`potential_gram_numba.forward`)."""
+        float64; ``S`` and ``W`` are in ``dt``.  On the Gram path (exact trace only) ``S`` is
+        the pair ``(y[:, :d], t)`` (a view: :func:`potential_gram_numba.forward`) and ``W``
+        is ``None``: the per-sample kernels that read directions do not run there."""
         d = self.dim
         dt = np.dtype(np.float32) if y.dtype == np.float32 else np.dtype(np.float64)
-        W = self.potential._directions(self.probes, y.shape[0])
-        exact, Wa = _W(W, d, dt)
+        W = self.potential._directions(self.probes, y.shape[0])  # checks the probes
         if gram_path:
-            return (y[:, :d], float(t)), exact, Wa, dt
+            return (y[:, :d], float(t)), True, None, dt
+        exact, Wa = _W(W, d, dt)
         S = np.empty((y.shape[0], d + 1), dt)
         S[:, :d] = y[:, :d]
         S[:, d] = t

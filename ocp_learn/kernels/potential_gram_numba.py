@@ -523,7 +523,7 @@ def forward(P, S, h, G0, edges, trace=True, value=True, tape=False):
     prm, KA, H = _setup(P, G0)
     if not isinstance(S, tuple):
         S = np.ascontiguousarray(S, dtype=np.float64)
-    n = (S[0] if isinstance(S, tuple) else S).shape[0]
+    n = S[0].shape[0] if isinstance(S, tuple) else S.shape[0]
     m, r = prm["K0"].shape[0], prm["A"].shape[0]
     PA = _mul_st(KA, S, np.concatenate([prm["b0"], np.zeros(r)]))   # [P_0, A s]^T
     P0 = PA[:m]
