@@ -120,6 +120,32 @@ def test_dropped_term_in_laplacian_vjp_is_caught(drop, monkeypatch):
     assert all(r.passed for r in res), [r.order for r in res]
 
 
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+@pytest.mark.parametrize("M", LAYERS)
+@pytest.mark.parametrize("d", [1, 5])
+def test_phi_vjp_taylor_dot_product_and_full_vjp(d, M, backend):
+    """The value-only pullback (plain backprop through D1): Taylor in x, t, theta, the dot
+    product against the jvp of Phi, and the numbers of derivatives_vjp with phi_bar alone."""
+    mod, theta, x, t, _, rng = setup(d, M, n=4, backend=backend)
+    phi, pull = mod.phi_vjp(x, t, theta)
+    assert np.allclose(phi, mod.phi(x, t, theta), rtol=1e-14, atol=1e-14)
+    pb = rng.standard_normal(x.shape[0])
+    xb, tb, thb = pull(pb)
+    vx, vt, vth = unit(rng, x.shape), unit(rng, t.shape), unit(rng, theta.shape)
+    for name, r in (("x", taylor_test(lambda y: pb @ mod.phi(y, t, theta), x, vx, np.sum(xb * vx))),
+                    ("t", taylor_test(lambda y: pb @ mod.phi(x, y, theta), t, vt, tb @ vt)),
+                    ("theta", taylor_test(lambda y: pb @ mod.phi(x, t, y), theta, vth, thb @ vth))):
+        assert r.passed, f"phi_vjp wrt {name}, d={d}, M={M}\n{r}"
+    v = (rng.standard_normal(x.shape), rng.standard_normal(t.shape), rng.standard_normal(theta.size))
+    err = dot_product_test(lambda v: mod.derivatives_jvp(x, t, theta, *v).phi,
+                           lambda w: pull(w), v, pb)
+    assert err <= 1e-12
+    for a, b in zip((xb, tb, thb), mod.derivatives_vjp(x, t, theta, phi_bar=pb)):
+        assert np.allclose(a, b, rtol=1e-12, atol=1e-13)
+    with pytest.raises(ValueError, match="phi_bar"):
+        pull(np.ones(x.shape[0] + 1))
+
+
 # --------------------------------------------------------------------------- jvp (G1)
 def _jvp_taylor(mod, theta, x, t, probes, rng):
     vx, vt, vth = unit(rng, x.shape), unit(rng, t.shape), unit(rng, theta.shape)

@@ -49,7 +49,10 @@ class GaussianMixture:
         x = np.asarray(x, dtype=np.float64)
         if x.ndim != 2 or x.shape[1] != self.dim:
             raise ValueError(f"x must have shape (n, {self.dim}), got {x.shape}")
-        d2 = ((x[:, None, :] - self.means[None]) ** 2).sum(-1)  # (n, K)
+        d2 = np.empty((x.shape[0], self.weights.size))  # |x - mu_k|^2, one pass per component
+        for k, mu in enumerate(self.means):
+            diff = x - mu
+            d2[:, k] = np.einsum("nd,nd->n", diff, diff)
         return (np.log(self.weights) - 0.5 * d2 / self.variances
                 - 0.5 * self.dim * np.log(2 * np.pi * self.variances))
 
@@ -59,9 +62,15 @@ class GaussianMixture:
 
     def score(self, x):
         """``grad_x log rho(x)``, shape ``(n, d)``."""
+        return self.logpdf_and_score(x)[1]
+
+    def logpdf_and_score(self, x):
+        """``(log rho(x), grad_x log rho(x))`` from one pass over the components:
+        ``grad log rho = sum_k r_k (mu_k - x) / s_k^2`` with the responsibilities ``r_k``."""
         lc = self._log_components(x)
-        r = np.exp(lc - logsumexp(lc, axis=1, keepdims=True))  # responsibilities
-        return np.einsum("nk,nkd->nd", r / self.variances, self.means[None] - x[:, None, :])
+        lp = logsumexp(lc, axis=1)
+        r = np.exp(lc - lp[:, None]) / self.variances
+        return lp, r @ self.means - r.sum(1)[:, None] * np.asarray(x, dtype=np.float64)
 
     def entropy(self, n=200_000, seed=0):
         """Monte Carlo estimate of ``-E log rho`` and its standard error."""

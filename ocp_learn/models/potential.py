@@ -477,6 +477,59 @@ class PotentialResNet:
         As = s @ P["A"].T
         return u @ P["w"] + 0.5 * np.sum(As * As, axis=1) + s @ P["b"] + P["c"][0]
 
+    def phi_vjp(self, x, t, theta):
+        """``(Phi, pullback)``: ``Phi(x, t; theta)`` per sample (D1) and its reverse-mode
+        derivative ``pullback(phi_bar) -> (x_bar (n, d), t_bar (n,), theta_bar)``.
+
+        Plain backpropagation through D1 -- no gradient, time derivative or Laplacian
+        terms -- for the cotangents that reach ``Phi`` alone (the terminal HJB penalty,
+        MATH F ``c_HJB,T``).  With ``KA = [K_0; A]`` it is three GEMMs of width ``m + r``
+        over the batch, against six and the trace kernels of :meth:`derivatives_vjp`:
+
+        * forward: ``[a_0, A s] = s KA^T + [b_0, 0]``, ``u_0 = sigma(a_0)``,
+          ``u_{i+1} = u_i + h sigma(u_i K_i^T + b_i)``,
+          ``Phi = u_M w + |A s|^2 / 2 + s b + c``;
+        * reverse (``phibar``): ``ubar_M = phibar w^T``,
+          ``abar_i = h ubar_{i+1} o sigma'(a_i)``, ``ubar_i = ubar_{i+1} + abar_i K_i``,
+          ``abar_0 = ubar_0 o sigma'(a_0)``; with ``C = [abar_0, phibar A s]``:
+          ``sbar = C KA + phibar b^T``, ``[Kbar_0; Abar] = C^T s``, ``Kbar_i = abar_i^T u_i``,
+          ``wbar = u_M^T phibar``, ``bbar = s^T phibar``.
+
+        The same numbers as :meth:`derivatives_vjp` with only ``phi_bar`` (to rounding;
+        tested in ``tests/test_potential.py``).  numpy (BLAS) on every CPU backend.
+        """
+        s, theta = self._inputs(x, t, theta)
+        P = self.unpack(theta)
+        m, d = self.width, self.dim
+        KA = np.concatenate([P["K0"], P["A"]])
+        PA = s @ KA.T
+        a = PA[:, :m] + P["b0"]
+        u, gs = [log_cosh(a)], [np.tanh(a)]
+        for i in range(self.n_layers):
+            a = u[-1] @ P["K"][i].T + P["bK"][i]
+            gs.append(np.tanh(a))
+            u.append(u[-1] + self.h * log_cosh(a))
+        As = PA[:, m:]
+        phi = u[-1] @ P["w"] + 0.5 * np.einsum("nr,nr->n", As, As) + s @ P["b"] + P["c"][0]
+
+        def pullback(phi_bar):
+            pb = self._bar("phi_bar", phi_bar, phi.shape)
+            B = {"w": u[-1].T @ pb, "b": s.T @ pb, "c": np.array([pb.sum()]),
+                 "K": np.empty_like(P["K"]), "bK": np.empty_like(P["bK"])}
+            ub = pb[:, None] * P["w"]
+            for i in range(self.n_layers - 1, -1, -1):
+                ab = self.h * ub * gs[i + 1]
+                B["K"][i], B["bK"][i] = ab.T @ u[i], ab.sum(0)
+                ub = ub + ab @ P["K"][i]
+            C = np.concatenate([ub * gs[0], pb[:, None] * As], axis=1)
+            sbar = C @ KA
+            sbar += pb[:, None] * P["b"]
+            BKA = C.T @ s
+            B["K0"], B["A"], B["b0"] = BKA[:m], BKA[m:], C[:, :m].sum(0)
+            return sbar[:, :d].copy(), sbar[:, d].copy(), self.layout.pack(B)
+
+        return phi, pullback
+
     def derivatives(self, x, t, theta, probes=None):
         """``Phi``, ``grad_x Phi``, ``d_t Phi`` (D2) and ``lap_x Phi`` (D3) per sample.
 

@@ -20,10 +20,21 @@ from .checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_sta
 __all__ = ["lbfgs_resampled", "objective_on"]
 
 
-def objective_on(problem, theta, x):
-    """``J(theta)`` with the samples ``x`` in place of ``problem.x0`` (no gradient work)."""
+def objective_on(problem, theta, x, comm=None):
+    """``J(theta)`` with the samples ``x`` in place of ``problem.x0`` (no gradient work).
+
+    Under ``mpiexec -n K`` (``comm``, default :func:`~ocp_learn.distributed.auto_comm`, of
+    more than one rank) this is a collective call: each rank evaluates its shard of ``x`` and
+    every rank receives the same reduced value (:class:`~ocp_learn.distributed.DistributedProblem`,
+    equal to the serial value up to rounding), so that the ranks agree on the model selection.
+    """
+    from ..distributed import DistributedProblem, auto_comm
+
+    comm = auto_comm() if comm is None else comm
     x_old, problem.x0 = problem.x0, x
     try:
+        if comm.Get_size() > 1:
+            return float(DistributedProblem(problem, comm).objective(theta))
         return float(problem.evaluate(theta, gradient=False).value)
     finally:
         problem.x0 = x_old

@@ -237,8 +237,9 @@ class PotentialTerminal(TerminalCost):
         z, ell = y[:, :d], y[:, f.c_ell]
         if self.kind == "nll":
             return 0.5 * np.sum(z * z, 1) + 0.5 * d * np.log(2 * np.pi) - ell, z, None
-        lr1 = self.rho1.logpdf(z)
-        return y[:, f.c_lr0] - ell - lr1, -self.rho1.score(z), lr1
+        both = getattr(self.rho1, "logpdf_and_score", None)  # one pass where offered
+        lr1, score1 = both(z) if both is not None else (self.rho1.logpdf(z), self.rho1.score(z))
+        return y[:, f.c_lr0] - ell - lr1, -score1, lr1
 
     def value_and_grad(self, y, p, idx=None, theta_T=None, t_T=1.0):
         f, w, d = self.field, self.w, self.field.dim
@@ -264,14 +265,14 @@ class PotentialTerminal(TerminalCost):
         if self.needs_dynamics_params:
             z = y[:, :d]
             dGdrho = 1.0 + y[:, f.c_lr0] - y[:, f.c_ell] - lr1
-            phi = f.potential.phi(z, t_T, theta_T)
+            phi, pullback = f.potential.phi_vjp(z, t_T, theta_T)
             res = phi - self.a3 * dGdrho
             terms["hjb_terminal"] = float(np.mean(np.abs(res)))
             J += w["RT"] * terms["hjb_terminal"]
             s = (w["RT"] / n) * np.sign(res)
-            xb, _, g_T = f.potential.derivatives_vjp(z, t_T, theta_T, phi_bar=s)
+            xb, _, g_T = pullback(s)
             # d(dG/drho)/dz = -score_1(z); d/dell = -1; d/dlogrho0 = +1
-            ybar[:, :d] += xb + (self.a3 * s)[:, None] * self.rho1.score(z)
+            ybar[:, :d] += xb - (self.a3 * s)[:, None] * Gz
             ybar[:, f.c_ell] += self.a3 * s
             ybar[:, f.c_lr0] -= self.a3 * s
         self.last_terms = terms

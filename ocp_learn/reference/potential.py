@@ -62,7 +62,9 @@ def compare_potential(model, x, t, theta, seed=0):
     dict
         ``phi``, ``grad``, ``dt``, ``lap`` (values, D1--D3), ``vjp_x``,
         ``vjp_t``, ``vjp_theta`` (D6, with random cotangents on all four
-        outputs) and ``jvp`` (random ``dx, dtheta``): each
+        outputs), ``phi_vjp`` and ``phi_vjp_x``, ``phi_vjp_t``, ``phi_vjp_theta``
+        (:meth:`~ocp_learn.models.potential.PotentialResNet.phi_vjp`: the value and its
+        pullback of a cotangent on ``Phi`` alone) and ``jvp`` (random ``dx, dtheta``): each
         ``|hand - casadi| / |casadi|``.
     """
     lookup(SYMBOLIC_POTENTIAL, model, "potential")
@@ -95,6 +97,14 @@ def compare_potential(model, x, t, theta, seed=0):
     res["vjp_x"] = _rel(xb, r[:d].T)
     res["vjp_t"] = _rel(tbar, r[d])
     res["vjp_theta"] = _rel(thb, r[d + 1:].sum(axis=1))
+    phi_h, pull = model.phi_vjp(x, t, theta)   # the value-only pullback, phibar alone
+    xb, tbar, thb = pull(pb)
+    bars[1:] = 0.0
+    r = np.asarray(fv.map(n)(x.T, np.full((1, n), t), np.tile(theta[:, None], n), bars))
+    res["phi_vjp"] = _rel(phi_h, phi)
+    res["phi_vjp_x"] = _rel(xb, r[:d].T)
+    res["phi_vjp_t"] = _rel(tbar, r[d])
+    res["phi_vjp_theta"] = _rel(thb, r[d + 1:].sum(axis=1))
     dx, dth = rng.standard_normal((n, d)), rng.standard_normal(p)
     T = model.derivatives_jvp(x, t, theta, dx=dx, dtheta=dth)
     dins_v = np.vstack([dx.T, np.zeros((1, n)), np.tile(dth[:, None], n)])

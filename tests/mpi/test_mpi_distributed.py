@@ -160,3 +160,18 @@ def test_per_rank_seeded_agents():
     virt.resample(seed=11)
     agree(np.array_equal(virt.locals[RANK].x0, dist.local.x0), "resampled agents differ")
     agree(not np.array_equal(again.local.x0, dist.local.x0))
+
+
+def test_validation_objective_is_sharded_and_agreed():
+    """lbfgs_resampled's validation objective: a collective over the ranks' shards, equal to
+    the serial value up to rounding and bitwise the same on every rank."""
+    from ocp_learn.optim.resampled import objective_on
+
+    prob = mfg("crowd", n=40)
+    theta = point(prob, scale=0.1)
+    x = prob.rho0.sample(33, 5)
+    serial = objective_on(prob, theta, x, comm=SerialComm())
+    val = objective_on(prob, theta, x)
+    agree(abs(val - serial) <= 1e-12 * abs(serial), f"{val} vs {serial}")
+    agree(same_everywhere(val), "ranks disagree on the validation objective")
+    agree(prob.x0.shape[0] == 40, "problem.x0 was not restored")
