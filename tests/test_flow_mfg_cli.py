@@ -55,6 +55,13 @@ def test_mfg_command_writes_metrics_and_figure(tmp_path):
     rc = main(["mfg", "--problem", "crowd", "--dim", "3", "--out", str(out), "--samples", "64",
                "--iters", "3", "--backend", "numpy", "--resume"])
     assert rc == 0 and json.loads((out / "metrics.json").read_text())["iterations"] == m["iterations"]
+    assert m["optimizer"].startswith("L-BFGS-B")
+    # --keep-pairs: L-BFGS keeps its correction pairs across the redraws
+    rc = main(["mfg", "--problem", "crowd", "--dim", "3", "--out", str(tmp_path / "kp"),
+               "--samples", "64", "--iters", "4", "--resample-every", "2", "--backend", "numpy",
+               "--keep-pairs"])
+    k = json.loads((tmp_path / "kp" / "metrics.json").read_text())
+    assert rc == 0 and k["optimizer"].startswith("L-BFGS, pairs kept") and k["iterations"] == 4
 
 
 def test_flow_data_sets_and_floors():

@@ -12,11 +12,12 @@ __all__ = ["run_mfg", "figure3"]
 
 
 def run_mfg(problem="crowd", dim=2, *, out, stages=None, resample_every=25, seed=0, backend="numba",
-            n_eval=None, n_plot=60, progress=False, figure=True, resume=False):
+            n_eval=None, n_plot=60, progress=False, figure=True, resume=False, keep_pairs=False):
     """Train a preset, evaluate every term on fresh samples, plot; writes ``out/metrics.json``.
 
     Training is checkpointed to ``out/checkpoint.npz`` after every redraw of the agents;
-    ``resume`` continues from it."""
+    ``resume`` continues from it.  ``keep_pairs``: L-BFGS keeps its correction pairs across
+    redraws (:func:`ocp_learn.optim.lbfgs_resampled`)."""
     from ..problems.mfg import PRESETS, mfg_preset
     from ..problems.mfg_train import train_mfg
     from ..plotting.mfg import crowd_2d_figure
@@ -28,7 +29,8 @@ def run_mfg(problem="crowd", dim=2, *, out, stages=None, resample_every=25, seed
         ns = p["samples"].get(dim, p["samples"][2])
         stages = tuple(zip(ns, p["iters"]))
     r = train_mfg(prob, stages=stages, resample_every=resample_every, seed=seed, progress=progress,
-                  checkpoint=os.path.join(out, "checkpoint.npz"), resume=resume)
+                  checkpoint=os.path.join(out, "checkpoint.npz"), resume=resume,
+                  keep_pairs=keep_pairs)
     theta = r["theta"]
     from ..distributed import auto_comm
     if auto_comm().Get_rank() != 0:  # under MPI: rank 0 evaluates and writes
@@ -40,7 +42,9 @@ def run_mfg(problem="crowd", dim=2, *, out, stages=None, resample_every=25, seed
          "hjb": terms.get("hjb", 0.0), "hjb_terminal": terms.get("hjb_terminal", 0.0),
          "iterations": int(r["iterations"]), "seconds": float(r["seconds"]),
          "n_params": int(prob.n_params), "stages": [list(s) for s in stages],
-         "validation": float(r["validation"])}
+         "validation": float(r["validation"]), "nfev": int(r["nfev"]),
+         "optimizer": "L-BFGS, pairs kept across redraws" if keep_pairs else
+         "L-BFGS-B, restarted on every redraw"}
     if problem == "ot" and prob.rho1 is not None:
         from ..metrics import wasserstein2
         zT = prob.trajectories(theta, x_eval[:1000])[-1]
@@ -124,7 +128,7 @@ def cmd_mfg(args):
         stages = tuple(zip(ns, its))
     m, _, _ = run_mfg(args.problem, args.dim, out=args.out, stages=stages,
                       resample_every=args.resample_every, seed=args.seed, backend=args.backend,
-                      progress=args.progress, resume=args.resume)
+                      progress=args.progress, resume=args.resume, keep_pairs=args.keep_pairs)
     print_metrics(m)
     return 0
 
@@ -141,6 +145,9 @@ def _configure(p):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--figure3", action="store_true", help="the article's 1-D Figure 3 instead")
     p.add_argument("--progress", action="store_true")
+    p.add_argument("--keep-pairs", action="store_true",
+                   help="L-BFGS keeps its correction pairs across redraws of the agents "
+                        "(default: scipy's L-BFGS-B restarted on every redraw)")
     p.add_argument("--resume", action="store_true",
                    help="continue from OUT/checkpoint.npz (written after every redraw of the agents)")
 

@@ -42,7 +42,7 @@ def objective_on(problem, theta, x, comm=None):
 
 def lbfgs_resampled(problem, draw, theta0=None, *, stages=((1024, 100),), resample_every=25,
                     n_val=None, seed=0, progress=False, callback=None, checkpoint=None,
-                    resume=False):
+                    resume=False, keep_pairs=False, memory=10):
     """Staged L-BFGS with resampling and validation-based model selection.
 
     Under ``mpiexec -n K`` every rank draws the same samples (same seed) and each
@@ -71,6 +71,13 @@ def lbfgs_resampled(problem, draw, theta0=None, *, stages=((1024, 100),), resamp
         checkpoint of :func:`~ocp_learn.optim.lbfgs` (a fixed-batch run) is accepted as a
         warm start: its iterate and iteration count.  A finished run resumed with more
         iterations in its last stage continues that stage.
+    keep_pairs : bool
+        Keep L-BFGS's correction pairs across redraws (:func:`~ocp_learn.optim.lbfgs_memory`)
+        instead of restarting scipy's L-BFGS-B on every draw (the default): the first step
+        on a new draw is then a quasi-Newton step rather than a unit gradient step and its
+        line search.  The pairs are checkpointed, so such a run resumes bit for bit.
+    memory : int
+        Number of correction pairs.
 
     Returns
     -------
@@ -80,6 +87,7 @@ def lbfgs_resampled(problem, draw, theta0=None, *, stages=((1024, 100),), resamp
     """
     from ..distributed import auto_comm, minimize
     from .lbfgs import lbfgs
+    from .quasi_newton import LBFGSMemory, lbfgs_memory
 
     resample_every = check_positive_int("resample_every", resample_every)
     stages = [(check_positive_int("stage samples", n), check_positive_int("stage iterations", k))
@@ -107,8 +115,11 @@ def lbfgs_resampled(problem, draw, theta0=None, *, stages=((1024, 100),), resamp
     n_val = check_positive_int("n_val", n_val if n_val is not None else stages[0][0])
     x_val = draw(n_val, rng)
     best = (np.inf, theta.copy())
+    pairs = LBFGSMemory(memory) if keep_pairs else None
     if meta is not None:
         theta = arrays["x"]
+        if keep_pairs and "S" in arrays:
+            pairs = LBFGSMemory.from_state(arrays, memory)
         it = int(meta.get("it", meta.get("nit", 0)))
         done0 = it  # a fixed-batch checkpoint: its iterations count toward the first stage
         if saved is not None:
@@ -124,7 +135,13 @@ def lbfgs_resampled(problem, draw, theta0=None, *, stages=((1024, 100),), resamp
         while done < iters:
             problem.x0 = draw(n_s, rng)
             k = min(resample_every, iters - done)
-            res = minimize(problem, lbfgs, theta, maxiter=k, progress=progress)
+            if keep_pairs:
+                res = minimize(problem, lbfgs_memory, theta, maxiter=k, progress=progress,
+                               memory=memory, pairs=pairs)
+                pairs = res.memory
+            else:
+                res = minimize(problem, lbfgs, theta, maxiter=k, progress=progress,
+                               memory=memory)
             theta = res.x
             done += k
             it += max(res.nit, 1)
@@ -137,7 +154,8 @@ def lbfgs_resampled(problem, draw, theta0=None, *, stages=((1024, 100),), resamp
             if res.nit < k and res.success:
                 done = iters  # converged on this sample: next stage
             if checkpoint is not None and auto_comm().Get_rank() == 0:  # one writer under MPI
-                save_checkpoint(checkpoint, {"x": theta, "best": best[1]},
+                save_checkpoint(checkpoint, {"x": theta, "best": best[1],
+                                             **(pairs.state() if keep_pairs else {})},
                                 {"it": it, "resampled": {
                                     "stage": s, "done": done, "n_val": n_val,
                                     "nfev": nfev, "seconds": time.perf_counter() - t0,

@@ -14,7 +14,7 @@ __all__ = ["train_mfg", "gaussian_mfg_optimum"]
 
 def train_mfg(prob, theta0=None, *, stages=((1024, 100),), resample_every=25, n_val=None,
               optimizer="lbfgs", seed=0, progress=False, callback=None, checkpoint=None,
-              resume=False):
+              resume=False, keep_pairs=False):
     """Staged training with resampling and validation-based model selection
     (:func:`ocp_learn.optim.lbfgs_resampled` with the agents drawn from ``rho_0``).
 
@@ -31,8 +31,9 @@ def train_mfg(prob, theta0=None, *, stages=((1024, 100),), resample_every=25, n_
     n_val : int, optional
         Validation agents (fixed, drawn once; default: the first stage's count).
     optimizer : {"lbfgs"}
-    checkpoint, resume
-        As for :func:`ocp_learn.optim.lbfgs_resampled`.
+    checkpoint, resume, keep_pairs
+        As for :func:`ocp_learn.optim.lbfgs_resampled` (``keep_pairs``: L-BFGS keeps its
+        correction pairs across redraws instead of restarting on every draw).
 
     Returns
     -------
@@ -47,7 +48,7 @@ def train_mfg(prob, theta0=None, *, stages=((1024, 100),), resample_every=25, n_
     return lbfgs_resampled(prob, prob.rho0.sample, theta0, stages=stages,
                            resample_every=resample_every, n_val=n_val, seed=seed,
                            progress=progress, callback=callback, checkpoint=checkpoint,
-                           resume=resume)
+                           resume=resume, keep_pairs=keep_pairs)
 
 
 def gaussian_mfg_optimum(m0, s0, m1, s1, a1=1.0, a3=1.0, T=1.0):
