@@ -40,6 +40,8 @@ def test_flow_command_writes_metrics_and_figure(tmp_path, capsys):
     for extra in (["--n-val", "50"], ["--n-val", "0", "--resample-every", "2"]):
         assert main(["flow", "--out", str(out), "--iters", "1"] + extra) == 2
         assert "--n-val" in capsys.readouterr().err
+    assert main(["flow", "--out", str(out), "--iters", "1", "--keep-pairs"]) == 2
+    assert "--keep-pairs" in capsys.readouterr().err
 
 
 def test_mfg_command_writes_metrics_and_figure(tmp_path):

@@ -108,3 +108,14 @@ def test_resampled_with_kept_pairs_resumes_bit_for_bit(tmp_path):
     # restarting scipy on every draw is the default, and a different run
     plain = lbfgs_resampled(_mfg(), _draw, **{**kw, "keep_pairs": False})
     assert not np.array_equal(plain["theta"], full["theta"])
+
+
+def test_train_flow_keeps_pairs_with_resampling():
+    from ocp_learn.commands.flow import flow_data, train_flow
+
+    def draw(n, rng):
+        return flow_data("8gaussians", n, rng)[0]
+
+    _, res, _ = train_flow(draw(32, 0), maxiter=4, resample_every=2, draw=draw, keep_pairs=True,
+                           width=4, nt=2, backend="numpy")
+    assert res.method == "L-BFGS, resampled, pairs kept" and res.nit == 4

@@ -37,13 +37,14 @@ def flow_data(name, n, seed, dim=2):
 
 def train_flow(x, *, optimizer="lbfgs", maxiter=300, seed=0, progress=False, batch_size=1024,
                lr=0.02, checkpoint=None, checkpoint_every=50, resume=False, callback=None,
-               resample_every=None, draw=None, n_val=None, **problem_kwargs):
+               resample_every=None, draw=None, n_val=None, keep_pairs=False, **problem_kwargs):
     """Build and train a :class:`~ocp_learn.problems.cnf.ContinuousNormalizingFlow`.
 
     L-BFGS on the fixed training set; or, with ``resample_every`` and a sampler
     ``draw(n, rng)``, L-BFGS on ``len(x)`` fresh samples redrawn every ``resample_every``
     iterations (:func:`~ocp_learn.optim.lbfgs_resampled`; ``x`` is then only the first
-    draw's size; ``n_val`` validation samples, default ``len(x)``); or Adam on seeded mini-batches with a cosine step-size schedule
+    draw's size; ``n_val`` validation samples, default ``len(x)``; ``keep_pairs``: L-BFGS keeps
+    its correction pairs across redraws); or Adam on seeded mini-batches with a cosine step-size schedule
     (Hutchinson probes redrawn every step).  Under ``mpiexec -n K`` the samples are
     sharded over the ranks (:func:`ocp_learn.distributed.minimize`).
     Returns ``(problem, result, seconds)``.
@@ -63,11 +64,13 @@ def train_flow(x, *, optimizer="lbfgs", maxiter=300, seed=0, progress=False, bat
                             resample_every=resample_every, n_val=n_val,
                             seed=np.random.default_rng([seed, 1]),
                             progress=progress,
-                            checkpoint=checkpoint, resume=resume,
+                            checkpoint=checkpoint, resume=resume, keep_pairs=keep_pairs,
                             callback=None if callback is None else
                             (lambda k, th, f, val: callback(k, th, f, None)))
         res = OptimizeResult(x=r["theta"], fun=r["validation"], nit=r["iterations"],
-                             nfev=r["nfev"], success=True, method="L-BFGS-B, resampled",
+                             nfev=r["nfev"], success=True,
+                             method="L-BFGS, resampled, pairs kept" if keep_pairs else
+                             "L-BFGS-B, resampled",
                              history=r["history"])
     elif optimizer == "lbfgs":
         res = minimize(prob, lbfgs, theta0, maxiter=maxiter, progress=progress, callback=callback,
@@ -142,10 +145,14 @@ def cmd_flow(args):
               resample_every=args.resample_every)
     if args.resample_every is not None:
         check_positive_int("--resample-every", args.resample_every)
+        kw["keep_pairs"] = args.keep_pairs
         if args.n_val is not None:
             kw["n_val"] = check_positive_int("--n-val", args.n_val)
     elif args.n_val is not None:
         raise ValueError("--n-val: validation samples are used with --resample-every only")
+    elif args.keep_pairs:
+        raise ValueError("--keep-pairs: correction pairs are kept across redraws, with "
+                         "--resample-every only")
     m, _, _ = run_flow(args.data, out=args.out, n_train=args.n, n_test=args.n_test, dim=args.dim,
                        seed=args.seed, **kw)
     print_metrics(m)  # empty on MPI ranks other than 0
@@ -179,6 +186,9 @@ def _configure(p):
     p.add_argument("--n-val", dest="n_val", type=int, default=None,
                    help="validation samples of --resample-every (default: --n; a resume keeps "
                         "the checkpoint's)")
+    p.add_argument("--keep-pairs", action="store_true",
+                   help="with --resample-every: L-BFGS keeps its correction pairs across redraws "
+                        "(default: scipy's L-BFGS-B restarted on every redraw)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.npz")
     p.add_argument("--progress", action="store_true")
 
