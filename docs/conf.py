@@ -132,6 +132,9 @@ BENCHMARKS = [
      "``python benchmarks/bench_classifier.py``"),
     ("potential", "Potential-model kernels: numpy against numba",
      "``python benchmarks/bench_potential.py``"),
+    ("potential_phi_vjp", "Value-only pullback of Phi against the full derivative adjoint",
+     "``python benchmarks/bench_potential.py --dims 100 2 --widths 16 32 --n 4232 --ops phi_vjp "
+     "vjp_phi --repeat 5 --name potential_phi_vjp``"),
     ("kernels_fused_vs_blas", "Fused per-sample kernels against the batched-GEMM program",
      "``python benchmarks/bench_fused_vs_blas.py``"),
     ("kernels_grid", "CNF objective + gradient against the PyTorch peers, n = 1024, one thread",
