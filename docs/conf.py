@@ -135,6 +135,8 @@ BENCHMARKS = [
     ("potential_phi_vjp", "Value-only pullback of Phi against the full derivative adjoint",
      "``python benchmarks/bench_potential.py --dims 100 2 --widths 16 32 --n 4232 --ops phi_vjp "
      "vjp_phi --repeat 5 --name potential_phi_vjp``"),
+    ("keep_pairs", "L-BFGS on redrawn samples: restarted against correction pairs kept",
+     "``python benchmarks/bench_keep_pairs.py --n 512 --iters 100 --seeds 0 1``"),
     ("kernels_fused_vs_blas", "Fused per-sample kernels against the batched-GEMM program",
      "``python benchmarks/bench_fused_vs_blas.py``"),
     ("kernels_grid", "CNF objective + gradient against the PyTorch peers, n = 1024, one thread",
