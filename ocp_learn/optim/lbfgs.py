@@ -12,6 +12,21 @@ from .history import History, Objective, count_sweeps, make_result
 __all__ = ["lbfgs"]
 
 
+def checked_start(problem, theta0, seed, maxiter, gtol, ftol, memory):
+    """The checked options and start of the L-BFGS drivers: ``(maxiter, memory, theta0)``
+    (``problem.init_params(seed)`` when ``theta0`` is None)."""
+    maxiter = check_positive_int("maxiter", maxiter)
+    check_positive_float("gtol", gtol, allow_zero=True)
+    check_positive_float("ftol", ftol, allow_zero=True)
+    memory = check_positive_int("memory", memory)
+    if not hasattr(problem, "objective_and_gradient"):
+        raise TypeError(f"problem must provide objective_and_gradient(theta, batch), "
+                        f"got {type(problem).__name__}")
+    x0 = problem.init_params(seed) if theta0 is None else problem._check_theta(theta0, "theta0") \
+        if hasattr(problem, "_check_theta") else np.asarray(theta0, dtype=np.float64)
+    return maxiter, memory, x0
+
+
 def lbfgs(problem, theta0=None, *, maxiter=200, gtol=1e-6, ftol=1e-12, memory=10, batch=None,
           progress=True, callback=None, seed=0, checkpoint=None, checkpoint_every=10,
           resume=False):
@@ -56,15 +71,7 @@ def lbfgs(problem, theta0=None, *, maxiter=200, gtol=1e-6, ftol=1e-12, memory=10
         A solve that runs into non-finite values stops with ``success=False``
         at the last finite iterate.
     """
-    maxiter = check_positive_int("maxiter", maxiter)
-    check_positive_float("gtol", gtol, allow_zero=True)
-    check_positive_float("ftol", ftol, allow_zero=True)
-    memory = check_positive_int("memory", memory)
-    if not hasattr(problem, "objective_and_gradient"):
-        raise TypeError(f"problem must provide objective_and_gradient(theta, batch), "
-                        f"got {type(problem).__name__}")
-    x0 = problem.init_params(seed) if theta0 is None else problem._check_theta(theta0, "theta0") \
-        if hasattr(problem, "_check_theta") else np.asarray(theta0, dtype=np.float64)
+    maxiter, memory, x0 = checked_start(problem, theta0, seed, maxiter, gtol, ftol, memory)
     checkpoint_every = check_positive_int("checkpoint_every", checkpoint_every)
     obj = Objective(problem, batch)
     hist = History()

@@ -17,8 +17,9 @@ import numpy as np
 from scipy.optimize import line_search as _wolfe2
 from tqdm.auto import tqdm
 
-from ..errors import check_positive_float, check_positive_int
+from ..errors import check_positive_int
 from .history import History, Objective, count_sweeps, make_result
+from .lbfgs import checked_start
 
 try:  # MINPACK's dcsrch, as scipy's L-BFGS-B and BFGS use it; the public search otherwise
     from scipy.optimize._linesearch import line_search_wolfe1 as _wolfe1
@@ -140,19 +141,11 @@ def lbfgs_memory(problem, theta0=None, *, maxiter=200, gtol=1e-6, ftol=1e-12, me
         As :func:`~ocp_learn.optim.lbfgs`, plus ``memory`` (the :class:`LBFGSMemory` at the
         end).
     """
-    maxiter = check_positive_int("maxiter", maxiter)
-    check_positive_float("gtol", gtol, allow_zero=True)
-    check_positive_float("ftol", ftol, allow_zero=True)
-    memory = check_positive_int("memory", memory)
+    maxiter, memory, x = checked_start(problem, theta0, seed, maxiter, gtol, ftol, memory)
     if pairs is None:
         pairs = LBFGSMemory(memory)
     elif not isinstance(pairs, LBFGSMemory):
         raise TypeError(f"pairs must be an LBFGSMemory, got {type(pairs).__name__}")
-    if not hasattr(problem, "objective_and_gradient"):
-        raise TypeError(f"problem must provide objective_and_gradient(theta, batch), "
-                        f"got {type(problem).__name__}")
-    x = problem.init_params(seed) if theta0 is None else problem._check_theta(theta0, "theta0") \
-        if hasattr(problem, "_check_theta") else np.asarray(theta0, dtype=np.float64)
     if pairs.S and pairs.S[0].shape != np.shape(x):
         raise ValueError(f"pairs: stored pairs have {pairs.S[0].size} entries, theta0 has "
                          f"{np.size(x)}")
