@@ -175,3 +175,16 @@ def test_validation_objective_is_sharded_and_agreed():
     agree(abs(val - serial) <= 1e-12 * abs(serial), f"{val} vs {serial}")
     agree(same_everywhere(val), "ranks disagree on the validation objective")
     agree(prob.x0.shape[0] == 40, "problem.x0 was not restored")
+
+
+def test_resampled_lbfgs_with_kept_pairs_agrees_across_ranks(tmp_path):
+    """lbfgs_resampled(keep_pairs=True) under MPI: the root drives, every rank ends with the same
+    iterate and the same correction pairs (they come back with the root's result)."""
+    from ocp_learn.optim import lbfgs_resampled
+
+    draw = lambda n, rng: mfg("crowd", n=8).rho0.sample(n, rng)  # noqa: E731
+    r = lbfgs_resampled(mfg("crowd", n=40), draw, stages=((40, 4),), resample_every=2, n_val=30,
+                        seed=4, keep_pairs=True)
+    agree(r["iterations"] == 4, f"iterations {r['iterations']}")
+    agree(same_everywhere(r["theta"]), "ranks end with different iterates")
+    agree(same_everywhere([r["validation"], r["nfev"]]), "ranks disagree on the validation")
