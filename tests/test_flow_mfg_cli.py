@@ -44,6 +44,22 @@ def test_flow_command_writes_metrics_and_figure(tmp_path, capsys):
     assert "--keep-pairs" in capsys.readouterr().err
 
 
+def test_flow_command_fixed_input_map_with_resampling(tmp_path):
+    """``--scale --center``: the metrics are those of the data-coordinate density."""
+    from ocp_learn.problems.cnf import ContinuousNormalizingFlow
+    out = tmp_path / "gmm"
+    rc = main(["flow", "--data", "gmm", "--dim", "3", "--out", str(out), "--n", "96",
+               "--n-test", "200", "--iters", "4", "--width", "6", "--nt", "2", "--backend", "numpy",
+               "--scale", "0.55", "--center", "--resample-every", "2", "--keep-pairs"])
+    assert rc == 0
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["input_scale"] == 0.55 and m["input_centered"]
+    x, _ = flow_data("gmm", 96, 0, 3)
+    x_test, _ = flow_data("gmm", 200, 1000, 3)
+    prob = ContinuousNormalizingFlow(x, width=6, nt=2, shift=x.mean(0), scale=0.55)
+    assert np.isclose(m["test_nll"], prob.nll(np.load(out / "theta.npy"), x_test), rtol=1e-12)
+
+
 def test_mfg_command_writes_metrics_and_figure(tmp_path):
     out = tmp_path / "mfg"
     rc = main(["mfg", "--problem", "crowd", "--dim", "3", "--out", str(out), "--samples", "64",
@@ -104,6 +120,7 @@ def test_gaussian_mfg_optimum_is_stationary():
     (["mfg", "--samples", "64", "128", "--iters-stages", "3"], "one count per stage"),
     (["flow", "--n-test", "0"], "--n-test"),
     (["flow", "--iters", "0"], "--iters"),
+    (["flow", "--scale", "0"], "--scale"),
 ])
 def test_flow_mfg_cli_reject_bad_options(argv, needle, tmp_path, capsys):
     assert main(argv + ["--out", str(tmp_path)]) == 2

@@ -44,7 +44,8 @@ def train_flow(x, *, optimizer="lbfgs", maxiter=300, seed=0, progress=False, bat
     ``draw(n, rng)``, L-BFGS on ``len(x)`` fresh samples redrawn every ``resample_every``
     iterations (:func:`~ocp_learn.optim.lbfgs_resampled`; ``x`` is then only the first
     draw's size; ``n_val`` validation samples, default ``len(x)``; ``keep_pairs``: L-BFGS keeps
-    its correction pairs across redraws); or Adam on seeded mini-batches with a cosine step-size schedule
+    its correction pairs across redraws; ``draw`` gives data coordinates, mapped by the
+    flow's fixed input map ``shift``, ``scale``); or Adam on seeded mini-batches with a cosine step-size schedule
     (Hutchinson probes redrawn every step).  Under ``mpiexec -n K`` the samples are
     sharded over the ranks (:func:`ocp_learn.distributed.minimize`).
     Returns ``(problem, result, seconds)``.
@@ -60,7 +61,7 @@ def train_flow(x, *, optimizer="lbfgs", maxiter=300, seed=0, progress=False, bat
         if optimizer != "lbfgs" or draw is None:
             raise ValueError("resample_every needs optimizer='lbfgs' and a sampler draw(n, rng)")
         # a stream of its own: the first draw (validation) must not repeat the training set x
-        r = lbfgs_resampled(prob, draw, theta0, stages=((len(x), maxiter),),
+        r = lbfgs_resampled(prob, lambda n, rng: prob.to_latent(draw(n, rng)), theta0, stages=((len(x), maxiter),),
                             resample_every=resample_every, n_val=n_val,
                             seed=np.random.default_rng([seed, 1]),
                             progress=progress,
@@ -108,12 +109,18 @@ def flow_metrics(prob, res, secs, x_test, floor, seed=0, n_eval=2000):
 
 
 def run_flow(data="8gaussians", *, out, n_train=2048, n_test=10000, dim=2, seed=0, figure=True,
-             **kwargs):
-    """Train, evaluate and plot; writes ``out/metrics.json`` and ``out/figure.png``."""
+             center=False, **kwargs):
+    """Train, evaluate and plot; writes ``out/metrics.json`` and ``out/figure.png``.
+
+    ``center``: the flow's input shift is the training samples' mean (``scale``, passed
+    on, divides after it).
+    """
     from ..plotting.flows import flow_figure
 
     os.makedirs(out, exist_ok=True)
     x, floor = flow_data(data, n_train, seed, dim)
+    if center:
+        kwargs["shift"] = x.mean(axis=0)
     x_test, _ = flow_data(data, n_test, seed + 1000, dim)
     if kwargs.get("resample_every"):
         kwargs["draw"] = lambda n, rng: flow_data(data, n, rng, dim)[0]
@@ -122,7 +129,9 @@ def run_flow(data="8gaussians", *, out, n_train=2048, n_test=10000, dim=2, seed=
     if auto_comm().Get_rank() != 0:  # under MPI: rank 0 evaluates and writes
         return {}, prob, res
     m = flow_metrics(prob, res, secs, x_test, floor, seed)
-    m.update({"data": data, "dim": int(x.shape[1]), "n_train": int(n_train)})
+    m.update({"data": data, "dim": int(x.shape[1]), "n_train": int(n_train),
+              "input_scale": prob.scale.tolist() if np.ptp(prob.scale) else float(prob.scale[0]),
+              "input_centered": bool(center)})
     np.save(os.path.join(out, "theta.npy"), res.x)
     with open(os.path.join(out, "metrics.json"), "w") as fh:
         json.dump(m, fh, indent=2)
@@ -143,6 +152,9 @@ def cmd_flow(args):
               progress=args.progress, checkpoint=os.path.join(args.out, "checkpoint.npz"),
               checkpoint_every=args.checkpoint_every, resume=args.resume,
               resample_every=args.resample_every)
+    if args.scale is not None:
+        from ..errors import check_positive_float
+        kw["scale"] = check_positive_float("--scale", args.scale)
     if args.resample_every is not None:
         check_positive_int("--resample-every", args.resample_every)
         kw["keep_pairs"] = args.keep_pairs
@@ -154,7 +166,7 @@ def cmd_flow(args):
         raise ValueError("--keep-pairs: correction pairs are kept across redraws, with "
                          "--resample-every only")
     m, _, _ = run_flow(args.data, out=args.out, n_train=args.n, n_test=args.n_test, dim=args.dim,
-                       seed=args.seed, **kw)
+                       seed=args.seed, center=args.center, **kw)
     print_metrics(m)  # empty on MPI ranks other than 0
     return 0
 
@@ -189,6 +201,10 @@ def _configure(p):
     p.add_argument("--keep-pairs", action="store_true",
                    help="with --resample-every: L-BFGS keeps its correction pairs across redraws "
                         "(default: scipy's L-BFGS-B restarted on every redraw)")
+    p.add_argument("--scale", type=float, default=None,
+                   help="fixed input map u = (x - shift) / SCALE before the flow (default 1)")
+    p.add_argument("--center", action="store_true",
+                   help="shift = the training samples' mean (fixed input map)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.npz")
     p.add_argument("--progress", action="store_true")
 
