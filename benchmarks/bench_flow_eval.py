@@ -5,6 +5,8 @@ standard error ``std(log p) / sqrt(n)`` is a few thousandths of a nat -- as larg
 separates the checkerboard from its 0.10-nat target.  This script evaluates saved parameters
 on ``--n-test`` fresh samples (drawn with ``--seed``, away from the training and default test
 seeds), in chunks, and reports the NLL, its standard error and the gap to the floor.
+A ``metrics.json`` beside ``theta.npy`` (written by ``ocp-learn flow``) supplies the flow's
+fixed input map (``input_shift``, ``input_scale``).
 
     python benchmarks/bench_flow_eval.py --n-test 1000000 \\
         --run checkerboard_4775 checkerboard 2 32 2 results/figure2_checkerboard_16k/theta.npy
@@ -12,6 +14,7 @@ seeds), in chunks, and reports the NLL, its standard error and the gap to the fl
 Writes results/flows_eval.json and .md (``--name``).
 """
 import argparse
+import json
 import os
 import sys
 import time
@@ -25,11 +28,13 @@ from ocp_learn.commands.flow import flow_data  # noqa: E402
 from ocp_learn.problems.cnf import ContinuousNormalizingFlow  # noqa: E402
 
 
-def evaluate(data, dim, width, layers, theta, n_test, seed, chunk=100_000, nt=8):
-    """``(mean NLL, standard error, floor, seconds)`` of the flow ``theta`` on ``n_test``
-    fresh samples of ``data``."""
+def evaluate(data, dim, width, layers, theta, n_test, seed, chunk=100_000, nt=8, shift=None,
+             scale=None):
+    """``(mean NLL, standard error, floor, seconds)`` of the flow ``theta`` (with the fixed
+    input map ``shift``, ``scale``) on ``n_test`` fresh samples of ``data``."""
     x, floor = flow_data(data, 16, 0, dim)
-    prob = ContinuousNormalizingFlow(x, width=width, n_layers=layers, nt=nt, backend="numba")
+    prob = ContinuousNormalizingFlow(x, width=width, n_layers=layers, nt=nt, backend="numba",
+                                     shift=shift, scale=scale)
     if theta.shape != (prob.n_params,):
         raise ValueError(f"theta has shape {theta.shape}; width={width}, layers={layers} at "
                          f"dim={dim} needs ({prob.n_params},)")
@@ -51,8 +56,11 @@ def main(argv=None):
     a = ap.parse_args(argv)
     rows = []
     for label, data, dim, width, layers, path in a.run:
+        meta = os.path.join(os.path.dirname(path), "metrics.json")
+        m = json.load(open(meta)) if os.path.exists(meta) else {}
         nll, se, floor, secs = evaluate(data, int(dim), int(width), int(layers), np.load(path),
-                                        a.n_test, a.seed)
+                                        a.n_test, a.seed, shift=m.get("input_shift"),
+                                        scale=m.get("input_scale"))
         rows.append([label, data, int(dim), int(width), int(layers), a.n_test, nll, se, floor,
                      nll - floor, secs])
         print(f"{label}: test NLL {nll:.5f} +- {se:.5f}, floor {floor:.5f}, gap {nll - floor:.5f}",

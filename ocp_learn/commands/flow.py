@@ -131,7 +131,7 @@ def run_flow(data="8gaussians", *, out, n_train=2048, n_test=10000, dim=2, seed=
     m = flow_metrics(prob, res, secs, x_test, floor, seed)
     m.update({"data": data, "dim": int(x.shape[1]), "n_train": int(n_train),
               "input_scale": prob.scale.tolist() if np.ptp(prob.scale) else float(prob.scale[0]),
-              "input_centered": bool(center)})
+              "input_shift": prob.shift.tolist(), "seed": int(seed)})
     np.save(os.path.join(out, "theta.npy"), res.x)
     with open(os.path.join(out, "metrics.json"), "w") as fh:
         json.dump(m, fh, indent=2)
