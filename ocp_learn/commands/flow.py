@@ -105,6 +105,8 @@ def flow_metrics(prob, res, secs, x_test, floor, seed=0, n_eval=2000):
             "mmd": mmd(gen, x_test[:n_eval]), "transport_cost": terms["transport_cost"],
             "hjb_penalty": terms["hjb_penalty"], "iterations": int(res.nit),
             "seconds": float(secs), "n_params": int(prob.n_params), "nfev": int(res.nfev),
+            "nt": int(prob.nt), "width": int(prob.potential.width),
+            "layers": int(prob.potential.n_layers),
             "optimizer": res.method, "success": bool(res.success)}
 
 
