@@ -142,3 +142,24 @@ def test_mfg_figure3_command(tmp_path):
     res = json.loads((tmp_path / "figure3.json").read_text())
     assert set(res) == {"OT", "crowd motion"} and "F" in res["crowd motion"]
     assert (tmp_path / "figure3.png").stat().st_size > 5000
+
+
+def test_flow_metrics_warn_when_the_time_grid_does_not_resolve_the_log_det():
+    import warnings
+
+    from scipy.optimize import OptimizeResult
+
+    from ocp_learn.commands.flow import flow_metrics
+    from ocp_learn.problems.cnf import ContinuousNormalizingFlow
+    x, floor = flow_data("8gaussians", 64, 0)
+    x_test, _ = flow_data("8gaussians", 200, 1000)
+    for nt, amp, warns in ((1, 3.0, True), (8, 0.05, False)):
+        prob = ContinuousNormalizingFlow(x, width=6, nt=nt)
+        th = prob.init_params(0) + amp * np.random.default_rng(1).standard_normal(prob.n_params)
+        res = OptimizeResult(x=th, nit=0, nfev=0, method="none", success=True)
+        with warnings.catch_warnings(record=True) as w:
+            warnings.simplefilter("always")
+            m = flow_metrics(prob, res, 0.0, x_test, floor, n_eval=50)
+        hit = [v for v in w if "finer time grid" in str(v.message)]
+        assert bool(hit) == warns, (nt, m["test_nll"], m["test_nll_fine"])
+        assert (abs(m["test_nll"] - m["test_nll_fine"]) > 0.05) == warns
