@@ -119,6 +119,7 @@ def flow_metrics(prob, res, secs, x_test, floor, seed=0, n_eval=2000, grid_tol=0
             "seconds": float(secs), "n_params": int(prob.n_params), "nfev": int(res.nfev),
             "nt": int(prob.nt), "width": int(prob.potential.width),
             "layers": int(prob.potential.n_layers),
+            "alpha_L": float(prob.alpha_L), "alpha_R": float(prob.alpha_R),
             "optimizer": res.method, "success": bool(res.success)}
 
 
