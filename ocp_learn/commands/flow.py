@@ -127,15 +127,20 @@ def run_flow(data="8gaussians", *, out, n_train=2048, n_test=10000, dim=2, seed=
              center=False, **kwargs):
     """Train, evaluate and plot; writes ``out/metrics.json`` and ``out/figure.png``.
 
-    ``center``: the flow's input shift is the training samples' mean (``scale``, passed
-    on, divides after it).
+    ``center``: the flow's input shift is the training samples' mean (``True``), or the mean
+    of the first ``center`` samples drawn with the training seed (an int: the shift then stays
+    the same when a resumed run changes ``n_train``); ``scale``, passed on, divides after it.
     """
     from ..plotting.flows import flow_figure
 
     os.makedirs(out, exist_ok=True)
     x, floor = flow_data(data, n_train, seed, dim)
-    if center:
+    if center is True:
         kwargs["shift"] = x.mean(axis=0)
+    elif center:
+        from ..errors import check_positive_int
+        kwargs["shift"] = flow_data(data, check_positive_int("center", center), seed,
+                                    dim)[0].mean(axis=0)
     x_test, _ = flow_data(data, n_test, seed + 1000, dim)
     if kwargs.get("resample_every"):
         kwargs["draw"] = lambda n, rng: flow_data(data, n, rng, dim)[0]
@@ -167,6 +172,8 @@ def cmd_flow(args):
               progress=args.progress, checkpoint=os.path.join(args.out, "checkpoint.npz"),
               checkpoint_every=args.checkpoint_every, resume=args.resume,
               resample_every=args.resample_every)
+    if not isinstance(args.center, bool):
+        check_positive_int("--center", args.center)
     if args.scale is not None:
         from ..errors import check_positive_float
         kw["scale"] = check_positive_float("--scale", args.scale)
@@ -218,8 +225,9 @@ def _configure(p):
                         "(default: scipy's L-BFGS-B restarted on every redraw)")
     p.add_argument("--scale", type=float, default=None,
                    help="fixed input map u = (x - shift) / SCALE before the flow (default 1)")
-    p.add_argument("--center", action="store_true",
-                   help="shift = the training samples' mean (fixed input map)")
+    p.add_argument("--center", nargs="?", type=int, const=True, default=False, metavar="N",
+                   help="shift = the training samples' mean, or that of the first N samples "
+                        "drawn with the training seed (fixed input map)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.npz")
     p.add_argument("--progress", action="store_true")
 
