@@ -162,6 +162,10 @@ BENCHMARKS = [
      "``python benchmarks/bench_mfg.py --only collect --from DIR ... --tag _full``"),
     ("flows_eval", "Trained flows on a million fresh test samples (NLL with its standard error)",
      "``python benchmarks/bench_flow_eval.py --run LABEL DATA DIM WIDTH LAYERS THETA``"),
+    ("flows_eval_gmm16", "The d = 16 mixture within 0.20 nats (input map, 16 RK4 steps)",
+     "``ocp-learn flow --data gmm --dim 16 --scale 0.5477 --center 2048 --nt 16 --keep-pairs "
+     "--resample-every 50|25 --n 2048|8192 ...``, then ``python benchmarks/bench_flow_eval.py "
+     "--run gmm16 gmm 16 32 1 DIR/theta.npy --name flows_eval_gmm16``"),
 ]
 
 
