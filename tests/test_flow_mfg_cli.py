@@ -58,7 +58,7 @@ def test_flow_command_fixed_input_map_with_resampling(tmp_path):
     x_test, _ = flow_data("gmm", 200, 1000, 3)
     prob = ContinuousNormalizingFlow(x, width=6, nt=2, shift=x.mean(0), scale=0.55)
     assert np.isclose(m["test_nll"], prob.nll(np.load(out / "theta.npy"), x_test), rtol=1e-12)
-    # --center N: the shift of N samples drawn with the training seed, whatever --n is
+    # --center N: the mean of N samples drawn with the training seed, whatever --n is
     rc = main(["flow", "--data", "gmm", "--dim", "3", "--out", str(tmp_path / "c"), "--n", "50",
                "--n-test", "100", "--iters", "1", "--width", "6", "--nt", "2", "--backend",
                "numpy", "--scale", "0.55", "--center", "96"])

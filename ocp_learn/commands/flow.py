@@ -61,7 +61,8 @@ def train_flow(x, *, optimizer="lbfgs", maxiter=300, seed=0, progress=False, bat
         if optimizer != "lbfgs" or draw is None:
             raise ValueError("resample_every needs optimizer='lbfgs' and a sampler draw(n, rng)")
         # a stream of its own: the first draw (validation) must not repeat the training set x
-        r = lbfgs_resampled(prob, lambda n, rng: prob.to_latent(draw(n, rng)), theta0, stages=((len(x), maxiter),),
+        r = lbfgs_resampled(prob, lambda n, rng: prob.to_latent(draw(n, rng)), theta0,
+                            stages=((len(x), maxiter),),
                             resample_every=resample_every, n_val=n_val,
                             seed=np.random.default_rng([seed, 1]),
                             progress=progress,
@@ -129,8 +130,8 @@ def run_flow(data="8gaussians", *, out, n_train=2048, n_test=10000, dim=2, seed=
     """Train, evaluate and plot; writes ``out/metrics.json`` and ``out/figure.png``.
 
     ``center``: the flow's input shift is the training samples' mean (``True``), or the mean
-    of the first ``center`` samples drawn with the training seed (an int: the shift then stays
-    the same when a resumed run changes ``n_train``); ``scale``, passed on, divides after it.
+    of ``center`` samples drawn with the training seed (an int: the shift then stays the same
+    when a resumed run changes ``n_train``); ``scale``, passed on, divides after it.
     """
     from ..plotting.flows import flow_figure
 
@@ -227,8 +228,8 @@ def _configure(p):
     p.add_argument("--scale", type=float, default=None,
                    help="fixed input map u = (x - shift) / SCALE before the flow (default 1)")
     p.add_argument("--center", nargs="?", type=int, const=True, default=False, metavar="N",
-                   help="shift = the training samples' mean, or that of the first N samples "
-                        "drawn with the training seed (fixed input map)")
+                   help="shift = the training samples' mean, or that of N samples drawn with "
+                        "the training seed (fixed input map)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.npz")
     p.add_argument("--progress", action="store_true")
 
