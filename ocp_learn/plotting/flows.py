@@ -30,7 +30,9 @@ def flow_figure(prob, theta, x_target, path, *, n_traj=300, n_gen=4000, lim=4.5,
     traj = prob.transport(theta, x_target[:n_traj], nt=2 * prob.nt)
     for k in range(traj.shape[1]):
         ax[2].plot(traj[:, k, 0], traj[:, k, 1], "-", lw=0.5, color="tab:blue", alpha=0.5)
-    ax[2].scatter(traj[0, :, 0], traj[0, :, 1], s=3, c="k", label="x (data)")
+    mapped = np.any(prob.shift != 0) or np.any(prob.scale != 1)
+    ax[2].scatter(traj[0, :, 0], traj[0, :, 1], s=3, c="k",
+                  label="u = (x - shift) / scale" if mapped else "x (data)")
     ax[2].scatter(traj[-1, :, 0], traj[-1, :, 1], s=3, c="tab:red", label="z(1)")
     ax[2].legend(loc="upper right", fontsize=7)
     ax[2].set_title("trajectories data -> Gaussian")
