@@ -1,8 +1,9 @@
 """Continuous normalizing flows with exact trace and OT regularization (MATH D4, D5; OT-Flow).
 
 The generator maps data ``x`` at ``t = 0`` to ``z(1) ~ N(0, I)`` by
-``dz/dt = -grad Phi(z, t)`` from ``z(0) = u = (x - shift) / scale``, a fixed affine input map
-(identity by default) whose log-determinant ``-sum(log scale)`` enters ``log p(x)``; the log-determinant ``ell`` is integrated as a
+``dz/dt = -grad Phi(z, t)`` from ``z(0) = u = (x - shift) / scale``, a fixed affine
+input map (identity by default) whose log-determinant ``-sum(log scale)`` enters
+``log p(x)``; the flow's log-determinant ``ell`` is integrated as a
 state component with the exact Laplacian (or a Hutchinson estimate), and the
 objective is ``E[ C + alpha_L L(1) + alpha_R R(1) ]`` (D5).  Sampling
 integrates the same discrete field backwards from ``t = 1`` to ``0``.
@@ -72,8 +73,8 @@ class ContinuousNormalizingFlow(OCP):
         d = x.shape[1]
         self.shift = np.zeros(d) if shift is None else as_array("shift", shift, shape=(d,))
         scale = 1.0 if scale is None else scale
-        self.scale = np.broadcast_to(as_array("scale", scale), (d,)).copy() \
-            if np.ndim(scale) == 0 else as_array("scale", scale, shape=(d,))
+        self.scale = as_array("scale", np.full(d, scale) if np.ndim(scale) == 0 else scale,
+                              shape=(d,))
         if not np.all(self.scale > 0):
             raise ValueError(f"scale must be positive, got {scale!r}")
         self.log_det_input = -float(np.sum(np.log(self.scale)))
