@@ -176,7 +176,7 @@ class OCP:
         node axis (e.g. ``"K1"`` of shape ``(n_nodes, m, d)``), ``"terminal"``
         and each terminal block (prefixed ``"terminal."`` if a name clashes).
         """
-        theta = self._check_theta(theta)
+        theta = self.check_theta(theta)
         P = self.layout.unpack(theta)
         out = {"dynamics": P["dynamics"], "terminal": P["terminal"]}
         out.update(self.model.layout.unpack(P["dynamics"]))
@@ -184,7 +184,7 @@ class OCP:
             out[k if k not in out else "terminal." + k] = v
         return out
 
-    def _check_theta(self, theta, name="theta"):
+    def check_theta(self, theta, name="theta"):
         if not isinstance(theta, np.ndarray) or theta.dtype != np.float64 or theta.ndim != 1:
             theta = as_array(name, theta, ndim=1, finite=False)
         if theta.shape != (self.n_params,):
@@ -233,7 +233,7 @@ class OCP:
         -------
         Evaluation
         """
-        theta = self._check_theta(theta)
+        theta = self.check_theta(theta)
         idx, x = self._batch(batch)
         nodes, p = self._split(theta)
         ledger = Ledger()
@@ -302,7 +302,7 @@ class OCP:
     # --- tangent and adjoint maps of theta -> y(T) (for Gauss--Newton) -----
     def final_state(self, theta, batch=None):
         """``y(T)`` of the batch."""
-        theta = self._check_theta(theta)
+        theta = self.check_theta(theta)
         _, x = self._batch(batch)
         nodes, _ = self._split(theta)
         sweep = self._sweep(nodes, Ledger())
@@ -313,8 +313,8 @@ class OCP:
 
     def final_state_jvp(self, theta, dtheta, batch=None):
         """``(y(T), dy(T))`` for a parameter direction ``dtheta`` (tangent sweep)."""
-        theta = self._check_theta(theta)
-        dtheta = self._check_theta(dtheta, "dtheta")
+        theta = self.check_theta(theta)
+        dtheta = self.check_theta(dtheta, "dtheta")
         _, x = self._batch(batch)
         nodes, _ = self._split(theta)
         dnodes, _ = self._split(dtheta)
@@ -330,7 +330,7 @@ class OCP:
     def final_state_vjp(self, theta, ybar, batch=None):
         """``(dJ/dtheta_dynamics as a full-length vector, dJ/dy(0))`` for
         ``ybar = dJ/dy(T)`` (adjoint sweep; terminal part of the result is zero)."""
-        theta = self._check_theta(theta)
+        theta = self.check_theta(theta)
         idx, x = self._batch(batch)
         nodes, _ = self._split(theta)
         ledger = Ledger()
@@ -351,7 +351,7 @@ class OCP:
         ``x`` defaults to the problem's data; ``times`` (increasing or
         decreasing: backward integration) defaults to the problem's grid.
         """
-        theta = self._check_theta(theta)
+        theta = self.check_theta(theta)
         x = self.x0 if x is None else as_array("x", x, ndim=2, min_rows=1, dtype=self.dtype)
         nodes, _ = self._split(theta)
         times = self.times if times is None else as_array("times", times, ndim=1)

@@ -242,9 +242,9 @@ class DistributedProblem:
         """The problem's initial parameters (local, identical on every rank for an int seed)."""
         return self.local.init_params(seed)
 
-    def _check_theta(self, theta, name="theta"):
-        if hasattr(self.local, "_check_theta"):
-            return self.local._check_theta(theta, name)
+    def check_theta(self, theta, name="theta"):
+        if hasattr(self.local, "check_theta"):
+            return self.local.check_theta(theta, name)
         theta = as_array(name, theta, ndim=1)
         if theta.shape != (self.n_params,):
             raise ValueError(f"{name} must have shape ({self.n_params},), got {theta.shape}")
@@ -350,14 +350,14 @@ class DistributedProblem:
     # --- collective evaluations ---------------------------------------------------
     def evaluate(self, theta, batch=None, gradient=True):
         """Reduced :class:`~ocp_learn.Evaluation` (collective): value, gradient, terms."""
-        theta = self._check_theta(theta)
+        theta = self.check_theta(theta)
         batch = self._check_batch(batch)
         theta, meta = self._begin("eval", theta, {"batch": batch, "gradient": bool(gradient)})
         return self._do("eval", theta, meta)
 
     def objective(self, theta, batch=None):
         """``J(theta)`` (collective, no gradient work)."""
-        theta = self._check_theta(theta)
+        theta = self.check_theta(theta)
         batch = self._check_batch(batch)
         theta, meta = self._begin("f", theta, {"batch": batch})
         return self._do("f", theta, meta).value
@@ -365,7 +365,7 @@ class DistributedProblem:
     def objective_and_gradient(self, theta, batch=None):
         """``(J, dJ/dtheta)`` (collective), equal to the single-process values up to
         rounding (``<= 1e-12`` relative) and bitwise equal across ranks."""
-        theta = self._check_theta(theta)
+        theta = self.check_theta(theta)
         batch = self._check_batch(batch)
         theta, meta = self._begin("fg", theta, {"batch": batch})
         ev = self._do("fg", theta, meta)
@@ -375,7 +375,7 @@ class DistributedProblem:
         """:class:`DistributedGaussNewtonOperator` at ``theta`` (collective; MATH G1)."""
         if not hasattr(self.local, "gauss_newton_operator"):
             raise TypeError(f"{type(self.local).__name__} provides no gauss_newton_operator")
-        theta = self._check_theta(theta)
+        theta = self.check_theta(theta)
         batch = self._check_batch(batch)
         theta, meta = self._begin("gn", theta, {"batch": batch, "id": self._gn_id + 1})
         return self._do("gn", theta, meta)

@@ -1,7 +1,7 @@
 r"""Fused Numba path of the CNF potential flow field (MATH D4, D5; optional fast path).
 
 :class:`FusedPotentialFlowField` is a drop-in subclass of
-:class:`ocp_learn.problems.potential_flow.PotentialFlowField` for the plain
+:class:`ocp_learn.models.potential_flow.PotentialFlowField` for the plain
 OT-Flow CNF and the mean field games (with or without interaction terms) whose potential
 uses ``backend="numba"`` on the fused path (``path="auto"`` or ``"fused"``; the
 BLAS program of ``path="blas"`` measured slower at every size tried, m = 32 and 128
@@ -45,7 +45,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from ..problems.potential_flow import PotentialFlowField, same_method
+from ..models.potential_flow import PotentialFlowField, same_method
 from . import potential_gram_numba as gram
 from .potential_numba import (_FM, _W, _adj_workspace, _blocks, _fwd_sample, _fwd_workspace,
                               _params, _vjp_sample, accumulators, cotangents, trace_gram,

@@ -126,8 +126,8 @@ def adam(problem, theta0=None, *, maxiter=1000, lr=1e-2, betas=(0.9, 0.999), eps
     rng = check_rng(seed)
     if theta0 is None:
         x = np.asarray(problem.init_params(seed), dtype=np.float64).copy()
-    elif hasattr(problem, "_check_theta"):
-        x = problem._check_theta(theta0, "theta0").copy()
+    elif hasattr(problem, "check_theta"):
+        x = problem.check_theta(theta0, "theta0").copy()
     else:
         x = np.array(theta0, dtype=np.float64)
     m = np.zeros_like(x)

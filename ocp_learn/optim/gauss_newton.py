@@ -154,8 +154,8 @@ def gauss_newton(problem, theta0=None, *, maxiter=50, gtol=1e-6, ftol=1e-12, cg_
                         f"got {type(problem).__name__}")
     if theta0 is None:
         x = problem.init_params(seed)
-    elif hasattr(problem, "_check_theta"):
-        x = problem._check_theta(theta0, "theta0").copy()
+    elif hasattr(problem, "check_theta"):
+        x = problem.check_theta(theta0, "theta0").copy()
     else:
         x = np.array(theta0, dtype=np.float64)
     obj = Objective(problem, batch)

@@ -22,8 +22,8 @@ def checked_start(problem, theta0, seed, maxiter, gtol, ftol, memory):
     if not hasattr(problem, "objective_and_gradient"):
         raise TypeError(f"problem must provide objective_and_gradient(theta, batch), "
                         f"got {type(problem).__name__}")
-    x0 = problem.init_params(seed) if theta0 is None else problem._check_theta(theta0, "theta0") \
-        if hasattr(problem, "_check_theta") else np.asarray(theta0, dtype=np.float64)
+    x0 = problem.init_params(seed) if theta0 is None else problem.check_theta(theta0, "theta0") \
+        if hasattr(problem, "check_theta") else np.asarray(theta0, dtype=np.float64)
     return maxiter, memory, x0
 
 

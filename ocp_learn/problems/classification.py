@@ -161,7 +161,7 @@ class NeuralODEClassifier(OCP):
 
         ``x`` (unpadded) defaults to the training features.
         """
-        theta = self._check_theta(theta)
+        theta = self.check_theta(theta)
         xp = self.x0 if x is None else self.pad(x)
         return self._forward(theta, xp)[:, :self.dim]
 
@@ -175,13 +175,13 @@ class NeuralODEClassifier(OCP):
 
     def decision_function(self, theta, x=None):
         """``r = W z(T) + mu``, shape ``(n, n_outputs)`` (C1)."""
-        theta = self._check_theta(theta)
+        theta = self.check_theta(theta)
         z = self.propagate(theta, x)
         return self.terminal.output(z, self._split(theta)[1])
 
     def residuals(self, theta, batch=None):
         """``r_i = W z_i(T) + mu`` of the training rows ``batch`` (the residual map of G1)."""
-        theta = self._check_theta(theta)
+        theta = self.check_theta(theta)
         return self.terminal.output(self.final_state(theta, batch), self._split(theta)[1])
 
     def predict_proba(self, theta, x=None):
@@ -240,7 +240,7 @@ class NeuralODEClassifier(OCP):
         (u W, (u^T z, sum u))``; the adjoint sweep (B2) carries ``zbar`` back to
         the dynamics parameters.
         """
-        theta = self._check_theta(theta)
+        theta = self.check_theta(theta)
         ev = self.evaluate(theta, batch, gradient=True)
         idx, x = self._batch(batch)
         nodes, p = self._split(theta)
@@ -285,7 +285,7 @@ class NeuralODEClassifier(OCP):
 
     def gauss_newton_product(self, theta, v, batch=None):
         """``G(theta) v`` (one-off; build :meth:`gauss_newton_operator` for many products)."""
-        v = self._check_theta(v, "v")
+        v = self.check_theta(v, "v")
         return self.gauss_newton_operator(theta, batch).matvec(v)
 
     def __repr__(self):

@@ -193,7 +193,7 @@ class ViscousClassifier(NeuralODEClassifier):
 
     def ensemble(self, theta, x, n_predict=None, seed=None):
         """``z(T)`` of ``n_predict`` seeded paths per point, shape ``(n_predict, n, d + q)``."""
-        theta = self._check_theta(theta)
+        theta = self.check_theta(theta)
         M = self.n_predict if n_predict is None else check_positive_int("n_predict", n_predict)
         rng = check_rng(self.predict_seed if seed is None else seed)
         xp = np.tile(self.pad(x), (M, 1))
@@ -212,7 +212,7 @@ class ViscousClassifier(NeuralODEClassifier):
         on the training paths when ``x`` is None."""
         if x is None:
             return super().decision_function(theta)
-        _, p = self._split(self._check_theta(theta))
+        _, p = self._split(self.check_theta(theta))
         Z = self.ensemble(theta, x)
         return np.mean([self.terminal.output(z, p) for z in Z], axis=0)
 
@@ -223,7 +223,7 @@ class ViscousClassifier(NeuralODEClassifier):
         self._require_classes("predict_proba")
         if x is None:
             return super().predict_proba(theta)
-        _, p = self._split(self._check_theta(theta))
+        _, p = self._split(self.check_theta(theta))
         out = 0.0
         Z = self.ensemble(theta, x)
         for z in Z:

@@ -131,7 +131,7 @@ class ReferenceProblem:
 
     def value_and_gradient(self, theta):
         """``(J, dJ/dtheta)`` at a numeric ``theta`` (float, 1-D ndarray)."""
-        theta = self.ocp._check_theta(theta)
+        theta = self.ocp.check_theta(theta)
         J, g = self.function(theta)
         return float(J), np.asarray(g, dtype=np.float64).ravel()
 

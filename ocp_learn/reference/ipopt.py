@@ -50,7 +50,7 @@ def ipopt_solve(ocp, theta0, *, batch=None, hessian="auto", tol=1e-12, max_iter=
     check_choice("hessian", hessian, {"auto", "exact", "limited-memory"})
     check_positive_float("tol", tol)
     max_iter = check_positive_int("max_iter", max_iter)
-    theta0 = ocp._check_theta(theta0, "theta0")
+    theta0 = ocp.check_theta(theta0, "theta0")
     ref = build_reference(ocp, batch, mode) if reference is None else reference
     if hessian == "auto":
         hessian = "exact" if ocp.n_params <= EXACT_HESSIAN_MAX_PARAMS else "limited-memory"
@@ -101,7 +101,7 @@ def compare_optimizers(ocp, theta0, *, batch=None, optimizers=None, tol=1e-12):
         ``success``, ``step_to_ipopt = |x - x_ipopt| / max(1, |x_ipopt|)``.
         Optimizers that fail with an exception report ``error``.
     """
-    theta0 = ocp._check_theta(theta0, "theta0")
+    theta0 = ocp.check_theta(theta0, "theta0")
     ref = build_reference(ocp, batch)
     ip = ipopt_solve(ocp, theta0, batch=batch, tol=tol, reference=ref)
     out = {"ipopt": {k: v for k, v in ip.items() if k != "x"}, "n_params": int(ocp.n_params)}

@@ -6,7 +6,7 @@
 CasADi's reverse and forward modes.  :func:`compare_potential` measures the
 hand-derived :class:`~ocp_learn.models.potential.PotentialResNet` against them.
 
-The twins of :class:`~ocp_learn.problems.potential_flow.PotentialFlowField`
+The twins of :class:`~ocp_learn.models.potential_flow.PotentialFlowField`
 and :class:`~ocp_learn.problems.potential_flow.PotentialTerminal` (``"nll"``,
 exact trace, no interaction terms) let :func:`.discrete.compare_gradient`
 witness the whole OT-Flow objective, Laplacian terms included.

@@ -1,0 +1,203 @@
+"""The potential flow shared by normalizing flows and mean field games (MATH D4, E2--E4, F).
+
+One value-function network ``Phi(x, t; theta)`` moves every agent (sample) by the
+feedback control ``v = -grad_p H(x, grad Phi) = -grad Phi / a1`` for the
+quadratic Hamiltonian ``H(x, p) = |p|^2 / (2 a1)``.  The augmented state of
+an agent is
+
+    ``y = [z (d), ell, L, F_1..F_k, R, logrho0]``  (``R`` and ``logrho0`` when used)
+
+with ``dz/dt = v``, ``d ell/dt = div v = -lap Phi / a1`` (so
+``log rho(z(t), t) = log rho_0(x) - ell(t)``, E2), ``dL/dt = a1/2 |v|^2``,
+``dF_j/dt`` the interaction integrands and
+``dR/dt = | -d_t Phi + |grad Phi|^2 / (2 a1) - a2 sum_j dF_j/drho |`` (the HJB
+residual in L1, E4).  The CNF of MATH D4 is the case ``a1 = 1``, no
+interactions.  All derivatives are the hand-derived ones of the potential
+model (D2, D3, D6) chained by hand here.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import check_positive_float
+from .base import Model
+
+__all__ = ["PotentialFlowField", "flow_field_class", "same_method"]
+
+
+def same_method(F, a, b):
+    """Whether the interaction term ``F``'s methods ``a`` and ``b`` are one function (the
+    obstacle's ``drho`` is its ``value``, :mod:`ocp_learn.costs.interactions`): one call then
+    serves both."""
+    return getattr(F, a) == getattr(F, b)  # bound methods: same function and object
+
+
+class PotentialFlowField(Model):
+    """Field of the augmented agent state (see module docstring).
+
+    Parameters
+    ----------
+    potential : PotentialResNet
+        ``Phi(x, t; theta)`` with ``derivatives``, ``derivatives_vjp``, ``derivatives_jvp``.
+    a1 : float
+        Weight of the kinetic energy: ``L(x, v) = a1/2 |v|^2``, ``v = -grad Phi / a1``.
+    a2 : float
+        Weight of the interaction terms in the HJB residual.
+    interactions : sequence
+        :mod:`ocp_learn.costs.interactions` terms.
+    hjb : bool
+        Integrate the HJB residual column ``R``.
+    log_rho0 : callable, optional
+        ``log rho_0(x)``; needed (and then stored as a constant column) when an
+        interaction uses ``log rho`` or the terminal cost is a KL divergence.
+    """
+
+    def __init__(self, potential, a1=1.0, a2=1.0, interactions=(), hjb=True, log_rho0=None):
+        self.potential = potential
+        self.a1 = check_positive_float("a1", a1)
+        self.a2 = check_positive_float("a2", a2, allow_zero=True)
+        self.interactions = list(interactions)
+        self.hjb = bool(hjb)
+        self.log_rho0 = log_rho0
+        d = self.dim = potential.dim
+        self.layout = potential.layout
+        self.c_ell, self.c_L = d, d + 1
+        self.c_F = list(range(d + 2, d + 2 + len(self.interactions)))
+        c = d + 2 + len(self.interactions)
+        self.c_R = c if self.hjb else None
+        c += int(self.hjb)
+        self.c_lr0 = c if log_rho0 is not None else None
+        c += int(log_rho0 is not None)
+        self.state_dim = c
+        if any(getattr(F, "uses_logrho", False) for F in self.interactions) and log_rho0 is None:
+            raise ValueError("log_rho0 is required when an interaction term uses log rho")
+        self.probes = None  # Hutchinson probes, set per evaluation by the problem
+
+    def init_params(self, rng=None):
+        return self.potential.init_params(rng)
+
+    def initial_state(self, x):
+        if x.ndim != 2 or x.shape[1] != self.dim:
+            raise ValueError(f"x must have shape (n, {self.dim}), got {x.shape}")
+        y = np.zeros((x.shape[0], self.state_dim))
+        y[:, :self.dim] = x
+        if self.c_lr0 is not None:
+            y[:, self.c_lr0] = self.log_rho0(x)
+        return y
+
+    def _logrho(self, y):
+        if self.c_lr0 is None:
+            return None
+        return y[:, self.c_lr0] - y[:, self.c_ell]
+
+    def rhs(self, y, t, theta):
+        d, a1 = self.dim, self.a1
+        z = y[:, :d]
+        D = self.potential.derivatives(z, t, theta, probes=self.probes)
+        g = D.grad
+        gg = np.sum(g * g, axis=1)
+        out = np.zeros_like(y)
+        out[:, :d] = -g / a1
+        out[:, self.c_ell] = -D.lap / a1
+        out[:, self.c_L] = gg / (2 * a1)
+        lr = self._logrho(y)
+        dF = 0.0
+        for F, c in zip(self.interactions, self.c_F):
+            out[:, c] = F.value(z, lr)
+            dF = dF + F.drho(z, lr)
+        if self.hjb:
+            out[:, self.c_R] = np.abs(-D.dt + gg / (2 * a1) - self.a2 * dF)
+        return out
+
+    def hjb_residual(self, y, t, theta):
+        """``-d_t Phi + H(x, grad Phi) - a2 dF/drho`` at the agents' states (E4)."""
+        z = y[:, :self.dim]
+        D = self.potential.derivatives(z, t, theta, probes=self.probes)
+        lr = self._logrho(y)
+        dF = sum((F.drho(z, lr) for F in self.interactions), 0.0)
+        return -D.dt + np.sum(D.grad ** 2, axis=1) / (2 * self.a1) - self.a2 * dF
+
+    def vjp(self, y, t, theta, ybar):
+        d, a1, a2 = self.dim, self.a1, self.a2
+        z = y[:, :d]
+        D = self.potential.derivatives(z, t, theta, probes=self.probes)
+        g = D.grad
+        grad_bar = -ybar[:, :d] / a1 + (ybar[:, self.c_L] / a1)[:, None] * g
+        lap_bar = -ybar[:, self.c_ell] / a1
+        dt_bar = None
+        lr = self._logrho(y)
+        w = None
+        if self.hjb:
+            dF = sum((F.drho(z, lr) for F in self.interactions), 0.0)
+            res = -D.dt + np.sum(g * g, axis=1) / (2 * a1) - a2 * dF
+            w = ybar[:, self.c_R] * np.sign(res)
+            grad_bar = grad_bar + (w / a1)[:, None] * g
+            dt_bar = -w
+        xb, _, thb = self.potential.derivatives_vjp(z, t, theta, grad_bar=grad_bar, dt_bar=dt_bar,
+                                                    lap_bar=lap_bar, probes=self.probes)
+        out = np.zeros_like(y)
+        out[:, :d] = xb
+        self._interaction_vjp(z, lr, ybar, w, out)
+        return out, thb
+
+    def _interaction_vjp(self, z, lr, ybar, w, out):
+        """The interaction terms' own partials in the vjp: ``ybar_F dF/dz`` and, with the HJB
+        penalty (``w = ybar_R sign(res)``, else ``None``), ``-a2 w d(dF/drho)/dz`` are added
+        to ``out[:, :d]``; the ``log rho`` cotangent goes to the ``ell`` and ``log rho_0``
+        columns (``log rho = log rho_0 - ell``, E2)."""
+        if not self.interactions:
+            return
+        lr_bar = np.zeros(z.shape[0])
+        for F, c in zip(self.interactions, self.c_F):
+            vz, vl = F.value_partials(z, lr)  # vz: the leading vz.shape[1] columns
+            coef = ybar[:, c]
+            if w is not None:
+                if same_method(F, "drho_partials", "value_partials"):
+                    coef = coef - self.a2 * w
+                else:
+                    dz_, dl_ = F.drho_partials(z, lr)
+                    out[:, :dz_.shape[1]] -= (self.a2 * w)[:, None] * dz_
+                    lr_bar -= self.a2 * w * dl_
+            out[:, :vz.shape[1]] += coef[:, None] * vz
+            lr_bar += coef * vl
+        if self.c_lr0 is not None:
+            out[:, self.c_ell] = -lr_bar
+            out[:, self.c_lr0] = lr_bar
+
+    def jvp(self, y, t, theta, dy, dtheta):
+        d, a1, a2 = self.dim, self.a1, self.a2
+        z = y[:, :d]
+        dy = np.zeros_like(y) if dy is None else dy
+        dz = dy[:, :d]
+        D = self.potential.derivatives(z, t, theta, probes=self.probes)
+        dD = self.potential.derivatives_jvp(z, t, theta, dx=dz, dtheta=dtheta, probes=self.probes)
+        g = D.grad
+        gdg = np.sum(g * dD.grad, axis=1)
+        out = np.zeros_like(y)
+        out[:, :d] = -dD.grad / a1
+        out[:, self.c_ell] = -dD.lap / a1
+        out[:, self.c_L] = gdg / a1
+        lr = self._logrho(y)
+        dlr = None if self.c_lr0 is None else dy[:, self.c_lr0] - dy[:, self.c_ell]
+        dFd = 0.0
+        for F, c in zip(self.interactions, self.c_F):
+            vz, vl = F.value_partials(z, lr)
+            out[:, c] = np.sum(vz * dz[:, :vz.shape[1]], axis=1) + (0.0 if dlr is None else vl * dlr)
+            pz, pl = F.drho_partials(z, lr)
+            dFd = dFd + np.sum(pz * dz[:, :pz.shape[1]], axis=1) + (0.0 if dlr is None else pl * dlr)
+        if self.hjb:
+            dF = sum((F.drho(z, lr) for F in self.interactions), 0.0)
+            res = -D.dt + np.sum(g * g, axis=1) / (2 * a1) - a2 * dF
+            out[:, self.c_R] = np.sign(res) * (-dD.dt + gdg / a1 - a2 * dFd)
+        return out
+
+
+def flow_field_class(backend):
+    """The field class for a potential backend: the fused Numba field
+    (:class:`ocp_learn.kernels.potential_flow_numba.FusedPotentialFlowField`, same
+    numbers, one forward pass fewer per adjoint stage) for ``"numba"``, which falls
+    back to the generic code where its kernels do not apply; else :class:`PotentialFlowField`."""
+    if backend == "numba":
+        from ..kernels.potential_flow_numba import FusedPotentialFlowField
+        return FusedPotentialFlowField
+    return PotentialFlowField

@@ -1,0 +1,257 @@
+"""The written contracts of ocp_learn: one :class:`typing.Protocol` per role.
+
+Every role an object can play in an :class:`~ocp_learn.OCP` (a field the integrators sweep,
+a terminal cost, a running cost, a regularizer, a problem the optimizers drive) is stated
+here once, with numbered items; :class:`~ocp_learn.OCP` checks them when it is built
+(:func:`check_protocol`) and names the missing method.  Optional abilities are separate
+protocols, tested once with ``isinstance`` (the protocols are ``runtime_checkable``), never
+guessed from attribute names inside a hot loop.
+
+This module sits at the bottom of the import graph: it imports nothing from the package
+except for type checking.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+import numpy as np
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .params import ParamLayout
+
+__all__ = ["Field", "FieldWithResiduals", "PartitionedField", "TerminalCost", "TerminalResult",
+           "RunningCost", "Regularizer", "Problem", "GaussNewtonProblem", "ResamplableProblem",
+           "ShardableProblem", "check_protocol"]
+
+
+@runtime_checkable
+class Field(Protocol):
+    """A vector field with hand-derived derivatives (what the integrators sweep over).
+
+    1. ``state_dim`` -- ``D``, the columns of the (augmented) state.
+    2. ``layout`` -- :class:`~ocp_learn.params.ParamLayout` of ``theta`` at one time instant.
+    3. ``init_params(rng)`` -- a float64 vector of ``layout.size`` entries.
+    4. ``initial_state(x)`` -- ``y(0)`` from data ``x`` of shape ``(n, d)``.
+    5. ``rhs(y, t, theta)`` -- ``F(y, t; theta)``, shape ``(n, D)``.
+    6. ``jvp(y, t, theta, dy, dtheta)`` -- ``dF/dy dy + dF/dtheta dtheta`` (``None`` = zero).
+    7. ``vjp(y, t, theta, ybar)`` -- ``((dF/dy)^T ybar, (dF/dtheta)^T ybar)``, the second
+       summed over samples, shape ``(layout.size,)``.
+    """
+
+    state_dim: int
+    layout: ParamLayout
+
+    def init_params(self, rng: Any = None) -> np.ndarray: ...
+
+    def initial_state(self, x: np.ndarray) -> np.ndarray: ...
+
+    def rhs(self, y: np.ndarray, t: float, theta: np.ndarray) -> np.ndarray: ...
+
+    def jvp(self, y: np.ndarray, t: float, theta: np.ndarray, dy: np.ndarray | None,
+            dtheta: np.ndarray | None) -> np.ndarray: ...
+
+    def vjp(self, y: np.ndarray, t: float, theta: np.ndarray,
+            ybar: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...
+
+
+@runtime_checkable
+class FieldWithResiduals(Field, Protocol):
+    """A field that hands its adjoint the intermediate values of its forward pass.
+
+    8. ``rhs_tape(y, t, theta, keep=True)`` -> ``(F, aux)``; ``aux`` may be ``None``.
+    9. ``aux_floats(n)`` -- floats ``aux`` holds for ``n`` samples (for the ledger).
+    10. ``vjp(y, t, theta, ybar, aux=None)`` accepts the ``aux`` of item 8.
+    """
+
+    def rhs_tape(self, y: np.ndarray, t: float, theta: np.ndarray,
+                 keep: bool = True) -> tuple[np.ndarray, Any]: ...
+
+    def aux_floats(self, n: int) -> int: ...
+
+
+@runtime_checkable
+class PartitionedField(Protocol):
+    """A separable field ``dy/dt = F(z)``, ``dz/dt = G(y)`` for the leapfrog integrator.
+
+    1. ``partition`` -- the column split of the state.
+    2. ``rhs_y``, ``rhs_z`` -- the two halves of the field.
+    3. ``jvp_y``, ``jvp_z``, ``vjp_y``, ``vjp_z`` -- their tangents and adjoints.
+    """
+
+    partition: Any
+
+    def rhs_y(self, *args: Any) -> Any: ...
+
+    def rhs_z(self, *args: Any) -> Any: ...
+
+    def jvp_y(self, *args: Any) -> Any: ...
+
+    def jvp_z(self, *args: Any) -> Any: ...
+
+    def vjp_y(self, *args: Any) -> Any: ...
+
+    def vjp_z(self, *args: Any) -> Any: ...
+
+
+@dataclass
+class TerminalResult:
+    """What a terminal cost returns.
+
+    Attributes
+    ----------
+    value : float
+        ``G``, the mean over the batch.
+    ybar : ndarray
+        ``dG/dy(T)``, shape of ``y``.
+    pbar : ndarray
+        ``dG/dp``, the gradient of the terminal's own parameters.
+    theta_T_bar : ndarray or None
+        ``dG/dtheta(T)`` when the cost reads the dynamics parameters at the final time
+        (e.g. a terminal HJB penalty); ``None`` otherwise.
+    terms : dict
+        Named parts of ``value`` (floats), for reporting.
+    """
+
+    value: float
+    ybar: np.ndarray
+    pbar: np.ndarray
+    theta_T_bar: np.ndarray | None = None
+    terms: dict = field(default_factory=dict)
+
+
+@runtime_checkable
+class TerminalCost(Protocol):
+    """``G(y(T); p)`` with its own parameters ``p``.
+
+    1. ``layout`` -- :class:`~ocp_learn.params.ParamLayout` of ``p`` (may be empty).
+    2. ``init_params(rng)``.
+    3. ``reads_theta_T`` -- whether ``G`` also depends on ``theta(T)`` (declared, bool).
+    4. ``value_and_grad(y, p, idx=None, theta_T=None, t_T=None)`` -> :class:`TerminalResult`;
+       ``idx`` are the batch rows (``None``: all); ``theta_T``, ``t_T`` are given when item 3
+       is true.
+    """
+
+    layout: ParamLayout
+    reads_theta_T: bool
+
+    def init_params(self, rng: Any = None) -> np.ndarray: ...
+
+    def value_and_grad(self, y: np.ndarray, p: np.ndarray, idx: Any = None,
+                       theta_T: np.ndarray | None = None,
+                       t_T: float | None = None) -> TerminalResult: ...
+
+
+@runtime_checkable
+class RunningCost(Protocol):
+    """An integrand ``c(z, t; theta)`` integrated as an extra state column (MATH B1).
+
+    1. ``value(z, t, theta)`` -> ``(n,)``.
+    2. ``jvp(z, t, theta, dz, dtheta)`` -> ``(n,)``.
+    3. ``vjp(z, t, theta, cbar)`` -> ``(zbar, thetabar)``.
+    """
+
+    def value(self, z: np.ndarray, t: float, theta: np.ndarray) -> np.ndarray: ...
+
+    def jvp(self, z: np.ndarray, t: float, theta: np.ndarray, dz: Any, dtheta: Any) -> np.ndarray: ...
+
+    def vjp(self, z: np.ndarray, t: float, theta: np.ndarray,
+            cbar: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...
+
+
+@runtime_checkable
+class Regularizer(Protocol):
+    """A function ``R(nodes)`` of the dynamics parameters at the time nodes.
+
+    1. ``value_grad(nodes)`` -> ``(R, dR/dnodes)``.
+    2. ``hvp(nodes, v)`` -> the Hessian applied to ``v`` (Gauss--Newton).
+    """
+
+    def value_grad(self, nodes: np.ndarray) -> tuple[float, np.ndarray]: ...
+
+    def hvp(self, nodes: np.ndarray, v: np.ndarray) -> np.ndarray: ...
+
+
+@runtime_checkable
+class Problem(Protocol):
+    """What the optimizers (:mod:`ocp_learn.optim`) and :mod:`ocp_learn.distributed` may call.
+
+    1. ``n_params``, ``n_samples``.
+    2. ``check_theta(theta, name="theta")`` -> a validated float64 vector (errors name it).
+    3. ``init_params(seed)``.
+    4. ``evaluate(theta, batch=None, gradient=True)`` -> :class:`~ocp_learn.ocp.Evaluation`
+       (value, gradient, ledger, terms): everything an optimizer needs from one call.
+    5. ``objective(theta, batch=None)``, ``objective_and_gradient(theta, batch=None)``.
+    """
+
+    @property
+    def n_params(self) -> int: ...
+
+    @property
+    def n_samples(self) -> int: ...
+
+    def check_theta(self, theta: Any, name: str = "theta") -> np.ndarray: ...
+
+    def init_params(self, seed: Any = None) -> np.ndarray: ...
+
+    def evaluate(self, theta: np.ndarray, batch: Any = None, gradient: bool = True) -> Any: ...
+
+    def objective(self, theta: np.ndarray, batch: Any = None) -> float: ...
+
+    def objective_and_gradient(self, theta: np.ndarray,
+                               batch: Any = None) -> tuple[float, np.ndarray]: ...
+
+
+@runtime_checkable
+class GaussNewtonProblem(Problem, Protocol):
+    """A problem with a Gauss--Newton operator (MATH G1).
+
+    6. ``gauss_newton_operator(theta, batch=None)`` -> an object with ``value``, ``gradient``
+       and ``matvec(v)``.
+    """
+
+    def gauss_newton_operator(self, theta: np.ndarray, batch: Any = None) -> Any: ...
+
+
+@runtime_checkable
+class ResamplableProblem(Problem, Protocol):
+    """A problem whose samples can be redrawn (MFG agents, flow batches).
+
+    6. ``resample(n=None, seed=None)`` -- draw ``n`` new samples (``None``: as many as now).
+    """
+
+    def resample(self, n: int | None = None, seed: Any = None) -> Any: ...
+
+
+@runtime_checkable
+class ShardableProblem(Problem, Protocol):
+    """A problem that can hand out a subset of its samples (data parallelism).
+
+    6. ``take(rows)`` -> a problem of the same kind on the sample rows ``rows`` (an index
+       array), sharing the settings; the mean objective of the shards, weighted by their
+       sizes, is the objective of the whole.
+    """
+
+    def take(self, rows: np.ndarray) -> Problem: ...
+
+
+def check_protocol(obj: Any, protocol: type, name: str) -> Any:
+    """Return ``obj`` if it provides every member of ``protocol``; else raise a ``TypeError``
+    naming the argument ``name``, the role and the missing members."""
+    members = [m for m in _members(protocol) if not hasattr(obj, m)]
+    if members:
+        raise TypeError(f"{name} must follow the {protocol.__name__} contract "
+                        f"(ocp_learn.protocols.{protocol.__name__}); {type(obj).__name__} "
+                        f"lacks {', '.join(repr(m) for m in members)}")
+    return obj
+
+
+def _members(protocol: type) -> list[str]:
+    names: list[str] = []
+    for klass in reversed(protocol.__mro__):
+        if klass in (object, Protocol, Any) or not getattr(klass, "_is_protocol", False):
+            continue
+        for k in list(getattr(klass, "__annotations__", {})) + list(vars(klass)):
+            if not k.startswith("_") and k not in names:
+                names.append(k)
+    return names

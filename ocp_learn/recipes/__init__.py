@@ -1,0 +1,2 @@
+"""Training and evaluation recipes of the three problem families (the library behind the
+``ocp-learn`` subcommands)."""
