@@ -179,8 +179,10 @@ class Problem(Protocol):
     1. ``n_params``, ``n_samples``.
     2. ``check_theta(theta, name="theta")`` -> a validated float64 vector (errors name it).
     3. ``init_params(seed)``.
-    4. ``evaluate(theta, batch=None, gradient=True)`` -> :class:`~ocp_learn.ocp.Evaluation`
-       (value, gradient, ledger, terms): everything an optimizer needs from one call.
+    4. ``evaluate(theta, batch=None, gradient=True, *, x=None)`` ->
+       :class:`~ocp_learn.ocp.Evaluation` (value, gradient, ledger, terms): everything an
+       optimizer needs from one call; with ``x`` the objective is that of the samples ``x``
+       in place of the problem's own (``batch`` must then be ``None``), nothing is swapped.
     5. ``objective(theta, batch=None)``, ``objective_and_gradient(theta, batch=None)``.
     """
 
@@ -194,7 +196,8 @@ class Problem(Protocol):
 
     def init_params(self, seed: Any = None) -> np.ndarray: ...
 
-    def evaluate(self, theta: np.ndarray, batch: Any = None, gradient: bool = True) -> Any: ...
+    def evaluate(self, theta: np.ndarray, batch: Any = None, gradient: bool = True, *,
+                 x: np.ndarray | None = None) -> Any: ...
 
     def objective(self, theta: np.ndarray, batch: Any = None) -> float: ...
 
@@ -215,12 +218,14 @@ class GaussNewtonProblem(Problem, Protocol):
 
 @runtime_checkable
 class ResamplableProblem(Problem, Protocol):
-    """A problem whose samples can be redrawn (MFG agents, flow batches).
+    """A problem whose training samples can be replaced (MFG agents, flow batches).
 
-    6. ``resample(n=None, seed=None)`` -- draw ``n`` new samples (``None``: as many as now).
+    6. ``set_samples(x)`` -- train on the samples ``x`` (shape ``(n, d)``, any ``n``) from
+       now on; the settings (network, time grid, costs) stay.  Drawing the samples is the
+       caller's business (e.g. :func:`~ocp_learn.optim.lbfgs_resampled`).
     """
 
-    def resample(self, n: int | None = None, seed: Any = None) -> Any: ...
+    def set_samples(self, x: np.ndarray) -> None: ...
 
 
 @runtime_checkable
