@@ -1,0 +1,1 @@
+"""Array-module helpers: the namespace (``xp``) of the arrays a computation receives."""
