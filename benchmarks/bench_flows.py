@@ -25,7 +25,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(__file__))
 from _common import best_time, write  # noqa: E402
 
-from ocp_learn.commands.flow import flow_data, train_flow  # noqa: E402
+from ocp_learn.recipes.flow import flow_data, train_flow  # noqa: E402
 from ocp_learn.problems.cnf import ContinuousNormalizingFlow  # noqa: E402
 
 

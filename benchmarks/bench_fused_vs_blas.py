@@ -4,7 +4,7 @@ kernels (``path="fused"``) against the chunked batched-GEMM program (``path="bla
 One CNF objective + gradient (``ContinuousNormalizingFlow``, M = 1, RK4, ``--nt`` steps,
 exact trace) per (d, m, threads), best of ``--repeat`` after a warm-up, with the largest
 relative difference of the two gradients.  This measurement decides ``path="auto"``
-(:meth:`ocp_learn.models.PotentialResNet._fused`).  Writes results/kernels_fused_vs_blas.*.
+(:func:`ocp_learn.kernels.potential_numba.numba_potential_backend`).  Writes results/kernels_fused_vs_blas.*.
 
     python benchmarks/bench_fused_vs_blas.py [--n 256] [--dims 2 8 64 128] [--widths 32 128]
 """
@@ -18,7 +18,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 from _common import best_time, write  # noqa: E402
 
 from ocp_learn.kernels import set_num_threads  # noqa: E402
-from ocp_learn.kernels.potential_flow_numba import fuse  # noqa: E402
+from ocp_learn.kernels.potential_backend import potential_backend  # noqa: E402
 from ocp_learn.problems.cnf import ContinuousNormalizingFlow  # noqa: E402
 
 
@@ -41,8 +41,9 @@ def main(argv=None):
                 res = {}
                 for path in ("fused", "blas"):
                     p = ContinuousNormalizingFlow(x, width=m, nt=a.nt, backend="numba")
-                    p.potential.path = path
-                    p = fuse(p)
+                    if path == "blas":  # the reference's BLAS program, generic field code
+                        p.potential.backend = potential_backend("numba", path="blas")
+                        p.field.fused = False
                     th = p.init_params(0)
                     res[path] = (best_time(lambda: p.objective_and_gradient(th), a.repeat),
                                  p.objective_and_gradient(th)[1])

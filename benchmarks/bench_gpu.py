@@ -202,7 +202,7 @@ def potential_rows(B, d, m, n, rng):
              "vjp": (lambda mod, x, t, th, bars: mod.derivatives_vjp(x, t, th, **bars))}
     on_cpu = n <= a.cpu_max_n
     ref, base = {}, {}
-    path = "fused" if cpu._fused() else "blas"
+    path = "fused" if cpu.backend.fused_flow else "blas"
     for op, call in calls.items():
         key = ("numba_cpu", op, d, m, case)
         if not on_cpu:

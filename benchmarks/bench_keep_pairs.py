@@ -16,7 +16,7 @@ import sys
 sys.path.insert(0, os.path.dirname(__file__))
 from _common import write  # noqa: E402
 
-from ocp_learn.commands.flow import flow_data  # noqa: E402
+from ocp_learn.recipes.flow import flow_data  # noqa: E402
 from ocp_learn.optim import lbfgs_resampled  # noqa: E402
 from ocp_learn.problems.cnf import ContinuousNormalizingFlow  # noqa: E402
 from ocp_learn.problems.mfg import mfg_preset  # noqa: E402

@@ -4,9 +4,10 @@ For each size (n samples, dimension d, width m; M = 1 residual layer, RK4, nt st
 exact trace, alpha_L = 100, alpha_R = 5), thread count and dtype it times ONE
 ``objective_and_gradient`` of
 
-* ``ocp_numba_fused`` -- ``ContinuousNormalizingFlow(backend="numba")`` with the fused
-  field kernels (:func:`ocp_learn.kernels.potential_flow_numba.fuse`);
-* ``ocp_numba``       -- the same with the generic field (potential kernels only);
+* ``ocp_numba_fused`` -- ``ContinuousNormalizingFlow(backend="numba")``, whose field runs
+  the numba backend's fused flow kernels (:mod:`ocp_learn.kernels.potential_flow_numba`);
+* ``ocp_numba``       -- the same with the generic field code (``field.fused = False``:
+  the potential's kernels only);
 * ``ocp_numpy``       -- the numpy reference backend;
 * ``torch_otflow``    -- :class:`torch_reference.TorchOTFlow`: the SAME discrete objective in
   torch, OT-Flow style (hand-coded gradient and trace in torch ops, torch.autograd for the
@@ -57,7 +58,6 @@ from _common import write  # noqa: E402
 from bench_potential import flops  # noqa: E402
 
 from ocp_learn.kernels import set_num_threads  # noqa: E402
-from ocp_learn.kernels.potential_flow_numba import fuse  # noqa: E402
 from ocp_learn.problems.cnf import ContinuousNormalizingFlow  # noqa: E402
 
 IMPLS = ("ocp_numba_fused", "ocp_numba", "ocp_numpy", "torch_otflow", "torch_autograd", "ffjord")
@@ -99,7 +99,6 @@ t0 = time.perf_counter()
 from ocp_learn.models import PotentialResNet
 from ocp_learn.models.mlp import SingleLayerNet
 from ocp_learn.problems.cnf import ContinuousNormalizingFlow
-from ocp_learn.kernels.potential_flow_numba import fuse
 t1 = time.perf_counter()
 x = np.random.default_rng(0).standard_normal((8, 2))
 for tr in ("exact", "hutchinson"):
@@ -109,7 +108,7 @@ for tr in ("exact", "hutchinson"):
     pot.derivatives(x, 0.5, th, probes=pr)
     pot.derivatives_vjp(x, 0.5, th, lap_bar=np.ones(8), probes=pr)
     pot.derivatives_jvp(x, 0.5, th, dx=x, probes=pr)
-    p = fuse(ContinuousNormalizingFlow(x, width=4, nt=1, backend="numba", trace=tr))
+    p = ContinuousNormalizingFlow(x, width=4, nt=1, backend="numba", trace=tr)
     p.objective_and_gradient(p.init_params(0))
 net = SingleLayerNet(2, 4, backend="numba")
 th = net.init_params(0)
@@ -133,16 +132,20 @@ def compile_times():
 
 def quick(a):
     """The ``--quick`` side-by-side rows (module docstring); one thread everywhere."""
-    import torch
-    from torch_reference import TorchOTFlow
+    try:
+        import torch
+        from torch_reference import TorchOTFlow
+    except ImportError:  # the torch rows are left out
+        torch = None
 
     from ocp_learn.problems.mfg import mfg_preset
-    from ocp_learn.problems.potential_flow import PotentialFlowField
 
     set_num_threads(1)
-    torch.set_num_threads(1)
+    if torch is not None:
+        torch.set_num_threads(1)
     rows = []
-    meta = {"threads": 1, "torch": torch.__version__, "loadavg_start": os.getloadavg(),
+    meta = {"threads": 1, "torch": None if torch is None else torch.__version__,
+            "loadavg_start": os.getloadavg(),
             "repeat": a.repeat}
 
     def timed(case, impl, fn, check=""):
@@ -163,7 +166,7 @@ def quick(a):
     err = max(abs(J32 - J_ref) / abs(J_ref), np.abs(g32 - g_ref).max() / np.abs(g_ref).max())
     timed(case, "ocp_numba_fused float32", lambda: cnf32.objective_and_gradient(theta),
           f"rel_err={err:.1e}")
-    for dt in (torch.float64, torch.float32):
+    for dt in () if torch is None else (torch.float64, torch.float32):
         tr = TorchOTFlow(cnf, dtype=dt)
         P = tr.params(theta)
         Jt, gt = tr.objective_and_gradient(P)
@@ -177,17 +180,14 @@ def quick(a):
     case = "MFG crowd d=100 m=16 n=8464 rk4 nt=4"
     Jf, gf = mfg.objective_and_gradient(th)
     timed(case, "ocp_numba_fused float64", lambda: mfg.objective_and_gradient(th))
-    fused = mfg.field
-    generic = PotentialFlowField.__new__(PotentialFlowField)
-    generic.__dict__.update(fused.__dict__)
-    mfg.field = mfg.model = mfg.terminal.field = generic
+    mfg.field.fused = False  # the generic field code on the same numba potential
     try:
         Jg, gg = mfg.objective_and_gradient(th)
         err = max(abs(Jg - Jf) / abs(Jf), np.abs(gg - gf).max() / np.abs(gf).max())
         timed(case, "ocp_numba_generic float64", lambda: mfg.objective_and_gradient(th),
               f"rel_diff_to_fused={err:.1e}")
     finally:
-        mfg.field = mfg.model = mfg.terminal.field = fused
+        mfg.field.fused = True
     meta["loadavg_end"] = os.getloadavg()
     headers = ["case", "impl", "seconds", "check", "load1_before", "load1_after"]
     jp, mp = write(a.name if a.name != "kernels" else "kernels_quick", rows, headers, meta=meta,
@@ -236,10 +236,12 @@ def main(argv=None):
             x = rng.standard_normal((n, d))
             for m in a.widths:
                 def ocp_probs(dtype):
-                    return {"ocp_numba_fused": fuse(ContinuousNormalizingFlow(
-                                x, width=m, nt=a.nt, backend="numba", dtype=dtype)),
-                            "ocp_numba": ContinuousNormalizingFlow(x, width=m, nt=a.nt,
-                                                                   backend="numba", dtype=dtype),
+                    generic = ContinuousNormalizingFlow(x, width=m, nt=a.nt, backend="numba",
+                                                        dtype=dtype)
+                    generic.field.fused = False
+                    return {"ocp_numba_fused": ContinuousNormalizingFlow(
+                                x, width=m, nt=a.nt, backend="numba", dtype=dtype),
+                            "ocp_numba": generic,
                             "ocp_numpy": ContinuousNormalizingFlow(x, width=m, nt=a.nt,
                                                                    backend="numpy", dtype=dtype)}
                 probs = {dt: ocp_probs(getattr(np, dt)) for dt in a.dtypes}

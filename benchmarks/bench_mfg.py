@@ -10,7 +10,7 @@ Parts (``--only``):
                    counts (the full schedule does not fit this 2-core machine at d >= 50;
                    the table states what ran).
 * ``gaussian``  -- Gaussian-to-Gaussian OT-MFG against its closed form
-                   (:func:`ocp_learn.problems.mfg_train.gaussian_mfg_optimum`).
+                   (:func:`ocp_learn.reference.gaussian_mfg.gaussian_mfg_optimum`).
 * ``pontryagin``-- CasADi single-agent optimality of trained 2-D OT and crowd potentials.
 * ``collect``   -- the table from finished runs' ``metrics.json`` (``--from DIR ...``).
 
@@ -29,10 +29,10 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(__file__))
 from _common import RESULTS, write  # noqa: E402
 
-from ocp_learn.commands.mfg import run_mfg  # noqa: E402
+from ocp_learn.recipes.mfg import run_mfg, train_mfg  # noqa: E402
 from ocp_learn.datasets.densities import gaussian  # noqa: E402
 from ocp_learn.problems.mfg import PRESETS, PotentialMFG, mfg_preset  # noqa: E402
-from ocp_learn.problems.mfg_train import gaussian_mfg_optimum, train_mfg  # noqa: E402
+from ocp_learn.reference.gaussian_mfg import gaussian_mfg_optimum  # noqa: E402
 
 
 def part_table(a):
@@ -59,7 +59,7 @@ _HEADERS = ["problem", "dim", "samples", "iterations_planned", "objective", "L",
 
 
 def _table_row(m):
-    """A results-table row from a run's ``metrics.json`` (:func:`ocp_learn.commands.mfg.run_mfg`)."""
+    """A results-table row from a run's ``metrics.json`` (:func:`ocp_learn.recipes.mfg.run_mfg`)."""
     (n1, i1), (n2, i2) = m["stages"]
     return [m["problem"], m["dim"], f"{n1}/{n2}", f"{i1}/{i2}", m["objective"], m["L"], m["F"],
             m["G"], m["hjb"], m["hjb_terminal"], m["iterations"], m["seconds"], m["n_params"]]
@@ -110,7 +110,7 @@ def part_gaussian(a):
 
 
 def part_pontryagin(a):
-    from ocp_learn.problems.mfg_checks import pontryagin_check
+    from ocp_learn.reference.mfg_checks import pontryagin_check
 
     rows = []
     for problem in ("ot", "crowd"):

@@ -15,6 +15,10 @@ from .gradients import get_strategy
 from .models import Model, LinearModel, SingleLayerNet
 from .costs import (LinearHeadLoss, KineticEnergy, QuadraticState, Tikhonov, TimeSmoothness,
                     AugmentedDynamics)
+from .protocols import (Field, FieldWithResiduals, PartitionedField, TerminalCost, TerminalResult,
+                        PerSampleTerminal, RunningCost, Regularizer, Loss, Interaction, Density,
+                        ScoredDensity, Problem, GaussNewtonProblem, ResamplableProblem,
+                        ShardableProblem, check_protocol)
 from .ocp import OCP, Evaluation
 from . import verify, datasets, optim
 
@@ -27,4 +31,9 @@ __all__ = ["NonFiniteError", "ParamLayout", "Ledger", "ConstantInTime", "Piecewi
            "PiecewiseLinear", "ButcherTableau", "ExplicitRK", "get_integrator", "get_strategy",
            "Model", "LinearModel", "SingleLayerNet", "LinearHeadLoss", "KineticEnergy",
            "QuadraticState", "Tikhonov", "TimeSmoothness", "AugmentedDynamics", "OCP",
-           "Evaluation", "verify", "__version__"]
+           "Evaluation", "verify", "datasets", "optim", "__version__",
+           # the contracts (ocp_learn.protocols)
+           "Field", "FieldWithResiduals", "PartitionedField", "TerminalCost", "TerminalResult",
+           "PerSampleTerminal", "RunningCost", "Regularizer", "Loss", "Interaction", "Density",
+           "ScoredDensity", "Problem", "GaussNewtonProblem", "ResamplableProblem",
+           "ShardableProblem", "check_protocol"]

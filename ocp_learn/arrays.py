@@ -1,1 +1,99 @@
-"""Array-module helpers: the namespace (``xp``) of the arrays a computation receives."""
+"""Array-module helpers: the namespace (``xp``) of the arrays a computation receives.
+
+The sweeps, integrators and gradient strategies never choose an array library: they take
+it from the states they are handed (:func:`namespace`), so NumPy states give NumPy
+results, CuPy states stay on their device and ``array_api_strict`` arrays go through the
+array API standard only.  Scratch arrays that a sweep reuses from step to step live in a
+:class:`Workspace`.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+__all__ = ["namespace", "copy", "scalar", "Workspace"]
+
+
+def namespace(*arrays: Any) -> Any:
+    """The array namespace ``xp`` of ``arrays``.
+
+    Parameters
+    ----------
+    *arrays
+        Arrays; ``None`` entries and Python scalars are skipped.
+
+    Returns
+    -------
+    module
+        ``x.__array_namespace__()`` (the array API standard's entry point) of the arrays
+        that have it, NumPy for the others (NumPy then hands CuPy arrays to CuPy through
+        ``__array_function__``) and when no array is given.
+
+    Raises
+    ------
+    TypeError
+        If the arrays come from different namespaces.
+    """
+    xp = None
+    for x in arrays:
+        if x is None or isinstance(x, (bool, int, float, complex)):
+            continue
+        try:
+            ns = x.__array_namespace__()
+        except AttributeError:
+            ns = np
+        if xp is None:
+            xp = ns
+        elif ns is not xp:
+            raise TypeError(f"arrays must come from one array namespace, got {xp.__name__} and "
+                            f"{ns.__name__} arrays")
+    return np if xp is None else xp
+
+
+def copy(x: Any) -> Any:
+    """A copy of the array ``x`` that owns its memory, in ``x``'s namespace."""
+    if type(x) is np.ndarray:
+        return x.copy()
+    out = namespace(x).empty_like(x)
+    out[...] = x
+    return out
+
+
+def scalar(a: Any, xp: Any) -> Any:
+    """The coefficient ``a`` (a step size or a tableau weight) as ``xp`` arithmetic takes it.
+
+    NumPy keeps ``a`` as it is (a NumPy float64 scalar follows NumPy's promotion rules);
+    other namespaces get a Python ``float``, the only scalar the array API standard mixes
+    with arrays.
+    """
+    return a if xp is np else float(a)
+
+
+class Workspace:
+    """Scratch arrays of one sweep, reused across its steps (allocated once per key).
+
+    An entry is keyed by a *slot* name chosen by the caller together with the shape,
+    dtype and array type it is asked for, so one workspace serves states of several
+    shapes (a batch and its subsets) without mixing them.  An array handed out is
+    overwritten by the next request of the same key: callers keep nothing from it
+    beyond the step that asked for it (stored tapes own their arrays).
+    """
+
+    __slots__ = ("_arrays",)
+
+    def __init__(self) -> None:
+        self._arrays: dict = {}
+
+    def empty(self, slot: Any, like: Any, dtype: Any = None) -> Any:
+        """An uninitialized array of ``like``'s shape, namespace and dtype (or ``dtype``)."""
+        dtype = like.dtype if dtype is None else dtype
+        key = (slot, tuple(like.shape), dtype, type(like))
+        out = self._arrays.get(key)
+        if out is None:
+            out = self._arrays[key] = namespace(like).empty_like(like, dtype=dtype)
+        return out
+
+    def __len__(self) -> int:
+        return len(self._arrays)
+

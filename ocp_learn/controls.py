@@ -16,8 +16,11 @@ with respect to row ``j`` is ``w_j(t)`` times the local gradient.
 """
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
+from .arrays import namespace, scalar
 from .errors import check_positive_int
 
 __all__ = ["TimeParameterization", "ConstantInTime", "PiecewiseConstant", "PiecewiseLinear",
@@ -94,7 +97,7 @@ class PiecewiseLinear(TimeParameterization):
         return f"PiecewiseLinear({self.n_nodes})"
 
 
-def get_time_param(spec):
+def get_time_param(spec: Any) -> TimeParameterization:
     """``None``/``"constant"`` -> constant; ``("piecewise_constant", n)``,
     ``("piecewise_linear", n)`` or an object -> that parameterization."""
     if spec is None or spec == "constant":
@@ -111,16 +114,32 @@ def get_time_param(spec):
                      f"('piecewise_linear', n) or a TimeParameterization, got {spec!r}")
 
 
-def combine_rows(rows, weights):
+def combine_rows(rows: Any, weights: Any) -> Any:
     """``sum_j w_j rows[j]`` for the ``(j, w_j)`` pairs of a time parameterization
     (the row itself when a single weight is 1: a view, no copy).  Works on any
-    objects with ``+`` and scalar ``*`` (numpy rows, CasADi symbols)."""
+    objects with ``+`` and scalar ``*`` (array rows, CasADi symbols); the weights enter
+    as :func:`ocp_learn.arrays.scalar` hands them to the rows' namespace."""
+    first = rows[weights[0][0]]
     if len(weights) == 1 and weights[0][1] == 1.0:
-        return rows[weights[0][0]]
-    out = weights[0][1] * rows[weights[0][0]]
+        return first
+    xp = namespace(first)
+    out = scalar(weights[0][1], xp) * first
     for j, wj in weights[1:]:
-        out = out + wj * rows[j]
+        out = out + scalar(wj, xp) * rows[j]
     return out
+
+
+class _Rows:
+    """Row ``j`` of a 2-D array as ``rows[j]`` (``a[j, ...]``: the array API indexes
+    every axis)."""
+
+    __slots__ = ("a",)
+
+    def __init__(self, a):
+        self.a = a
+
+    def __getitem__(self, j):
+        return self.a[j, ...]
 
 
 class StepControl:
@@ -129,7 +148,8 @@ class StepControl:
     Parameters
     ----------
     tp : TimeParameterization
-    nodes : ndarray, shape (n_nodes, p)
+    nodes : array, shape (n_nodes, p)
+        The parameter rows, in the namespace of the states (:mod:`ocp_learn.arrays`).
     t, h, t0, T : float
         Step start, step size, horizon start and length.
     grad : ndarray, shape (n_nodes, p), optional
@@ -140,7 +160,8 @@ class StepControl:
 
     __slots__ = ("tp", "nodes", "grad", "dnodes", "_s_mid", "_s0", "_ds", "_w")
 
-    def __init__(self, tp, nodes, t, h, t0, T, grad=None, dnodes=None):
+    def __init__(self, tp: TimeParameterization, nodes: Any, t: float, h: float, t0: float,
+                 T: float, grad: Any = None, dnodes: Any = None) -> None:
         self.tp, self.nodes, self.grad, self.dnodes = tp, nodes, grad, dnodes
         self._s0 = (t - t0) / T
         self._ds = h / T
@@ -153,32 +174,36 @@ class StepControl:
             w = self._w[c] = self.tp.weights(self._s_mid, self._s0 + c * self._ds)
         return w
 
-    def theta(self, c):
-        return combine_rows(self.nodes, self._weights(c))
+    def theta(self, c: float) -> Any:
+        """``theta`` at the stage time ``t + c h``."""
+        return combine_rows(_Rows(self.nodes), self._weights(c))
 
-    def dtheta(self, c):
-        return None if self.dnodes is None else combine_rows(self.dnodes, self._weights(c))
+    def dtheta(self, c: float) -> Any:
+        """The parameter tangent at ``t + c h`` (``None`` without ``dnodes``)."""
+        return None if self.dnodes is None else combine_rows(_Rows(self.dnodes), self._weights(c))
 
-    def add_grad(self, c, g):
+    def add_grad(self, c: float, g: Any) -> None:
+        """Add the local gradient ``g`` at ``t + c h`` to the rows it came from."""
         for j, wj in self._weights(c):
             if wj == 1.0:
-                self.grad[j] += g
+                self.grad[j, ...] += g
             else:
-                self.grad[j] += wj * g
+                self.grad[j, ...] += scalar(wj, namespace(g)) * g
 
 
 class FixedControl:
-    """A control with the same local ``theta`` at every stage (no gradient kept)."""
+    """A control with the same local ``theta`` at every stage; the gradients of all stages
+    are summed in ``grad`` (for checks of a single step, e.g. ``verify``)."""
 
-    def __init__(self, theta, dtheta=None):
+    def __init__(self, theta: Any, dtheta: Any = None) -> None:
         self._theta, self._dtheta = theta, dtheta
-        self.grad = np.zeros_like(theta)
+        self.grad = namespace(theta).zeros_like(theta)
 
-    def theta(self, c):
+    def theta(self, c: float) -> Any:
         return self._theta
 
-    def dtheta(self, c):
+    def dtheta(self, c: float) -> Any:
         return self._dtheta
 
-    def add_grad(self, c, g):
+    def add_grad(self, c: float, g: Any) -> None:
         self.grad += g

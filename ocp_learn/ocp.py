@@ -12,8 +12,11 @@ returns the exact gradient of that discrete objective by the discrete adjoint.
 """
 from __future__ import annotations
 
+import copy
 import numbers
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -25,6 +28,8 @@ from .gradients import Sweep, get_strategy
 from .integrators import get_integrator
 from .ledger import Ledger
 from .params import ParamLayout
+from .protocols import (Field, PerSampleTerminal, Regularizer, RunningCost, TerminalCost,
+                        TerminalResult, check_protocol)
 
 __all__ = ["OCP", "Evaluation"]
 
@@ -39,8 +44,9 @@ class Evaluation:
     gradient : ndarray or None
     ledger : Ledger
     terms : dict
-        The objective's parts: ``terminal``, ``running`` (each running cost),
-        ``regularization``.
+        The objective's parts: ``terminal``, the terminal cost's own parts
+        (:attr:`TerminalResult.terms <ocp_learn.protocols.TerminalResult>`), ``running``
+        (each running cost), ``regularization``.
     state : ndarray
         The final (augmented) state ``y(T)`` of the batch.
     lam0 : ndarray or None
@@ -60,12 +66,14 @@ class OCP:
 
     Parameters
     ----------
-    dynamics : Model
-        The field ``F(y, t; theta)`` (see :mod:`ocp_learn.models.base`).
+    dynamics : Field
+        The field ``F(y, t; theta)`` (:class:`ocp_learn.protocols.Field`, e.g. a
+        :class:`~ocp_learn.models.base.Model`).
     x0 : array_like, shape (n, d)
         Initial states (data, samples in rows).
     terminal : TerminalCost
-        ``G(y(T); p)``, with its own parameters ``p`` (e.g. a classifier head).
+        ``G(y(T); p)``, with its own parameters ``p`` (e.g. a classifier head;
+        :class:`ocp_learn.protocols.TerminalCost`).
     T : float
         Horizon length; time runs over ``[t0, t0 + T]``.
     nt : int
@@ -74,9 +82,9 @@ class OCP:
         ``"euler"``, ``"heun"``, ``"rk4"``, ... (MATH B1).
     time_param : see :func:`ocp_learn.controls.get_time_param`
         How ``theta`` depends on time (constant by default).
-    running : sequence of running costs
+    running : sequence of RunningCost
         Integrated as extra state columns (MATH B1).
-    regularizers : sequence
+    regularizers : sequence of Regularizer
         Quadratic regularizers of the dynamics parameters.
     strategy : str, tuple or GradientStrategy
         Memory strategy of the adjoint (``"store_all"``, ``"store_states"``, ...).
@@ -85,6 +93,15 @@ class OCP:
         and of the states, stages, adjoints and the returned gradient (default
         float64).  ``theta`` is still passed and validated as a float64 vector
         (what scipy's optimizers use) and cast to ``dtype`` for the sweeps.
+
+    Raises
+    ------
+    TypeError
+        If an argument does not follow its contract (:mod:`ocp_learn.protocols`): the
+        message names the argument (e.g. ``regularizers[1]``) and the members it lacks.
+    ValueError
+        If ``dynamics.initial_state(x0)`` does not have ``state_dim`` columns, or a
+        setting is out of range.
 
     Notes
     -----
@@ -106,19 +123,25 @@ class OCP:
     float32 arrays.
     """
 
-    def __init__(self, dynamics, x0, terminal, *, T=1.0, nt=8, t0=0.0, integrator="rk4",
-                 time_param=None, running=(), regularizers=(), strategy="store_all",
-                 dtype=np.float64):
-        for attr in ("rhs", "jvp", "vjp", "layout", "state_dim"):
-            if not hasattr(dynamics, attr):
-                raise TypeError(f"dynamics must follow the model contract (missing {attr!r}), "
-                                f"got {type(dynamics).__name__}")
-        for attr in ("value_and_grad", "layout"):
-            if not hasattr(terminal, attr):
-                raise TypeError(f"terminal must follow the terminal-cost contract (missing {attr!r}), "
-                                f"got {type(terminal).__name__}")
-        self.model = dynamics
+    def __init__(self, dynamics: Field, x0: Any, terminal: TerminalCost, *, T: float = 1.0,
+                 nt: int = 8, t0: float = 0.0, integrator: Any = "rk4", time_param: Any = None,
+                 running: Sequence[RunningCost] = (), regularizers: Sequence[Regularizer] = (),
+                 strategy: Any = "store_all", dtype: Any = np.float64) -> None:
+        check_protocol(dynamics, Field, "dynamics")
+        check_protocol(terminal, TerminalCost, "terminal")
         self.running = list(running)
+        for j, rc in enumerate(self.running):
+            check_protocol(rc, RunningCost, f"running[{j}]")
+        self.regularizers = list(regularizers)
+        for j, reg in enumerate(self.regularizers):
+            check_protocol(reg, Regularizer, f"regularizers[{j}]")
+        for name, obj in (("dynamics", dynamics), ("terminal", terminal)):
+            if not isinstance(obj.layout, ParamLayout):
+                raise TypeError(f"{name}.layout must be a ParamLayout, got "
+                                f"{type(obj.layout).__name__}")
+        if not isinstance(terminal.reads_theta_T, bool):
+            raise TypeError(f"terminal.reads_theta_T must be a bool, got {terminal.reads_theta_T!r}")
+        self.model = dynamics
         self.field = AugmentedDynamics(dynamics, self.running) if self.running else dynamics
         self.terminal = terminal
         self._running_cost = MeanOfColumns(self.field.cost_columns) if self.running else None
@@ -137,28 +160,35 @@ class OCP:
         self.nt = check_positive_int("nt", nt)
         self.integrator = get_integrator(integrator)
         self.time_param = get_time_param(time_param)
-        self.regularizers = list(regularizers)
         self.strategy = get_strategy(strategy)
-        x0 = as_array("x0", x0, ndim=2, min_rows=1, dtype=self.dtype)
-        self.x0 = x0
-        self.field.initial_state(x0[:1])  # validates the number of columns
+        self.x0 = as_array("x0", x0, ndim=2, min_rows=1, dtype=self.dtype)
+        self._check_initial_state(self.x0[:1], "x0")
         self.times = self.t0 + self.T * np.arange(self.nt + 1) / self.nt
         p = dynamics.layout.size
         self.layout = ParamLayout([("dynamics", (self.time_param.n_nodes, p)),
                                    ("terminal", (terminal.layout.size,))])
         self.ledger = Ledger()
-        self.last_evaluation = None
+
+    def _check_initial_state(self, x: np.ndarray, name: str) -> None:
+        """``initial_state`` of the field on the rows ``x`` has ``state_dim`` columns."""
+        y = self.field.initial_state(x)  # the field validates the number of columns of x
+        D = self.field.state_dim
+        if np.shape(y) != (x.shape[0], D):
+            raise ValueError(f"dynamics.initial_state({name}) must have shape ({x.shape[0]}, "
+                             f"state_dim = {D}), got {np.shape(y)}")
 
     # --- parameters -----------------------------------------------------
     @property
-    def n_params(self):
+    def n_params(self) -> int:
+        """Length of the flat parameter vector ``theta``."""
         return self.layout.size
 
     @property
-    def n_samples(self):
+    def n_samples(self) -> int:
+        """Number of training samples (rows of :attr:`x0`)."""
         return self.x0.shape[0]
 
-    def init_params(self, seed=None):
+    def init_params(self, seed: Any = None) -> np.ndarray:
         """Initial parameters: the model's draw at every time node (same draw
         repeated, so ``theta(t)`` starts constant) and the terminal's draw."""
         rng = check_rng(seed)
@@ -169,7 +199,7 @@ class OCP:
         P["terminal"][...] = self.terminal.init_params(rng)
         return theta
 
-    def unpack(self, theta):
+    def unpack(self, theta: np.ndarray) -> dict[str, np.ndarray]:
         """Named views of ``theta`` (no copies).
 
         Keys: ``"dynamics"`` (``(n_nodes, p)``), each model block with a leading
@@ -184,7 +214,8 @@ class OCP:
             out[k if k not in out else "terminal." + k] = v
         return out
 
-    def check_theta(self, theta, name="theta"):
+    def check_theta(self, theta: Any, name: str = "theta") -> np.ndarray:
+        """``theta`` as a finite float64 vector of :attr:`n_params` entries (errors name it)."""
         if not isinstance(theta, np.ndarray) or theta.dtype != np.float64 or theta.ndim != 1:
             theta = as_array(name, theta, ndim=1, finite=False)
         if theta.shape != (self.n_params,):
@@ -199,70 +230,162 @@ class OCP:
             return P["dynamics"], P["terminal"]
         return P["dynamics"].astype(self.dtype), P["terminal"].astype(self.dtype)
 
-    def _initial_state(self, x):
+    def _initial_state(self, x, field=None):
         """``y(0)`` of the field, in the problem's dtype."""
-        y0 = self.field.initial_state(x)
+        y0 = (self.field if field is None else field).initial_state(x)
         return y0 if y0.dtype == self.dtype else y0.astype(self.dtype)
 
-    def _batch(self, batch):
+    def _batch(self, batch, name="batch"):
         if batch is None:
             return None, self.x0
         idx = np.asarray(batch)
         if idx.dtype == bool:
             if idx.shape != (self.n_samples,):
-                raise ValueError(f"batch mask must have shape ({self.n_samples},), got {idx.shape}")
+                raise ValueError(f"{name} mask must have shape ({self.n_samples},), got {idx.shape}")
             idx = np.flatnonzero(idx)
         if idx.ndim != 1 or idx.size == 0 or not np.issubdtype(idx.dtype, np.integer):
-            raise ValueError("batch must be a non-empty 1-D array of sample indices or a boolean mask")
+            raise ValueError(f"{name} must be a non-empty 1-D array of sample indices or a "
+                             "boolean mask")
         if idx.min() < 0 or idx.max() >= self.n_samples:
-            raise ValueError(f"batch indices must lie in [0, {self.n_samples}), got range "
+            raise ValueError(f"{name} indices must lie in [0, {self.n_samples}), got range "
                              f"[{idx.min()}, {idx.max()}]")
         return idx, self.x0[idx]
 
+    # --- samples: other samples, subsets --------------------------------------
+    def _samples(self, x: Any, name: str = "x") -> np.ndarray:
+        """Outside samples ``x`` as the problem holds its own (validated, in ``dtype``)."""
+        x = as_array(name, x, ndim=2, min_rows=1, dtype=self.dtype)
+        if x.shape[1] != self.x0.shape[1]:
+            raise ValueError(f"{name} must have {self.x0.shape[1]} columns (as the problem's "
+                             f"samples), got shape {x.shape}")
+        return x
+
+    def _field(self, rows):
+        """The field that sweeps the training rows ``rows`` (``None``: all).
+
+        Problems with per-sample data inside the field (Hutchinson probes, noise paths)
+        return a copy of the field that holds the data of these rows.
+        """
+        return self.field
+
+    def _field_on(self, x):
+        """The field that sweeps outside samples ``x`` (see :meth:`_field`)."""
+        return self.field
+
+    def take(self, rows: Any) -> OCP:
+        """The same problem on the sample rows ``rows`` (ShardableProblem).
+
+        Parameters
+        ----------
+        rows : array_like of int or boolean mask
+            Rows of :attr:`x0`.
+
+        Returns
+        -------
+        OCP
+            A shallow copy of this problem (of the same class) whose samples, and the
+            per-sample data of its terminal cost (e.g. labels,
+            :class:`~ocp_learn.protocols.PerSampleTerminal`), are those of ``rows``; the
+            settings (field, time grid, costs, regularizers) are shared, the ledger is its
+            own.  The mean objective of disjoint parts, weighted by their sizes, is the
+            objective of the whole (plus the regularizers once).
+        """
+        idx, _ = self._batch(rows, "rows")
+        if idx is None:
+            raise ValueError("rows must be a non-empty 1-D array of sample indices or a "
+                             "boolean mask, got None")
+        part = copy.copy(self)
+        part.x0 = self.x0[idx]
+        if isinstance(self.terminal, PerSampleTerminal):
+            part.terminal = self.terminal.take(idx)
+        part.regularizers = list(self.regularizers)
+        part.ledger = Ledger()
+        self._take_rows(part, idx)
+        return part
+
+    def _take_rows(self, part, rows):
+        """Hook of :meth:`take`: slice the subclass's own per-sample data into ``part``."""
+
     # --- sweeps -----------------------------------------------------------
-    def _sweep(self, nodes, ledger, grad=None, dnodes=None, times=None):
+    def _sweep(self, nodes, ledger, grad=None, dnodes=None, times=None, field=None):
         times = self.times if times is None else times
         ctrls = [StepControl(self.time_param, nodes, times[k], times[k + 1] - times[k], self.t0,
                              self.T, grad, dnodes) for k in range(len(times) - 1)]
-        return Sweep(self.field, self.integrator, times, ctrls, ledger)
+        return Sweep(self.field if field is None else field, self.integrator, times, ctrls,
+                     ledger)
 
-    def evaluate(self, theta, batch=None, gradient=True):
+    def evaluate(self, theta: np.ndarray, batch: Any = None, gradient: bool = True, *,
+                 x: Any = None) -> Evaluation:
         """Objective (and its exact discrete gradient) with the ledger and parts.
+
+        Parameters
+        ----------
+        theta : ndarray, shape (n_params,)
+        batch : index array or boolean mask, optional
+            Training rows (all by default).
+        gradient : bool
+            Also run the adjoint sweep (MATH B2).
+        x : array_like, shape (m, d), optional
+            Samples in place of the problem's own (e.g. held-out data): the objective
+            is that of a problem built on ``x`` with the same settings, and this problem
+            is left unchanged.  ``batch`` must then be ``None``; a terminal cost with
+            per-sample data (labels) cannot be evaluated on other samples.
 
         Returns
         -------
         Evaluation
         """
         theta = self.check_theta(theta)
-        idx, x = self._batch(batch)
+        if x is None:
+            idx, xs = self._batch(batch)
+            field = self._field(idx)
+        else:
+            if batch is not None:
+                raise ValueError("give batch (rows of the problem's samples) or x (other "
+                                 "samples), not both")
+            if isinstance(self.terminal, PerSampleTerminal):
+                raise ValueError(f"the terminal cost ({type(self.terminal).__name__}) holds "
+                                 "per-sample data (e.g. labels) of the problem's own samples; "
+                                 "evaluate other samples with a problem built on them")
+            idx, xs = None, self._samples(x)
+            field = self._field_on(xs)
+        ev = self._evaluate(theta, idx, xs, gradient, field)
+        self.ledger += ev.ledger
+        return ev
+
+    def _evaluate(self, theta, idx, x, gradient, field):
         nodes, p = self._split(theta)
         ledger = Ledger()
         gnodes = np.zeros_like(nodes) if gradient else None
-        sweep = self._sweep(nodes, ledger, gnodes)
-        y0 = self._initial_state(x)
+        sweep = self._sweep(nodes, ledger, gnodes, field=field)
+        y0 = self._initial_state(x, field)
         if gradient:
             yN, tape = self.strategy.forward(sweep, y0)
         else:
             yN = y0
             for k in range(self.nt):
                 yN, _ = sweep.step(k, yN, keep=False)
-        if getattr(self.terminal, "needs_dynamics_params", False):
+        if self.terminal.reads_theta_T:
             # G(y(T); p, theta(T)): e.g. a terminal HJB penalty on Phi(., T)
             last = sweep.controls[-1]
-            Jt, ybar, pbar, g_T = self.terminal.value_and_grad(yN, p, idx, theta_T=last.theta(1.0),
-                                                               t_T=self.times[-1])
-            if gradient:
-                last.add_grad(1.0, g_T)
+            res = self.terminal.value_and_grad(yN, p, idx, theta_T=last.theta(1.0),
+                                               t_T=self.times[-1])
+            if gradient and res.theta_T_bar is not None:
+                last.add_grad(1.0, res.theta_T_bar)
         else:
-            Jt, ybar, pbar = self.terminal.value_and_grad(yN, p, idx)
-        terms = {"terminal": Jt}
-        terms.update(getattr(self.terminal, "last_terms", {}) or {})
-        J = Jt
+            res = self.terminal.value_and_grad(yN, p, idx)
+        if not isinstance(res, TerminalResult):
+            raise TypeError(f"terminal.value_and_grad must return a TerminalResult "
+                            f"(ocp_learn.protocols.TerminalResult), got {type(res).__name__}")
+        ybar, pbar = res.ybar, res.pbar
+        terms = {"terminal": res.value}
+        terms.update(res.terms)
+        J = res.value
         if self._running_cost is not None:
-            Jr, yb2, _ = self._running_cost.value_and_grad(yN, None)
-            ybar = ybar + yb2
+            run = self._running_cost.value_and_grad(yN, None)
+            ybar = ybar + run.ybar
             terms["running"] = [float(np.mean(yN[:, c])) for c in self.field.cost_columns]
-            J += Jr
+            J += run.value
         Jreg, greg = 0.0, 0.0
         for reg in self.regularizers:
             v, g = reg.value_grad(nodes)
@@ -285,58 +408,61 @@ class OCP:
             if not np.all(np.isfinite(grad)):
                 raise NonFiniteError("gradient is not finite although the objective is "
                                      f"({J}); the adjoint sweep overflowed")
-        self.ledger += ledger
-        ev = Evaluation(float(J), grad, ledger, terms, yN, lam0)
-        self.last_evaluation = ev
-        return ev
+        return Evaluation(float(J), grad, ledger, terms, yN, lam0)
 
-    def objective(self, theta, batch=None):
+    def objective(self, theta: np.ndarray, batch: Any = None) -> float:
         """``J(theta)`` of the discrete problem (no gradient work)."""
         return self.evaluate(theta, batch, gradient=False).value
 
-    def objective_and_gradient(self, theta, batch=None):
+    def objective_and_gradient(self, theta: np.ndarray,
+                               batch: Any = None) -> tuple[float, np.ndarray]:
         """``(J, dJ/dtheta)`` -- the exact gradient of the discrete objective."""
         ev = self.evaluate(theta, batch, gradient=True)
         return ev.value, ev.gradient
 
     # --- tangent and adjoint maps of theta -> y(T) (for Gauss--Newton) -----
-    def final_state(self, theta, batch=None):
+    def final_state(self, theta: np.ndarray, batch: Any = None) -> np.ndarray:
         """``y(T)`` of the batch."""
         theta = self.check_theta(theta)
-        _, x = self._batch(batch)
+        idx, x = self._batch(batch)
+        field = self._field(idx)
         nodes, _ = self._split(theta)
-        sweep = self._sweep(nodes, Ledger())
-        y = self._initial_state(x)
+        sweep = self._sweep(nodes, Ledger(), field=field)
+        y = self._initial_state(x, field)
         for k in range(self.nt):
             y, _ = sweep.step(k, y, keep=False)
         return y
 
-    def final_state_jvp(self, theta, dtheta, batch=None):
+    def final_state_jvp(self, theta: np.ndarray, dtheta: np.ndarray,
+                        batch: Any = None) -> tuple[np.ndarray, np.ndarray]:
         """``(y(T), dy(T))`` for a parameter direction ``dtheta`` (tangent sweep)."""
         theta = self.check_theta(theta)
         dtheta = self.check_theta(dtheta, "dtheta")
-        _, x = self._batch(batch)
+        idx, x = self._batch(batch)
+        field = self._field(idx)
         nodes, _ = self._split(theta)
         dnodes, _ = self._split(dtheta)
         ledger = Ledger()
-        sweep = self._sweep(nodes, ledger, dnodes=dnodes)
-        y = self._initial_state(x)
+        sweep = self._sweep(nodes, ledger, dnodes=dnodes, field=field)
+        y = self._initial_state(x, field)
         dy = np.zeros_like(y)
         for k in range(self.nt):
             y, dy = sweep.step_tangent(k, y, dy)
         self.ledger += ledger
         return y, dy
 
-    def final_state_vjp(self, theta, ybar, batch=None):
+    def final_state_vjp(self, theta: np.ndarray, ybar: np.ndarray,
+                        batch: Any = None) -> tuple[np.ndarray, np.ndarray]:
         """``(dJ/dtheta_dynamics as a full-length vector, dJ/dy(0))`` for
         ``ybar = dJ/dy(T)`` (adjoint sweep; terminal part of the result is zero)."""
         theta = self.check_theta(theta)
         idx, x = self._batch(batch)
+        field = self._field(idx)
         nodes, _ = self._split(theta)
         ledger = Ledger()
         gnodes = np.zeros_like(nodes)
-        sweep = self._sweep(nodes, ledger, gnodes)
-        y0 = self._initial_state(x)
+        sweep = self._sweep(nodes, ledger, gnodes, field=field)
+        y0 = self._initial_state(x, field)
         ybar = as_array("ybar", ybar, shape=y0.shape, dtype=self.dtype)
         _, tape = self.strategy.forward(sweep, y0)
         lam0 = self.strategy.backward(sweep, tape, ybar)
@@ -345,23 +471,30 @@ class OCP:
         self.ledger += ledger
         return g, lam0
 
-    def trajectory(self, theta, x=None, times=None):
+    def trajectory(self, theta: np.ndarray, x: Any = None, times: Any = None) -> np.ndarray:
         """States at every grid time, shape ``(len(times), n, D)``.
 
         ``x`` defaults to the problem's data; ``times`` (increasing or
         decreasing: backward integration) defaults to the problem's grid.
         """
         theta = self.check_theta(theta)
-        x = self.x0 if x is None else as_array("x", x, ndim=2, min_rows=1, dtype=self.dtype)
+        if x is None:
+            x, field = self.x0, self._field(None)
+        else:
+            x = as_array("x", x, ndim=2, min_rows=1, dtype=self.dtype)
+            field = self._field_on(x)
+        return self._trajectory(theta, x, times, field)
+
+    def _trajectory(self, theta, x, times, field):
         nodes, _ = self._split(theta)
         times = self.times if times is None else as_array("times", times, ndim=1)
-        sweep = self._sweep(nodes, Ledger(), times=times)
-        ys = [self._initial_state(x)]
+        sweep = self._sweep(nodes, Ledger(), times=times, field=field)
+        ys = [self._initial_state(x, field)]
         for k in range(len(times) - 1):
             ys.append(sweep.step(k, ys[-1], keep=False)[0])
         return np.stack(ys)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return (f"OCP(model={type(self.model).__name__}, n={self.n_samples}, "
                 f"n_params={self.n_params}, integrator={self.integrator.name}, nt={self.nt}, "
                 f"T={self.T}, time_param={self.time_param!r}, strategy={self.strategy.name})")

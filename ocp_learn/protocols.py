@@ -21,7 +21,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from .params import ParamLayout
 
 __all__ = ["Field", "FieldWithResiduals", "PartitionedField", "TerminalCost", "TerminalResult",
-           "RunningCost", "Regularizer", "Problem", "GaussNewtonProblem", "ResamplableProblem",
+           "PerSampleTerminal", "RunningCost", "Regularizer", "Loss", "Interaction", "Density",
+           "ScoredDensity", "Problem", "GaussNewtonProblem", "ResamplableProblem",
            "ShardableProblem", "check_protocol"]
 
 
@@ -143,6 +144,22 @@ class TerminalCost(Protocol):
 
 
 @runtime_checkable
+class PerSampleTerminal(TerminalCost, Protocol):
+    """A terminal cost that holds data of its own per sample (e.g. the labels of a classifier).
+
+    5. ``take(rows)`` -- the same cost on the sample rows ``rows`` (an index array): its
+       per-sample data follow the rows, its settings are shared.
+
+    A terminal cost whose ``value_and_grad`` reads its argument ``idx`` holds per-sample
+    data and must provide item 5: :meth:`~ocp_learn.OCP.take` hands the rows on to it, and
+    :meth:`~ocp_learn.OCP.evaluate` refuses samples ``x`` of its own for such a cost (their
+    labels are not known).
+    """
+
+    def take(self, rows: np.ndarray) -> TerminalCost: ...
+
+
+@runtime_checkable
 class RunningCost(Protocol):
     """An integrand ``c(z, t; theta)`` integrated as an extra state column (MATH B1).
 
@@ -170,6 +187,86 @@ class Regularizer(Protocol):
     def value_grad(self, nodes: np.ndarray) -> tuple[float, np.ndarray]: ...
 
     def hvp(self, nodes: np.ndarray, v: np.ndarray) -> np.ndarray: ...
+
+
+@runtime_checkable
+class Loss(Protocol):
+    """A per-sample loss ``l(r, y)`` of the output ``r = W z(T) + mu`` (MATH C1, G1).
+
+    1. ``name`` -- a short name (reports, errors).
+    2. ``check_labels(labels)`` -> the validated targets.
+    3. ``n_outputs(labels)`` -- the rows of ``W`` the targets need.
+    4. ``value(r, y)`` -> ``(n,)``; ``grad(r, y)`` -> ``dl/dr``, shape of ``r``.
+    5. ``hvp(r, y, dr)`` -> ``(d^2 l / dr^2) dr`` per sample (positive semidefinite).
+    6. ``predict(r)`` -> the predicted labels (or values).
+    """
+
+    name: str
+
+    def check_labels(self, labels: Any) -> np.ndarray: ...
+
+    def n_outputs(self, labels: np.ndarray) -> int: ...
+
+    def value(self, r: np.ndarray, y: np.ndarray) -> np.ndarray: ...
+
+    def grad(self, r: np.ndarray, y: np.ndarray) -> np.ndarray: ...
+
+    def hvp(self, r: np.ndarray, y: np.ndarray, dr: np.ndarray) -> np.ndarray: ...
+
+    def predict(self, r: np.ndarray) -> np.ndarray: ...
+
+
+@runtime_checkable
+class Interaction(Protocol):
+    """An interaction cost ``F(rho)`` of a mean field game in Lagrangian form (MATH E1, E2, F).
+
+    1. ``uses_logrho`` -- whether the term reads ``log rho`` along the trajectories (declared,
+       bool); a field with such a term needs ``log rho_0`` of the initial samples.
+    2. ``value(z, logrho)`` -> the integrand per agent, ``(n,)``.
+    3. ``value_partials(z, logrho)`` -> ``(d value/dz[:, :k], d value/dlogrho)``, shapes
+       ``(n, k)`` (``k <= d`` leading columns) and ``(n,)``.
+    4. ``drho(z, logrho)`` -> ``dF/drho`` per agent (the HJB term, E4), ``(n,)``.
+    5. ``drho_partials(z, logrho)`` -> its partials, as item 3.
+    """
+
+    uses_logrho: bool
+
+    def value(self, z: np.ndarray, logrho: np.ndarray | None) -> np.ndarray: ...
+
+    def value_partials(self, z: np.ndarray,
+                       logrho: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]: ...
+
+    def drho(self, z: np.ndarray, logrho: np.ndarray | None) -> np.ndarray: ...
+
+    def drho_partials(self, z: np.ndarray,
+                      logrho: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]: ...
+
+
+@runtime_checkable
+class Density(Protocol):
+    """A probability density on ``R^d`` that can be sampled (initial densities, MATH E5, F).
+
+    1. ``dim`` -- ``d``.
+    2. ``sample(n, seed=None)`` -> ``n`` samples in rows, ``(n, d)``.
+    3. ``logpdf(x)`` -> ``log rho(x)``, ``(n,)``.
+    """
+
+    dim: int
+
+    def sample(self, n: int, seed: Any = None) -> np.ndarray: ...
+
+    def logpdf(self, x: np.ndarray) -> np.ndarray: ...
+
+
+@runtime_checkable
+class ScoredDensity(Density, Protocol):
+    """A density with its score (target densities of the KL terminal cost, MATH F).
+
+    4. ``logpdf_and_score(x)`` -> ``(log rho(x), grad_x log rho(x))``, shapes ``(n,)`` and
+       ``(n, d)``, from one pass where the density allows.
+    """
+
+    def logpdf_and_score(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...
 
 
 @runtime_checkable
@@ -209,8 +306,9 @@ class Problem(Protocol):
 class GaussNewtonProblem(Problem, Protocol):
     """A problem with a Gauss--Newton operator (MATH G1).
 
-    6. ``gauss_newton_operator(theta, batch=None)`` -> an object with ``value``, ``gradient``
-       and ``matvec(v)``.
+    6. ``gauss_newton_operator(theta, batch=None)`` -> an object with ``value``, ``gradient``,
+       ``matvec(v)``, ``ledger`` (the work of the products) and ``evaluation`` (the
+       :class:`~ocp_learn.ocp.Evaluation` at ``theta``).
     """
 
     def gauss_newton_operator(self, theta: np.ndarray, batch: Any = None) -> Any: ...

@@ -5,7 +5,6 @@ launches it under ``mpiexec -n 2`` when mpi4py and mpiexec are installed
 (``pip install -e ".[mpi]"``) and is skipped otherwise -- unless
 ``OCP_LEARN_REQUIRE_MPI=1``, which turns the skip into a failure.
 """
-import copy
 import os
 import shutil
 import subprocess
@@ -22,6 +21,7 @@ from ocp_learn.optim import adam, gauss_newton, lbfgs
 from ocp_learn.verify import check_gradient
 
 from mpi.problems import PROBLEMS, classifier, cnf, mfg, point, rel
+from toy_problems import BareToy
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -237,44 +237,65 @@ def test_factory_with_per_shard_agents_and_resampling():
     f, g = whole.objective_and_gradient(theta)
     fd, gd = dist.objective_and_gradient(theta)
     assert abs(fd - f) <= 1e-12 * abs(f) and rel(gd, g) <= 1e-12
-    dist.resample(seed=5)
-    y = [loc.x0.copy() for loc in dist.locals]
-    assert not np.array_equal(y[0], x[0])
-    dist.resample(seed=5)
-    assert all(np.array_equal(a, loc.x0) for a, loc in zip(y, dist.locals))
-    dist.resample()  # counter-based fresh draw
-    assert not np.array_equal(y[0], dist.locals[0].x0)
+    # new samples: split into shards again (31 rows: unequal shards), same objective
+    y = whole.rho0.sample(31, 5)
+    dist.set_samples(y)
+    whole.set_samples(y)
+    assert dist.n_samples == 31 and [loc.n_samples for loc in dist.locals] == [11, 10, 10]
+    f, g = whole.objective_and_gradient(theta)
+    fd, gd = dist.objective_and_gradient(theta)
+    assert abs(fd - f) <= 1e-12 * abs(f) and rel(gd, g) <= 1e-12
 
 
-def test_cnf_probes_resample_per_shard():
-    dist = DistributedProblem(cnf(trace="hutchinson"), SerialComm(), virtual_ranks=2)
-    before = [loc._probes.copy() for loc in dist.locals]
-    dist.resample(seed=1)
-    after = [loc._probes for loc in dist.locals]
-    assert all(a.shape == b.shape and not np.array_equal(a, b) for a, b in zip(after, before))
+@pytest.mark.parametrize("name", ["cnf", "mfg-crowd"])
+def test_objective_on_given_samples_and_set_samples_match_single_process(name):
+    prob = PROBLEMS[name]()
+    theta = point(prob, scale=0.1)
+    x = np.random.default_rng(4).standard_normal((23, 2))
+    dist = DistributedProblem(PROBLEMS[name](), SerialComm(), virtual_ranks=3)
+    ev, evd = prob.evaluate(theta, gradient=False, x=x), dist.evaluate(theta, gradient=False, x=x)
+    assert abs(evd.value - ev.value) <= 1e-12 * abs(ev.value) and evd.gradient is None
+    assert dist.n_samples == prob.n_samples  # nothing was swapped
+    with pytest.raises(ValueError, match="batch"):
+        dist.evaluate(theta, np.arange(3), x=x)
+    prob.set_samples(x)
+    dist.set_samples(x)
+    f, g = prob.objective_and_gradient(theta)
+    fd, gd = dist.objective_and_gradient(theta)
+    assert abs(fd - f) <= 1e-12 * abs(f) and rel(gd, g) <= 1e-12
 
 
-def test_shard_copies_leave_the_problem_alone():
-    prob = classifier()
-    x0, regs = prob.x0.copy(), list(prob.regularizers)
-    DistributedProblem(prob, SerialComm(), virtual_ranks=2)
-    assert np.array_equal(prob.x0, x0) and prob.regularizers == regs and len(regs) == 2
-
-
-class _Fails:
+class _Bare(BareToy):
     def __init__(self, shard):
-        self.shard, self.n_params, self.n_samples = shard, 2, shard.size
+        super().__init__(2)
+        self.n_samples = shard.size
 
-    def init_params(self, seed=None):
-        return np.zeros(2)
+    def _value_grad(self, theta):
+        return 1.0, np.ones(2)
 
-    def objective_and_gradient(self, theta, batch=None):
+
+def test_shard_problems_follow_the_contract():
+    dist = DistributedProblem(_Bare, SerialComm(), n_samples=4, virtual_ranks=2)
+    with pytest.raises(TypeError, match="set_samples"):
+        dist.set_samples(np.zeros((4, 1)))
+    with pytest.raises(TypeError, match="gauss_newton_operator"):
+        dist.gauss_newton_operator(np.zeros(2))
+    with pytest.raises(TypeError, match="evaluate"):
+        DistributedProblem(lambda s: object(), SerialComm(), n_samples=4)
+    # no time steps: no sweep count; an OCP's shards declare theirs
+    assert lbfgs(dist, maxiter=2, progress=False).sweeps is None
+    assert DistributedProblem(classifier(), SerialComm()).nt == classifier().nt
+
+
+class _Fails(BareToy):
+    def __init__(self, shard):
+        super().__init__(2)
+        self.shard, self.n_samples = shard, shard.size
+
+    def _value_grad(self, theta):
         if self.shard.index == 1:
             raise NonFiniteError("shard 1 diverged")
         return 1.0, np.ones(2)
-
-    def objective(self, theta, batch=None):
-        return self.objective_and_gradient(theta, batch)[0]
 
 
 def test_errors_of_a_shard_reach_the_caller_and_optimizers_stop_cleanly():
@@ -311,10 +332,10 @@ def test_bad_input():
         dist.minimize("newton")
     with pytest.raises(RuntimeError, match="non-root"):
         dist.serve()
-    # per-sample state the generic sharding does not know: refused, a factory is needed
-    odd = copy.copy(prob)
-    odd.weights_per_sample = np.ones(prob.n_samples)
-    with pytest.raises(TypeError, match="factory"):
+    # a problem that cannot take a subset of its samples: refused, a factory is needed
+    odd = _Fails(partition(4, 1)[0])
+    odd.check_theta = odd.evaluate = lambda *a, **k: None
+    with pytest.raises(TypeError, match=r"factory.*lacks 'take'"):
         DistributedProblem(odd, SerialComm(), virtual_ranks=2)
 
 

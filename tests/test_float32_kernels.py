@@ -1,12 +1,11 @@
-"""float32 kernels of the fused CNF path (issue 9): ``ContinuousNormalizingFlow(backend="numba",
+"""float32 kernels of the fused CNF path: ``ContinuousNormalizingFlow(backend="numba",
 dtype=numpy.float32)`` runs the Jacobian-path kernels on float32 arrays (samples, probes,
 parameters, per-sample scratch); objective and gradient agree with float64 to float32
-tolerance, float64 is untouched.  Accuracy notes: :mod:`ocp_learn.kernels.potential_numba`."""
+tolerance, float64 is untouched.  Accuracy notes: :mod:`ocp_learn.kernels.potential_net_numba`."""
 import numpy as np
 import pytest
 
-from ocp_learn.kernels import potential_flow_numba, potential_numba
-from ocp_learn.kernels.potential_flow_numba import fuse
+from ocp_learn.kernels import activation_numba, potential_flow_numba, potential_gram_numba
 from ocp_learn.models.potential import log_cosh
 from ocp_learn.problems.cnf import ContinuousNormalizingFlow
 from ocp_learn.verify import dot_product_test
@@ -20,8 +19,8 @@ def flows(d, M, trace, width=8, n=16, nt=2):
     x = np.random.default_rng(d + M).standard_normal((n, d))
 
     def make(dtype):
-        return fuse(ContinuousNormalizingFlow(x, width=width, n_layers=M, nt=nt, trace=trace,
-                                              backend="numba", n_probes=2, seed=1, dtype=dtype))
+        return ContinuousNormalizingFlow(x, width=width, n_layers=M, nt=nt, trace=trace,
+                                         backend="numba", n_probes=2, seed=1, dtype=dtype)
 
     p64, p32 = make(np.float64), make(np.float32)
     theta = p64.init_params(0) + 0.2 * np.random.default_rng(0).standard_normal(p64.n_params)
@@ -37,9 +36,9 @@ def spy(monkeypatch):
         kern = getattr(potential_flow_numba, name)
 
         def call(*args):
-            S, W, h, prm = args[0], args[1], args[4], args[5:13]
+            S, W, h, prm = args[0], args[1], args[4], args[5]
             seen.append((name, S.dtype, W.dtype, type(h), {p.dtype for p in prm},
-                         args[16].dtype if name == "_vjp_kernel" else None))
+                         args[9].dtype if name == "_vjp_kernel" else None))
             return kern(*args)
         monkeypatch.setattr(potential_flow_numba, name, call)
 
@@ -99,8 +98,8 @@ def test_float32_jvp_vjp_dot_product_and_a_wrong_vjp_is_caught(monkeypatch):
 
     def broken(*args):
         args = list(args)
-        args[16] = args[16].copy()  # ybar
-        args[16][:, p32.field.c_ell] = 0
+        args[9] = args[9].copy()  # ybar
+        args[9][:, p32.field.c_ell] = 0
         return kern(*args)
     monkeypatch.setattr(potential_flow_numba, "_vjp_kernel", broken)
     assert mismatch() > 1e-3
@@ -110,7 +109,7 @@ def test_float32_on_the_gram_path_computes_in_float64_and_agrees():
     """d > m: the exact trace takes the Gram path, which casts to float64 inside
     (potential_gram_numba); the float32 problem still returns float32 and agrees."""
     p64, p32, theta = flows(10, 1, "exact", width=4)
-    assert potential_numba.use_gram(10, 4, 1)
+    assert potential_gram_numba.use_gram(10, 4, 1)
     J64, g64 = p64.objective_and_gradient(theta)
     J32, g32 = p32.objective_and_gradient(theta)
     assert g32.dtype == np.float32
@@ -119,14 +118,14 @@ def test_float32_on_the_gram_path_computes_in_float64_and_agrees():
 
 
 def test_vectorized_activation_row_in_float32_is_correctly_rounded():
-    """_act_row on float32 rows evaluates in float64 (its constants are float64) and rounds
+    """act_row on float32 rows evaluates in float64 (its constants are float64) and rounds
     once: sigma and tanh within 0.5 ulp of float32 (numpy's own float32 tanh: ~1.4 ulp)."""
     rng = np.random.default_rng(0)
     a = np.concatenate([rng.standard_normal(2000) * sc for sc in (1e-9, 1e-3, 0.3, 1.0, 4.0, 12.0, 40.0)]
                        + [np.array([0.0, -0.0, 1e-30, -1e-12, 3e-8, 19.0, -80.0, 17.7, -26.4])])
     a = a.astype(np.float32)
     sg, g, q = np.empty_like(a), np.empty_like(a), np.empty_like(a)
-    potential_numba._act_row(a, sg, g, q)
+    activation_numba.act_row(a, sg, g, q)
     assert sg.dtype == g.dtype == q.dtype == np.float32
     a64 = a.astype(np.float64)
     th = np.tanh(a64)
@@ -136,6 +135,6 @@ def test_vectorized_activation_row_in_float32_is_correctly_rounded():
     assert np.max(np.abs(q - (1.0 - th * th))) <= 2.0 ** -24
     b = np.array([np.inf, -np.inf, np.nan], np.float32)
     sb, gb, qb = np.empty_like(b), np.empty_like(b), np.empty_like(b)
-    potential_numba._act_row(b, sb, gb, qb)
+    activation_numba.act_row(b, sb, gb, qb)
     assert np.all(sb[:2] == np.inf) and list(gb[:2]) == [1.0, -1.0] and np.all(qb[:2] == 0.0)
     assert np.isnan(sb[2]) and np.isnan(gb[2])

@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 
 from ocp_learn.cli import main
-from ocp_learn.commands.flow import flow_data
+from ocp_learn.recipes.flow import flow_data
 from ocp_learn.metrics import mmd
-from ocp_learn.problems.mfg_train import gaussian_mfg_optimum
+from ocp_learn.reference.gaussian_mfg import gaussian_mfg_optimum
 
 FLOW_KEYS = {"test_nll", "nll_floor", "inverse_error", "mmd", "transport_cost", "hjb_penalty",
              "iterations", "seconds", "n_params"}
@@ -156,7 +156,7 @@ def test_flow_metrics_warn_when_the_time_grid_does_not_resolve_the_log_det():
 
     from scipy.optimize import OptimizeResult
 
-    from ocp_learn.commands.flow import flow_metrics
+    from ocp_learn.recipes.flow import flow_metrics
     from ocp_learn.problems.cnf import ContinuousNormalizingFlow
     x, floor = flow_data("8gaussians", 64, 0)
     x_test, _ = flow_data("8gaussians", 200, 1000)
@@ -170,3 +170,66 @@ def test_flow_metrics_warn_when_the_time_grid_does_not_resolve_the_log_det():
         hit = [v for v in w if "finer time grid" in str(v.message)]
         assert bool(hit) == warns, (nt, m["test_nll"], m["test_nll_fine"])
         assert (abs(m["test_nll"] - m["test_nll_fine"]) > 0.05) == warns
+
+
+def test_mfg_writes_its_results_without_pot(tmp_path, monkeypatch):
+    """Without POT (``import ot`` fails) the OT run still writes theta.npy and metrics.json,
+    and the metrics name the skipped W2 metric and why."""
+    import sys
+
+    monkeypatch.setitem(sys.modules, "ot", None)  # `import ot` raises ImportError
+    out = tmp_path / "ot"
+    rc = main(["mfg", "--problem", "ot", "--out", str(out), "--samples", "32", "--iters", "2",
+               "--backend", "numpy"])
+    assert rc == 0
+    m = json.loads((out / "metrics.json").read_text())
+    assert MFG_KEYS <= set(m) and "w2_to_rho1" not in m
+    assert "POT" in m["skipped"]["w2_to_rho1"]
+    assert np.load(out / "theta.npy").shape == (m["n_params"],)
+    assert (out / "trajectories.png").stat().st_size > 5000
+
+
+def test_recipes_import_no_command_layer():
+    """The recipes are a library: importing them loads neither the CLI nor MPI."""
+    import subprocess
+    import sys
+
+    code = ("import sys, ocp_learn.recipes, ocp_learn.recipes.demo, ocp_learn.recipes.verify; "
+            "bad = [m for m in sys.modules if m.startswith(('ocp_learn.cli', "
+            "'ocp_learn.commands', 'ocp_learn.distributed', 'mpi4py'))]; print(bad)")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "[]"
+
+
+class _SpyParallel:
+    """A :class:`ocp_learn.optim.Parallel` that runs serially, records the optimizer runs and
+    plays a process that does not write."""
+
+    is_writer = False
+
+    def __init__(self):
+        from ocp_learn.optim import SERIAL
+        self.serial, self.runs = SERIAL, []
+
+    def minimize(self, problem, optimizer, theta0, **kwargs):
+        self.runs.append(optimizer.__name__)
+        return self.serial.minimize(problem, optimizer, theta0, **kwargs)
+
+    def objective_on(self, problem, theta, x):
+        return self.serial.objective_on(problem, theta, x)
+
+
+@pytest.mark.parametrize("resample_every", [None, 2])
+def test_flow_recipe_runs_through_the_parallel_it_is_given(tmp_path, resample_every):
+    """The recipe's optimizer runs go through ``parallel``; a process that is not the writer
+    trains the same parameters and writes nothing."""
+    from ocp_learn.recipes.flow import run_flow
+
+    kw = dict(n_train=64, n_test=100, maxiter=3, width=4, nt=2, backend="numpy",
+              resample_every=resample_every)
+    spy = _SpyParallel()
+    m, _, res = run_flow(out=str(tmp_path / "spy"), parallel=spy, **kw)
+    assert m == {} and spy.runs and not (tmp_path / "spy" / "metrics.json").exists()
+    m0, _, res0 = run_flow(out=str(tmp_path / "serial"), **kw)
+    assert np.array_equal(res.x, res0.x) and (tmp_path / "serial" / "metrics.json").exists()

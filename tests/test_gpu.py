@@ -1,4 +1,4 @@
-"""GPU backend (issue 9): CuPy + cuBLAS + numba-cuda.
+"""GPU backend: CuPy + cuBLAS + numba-cuda.
 
 The device tests skip cleanly when CuPy is missing or ``cupy.cuda.is_available()`` is
 False.  The numba-cuda kernel is also run on the CUDA simulator
@@ -112,57 +112,69 @@ def test_chunk_size_follows_the_byte_budget():
 @pytest.mark.parametrize("trace", ["exact", "hutchinson"])
 @pytest.mark.parametrize("chunk", [1, 5, 17])
 def test_chunked_driver_on_the_host_equals_the_reference(trace, chunk):
-    from ocp_learn.kernels import potential_cupy as pc
+    from ocp_learn.kernels.potential_cupy import CupyPotentialBackend
     from ocp_learn.models import PotentialResNet
     rng = np.random.default_rng(3)
     n, d = 17, 3
     ref = PotentialResNet(d, width=6, n_layers=2, trace=trace, backend="numpy")
-    host = PotentialResNet(d, width=6, n_layers=2, trace=trace, backend="numpy", chunk=chunk)
+    host = PotentialResNet(d, width=6, n_layers=2, trace=trace,
+                           backend=CupyPotentialBackend(chunk=chunk, xp=np))
     theta = ref.init_params(0)
     x, t = rng.standard_normal((n, d)), rng.standard_normal(n)
     pr = ref.sample_probes(n, rng, k=2) if trace == "hutchinson" else None
     for a, b in zip(ref.derivatives(x, t, theta, probes=pr),
-                    pc.model_derivatives(host, x, t, theta, pr, xp=np)):
+                    host.derivatives(x, t, theta, pr)):
         np.testing.assert_allclose(b, a, rtol=1e-12, atol=1e-12)
     bars = dict(phi_bar=rng.standard_normal(n), grad_bar=rng.standard_normal((n, d)),
                 dt_bar=rng.standard_normal(n), lap_bar=rng.standard_normal(n), probes=pr)
     va = ref.derivatives_vjp(x, t, theta, **bars)
-    vb = pc.model_derivatives_vjp(host, x, t, theta, xp=np, **bars)
+    vb = host.derivatives_vjp(x, t, theta, **bars)
     for a, b in zip(va, vb):
         np.testing.assert_allclose(b, a, rtol=1e-12, atol=1e-12)
     assert np.abs(va[2]).max() > 0
     tang = dict(dx=rng.standard_normal((n, d)), dt=0.25, dtheta=rng.standard_normal(ref.n_params),
                 probes=pr)
     for a, b in zip(ref.derivatives_jvp(x, 0.5, theta, **tang),
-                    pc.model_derivatives_jvp(host, x, 0.5, theta, xp=np, **tang)):
+                    host.derivatives_jvp(x, 0.5, theta, **tang)):
         np.testing.assert_allclose(b, a, rtol=1e-12, atol=1e-12)
 
 
 def test_device_entry_points_name_bad_arguments():
-    from ocp_learn.kernels import potential_cupy as pc
+    from ocp_learn.kernels.potential_backend import checked_array, checked_vector
+    from ocp_learn.kernels.potential_cupy import CupyPotentialBackend
     from ocp_learn.models import PotentialResNet
-    mod = PotentialResNet(2, width=4, backend="numpy", chunk=3)
+    mod = PotentialResNet(2, width=4, backend=CupyPotentialBackend(chunk=3, xp=np))
     theta = mod.init_params(0)
     x = np.zeros((5, 2))
     with pytest.raises(ValueError, match="x must have shape"):
-        pc.model_derivatives(mod, np.zeros((5, 3)), 0.0, theta, xp=np)
+        mod.derivatives(np.zeros((5, 3)), 0.0, theta)
     with pytest.raises(ValueError, match="theta"):
-        pc.model_derivatives(mod, x, 0.0, theta[:-1], xp=np)
+        mod.derivatives(x, 0.0, theta[:-1])
     with pytest.raises(ValueError, match="t must have shape"):
-        pc.model_derivatives(mod, x, np.zeros(4), theta, xp=np)
+        mod.derivatives(x, np.zeros(4), theta)
     with pytest.raises(ValueError, match="non-finite"):
-        pc.model_derivatives(mod, x, float("nan"), theta, xp=np)
-    with pytest.raises(TypeError, match="x must hold real numbers"):
-        pc.model_derivatives(mod, x.astype(complex), 0.0, theta, xp=np)
+        mod.derivatives(x, float("nan"), theta)
+    with pytest.raises(TypeError, match="x must be real"):
+        mod.derivatives(x.astype(complex), 0.0, theta)
     with pytest.raises(ValueError, match="probes"):
-        pc.model_derivatives(mod, x, 0.0, theta, probes=np.ones((5, 2)), xp=np)
+        mod.derivatives(x, 0.0, theta, probes=np.ones((5, 2)))
     with pytest.raises(ValueError, match="lap_bar"):
-        pc.model_derivatives_vjp(mod, x, 0.0, theta, lap_bar=np.ones(4), xp=np)
+        mod.derivatives_vjp(x, 0.0, theta, lap_bar=np.ones(4))
     with pytest.raises(ValueError, match="dtheta"):
-        pc.model_derivatives_jvp(mod, x, 0.0, theta, dtheta=np.ones(3), xp=np)
-    hut = PotentialResNet(2, width=4, trace="hutchinson", backend="numpy")
+        mod.derivatives_jvp(x, 0.0, theta, dtheta=np.ones(3))
+    hut = PotentialResNet(2, width=4, trace="hutchinson", backend=CupyPotentialBackend(xp=np))
     with pytest.raises(ValueError, match="probes must have shape"):
-        pc.model_derivatives(hut, x, 0.0, theta, probes=np.ones((2, 4, 2)), xp=np)
+        hut.derivatives(x, 0.0, theta, probes=np.ones((2, 4, 2)))
+    # the checks of device arguments, run here on numpy arrays
+    with pytest.raises(ValueError, match="x must have shape"):
+        checked_array(np, "x", np.zeros((5, 3)), (None, 2))
+    with pytest.raises(TypeError, match="x must hold real numbers"):
+        checked_array(np, "x", x.astype(complex))
+    with pytest.raises(ValueError, match="non-finite"):
+        checked_vector(np, "t", float("nan"), 5)
+    with pytest.raises(ValueError, match="t must have shape"):
+        checked_vector(np, "t", np.zeros(4), 5)
+    assert checked_vector(np, "t", 0.5, 3).tolist() == [0.5] * 3
 
 
 # ------------------------------------------------------------------ chunking, on the GPU

@@ -104,9 +104,9 @@ def test_dropped_leapfrog_adjoint_kick_is_caught(monkeypatch):
     prob, theta = make_problem()
     orig = Leapfrog.step_adjoint
 
-    def broken(self, field, tape, t, h, ctrl, lam):
+    def broken(self, field, tape, t, h, ctrl, lam, **kw):
         d = field.partition
-        out = orig(self, field, tape, t, h, ctrl, lam)
+        out = orig(self, field, tape, t, h, ctrl, lam, **kw)
         y, z_h, y1 = tape
         yb, _ = field.vjp_z(y1, t + h, ctrl.theta(1.0), (0.5 * h) * lam[:, d:])
         out[:, :d] -= yb  # drop only the state term of the last kick

@@ -1,11 +1,16 @@
-"""Compute backends (issue 9): numba == numpy to 1e-12 on every quantity, fused CNF field,
-MLP kernels, the automatic fused/BLAS choice, the registry and thread settings."""
+"""Compute backends: numba == numpy to 1e-12 on every quantity, fused CNF field,
+MLP kernels, the automatic fused/BLAS choice, the registries and thread settings."""
+import copy
+
 import numpy as np
 import pytest
 
 from ocp_learn import kernels
-from ocp_learn.kernels import mlp_numba, potential_numba
-from ocp_learn.kernels.potential_flow_numba import FusedPotentialFlowField, fuse, fused_available
+from ocp_learn.kernels import (activation_numba, mlp_numba, potential_gram_numba,
+                               potential_jacobian_numba, potential_numba)
+from ocp_learn.kernels.potential_backend import (PotentialBackend, potential_backends,
+                                                 register_potential_backend)
+from ocp_learn.kernels.potential_numpy import NumpyPotentialBackend
 from ocp_learn.models import PotentialResNet
 from ocp_learn.models.mlp import SingleLayerNet
 from ocp_learn.models.potential import log_cosh
@@ -38,7 +43,8 @@ def test_potential_numba_equals_numpy(d, M, trace, path):
 def test_potential_numba_equals_numpy_with_blas_inside_the_kernels():
     """From width BLAS_INNER_M and BLAS_INNER_C columns (exact trace: c = d) the Jacobian
     path's per-sample products call BLAS."""
-    check_numba_equals_numpy(potential_numba.BLAS_INNER_C, 2, potential_numba.BLAS_INNER_M,
+    check_numba_equals_numpy(potential_jacobian_numba.BLAS_INNER_C, 2,
+                             potential_jacobian_numba.BLAS_INNER_M,
                              "exact", "fused")
 
 
@@ -68,18 +74,11 @@ def test_potential_kernels_independent_of_the_block_split():
     S = rng.standard_normal((n, 4))
     P = ref.unpack(theta)
     args = (rng.standard_normal(n), rng.standard_normal((n, 4)), rng.standard_normal(n))
-    s1, B1 = potential_numba.derivatives_vjp(P, S, None, ref.h, *args, blocks=1)
-    s5, B5 = potential_numba.derivatives_vjp(P, S, None, ref.h, *args, blocks=5)
+    s1, B1 = potential_numba.derivatives_vjp(P, S, None, ref.h, *args, nblocks=1)
+    s5, B5 = potential_numba.derivatives_vjp(P, S, None, ref.h, *args, nblocks=5)
     assert rel(s5, s1) <= TOL
     for k in B1:
         assert rel(B5[k], B1[k]) <= TOL
-
-
-def test_fused_activation_matches_log_cosh_and_tanh_to_rounding():
-    for a in [0.0, 1e-300, -1e-12, 3e-8, -1e-3, 0.4, -2.5, 19.0, -700.0]:
-        u, g = potential_numba._act(a)
-        assert abs(u - log_cosh(a)) <= 4e-16 * abs(log_cosh(a))
-        assert abs(g - np.tanh(a)) <= 4e-16 * abs(np.tanh(a))
 
 
 def test_vectorized_activation_row_matches_numpy_to_a_few_ulp():
@@ -87,7 +86,7 @@ def test_vectorized_activation_row_matches_numpy_to_a_few_ulp():
     a = np.concatenate([rng.standard_normal(2000) * sc for sc in (1e-9, 1e-3, 0.3, 1.0, 4.0, 12.0, 40.0)]
                        + [np.array([0.0, -0.0, 1e-300, -1e-12, 3e-8, 19.0, -700.0, 17.7, -26.4])])
     sg, g, q = np.empty_like(a), np.empty_like(a), np.empty_like(a)
-    potential_numba._act_row(a, sg, g, q)
+    activation_numba.act_row(a, sg, g, q)
     th = np.tanh(a)
     assert np.max(np.abs(sg - log_cosh(a)) / log_cosh(a)) <= 1e-15
     nz = th != 0
@@ -96,7 +95,7 @@ def test_vectorized_activation_row_matches_numpy_to_a_few_ulp():
     # non-finite inputs: inf gives (inf, +-1, 0); NaN propagates
     b = np.array([np.inf, -np.inf, np.nan])
     sb, gb, qb = np.empty(3), np.empty(3), np.empty(3)
-    potential_numba._act_row(b, sb, gb, qb)
+    activation_numba.act_row(b, sb, gb, qb)
     assert np.all(sb[:2] == np.inf) and list(gb[:2]) == [1.0, -1.0] and np.all(qb[:2] == 0.0)
     assert np.isnan(sb[2]) and np.isnan(gb[2])
 
@@ -104,11 +103,34 @@ def test_vectorized_activation_row_matches_numpy_to_a_few_ulp():
 def test_auto_path_is_fused_blas_on_request_and_bad_path_is_rejected():
     small = PotentialResNet(2, width=8, backend="numba")
     wide = PotentialResNet(2, width=128, backend="numba")
-    assert small._fused() and wide._fused()
-    assert not PotentialResNet(2, width=8, backend="numba", path="blas")._fused()
-    assert not PotentialResNet(2, width=8, backend="numpy")._fused()
+    assert small.backend.fused_flow and wide.backend.fused_flow
+    blas = PotentialResNet(2, width=8, backend="numba", path="blas").backend
+    assert not blas.fused_flow and isinstance(blas, NumpyPotentialBackend) and blas.name == "numba"
+    assert not PotentialResNet(2, width=8, backend="numpy").backend.fused_flow
     with pytest.raises(ValueError, match="path"):
         PotentialResNet(2, path="gemm")
+
+
+def test_potential_backend_registry():
+    """A name resolves to a backend object once; a registered factory or a backend object
+    serves as well; an unknown name or a non-backend is refused with its name."""
+    assert isinstance(PotentialResNet(2).backend, PotentialBackend)
+    with pytest.raises(ValueError, match="backend"):
+        PotentialResNet(2, backend="jax")
+    with pytest.raises(TypeError, match="backend"):
+        PotentialResNet(2, backend=object())
+    register_potential_backend("numpy_chunked", lambda chunk=None, **options:
+                               NumpyPotentialBackend(chunk=3))
+    mod = PotentialResNet(2, width=4, backend="numpy_chunked")
+    ref = PotentialResNet(2, width=4, backend=NumpyPotentialBackend())
+    assert mod.backend.chunk == 3 and "numpy_chunked" in potential_backends()
+    rng = np.random.default_rng(0)
+    x, th = rng.standard_normal((7, 2)), ref.init_params(0)
+    for a, b in zip(ref.derivatives(x, 0.3, th), mod.derivatives(x, 0.3, th)):
+        assert rel(b, a) <= TOL
+    register_potential_backend("broken", lambda **options: object())
+    with pytest.raises(TypeError, match="PotentialBackend"):
+        PotentialResNet(2, backend="broken")
 
 
 # ----------------------------------------------------------------------------- fused CNF field
@@ -125,17 +147,24 @@ def test_cnf_objective_and_gradient_fused_numba_numpy_agree(trace, hjb):
     theta = ref.init_params(0)
     theta = theta + 0.2 * np.random.default_rng(0).standard_normal(theta.size)
     J0, g0 = ref.objective_and_gradient(theta)
-    for p in (_cnf(trace, "numba", hjb), fuse(_cnf(trace, "numba", hjb))):
-        J, g = p.objective_and_gradient(theta)
-        assert abs(J - J0) <= TOL * abs(J0)
-        assert rel(g, g0) <= TOL
-    assert isinstance(p.field, FusedPotentialFlowField) and fused_available(p.field)
+    p = _cnf(trace, "numba", hjb)
+    assert p.field.fused
+    J, g = p.objective_and_gradient(theta)
+    assert abs(J - J0) <= TOL * abs(J0)
+    assert rel(g, g0) <= TOL
+
+
+def _generic(field):
+    """The same field on the generic code (``derivatives`` then ``derivatives_vjp``)."""
+    generic = copy.copy(field)
+    generic.fused = False
+    return generic
 
 
 def test_fused_field_rhs_and_vjp_equal_the_generic_field():
     p = _cnf("exact")
-    generic = p.field
-    fused = fuse(_cnf("exact")).field
+    fused = p.field
+    generic = _generic(fused)
     theta = p.init_params(0)[:generic.n_params]
     rng = np.random.default_rng(2)
     y = rng.standard_normal((9, generic.state_dim))
@@ -144,37 +173,36 @@ def test_fused_field_rhs_and_vjp_equal_the_generic_field():
     for a, b in zip(generic.vjp(y, 0.3, theta, ybar), fused.vjp(y, 0.3, theta, ybar)):
         assert rel(b, a) <= TOL
     # the fused gradient is also a true gradient of the discrete objective (Taylor, order 2)
-    q = fuse(_cnf("exact"))
+    q = _cnf("exact")
     th = q.init_params(0)
     check_gradient(q.objective_and_gradient, th, seed=3)
 
 
 def test_fused_field_dropped_hjb_term_is_caught():
     """Leaving out the HJB residual's cotangent in the fused vjp changes the gradient."""
-    p = fuse(_cnf("exact"))
+    p = _cnf("exact")
     theta = p.init_params(0)
     J, g = p.objective_and_gradient(theta)
     f = p.field
     vjp = f.vjp
 
-    def vjp_without_hjb(y, t, th, ybar):
+    def vjp_without_hjb(y, t, th, ybar, aux=None):
         yb = ybar.copy()
         yb[:, f.c_R] = 0.0
-        return vjp(y, t, th, yb)
+        return vjp(y, t, th, yb, aux)
 
     f.vjp = vjp_without_hjb
     _, g_bad = p.objective_and_gradient(theta)
     assert rel(g_bad, g) > 1e-4
 
 
-def test_fused_field_falls_back_when_not_applicable():
-    p = fuse(_cnf("exact", backend="numpy"))
-    assert not fused_available(p.field)
-    ref = _cnf("exact", backend="numpy")
-    th = ref.init_params(0)
-    assert p.objective(th) == ref.objective(th)
-    with pytest.raises(TypeError, match="PotentialFlowField"):
-        fuse(type("P", (), {"field": object()})())
+def test_fused_field_only_where_the_backend_offers_it():
+    from ocp_learn.models.potential_flow import PotentialFlowField
+    p = _cnf("exact", backend="numpy")
+    assert not p.field.fused and p.field.aux_floats(9) == 0
+    with pytest.raises(ValueError, match="fused"):
+        PotentialFlowField(p.potential, fused=True)
+    assert not PotentialFlowField(PotentialResNet(2, backend="numba"), fused=False).fused
 
 
 # ----------------------------------------------------------------------------- MLP (A1)
@@ -241,9 +269,8 @@ def test_fused_field_with_interactions_equals_the_generic_field():
     from ocp_learn.problems.potential_flow import PotentialFlowField
     p = _crowd("numba")
     fused = p.field
-    assert isinstance(fused, FusedPotentialFlowField) and fused.interactions and fused_available(fused)
-    generic = PotentialFlowField.__new__(PotentialFlowField)
-    generic.__dict__.update(fused.__dict__)
+    assert isinstance(fused, PotentialFlowField) and fused.interactions and fused.fused
+    generic = _generic(fused)
     theta = p.init_params(0)[:fused.n_params]
     theta = theta + 0.3 * np.random.default_rng(1).standard_normal(theta.size)
     rng = np.random.default_rng(4)
@@ -316,17 +343,17 @@ def test_gram_trace_vjp_taylor_and_auto_choice(M):
     assert res.passed, res
     P = mod.unpack(theta)
     S = np.column_stack([x, t])
-    G0 = potential_numba.gram0(P["K0"], d)
+    G0 = potential_gram_numba.gram0(P["K0"], d)
     Gb = rng.standard_normal((n, d + 1))
     one = gram.vjp(P, S, mod.h, G0, np.array([0, n]), None, Gb, lb)
     three = gram.vjp(P, S, mod.h, G0, np.array([0, 2, 3, n]), None, Gb, lb)
     assert rel(three[0], one[0]) <= TOL
     for k in one[1]:
         assert rel(three[1][k], one[1][k]) <= TOL
-    assert potential_numba.trace_gram(P, d, True, "auto").shape == (m, m)       # 9 > 2*3
-    assert potential_numba.trace_gram(P, d, False, "auto").size == 0            # Hutchinson
-    assert potential_numba.trace_gram(P, d, True, "jacobian").size == 0
-    assert potential_numba.use_gram(5, 4, 1) and not potential_numba.use_gram(5, 4, 2)
+    assert potential_gram_numba.trace_gram(P, d, True, "auto").shape == (m, m)       # 9 > 2*3
+    assert potential_gram_numba.trace_gram(P, d, False, "auto").size == 0            # Hutchinson
+    assert potential_gram_numba.trace_gram(P, d, True, "jacobian").size == 0
+    assert potential_gram_numba.use_gram(5, 4, 1) and not potential_gram_numba.use_gram(5, 4, 2)
     with pytest.raises(ValueError, match="trace_path"):
         PotentialResNet(2, trace_path="fast")
 
@@ -380,25 +407,26 @@ def test_one_layer_tile_kernels_equal_the_per_sample_kernels(n, nblk):
     columns with zero cotangents); they equal the per-sample kernels to rounding, for a
     partial last tile and any block split."""
     from ocp_learn.kernels import potential_gram_numba as gram
+    from ocp_learn.kernels import potential_tiles_numba as tiles
     rng = np.random.default_rng(11)
     m, d = 5, 9
     P = {"w": rng.standard_normal(m), "A": rng.standard_normal((3, d + 1)),
          "b": rng.standard_normal(d + 1), "c": rng.standard_normal(1),
          "K0": rng.standard_normal((m, d + 1)), "b0": rng.standard_normal(m),
          "K": rng.standard_normal((1, m, m)), "bK": rng.standard_normal((1, m))}
-    G0 = potential_numba.gram0(P["K0"], d)
+    G0 = potential_gram_numba.gram0(P["K0"], d)
     prm, _, H = gram._setup(P, G0)
     assert H.shape[0] == m
     P0 = rng.standard_normal((m, n))      # one column per sample
     edges = np.linspace(0, n, nblk + 1).round().astype(np.int64)
     args = (P0, 0.5, prm["w"], prm["K"], prm["bK"], G0, H)
     out = [(np.empty((m, n)), np.empty(n), np.empty(n)) for _ in range(3)]
-    NT = np.full((gram.tape_floats(n, m, 1) // (gram._NT * m * gram._TILE), gram._NT, m,
-                  gram._TILE), np.nan)
-    gram._fwd_tiles(*args, True, nblk, *out[0], NT)         # with the tape of the tiles
-    gram._fwd_tiles(*args, True, nblk, *out[1], gram._no_tape(m))
-    gram._fwd_kernel(*args, True, edges, *out[2])
-    assert np.isfinite(NT).all() and NT.size == gram.tape_floats(n, m, 1) >= n * gram._NT * m
+    NT = np.full((tiles.tape_floats(n, m, 1) // (tiles.NT_ARRAYS * m * tiles.TILE), tiles.NT_ARRAYS, m,
+                  tiles.TILE), np.nan)
+    tiles.fwd_tiles(*args, True, nblk, *out[0], NT)         # with the tape of the tiles
+    tiles.fwd_tiles(*args, True, nblk, *out[1], tiles.no_tape(m))
+    gram.fwd_kernel(*args, True, edges, *out[2])
+    assert np.isfinite(NT).all() and NT.size == tiles.tape_floats(n, m, 1) >= n * tiles.NT_ARRAYS * m
     for a, b, c in zip(*out):
         assert np.array_equal(a, b) and rel(a, c) <= 1e-13
     Yb, phib, lb = rng.standard_normal((m, n)), rng.standard_normal(n), rng.standard_normal(n)
@@ -408,10 +436,10 @@ def test_one_layer_tile_kernels_equal_the_per_sample_kernels(n, nblk):
                np.zeros((nblk, m, m)), np.zeros((nblk,) + H.shape))
         A0 = np.empty((m, n))
         if mode == "per-sample":
-            gram._vjp_kernel(*args, Yb, phib, lb, edges, A0, *acc)
+            gram.vjp_kernel(*args, Yb, phib, lb, edges, A0, *acc)
         else:
-            gram._vjp_tiles(*args, Yb, phib, lb, nblk, A0, *acc,
-                            NT if mode == "tape" else gram._no_tape(m))
+            tiles.vjp_tiles(*args, Yb, phib, lb, nblk, A0, *acc,
+                            NT if mode == "tape" else tiles.no_tape(m))
         res.append([A0] + [x.sum(0) for x in acc])
     for a, b, c in zip(*res):
         assert rel(a, c) <= 1e-13 and rel(b, c) <= 1e-13
@@ -420,5 +448,5 @@ def test_one_layer_tile_kernels_equal_the_per_sample_kernels(n, nblk):
                                       np.zeros((nblk, 1, m)), np.zeros((nblk, m, m)),
                                       np.zeros((nblk,) + H.shape))]
     A0 = np.empty((m, n))
-    gram._vjp_tiles(*args, Yb, phib, lb, nblk, A0, *acc, 1.1 * NT)
+    tiles.vjp_tiles(*args, Yb, phib, lb, nblk, A0, *acc, 1.1 * NT)
     assert rel(A0, res[0][0]) > 1e-3

@@ -119,6 +119,10 @@ class Fenced(Counting):
         self._check(theta)
         return self.problem.objective_and_gradient(theta, batch)
 
+    def evaluate(self, theta, batch=None, gradient=True, **kw):
+        self._check(theta)
+        return self.problem.evaluate(theta, batch, gradient, **kw)
+
     def gauss_newton_operator(self, theta, batch=None):
         self._check(theta)
         return self.problem.gauss_newton_operator(theta, batch)

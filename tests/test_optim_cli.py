@@ -1,3 +1,4 @@
+import argparse
 import json
 import subprocess
 import sys
@@ -40,6 +41,56 @@ def test_cli_version_and_help(capsys):
     assert e.value.code == 0
     assert "ocp-learn" in capsys.readouterr().out
     assert main([]) == 2
+
+
+def _subparsers():
+    import argparse
+
+    from ocp_learn.cli import build_parser
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return parser, sub.choices
+
+
+def test_cli_every_option_has_help_and_shows_its_default():
+    parser, subs = _subparsers()
+    assert set(subs) >= {"demo", "bench", "classify", "flow", "mfg", "verify"}
+    for name, p in [("ocp-learn", parser), *subs.items()]:
+        fmt = p._get_formatter()
+        for action in p._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                continue
+            where = f"{name} {'/'.join(action.option_strings) or action.dest}"
+            assert action.help and action.help.strip(), f"{where}: no help text"
+            text = fmt._get_help_string(action) % {"default": action.default}
+            if action.option_strings and action.nargs != 0 and not action.required:
+                assert "default" in text, f"{where}: the help does not show the default"
+
+
+def test_cli_option_aliases_share_one_destination():
+    _, subs = _subparsers()
+    assert subs["classify"].parse_args(["--iters", "7"]).maxiter == 7
+    assert subs["flow"].parse_args(["--out", "o", "--n-train", "9", "--maxiter", "3"]).n == 9
+    assert subs["mfg"].parse_args(["--out", "o", "--maxiter", "3"]).iters == 3
+
+
+def test_cli_subcommands_are_registered_in_the_commands_package(capsys, monkeypatch):
+    from ocp_learn import commands
+    from ocp_learn.commands import Subcommand, register
+
+    monkeypatch.setattr(commands, "SUBCOMMANDS", dict(commands.SUBCOMMANDS))
+
+    def configure(p):
+        p.add_argument("--word", default="hi", help="what to print")
+
+    def run(args):
+        print(args.word)
+        return 0
+
+    register(Subcommand("echo", "print a word", configure, run))
+    assert main(["echo", "--word", "ocp"]) == 0 and capsys.readouterr().out == "ocp\n"
+    with pytest.raises(TypeError, match="Subcommand"):
+        register(run)
 
 
 def test_cli_demo_writes_figure_and_metrics(tmp_path):

@@ -6,23 +6,7 @@ from ocp_learn.optim import LBFGSMemory, lbfgs, lbfgs_memory, lbfgs_resampled
 from ocp_learn.optim.checkpoint import load_checkpoint
 from ocp_learn.problems.mfg import mfg_preset
 
-
-class Quadratic:
-    """``J = 1/2 theta^T Q theta - c^T theta`` with a known minimizer."""
-
-    def __init__(self, p=6, seed=0):
-        rng = np.random.default_rng(seed)
-        B = rng.standard_normal((p, p))
-        self.Q = B @ B.T + p * np.eye(p)
-        self.c = rng.standard_normal(p)
-        self.n_params = p
-
-    def init_params(self, seed=0):
-        return np.zeros(self.n_params)
-
-    def objective_and_gradient(self, theta, batch=None):
-        g = self.Q @ theta - self.c
-        return 0.5 * theta @ self.Q @ theta - self.c @ theta, g
+from toy_problems import Quadratic
 
 
 def test_two_loop_is_the_bfgs_inverse_hessian_of_its_pairs():
@@ -101,7 +85,7 @@ def test_resampled_with_kept_pairs_resumes_bit_for_bit(tmp_path):
     with pytest.raises(KeyboardInterrupt):
         lbfgs_resampled(_mfg(), _draw, checkpoint=ck, callback=stop, **kw)
     arrays, meta = load_checkpoint(ck)
-    assert meta["it"] == 4 and arrays["S"].shape == arrays["Y"].shape and arrays["S"].shape[0] >= 3
+    assert meta["nit"] == 4 and arrays["S"].shape == arrays["Y"].shape and arrays["S"].shape[0] >= 3
     resumed = lbfgs_resampled(_mfg(), _draw, checkpoint=ck, resume=True, **kw)
     assert np.array_equal(resumed["theta"], full["theta"])
     assert resumed["history"]["objective"] == full["history"]["objective"]
@@ -111,7 +95,7 @@ def test_resampled_with_kept_pairs_resumes_bit_for_bit(tmp_path):
 
 
 def test_train_flow_keeps_pairs_with_resampling():
-    from ocp_learn.commands.flow import flow_data, train_flow
+    from ocp_learn.recipes.flow import flow_data, train_flow
 
     def draw(n, rng):
         return flow_data("8gaussians", n, rng)[0]

@@ -3,7 +3,7 @@ shared with the CNF (``ocp-learn flow --resample-every K``)."""
 import numpy as np
 import pytest
 
-from ocp_learn.commands.flow import flow_data, train_flow
+from ocp_learn.recipes.flow import flow_data, train_flow
 from ocp_learn.optim import lbfgs_resampled
 from ocp_learn.optim.checkpoint import load_checkpoint
 from ocp_learn.problems.cnf import ContinuousNormalizingFlow
@@ -34,7 +34,7 @@ def test_resampled_run_redraws_selects_on_validation_and_resumes_exactly(tmp_pat
     with pytest.raises(KeyboardInterrupt):
         lbfgs_resampled(_flow(), _draw, stages=stages, resample_every=3, n_val=80, seed=1,
                         checkpoint=ck, callback=stop)
-    assert load_checkpoint(ck)[1]["it"] == h["iteration"][0]
+    assert load_checkpoint(ck)[1]["nit"] == h["iteration"][0]
     resumed = lbfgs_resampled(_flow(), _draw, stages=stages, resample_every=3, n_val=80, seed=1,
                               checkpoint=ck, resume=True)
     assert all(resumed["history"][k] == h[k] for k in h if k != "seconds")
@@ -43,6 +43,7 @@ def test_resampled_run_redraws_selects_on_validation_and_resumes_exactly(tmp_pat
     again = lbfgs_resampled(_flow(), _draw, stages=stages, resample_every=3, n_val=80, seed=1,
                             checkpoint=ck, resume=True)
     assert again["iterations"] == full["iterations"]
+    assert np.array_equal(again.x, full.x) and again.fun == full.fun   # its own best
     longer = lbfgs_resampled(_flow(), _draw, stages=((64, 6), (96, 6)), resample_every=3,
                              n_val=80, seed=1, checkpoint=ck, resume=True)
     assert longer["history"]["stage"] == [1, 1, 2, 2] and longer["iterations"] > full["iterations"]

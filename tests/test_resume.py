@@ -89,7 +89,7 @@ def test_gauss_newton_survives_sigkill_and_resumes_bitwise(tmp_path):
     ck = tmp_path / "gn.npz"
     call = (f"gauss_newton(problem(), checkpoint={str(ck)!r}, checkpoint_every=1, "
             f"callback=slow, **{GN!r})\n")
-    it = run_and_kill(ck, call, "it", 3)
+    it = run_and_kill(ck, call, "nit", 3)
     assert 3 <= it < GN["maxiter"]
     res = gauss_newton(problem(), checkpoint=ck, resume=True, **GN)
     full = gauss_newton(problem(), **GN)

@@ -9,19 +9,22 @@ target's options are passed on with ``--args`` (``ocp-learn bench memory --out r
 """
 from __future__ import annotations
 
+import argparse
 import importlib.util
 import os
 import shlex
+from typing import Callable
 
-from ..cli import subcommand
+from .base import Subcommand
 
-__all__ = ["BENCH_TARGETS", "register_bench", "find_benchmarks_dir"]
+__all__ = ["COMMAND", "BENCH_TARGETS", "register_bench", "find_benchmarks_dir"]
 
 #: name -> (script file name in benchmarks/ or callable, help)
-BENCH_TARGETS = {}
+BENCH_TARGETS: dict[str, tuple[str | Callable[[list[str]], int], str]] = {}
 
 
-def register_bench(name, target, help):
+def register_bench(name: str, target: str | Callable[[list[str]], int],
+                   help: str) -> str | Callable[[list[str]], int]:
     """Make ``ocp-learn bench name`` run ``target`` (script name or ``fn(argv)``)."""
     BENCH_TARGETS[name] = (target, help)
     return target
@@ -46,7 +49,7 @@ register_bench("kernels", "bench_kernels.py",
                "FFJORD/torchdiffeq; GFLOP/s vs DGEMM; numba compile time (needs the bench extra)")
 
 
-def find_benchmarks_dir(hint=None):
+def find_benchmarks_dir(hint: str | None = None) -> str:
     """The ``benchmarks/`` folder: ``hint``, ``$OCP_LEARN_BENCHMARKS``, or the one
     beside the package in a source checkout."""
     here = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -65,8 +68,8 @@ def _run_script(path, argv):
     return mod.main(argv) or 0
 
 
-@subcommand("bench", "run a benchmark (writes JSON, markdown tables and PNG plots)")
-def cmd_bench(args):
+def run(args: argparse.Namespace) -> int:
+    """Run the benchmark ``args.target`` with ``--out`` and the ``--args`` options."""
     target, _ = BENCH_TARGETS[args.target]
     extra = shlex.split(args.args or "")
     argv = ["--out", os.path.abspath(args.out)] + extra
@@ -78,15 +81,18 @@ def cmd_bench(args):
     return _run_script(path, argv)
 
 
-def _configure(p):
+def configure(p: argparse.ArgumentParser) -> None:
+    """Add the options of ``ocp-learn bench`` to ``p``."""
     p.add_argument("target", choices=sorted(BENCH_TARGETS),
                    help="which benchmark: " + "; ".join(f"{k}: {h}" for k, (_, h)
                                                         in sorted(BENCH_TARGETS.items())))
-    p.add_argument("--out", default="benchmarks_out", help="output folder (default: %(default)s)")
+    p.add_argument("--out", default="benchmarks_out", help="output folder")
     p.add_argument("--benchmarks", default=None, help="the benchmarks/ folder (default: the "
                    "checkout's)")
     p.add_argument("--args", default="", metavar="'OPTIONS'",
-                   help="options passed on to the benchmark script, quoted (e.g. --args '--n 128')")
+                   help="options passed on to the benchmark script, quoted (e.g. --args '--n 128'; "
+                        "default: none)")
 
 
-cmd_bench.configure = _configure
+COMMAND = Subcommand("bench", "run a benchmark (writes JSON, markdown tables and PNG plots)",
+                     configure, run)

@@ -9,6 +9,9 @@ partial derivatives of both in ``z`` and ``logrho`` (hand-derived).  The ``z`` p
 covers the leading columns the term depends on (shape ``(n, k)``, ``k <= d``; the
 obstacle's ``k`` is 1 or 2, the entropy's 0): at ``d = 100`` a dense ``(n, d)`` array of
 zeros per term and stage would cost more than the term itself.
+
+The contract is :class:`ocp_learn.protocols.Interaction`; each term declares
+``uses_logrho`` (whether it reads ``log rho``).
 """
 from __future__ import annotations
 

@@ -10,6 +10,7 @@ import numpy as np
 from scipy.special import expit, log_softmax, softmax
 
 from ..errors import check_choice
+from ..protocols import Loss, check_protocol
 
 __all__ = ["Logistic", "SoftmaxCrossEntropy", "SquaredError", "get_loss", "LOSSES"]
 
@@ -105,10 +106,10 @@ class SquaredError:
 LOSSES = {c.name: c for c in (Logistic, SoftmaxCrossEntropy, SquaredError)}
 
 
-def get_loss(spec):
+def get_loss(spec: str | Loss) -> Loss:
+    """The loss named ``spec`` (one of :data:`LOSSES`), or ``spec`` itself if it follows
+    the :class:`~ocp_learn.protocols.Loss` contract (a ``TypeError`` names what it lacks)."""
     if isinstance(spec, str):
         check_choice("loss", spec, set(LOSSES))
         return LOSSES[spec]()
-    if all(hasattr(spec, a) for a in ("value", "grad", "hvp")):
-        return spec
-    raise TypeError(f"loss must be one of {sorted(LOSSES)} or a loss object, got {spec!r}")
+    return check_protocol(spec, Loss, f"loss (one of {sorted(LOSSES)} or a loss object)")

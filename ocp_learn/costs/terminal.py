@@ -1,37 +1,86 @@
 """Terminal costs: functions of the final state ``y(T)`` (and head parameters).
 
-Contract of a terminal cost:
-
-1. ``layout`` -- :class:`ParamLayout` of its own parameters (may be empty).
-2. ``init_params(rng)``.
-3. ``value_and_grad(y, p, idx)`` -> ``(J, ybar, pbar)`` with ``J`` the *mean*
-   over the batch rows ``idx`` (``None``: all), ``ybar = dJ/dy`` and
-   ``pbar = dJ/dp``.
-4. ``value(y, p, idx)`` -> ``J``.
+The contract of a terminal cost is :class:`ocp_learn.protocols.TerminalCost` (checked by
+:class:`~ocp_learn.OCP` when it is built); :class:`TerminalCost` here is a convenient base
+class that provides its defaults.
 """
 from __future__ import annotations
 
+import copy
+from typing import Any
+
 import numpy as np
 
-from ..errors import check_positive_int, check_rng, as_array
+from ..errors import as_array, check_positive_int, check_rng
 from ..params import ParamLayout
+from ..protocols import TerminalResult
 from .losses import get_loss
 
-__all__ = ["TerminalCost", "LinearHeadLoss", "MeanOfColumns"]
+__all__ = ["TerminalCost", "TerminalResult", "LinearHeadLoss", "MeanOfColumns"]
 
 
 class TerminalCost:
+    """Base class of terminal costs ``G(y(T); p)`` (:class:`ocp_learn.protocols.TerminalCost`).
+
+    A subclass implements ``value_and_grad``; the base class provides an empty parameter
+    layout, zero initial parameters, ``reads_theta_T = False`` and :meth:`value`.
+
+    Attributes
+    ----------
+    layout : ParamLayout
+        Layout of the cost's own parameters ``p`` (empty by default).
+    reads_theta_T : bool
+        Whether ``G`` also depends on the dynamics parameters at the final time,
+        ``theta(T)``; :class:`~ocp_learn.OCP` then passes ``theta_T`` and ``t_T`` to
+        ``value_and_grad`` and adds :attr:`TerminalResult.theta_T_bar` to the gradient.
+    """
+
     layout = ParamLayout([])
+    reads_theta_T = False
 
     @property
-    def n_params(self):
+    def n_params(self) -> int:
+        """Size of ``p``."""
         return self.layout.size
 
-    def init_params(self, rng=None):
+    def init_params(self, rng: Any = None) -> np.ndarray:
+        """Initial ``p`` (zeros of :attr:`n_params` entries by default).
+
+        Parameters
+        ----------
+        rng : int, Generator or None
+
+        Returns
+        -------
+        ndarray, shape (n_params,)
+        """
         return np.zeros(self.n_params)
 
-    def value(self, y, p, idx=None):
-        return self.value_and_grad(y, p, idx)[0]
+    def value_and_grad(self, y: np.ndarray, p: np.ndarray, idx: Any = None,
+                       theta_T: np.ndarray | None = None,
+                       t_T: float | None = None) -> TerminalResult:  # pragma: no cover
+        """``G`` (the mean over the batch) and its gradients.
+
+        Parameters
+        ----------
+        y : ndarray, shape (n, D)
+            Final states ``y(T)`` of the batch.
+        p : ndarray, shape (n_params,)
+            The cost's own parameters.
+        idx : ndarray of int, optional
+            The batch rows, for per-sample data (labels); ``None``: all rows.
+        theta_T, t_T : ndarray, float, optional
+            ``theta(T)`` and ``T``, given when :attr:`reads_theta_T` is true.
+
+        Returns
+        -------
+        TerminalResult
+        """
+        raise NotImplementedError
+
+    def value(self, y: np.ndarray, p: np.ndarray, idx: Any = None) -> float:
+        """``G`` alone (see :meth:`value_and_grad`)."""
+        return self.value_and_grad(y, p, idx).value
 
 
 class LinearHeadLoss(TerminalCost):
@@ -61,7 +110,8 @@ class LinearHeadLoss(TerminalCost):
         self.loss = get_loss(loss)
         self.labels = self.loss.check_labels(labels)
         self.dim = check_positive_int("dim", dim)
-        k = self.loss.n_outputs(self.labels) if n_outputs is None else check_positive_int("n_outputs", n_outputs)
+        k = (self.loss.n_outputs(self.labels) if n_outputs is None
+             else check_positive_int("n_outputs", n_outputs))
         self.n_outputs = k
         self.fit_head = bool(fit_head)
         if self.fit_head:
@@ -94,7 +144,27 @@ class LinearHeadLoss(TerminalCost):
         W, mu = self.head(p)
         return y[:, :self.dim] @ W.T + mu
 
-    def value_and_grad(self, y, p, idx=None):
+    def take(self, rows: np.ndarray) -> LinearHeadLoss:
+        """The same head and loss on the sample rows ``rows`` (the labels follow the rows).
+
+        Parameters
+        ----------
+        rows : ndarray of int
+
+        Returns
+        -------
+        LinearHeadLoss
+            A shallow copy whose :attr:`labels` are ``labels[rows]``.
+        """
+        part = copy.copy(self)
+        part.labels = self.labels[rows]
+        return part
+
+    def value_and_grad(self, y: np.ndarray, p: np.ndarray, idx: Any = None,
+                       theta_T: np.ndarray | None = None,
+                       t_T: float | None = None) -> TerminalResult:
+        """Mean loss of the batch rows ``idx`` with ``dJ/dy`` and ``dJ/d(W, mu)``
+        (see the class notes); returns a :class:`~ocp_learn.protocols.TerminalResult`."""
         lab = self._labels(idx)
         if lab.shape[0] != y.shape[0]:
             raise ValueError(f"labels select {lab.shape[0]} rows but the state has {y.shape[0]}")
@@ -111,7 +181,7 @@ class LinearHeadLoss(TerminalCost):
             G = self.layout.unpack(pbar)
             G["W"][...] = rbar.T @ z
             G["mu"][...] = rbar.sum(axis=0)
-        return J, ybar, pbar
+        return TerminalResult(J, ybar, pbar)
 
     def predict(self, y, p):
         return self.loss.predict(self.output(y, p))
@@ -151,9 +221,12 @@ class MeanOfColumns(TerminalCost):
         self.cols = np.asarray(cols, dtype=np.int64)
         self.weights = np.ones(self.cols.size) if weights is None else as_array("weights", weights, ndim=1)
 
-    def value_and_grad(self, y, p, idx=None):
+    def value_and_grad(self, y: np.ndarray, p: np.ndarray, idx: Any = None,
+                       theta_T: np.ndarray | None = None,
+                       t_T: float | None = None) -> TerminalResult:
+        """``J`` and ``dJ/dy`` (constant ``w_j / n`` in the columns ``cols``)."""
         n = y.shape[0]
         J = float(np.mean(y[:, self.cols] @ self.weights))
         ybar = np.zeros_like(y)
         ybar[:, self.cols] = self.weights / n
-        return J, ybar, np.zeros(0)
+        return TerminalResult(J, ybar, np.zeros(0))

@@ -10,17 +10,22 @@ the single-process ones up to rounding.
 >>> dist = DistributedProblem(problem, auto_comm())          # doctest: +SKIP
 >>> res = dist.minimize("lbfgs", maxiter=100, progress=dist.is_root)  # doctest: +SKIP
 
+Optimizers that run other optimizers (:func:`~ocp_learn.optim.lbfgs_resampled`) take a
+:class:`Parallel` built from the communicator: ``parallel=Parallel(auto_comm())``.
+
 Run with ``mpiexec -n 4 python script.py`` (or ``srun``); without a launcher
 :func:`auto_comm` returns :class:`SerialComm` and nothing imports mpi4py.
 """
 from .comm import SerialComm, auto_comm, is_root, launch_size, mpi_launched
+from .parallel import Parallel, minimize
 from .problem import DistributedGaussNewtonOperator, DistributedProblem
 from .reduce import ordered_sum
 from .shards import Shard, local_rows, partition, shard_problem, shard_rng
 
 __all__ = ["SerialComm", "auto_comm", "is_root", "launch_size", "mpi_launched",
            "DistributedProblem", "DistributedGaussNewtonOperator", "ordered_sum", "Shard",
-           "local_rows", "partition", "shard_problem", "shard_rng", "distribute"]
+           "local_rows", "partition", "shard_problem", "shard_rng", "distribute", "minimize",
+           "Parallel"]
 
 
 def distribute(problem, comm=None, **kwargs):
@@ -33,22 +38,3 @@ def distribute(problem, comm=None, **kwargs):
     if comm.Get_size() == 1 and kwargs.get("virtual_ranks", 1) == 1:
         return problem
     return DistributedProblem(problem, comm, **kwargs)
-
-
-def minimize(problem, optimizer, *args, comm=None, **kwargs):
-    """Run ``optimizer(problem, *args, **kwargs)``, data-parallel under MPI.
-
-    Serial runs call the optimizer directly.  Under ``mpiexec -n K`` every rank
-    calls this with the same (identically seeded) ``problem``; rank 0 drives the
-    optimizer on a :class:`DistributedProblem` over the ranks' shards and every
-    rank returns rank 0's result.  Progress bars are shown on rank 0 only.
-    """
-    comm = auto_comm() if comm is None else comm
-    if comm.Get_size() == 1:
-        return optimizer(problem, *args, **kwargs)
-    dist = DistributedProblem(problem, comm)
-    kwargs["progress"] = bool(kwargs.get("progress", False)) and dist.is_root
-    return dist.minimize(optimizer, *args, **kwargs)
-
-
-__all__ += ["minimize"]

@@ -10,10 +10,15 @@ run with K virtual shards on the same data.
 """
 from __future__ import annotations
 
+from dataclasses import fields
+from typing import Iterable
+
 import numpy as np
 
+from ..ledger import Ledger
+
 __all__ = ["ordered_sum", "ordered_scalar_sum", "ordered_terms_sum", "gather_parts",
-           "broadcast_result"]
+           "broadcast_result", "weighted_terms", "max_ledger"]
 
 
 def ordered_sum(parts):
@@ -99,3 +104,27 @@ def broadcast_result(comm, root, meta, vec, m):
         comm.Bcast(buf, root=root)
         vec = buf
     return meta, vec
+
+
+def weighted_terms(terms: dict, w: float) -> dict:
+    """A shard's named objective parts times its weight ``w`` (numbers and lists of numbers;
+    the regularization is left out: it is added once, after the reduction)."""
+    out = {}
+    for k, v in terms.items():
+        if k == "regularization":
+            continue
+        if isinstance(v, (list, tuple)):
+            out[k] = [w * float(x) for x in v]
+        elif isinstance(v, (int, float, np.floating, np.integer)):
+            out[k] = w * float(v)
+    return out
+
+
+def max_ledger(dicts: Iterable[dict | None]) -> Ledger:
+    """The counter-wise maximum of ledgers given as dicts (``None`` entries skipped): the
+    work of the busiest shard, i.e. of one rank."""
+    counters = {f.name: 0 for f in fields(Ledger) if not f.name.startswith("_")}
+    for d in dicts:
+        for k, v in (d or {}).items():
+            counters[k] = max(counters[k], v)
+    return Ledger(**counters)

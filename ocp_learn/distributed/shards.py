@@ -11,13 +11,12 @@ shard means are weighted by ``n_r / n`` and summed, and ``R`` is added once.
 """
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 
 import numpy as np
 
 from ..errors import check_nonneg_int, check_positive_int
-from ..ledger import Ledger
+from ..protocols import Problem, ShardableProblem, check_protocol
 
 __all__ = ["Shard", "partition", "shard_rng", "shard_problem", "local_rows"]
 
@@ -92,54 +91,28 @@ def local_rows(shard, batch):
     return own - shard.start, own.size / batch.size
 
 
-# Attributes of the known problems that hold one entry per sample (axis 0 or 1).
-_PER_SAMPLE = {"x0": 0, "labels": 0, "_probes": 1}
-_NOT_PER_SAMPLE = {"times"}
+def shard_problem(problem: ShardableProblem, shard: Shard) -> Problem:
+    """The part of ``problem`` that holds the rows of ``shard``: ``problem.take(rows)``.
 
+    Parameters
+    ----------
+    problem : ShardableProblem
+        A problem that can hand out a subset of its samples
+        (:class:`~ocp_learn.protocols.ShardableProblem`); its per-sample data (labels,
+        Hutchinson probes, ...) follow the rows.  Problems without ``take`` are built per
+        shard with a factory instead (``DistributedProblem(lambda shard: ..., n_samples=n)``).
+    shard : Shard
 
-def _check_no_unknown_rows(obj, n, where):
-    for name, val in vars(obj).items():
-        if name in _PER_SAMPLE or name in _NOT_PER_SAMPLE or not isinstance(val, np.ndarray):
-            continue
-        if n > 1 and (val.shape[:1] == (n,) or (val.ndim >= 2 and val.shape[1] == n)):
-            raise TypeError(f"cannot shard {where}.{name} (shape {val.shape}): it looks like "
-                            f"per-sample data of the {n} samples that the generic sharding does "
-                            "not know; pass a factory DistributedProblem(lambda shard: ..., "
-                            "n_samples=n) that builds each rank's problem instead")
-
-
-def shard_problem(problem, shard):
-    """A shallow copy of ``problem`` that holds only the rows of ``shard``.
-
-    Slices ``x0`` (rows), the labels of a classifier head (``terminal.labels``
-    and ``problem.labels``) and the Hutchinson probes of a CNF (``_probes``,
-    axis 1); the copy gets its own ledger and terminal object.  Problems with
-    other per-sample state are refused (TypeError) -- build them per shard
-    with a factory instead.
+    Returns
+    -------
+    Problem
+        A problem of the same kind on the rows ``[shard.start, shard.stop)``, with its own
+        ledger; ``problem`` is left unchanged.
     """
+    check_protocol(problem, ShardableProblem,
+                   "problem (or pass a factory DistributedProblem(lambda shard: ..., "
+                   "n_samples=n) that builds each rank's problem)")
     n = problem.n_samples
     if shard.n_total != n:
         raise ValueError(f"shard is of {shard.n_total} samples but the problem has {n}")
-    for where, obj in (("problem", problem), ("problem.terminal", getattr(problem, "terminal", None)),
-                       ("problem.field", getattr(problem, "field", None))):
-        if obj is not None and hasattr(obj, "__dict__"):
-            _check_no_unknown_rows(obj, n, where)
-    sl = shard.slice()
-    local = copy.copy(problem)
-    local.x0 = problem.x0[sl]
-    if getattr(problem, "terminal", None) is not None:
-        local.terminal = copy.copy(problem.terminal)
-        labels = getattr(problem.terminal, "labels", None)
-        if isinstance(labels, np.ndarray) and labels.shape[:1] == (n,):
-            local.terminal.labels = labels[sl]
-    labels = getattr(problem, "labels", None)
-    if isinstance(labels, np.ndarray) and labels.shape[:1] == (n,):
-        local.labels = labels[sl]
-    probes = getattr(problem, "_probes", None)
-    if isinstance(probes, np.ndarray):
-        local._probes = probes[:, sl]
-    if hasattr(problem, "ledger"):
-        local.ledger = Ledger()
-    if hasattr(problem, "last_evaluation"):
-        local.last_evaluation = None
-    return local
+    return problem.take(np.arange(shard.start, shard.stop))

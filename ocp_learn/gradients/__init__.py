@@ -1,16 +1,18 @@
-"""Gradient strategies: what the forward sweep stores for the discrete adjoint."""
-from .base import (Sweep, GradientStrategy, StoreAll, StoreStates, get_strategy,
-                   register_strategy, STRATEGIES)
+"""Gradient strategies: what the forward sweep stores for the discrete adjoint.
 
-__all__ = ["Sweep", "GradientStrategy", "StoreAll", "StoreStates", "get_strategy",
-           "register_strategy", "STRATEGIES"]
-
-from .checkpoint import Checkpoint, revolve_cost, revolve_split, repetition_number  # noqa: E402
-from .reversible import Reversible  # noqa: E402
-from .continuous import ContinuousAdjoint  # noqa: E402
+Every strategy follows the :class:`Strategy` contract; :func:`get_strategy` builds one
+from a name and :func:`register_strategy` adds a name.
+"""
+from .base import (STRATEGIES, GradientStrategy, StoreAll, StoreStates, Strategy, Sweep,
+                   get_strategy, register_strategy)
+from .checkpoint import Checkpoint, repetition_number, revolve_cost, revolve_split
+from .continuous import ContinuousAdjoint
+from .reversible import Reversible
 
 register_strategy("checkpoint", Checkpoint)
 register_strategy("reversible", Reversible)
 register_strategy("continuous", ContinuousAdjoint)
-__all__ += ["Checkpoint", "Reversible", "ContinuousAdjoint", "revolve_cost", "revolve_split",
-            "repetition_number"]
+
+__all__ = ["Sweep", "Strategy", "GradientStrategy", "StoreAll", "StoreStates", "Checkpoint",
+           "Reversible", "ContinuousAdjoint", "get_strategy", "register_strategy", "STRATEGIES",
+           "revolve_cost", "revolve_split", "repetition_number"]

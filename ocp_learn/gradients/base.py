@@ -2,103 +2,155 @@
 
 A strategy decides what the forward sweep keeps and how the backward sweep
 gets the stage states it needs.  Strategies never touch a model: they call a
-:class:`Sweep`, which binds field, integrator, time grid and controls.
-
-Contract of a strategy:
-
-1. ``forward(sweep, y0)`` -> ``(yN, tape)``.
-2. ``backward(sweep, tape, lamN)`` -> ``lam0``; parameter gradients accumulate
-   in the sweep's controls.
-3. ``name`` -- its registry name.
+:class:`Sweep`, which binds field, integrator, time grid and controls.  Arrays
+stay in the namespace of the states (:mod:`ocp_learn.arrays`).
 """
 from __future__ import annotations
 
-import numpy as np
+from typing import Any, Callable, Protocol, Sequence, runtime_checkable
 
+from ..arrays import Workspace, namespace
 from ..errors import NonFiniteError
+from ..ledger import Ledger
+from ..protocols import FieldWithResiduals
 
-__all__ = ["Sweep", "GradientStrategy", "get_strategy", "register_strategy", "STRATEGIES"]
+__all__ = ["Sweep", "Strategy", "GradientStrategy", "StoreAll", "StoreStates", "get_strategy",
+           "register_strategy", "STRATEGIES"]
 
 
 class Sweep:
     """Field + integrator + time grid + controls, with the ledger.
 
+    Parameters
+    ----------
+    field : Field
+        The vector field (:class:`~ocp_learn.protocols.Field`).
+    integrator : Integrator
+        :class:`~ocp_learn.integrators.base.Integrator`.
+    times : sequence of float
+        The grid ``t_0 < ... < t_N`` (or decreasing, for backward integration).
+    controls : sequence
+        One step control per step (:mod:`ocp_learn.controls`).
+    ledger : Ledger
+        Counts evaluations, steps and stored floats.
+
     Attributes
     ----------
     nt : int
         Number of steps; ``times[k]`` is the start of step ``k``.
+    residuals : bool
+        Whether kept steps store the field's residuals: the integrator uses them and the
+        field is a :class:`~ocp_learn.protocols.FieldWithResiduals` (decided here, once).
+    work : Workspace
+        Scratch arrays of the integrator's steps, reused from step to step.
     """
 
-    def __init__(self, field, integrator, times, controls, ledger):
+    def __init__(self, field: Any, integrator: Any, times: Sequence[float], controls: Sequence[Any],
+                 ledger: Ledger) -> None:
         self.field, self.integ, self.times = field, integrator, times
         self.controls, self.ledger = controls, ledger
         self.nt = len(times) - 1
+        self.residuals = bool(integrator.uses_residuals) and isinstance(field, FieldWithResiduals)
+        self.work = Workspace()
 
-    def h(self, k):
+    def h(self, k: int) -> float:
+        """Size of step ``k``."""
         return self.times[k + 1] - self.times[k]
 
-    def step(self, k, y, keep, recompute=False):
-        """Step ``k`` from ``y``; returns ``(y_{k+1}, tape_k)``.
+    def step(self, k: int, y: Any, keep: bool, recompute: bool = False) -> tuple[Any, Any]:
+        """Step ``k`` from ``y``; returns ``(y_{k+1}, tape_k)`` (``tape_k`` is ``None``
+        unless ``keep``).  ``recompute`` counts it as a repeated step.
 
         Raises :class:`NonFiniteError` naming the step if the result overflows.
         """
         led = self.ledger
-        y1, tape = self.integ.step(self.field, y, self.times[k], self.h(k), self.controls[k], keep)
+        y1, tape = self.integ.step(self.field, y, self.times[k], self.h(k), self.controls[k], keep,
+                                   work=self.work, residuals=self.residuals)
         led.rhs_evals += self.integ.stages
         if recompute:
             led.recomputed_steps += 1
         else:
             led.steps += 1
-            if not np.all(np.isfinite(y1)):
+            xp = namespace(y1)
+            if not xp.all(xp.isfinite(y1)):
                 raise NonFiniteError(
                     f"ODE solution overflowed at step {k} (t = {self.times[k + 1]:.6g}); "
                     "reduce the step size or the parameter scale", step=k)
         return y1, tape
 
-    def step_adjoint(self, k, tape, lam):
-        lam0 = self.integ.step_adjoint(self.field, tape, self.times[k], self.h(k), self.controls[k], lam)
+    def step_adjoint(self, k: int, tape: Any, lam: Any) -> Any:
+        """``dJ/dy_k`` from ``lam = dJ/dy_{k+1}`` and step ``k``'s tape (MATH B2)."""
+        lam0 = self.integ.step_adjoint(self.field, tape, self.times[k], self.h(k), self.controls[k],
+                                       lam, work=self.work)
         self.ledger.vjp_evals += self.integ.stages
         return lam0
 
-    def step_tangent(self, k, y, dy):
-        out = self.integ.step_tangent(self.field, y, dy, self.times[k], self.h(k), self.controls[k])
+    def step_tangent(self, k: int, y: Any, dy: Any) -> tuple[Any, Any]:
+        """``(y_{k+1}, dy_{k+1})``: step ``k`` and its tangent."""
+        out = self.integ.step_tangent(self.field, y, dy, self.times[k], self.h(k), self.controls[k],
+                                      work=self.work)
         self.ledger.rhs_evals += self.integ.stages
         self.ledger.jvp_evals += self.integ.stages
         self.ledger.steps += 1
         return out
 
-    def tape_floats(self, y):
-        """Floats one step's tape holds: the integrator's stage states plus, for a field
-        with residuals (``rhs_tape``/``aux_floats``, :mod:`ocp_learn.integrators.rk`),
-        ``stages * aux_floats(n)``."""
+    def tape_floats(self, y: Any) -> int:
+        """Floats one step's tape holds for states shaped like ``y``: the integrator's
+        stage states plus, when :attr:`residuals`, ``stages * aux_floats(n)``."""
         n = self.integ.tape_floats(*y.shape)
-        aux = getattr(self.field, "aux_floats", None)
-        if aux is not None and getattr(self.integ, "uses_residuals", False):
-            n += self.integ.stages * int(aux(y.shape[0]))
+        if self.residuals:
+            n += self.integ.stages * int(self.field.aux_floats(y.shape[0]))
         return n
 
 
+@runtime_checkable
+class Strategy(Protocol):
+    """The contract of a gradient (memory) strategy.
+
+    1. ``name`` -- its registry name.
+    2. ``reusable_tape`` -- whether the tape of item 3 stays valid after item 4, so that
+       one forward sweep serves several backward sweeps (and tangent sweeps) at the same
+       parameters (e.g. the products of a Gauss--Newton operator).
+    3. ``forward(sweep, y0)`` -> ``(yN, tape)``.
+    4. ``backward(sweep, tape, lamN)`` -> ``lam0``; parameter gradients accumulate in the
+       sweep's controls.
+    """
+
+    name: str
+    reusable_tape: bool
+
+    def forward(self, sweep: Sweep, y0: Any) -> tuple[Any, Any]: ...
+
+    def backward(self, sweep: Sweep, tape: Any, lamN: Any) -> Any: ...
+
+
 class GradientStrategy:
-    """Base class; see the module docstring for the contract."""
+    """Base class of the strategies (:class:`Strategy`)."""
 
     name = "base"
+    #: a strategy keeps a tape valid after its backward sweep only when it says so
+    reusable_tape = False
 
-    def forward(self, sweep, y0):  # pragma: no cover - contract
+    def forward(self, sweep: Sweep, y0: Any) -> tuple[Any, Any]:  # pragma: no cover - contract
         raise NotImplementedError
 
-    def backward(self, sweep, tape, lamN):  # pragma: no cover - contract
+    def backward(self, sweep: Sweep, tape: Any, lamN: Any) -> Any:  # pragma: no cover
         raise NotImplementedError
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"{type(self).__name__}()"
 
 
 class StoreAll(GradientStrategy):
-    """Keep every stage state of every step: ``nt * s * n * D`` floats, no recomputation."""
+    """Keep every stage state of every step: ``nt * s * n * D`` floats, no recomputation.
+
+    The tape is reusable: the backward sweep reads it and leaves it as it is.
+    """
 
     name = "store_all"
+    reusable_tape = True
 
-    def forward(self, sweep, y0):
+    def forward(self, sweep: Sweep, y0: Any) -> tuple[Any, list]:
         y, tapes = y0, []
         for k in range(sweep.nt):
             y, tape = sweep.step(k, y, keep=True)
@@ -106,21 +158,24 @@ class StoreAll(GradientStrategy):
             tapes.append(tape)
         return y, tapes
 
-    def backward(self, sweep, tapes, lam):
+    def backward(self, sweep: Sweep, tapes: list, lam: Any) -> Any:
         for k in range(sweep.nt - 1, -1, -1):
             lam = sweep.step_adjoint(k, tapes[k], lam)
-            tapes[k] = None
             sweep.ledger.release(sweep.tape_floats(lam))
         return lam
 
 
 class StoreStates(GradientStrategy):
     """Keep the states ``y_k`` only; recompute one step's stages in the backward
-    pass: ``(nt + 1) n D + s n D`` floats, ``nt`` recomputed steps."""
+    pass: ``(nt + 1) n D + s n D`` floats, ``nt`` recomputed steps.
+
+    The tape (the states) is reusable: the backward sweep leaves it as it is.
+    """
 
     name = "store_states"
+    reusable_tape = True
 
-    def forward(self, sweep, y0):
+    def forward(self, sweep: Sweep, y0: Any) -> tuple[Any, list]:
         ys = [y0]
         sweep.ledger.hold(y0.size)
         y = y0
@@ -130,35 +185,50 @@ class StoreStates(GradientStrategy):
             sweep.ledger.hold(y.size)
         return y, ys
 
-    def backward(self, sweep, ys, lam):
+    def backward(self, sweep: Sweep, ys: list, lam: Any) -> Any:
         stage_floats = sweep.tape_floats(lam)
         for k in range(sweep.nt - 1, -1, -1):
             _, tape = sweep.step(k, ys[k], keep=True, recompute=True)
             sweep.ledger.hold(stage_floats)
             lam = sweep.step_adjoint(k, tape, lam)
             sweep.ledger.release(stage_floats + ys[k + 1].size)
-            ys[k + 1] = None
         sweep.ledger.release(ys[0].size)
         return lam
 
 
-STRATEGIES = {"store_all": StoreAll, "store_states": StoreStates}
+#: strategies by name: ``name -> factory(*args)``
+STRATEGIES: dict[str, Callable[..., Strategy]] = {"store_all": StoreAll,
+                                                   "store_states": StoreStates}
 
 
-def register_strategy(name, factory):
+def register_strategy(name: str, factory: Callable[..., Strategy]) -> None:
     """Make ``get_strategy(name)`` (or ``(name, arg)``) build ``factory(*args)``."""
     STRATEGIES[name] = factory
 
 
-def get_strategy(spec):
-    """A strategy from a name, a ``(name, arg)`` tuple (e.g. ``("checkpoint", 4)``)
-    or a strategy object."""
-    if isinstance(spec, GradientStrategy):
-        return spec
-    args = ()
+def get_strategy(spec: Any) -> Strategy:
+    """A strategy from a name, a ``(name, arg, ...)`` tuple or a strategy object.
+
+    Parameters
+    ----------
+    spec : str, tuple or Strategy
+        A name of :data:`STRATEGIES` (``"store_all"``, ``"store_states"``,
+        ``"checkpoint"``, ``"reversible"``, ``"continuous"``), the name with the
+        factory's arguments (e.g. ``("checkpoint", 4)``), or an object following the
+        :class:`Strategy` contract (returned as it is).
+
+    Returns
+    -------
+    Strategy
+    """
     if isinstance(spec, (tuple, list)) and spec:
-        spec, args = spec[0], tuple(spec[1:])
-    if isinstance(spec, str) and spec in STRATEGIES:
-        return STRATEGIES[spec](*args)
+        name, args = spec[0], tuple(spec[1:])
+    else:
+        name, args = spec, ()
+    if isinstance(name, str):
+        if name in STRATEGIES:
+            return STRATEGIES[name](*args)
+    elif isinstance(spec, Strategy):
+        return spec
     raise ValueError(f"strategy must be one of {sorted(STRATEGIES)} (or a (name, arg) tuple, "
-                     f"or a GradientStrategy), got {spec!r}")
+                     f"or an object following ocp_learn.gradients.Strategy), got {spec!r}")

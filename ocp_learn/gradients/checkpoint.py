@@ -34,9 +34,10 @@ one step's stage tape.
 from __future__ import annotations
 
 from math import comb
+from typing import Any
 
 from ..errors import check_positive_int
-from .base import GradientStrategy
+from .base import GradientStrategy, Sweep
 
 __all__ = ["Checkpoint", "repetition_number", "revolve_cost", "revolve_split"]
 
@@ -45,7 +46,7 @@ def _beta(s, r):
     return comb(s + r, s) if r >= 0 else 0
 
 
-def repetition_number(N, s):
+def repetition_number(N: int, s: int) -> int:
     """Smallest ``r >= 0`` with ``binom(s + r, s) >= N`` (MATH B4)."""
     N = check_positive_int("N", N)
     s = check_positive_int("s", s)
@@ -55,13 +56,13 @@ def repetition_number(N, s):
     return r
 
 
-def revolve_cost(N, s):
+def revolve_cost(N: int, s: int) -> int:
     """Griewank's ``t(N, s) = r N - binom(s + r, r - 1)`` (MATH B4)."""
     r = repetition_number(N, s)
     return r * N - (comb(s + r, r - 1) if r >= 1 else 0)
 
 
-def revolve_split(l, s):
+def revolve_split(l: int, s: int) -> int:
     """An optimal first advance ``m`` for reversing ``l >= 2`` steps with ``s >= 2`` checkpoints."""
     r = repetition_number(l, s)
     lo = max(_beta(s, r - 2), l - _beta(s - 1, r), 1)
@@ -80,18 +81,25 @@ class Checkpoint(GradientStrategy):
         Number of checkpoints, the one holding ``y_0`` included.  ``N`` (the
         number of steps) is read from the sweep, so the schedule is the offline
         revolve schedule for ``N`` known in advance.
+
+    Notes
+    -----
+    The tape is consumed by the backward sweep (``reusable_tape = False``): the
+    checkpoints are freed as the reversal passes them, which is what keeps the memory at
+    the count above.
     """
 
     name = "checkpoint"
+    reusable_tape = False
 
-    def __init__(self, s=4):
+    def __init__(self, s: int = 4) -> None:
         self.s = check_positive_int("s", s)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"Checkpoint(s={self.s})"
 
     @staticmethod
-    def analytic_stored_floats(N, s, nD, tape):
+    def analytic_stored_floats(N: int, s: int, nD: int, tape: int) -> int:
         """Peak stored floats: ``min(s, N)`` checkpoints of ``nD`` floats + one tape.
 
         The descent to the last step stores a checkpoint per split; it stops
@@ -137,14 +145,14 @@ class Checkpoint(GradientStrategy):
         led.hold(sweep.tape_floats(y))
         return k, tape, y1
 
-    def forward(self, sweep, y0):
+    def forward(self, sweep: Sweep, y0: Any) -> tuple[Any, dict]:
         state = {"slots": {0: y0}, "stack": []}
         sweep.ledger.hold(y0.size)
         k, tape, yN = self._descend(sweep, state, 0, sweep.nt, self.s, recompute=False)
         state["pending"] = (k, tape)
         return yN, state
 
-    def backward(self, sweep, state, lam):
+    def backward(self, sweep: Sweep, state: dict, lam: Any) -> Any:
         slots, stack, led = state["slots"], state["stack"], sweep.ledger
         k, tape = state.pop("pending")
         tape_floats = sweep.tape_floats(lam)

@@ -26,10 +26,11 @@ gradient; it is reported, never hidden.
 """
 from __future__ import annotations
 
-import numpy as np
+from typing import Any
 
+from ..arrays import copy, namespace, scalar
 from ..errors import check_choice
-from .base import GradientStrategy
+from .base import GradientStrategy, Sweep
 
 __all__ = ["ContinuousAdjoint"]
 
@@ -41,28 +42,37 @@ class ContinuousAdjoint(GradientStrategy):
     ----------
     variant : {"backsolve", "interpolate"}
         How ``y(t)`` is obtained in the backward pass (see the module docstring).
+
+    Attributes
+    ----------
+    last_backsolve_error : float or None
+        ``max |y_0(backsolved) - y_0|`` of the last backward sweep ("backsolve" only).
+
+    Notes
+    -----
+    The tape is reusable: the backward sweep reads the kept states and leaves them.
     """
 
     name = "continuous"
+    reusable_tape = True
 
-    def __init__(self, variant="backsolve"):
+    def __init__(self, variant: str = "backsolve") -> None:
         self.variant = check_choice("variant", variant, {"backsolve", "interpolate"})
-        #: ``max |y_0(backsolved) - y_0|`` of the last backward sweep ("backsolve" only)
-        self.last_backsolve_error = None
+        self.last_backsolve_error: float | None = None
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"ContinuousAdjoint({self.variant!r})"
 
     @staticmethod
-    def _tableau(sweep):
-        tab = getattr(sweep.integ, "tableau", None)
+    def _tableau(sweep: Sweep) -> Any:
+        tab = sweep.integ.tableau
         if tab is None:
             raise TypeError("strategy 'continuous' integrates the adjoint equations with the "
                             f"forward Runge--Kutta tableau; {sweep.integ!r} has none (use an RK "
                             "integrator such as 'rk4')")
         return tab
 
-    def forward(self, sweep, y0):
+    def forward(self, sweep: Sweep, y0: Any) -> tuple[Any, dict]:
         self._tableau(sweep)
         led = sweep.ledger
         y = y0
@@ -81,19 +91,21 @@ class ContinuousAdjoint(GradientStrategy):
 
     # -- y(t) inside step k for the interpolating variant ----------------------
     @staticmethod
-    def _hermite(ya, fa, yb, fb, h, theta_frac):
+    def _hermite(ya, fa, yb, fb, h, theta_frac, xp):
         """Cubic Hermite interpolant at ``t_k + theta_frac h``."""
         s = theta_frac
         h00 = (1 + 2 * s) * (1 - s) ** 2
         h10 = s * (1 - s) ** 2
         h01 = s * s * (3 - 2 * s)
         h11 = s * s * (s - 1)
-        return h00 * ya + (h10 * h) * fa + h01 * yb + (h11 * h) * fb
+        return (scalar(h00, xp) * ya + scalar(h10 * h, xp) * fa + scalar(h01, xp) * yb
+                + scalar(h11 * h, xp) * fb)
 
-    def backward(self, sweep, tape, lam):
+    def backward(self, sweep: Sweep, tape: dict, lam: Any) -> Any:
         tab = self._tableau(sweep)
         field, led = sweep.field, sweep.ledger
         a, b, c, S = tab.a, tab.b, tab.c, tab.stages
+        xp = namespace(lam)
         backsolve = self.variant == "backsolve"
         y = tape["yN"] if backsolve else None
         ys = None if backsolve else tape["ys"]
@@ -104,46 +116,50 @@ class ContinuousAdjoint(GradientStrategy):
                 ya, yb = ys[k], ys[k + 1]
                 th1 = ctrl.theta(1.0)
                 # F(y_{k+1}) from step k+1 is reused unless theta(t) jumps at t_{k+1}
-                if fb is None or not np.array_equal(fb[1], th1):
+                if fb is None or not _same(fb[1], th1):
                     fb = (field.rhs(yb, t1, th1), th1)
                     led.rhs_evals += 1
                 th0 = ctrl.theta(0.0)
                 fa = (field.rhs(ya, sweep.times[k], th0), th0)
                 led.rhs_evals += 1
             Ky, Kl = [], []
-            acc_y = None if not backsolve else y.copy()
-            acc_l = lam.copy()
+            acc_y = None if not backsolve else copy(y)
+            acc_l = copy(lam)
             for i in range(S):
-                Li = lam.copy()
-                Yi = y.copy() if backsolve else None
+                Li = copy(lam)
+                Yi = copy(y) if backsolve else None
                 for j in range(i):
                     if a[i, j] != 0.0:
-                        Li += (h * a[i, j]) * Kl[j]
+                        Li += scalar(h * a[i, j], xp) * Kl[j]
                         if backsolve:
-                            Yi -= (h * a[i, j]) * Ky[j]
+                            Yi -= scalar(h * a[i, j], xp) * Ky[j]
                 ti = t1 - c[i] * h
                 frac = 1.0 - c[i]
                 th = ctrl.theta(frac)
                 if not backsolve:
-                    Yi = self._hermite(ya, fa[0], yb, fb[0], h, frac)
+                    Yi = self._hermite(ya, fa[0], yb, fb[0], h, frac, xp)
                 else:
                     Ky.append(field.rhs(Yi, ti, th))
                     led.rhs_evals += 1
-                    acc_y -= (h * b[i]) * Ky[i]
+                    acc_y -= scalar(h * b[i], xp) * Ky[i]
                 ybar, gth = field.vjp(Yi, ti, th, Li)
                 led.vjp_evals += 1
                 Kl.append(ybar)
-                acc_l += (h * b[i]) * ybar
+                acc_l += scalar(h * b[i], xp) * ybar
                 if b[i] != 0.0:
-                    ctrl.add_grad(frac, (h * b[i]) * gth)
+                    ctrl.add_grad(frac, scalar(h * b[i], namespace(gth)) * gth)
             lam = acc_l
             if backsolve:
                 y = acc_y
             else:
                 led.release(ys[k + 1].size)
-                ys[k + 1] = None
                 fb = fa
         if backsolve:
-            self.last_backsolve_error = float(np.max(np.abs(y - tape["y0"])))
+            self.last_backsolve_error = float(xp.max(xp.abs(y - tape["y0"])))
         led.release(lam.size)
         return lam
+
+
+def _same(u: Any, v: Any) -> bool:
+    """Whether the parameter vectors ``u`` and ``v`` are equal."""
+    return u is v or bool(namespace(u, v).all(u == v))

@@ -19,23 +19,34 @@ tests and benchmarks) can see it.
 """
 from __future__ import annotations
 
-import numpy as np
+from typing import Any
 
-from .base import GradientStrategy
+from ..arrays import namespace
+from .base import GradientStrategy, Sweep
 
 __all__ = ["Reversible"]
 
 
 class Reversible(GradientStrategy):
-    """O(1)-memory gradient for integrators with ``step_inverse`` (MATH B4)."""
+    """O(1)-memory gradient for reversible integrators (``step_inverse``, MATH B4).
+
+    The tape ``{"y0", "yN"}`` is reusable: the backward sweep rebuilds the states from
+    ``yN`` and leaves the tape as it is.
+
+    Attributes
+    ----------
+    last_reconstruction_error : float or None
+        ``max |y_0(rebuilt) - y_0|`` of the last backward sweep.
+    """
 
     name = "reversible"
+    reusable_tape = True
 
-    def __init__(self):
-        self.last_reconstruction_error = None
+    def __init__(self) -> None:
+        self.last_reconstruction_error: float | None = None
 
-    def forward(self, sweep, y0):
-        if not hasattr(sweep.integ, "step_inverse"):
+    def forward(self, sweep: Sweep, y0: Any) -> tuple[Any, dict]:
+        if not sweep.integ.reversible:
             raise TypeError(f"strategy 'reversible' needs an invertible integrator (with "
                             f"step_inverse), such as 'leapfrog'; got {sweep.integ!r}")
         led = sweep.ledger
@@ -45,7 +56,7 @@ class Reversible(GradientStrategy):
             y, _ = sweep.step(k, y, keep=False)
         return y, {"y0": y0, "yN": y}
 
-    def backward(self, sweep, tape, lam):
+    def backward(self, sweep: Sweep, tape: dict, lam: Any) -> Any:
         led = sweep.ledger
         y = tape["yN"]
         tape_floats = sweep.tape_floats(y)
@@ -57,6 +68,7 @@ class Reversible(GradientStrategy):
             led.hold(tape_floats)
             lam = sweep.step_adjoint(k, stages, lam)
             led.release(tape_floats)
-        self.last_reconstruction_error = float(np.max(np.abs(y - tape["y0"])))
+        xp = namespace(y)
+        self.last_reconstruction_error = float(xp.max(xp.abs(y - tape["y0"])))
         led.release(y.size)
         return lam

@@ -1,21 +1,47 @@
-"""Time integrators: explicit Runge--Kutta tableaux (and leapfrog, see issue notes)."""
-from .tableau import ButcherTableau, EULER, HEUN, MIDPOINT, RK3, RK4, TABLEAUX
-from .rk import ExplicitRK
+"""Time integrators: explicit Runge--Kutta tableaux and the leapfrog scheme.
+
+Every integrator follows the :class:`~ocp_learn.integrators.base.Integrator` contract;
+:func:`get_integrator` builds one from a name or a tableau, and
+:func:`register_integrator` adds a name.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from ..protocols import check_protocol
+from .base import Integrator, InvertibleIntegrator
+from .leapfrog import Leapfrog
+from .rk import ExplicitRK, StageTape
+from .tableau import EULER, HEUN, MIDPOINT, RK3, RK4, TABLEAUX, ButcherTableau
 
 __all__ = ["ButcherTableau", "ExplicitRK", "EULER", "HEUN", "MIDPOINT", "RK3", "RK4", "TABLEAUX",
-           "get_integrator", "INTEGRATORS"]
+           "Integrator", "InvertibleIntegrator", "Leapfrog", "StageTape", "get_integrator",
+           "register_integrator", "INTEGRATORS"]
 
-INTEGRATORS = {}
+#: integrators other than the tableaux, by name: ``name -> factory()``
+INTEGRATORS: dict[str, Callable[[], Integrator]] = {"leapfrog": Leapfrog}
 
 
-def register_integrator(name, factory):
-    """Make ``get_integrator(name)`` build ``factory()`` (e.g. leapfrog)."""
+def register_integrator(name: str, factory: Callable[[], Integrator]) -> None:
+    """Make ``get_integrator(name)`` build ``factory()``."""
     INTEGRATORS[name] = factory
 
 
-def get_integrator(spec):
-    """An integrator object from a name (``"euler"``, ``"heun"``, ``"rk4"``, ...),
-    a :class:`ButcherTableau`, or an integrator object (returned as is)."""
+def get_integrator(spec: Any) -> Integrator:
+    """An integrator from a name, a tableau or an integrator object.
+
+    Parameters
+    ----------
+    spec : str, ButcherTableau or Integrator
+        A name of :data:`TABLEAUX` (``"euler"``, ``"heun"``, ``"midpoint"``, ``"rk3"``,
+        ``"rk4"``) or of :data:`INTEGRATORS` (``"leapfrog"``), a :class:`ButcherTableau`
+        (an :class:`ExplicitRK` of it), or an object following the
+        :class:`~ocp_learn.integrators.base.Integrator` contract (returned as it is).
+
+    Returns
+    -------
+    Integrator
+    """
     if isinstance(spec, ButcherTableau):
         return ExplicitRK(spec)
     if isinstance(spec, str):
@@ -25,12 +51,8 @@ def get_integrator(spec):
             return INTEGRATORS[spec]()
         raise ValueError(f"integrator must be one of {sorted(set(TABLEAUX) | set(INTEGRATORS))}, "
                          f"a ButcherTableau or an integrator object, got {spec!r}")
-    if hasattr(spec, "step") and hasattr(spec, "step_adjoint"):
-        return spec
-    raise TypeError(f"integrator must be a name, a ButcherTableau or an integrator object, got {spec!r}")
-
-
-from .leapfrog import Leapfrog  # noqa: E402
-
-register_integrator("leapfrog", Leapfrog)
-__all__ += ["Leapfrog"]
+    try:
+        return check_protocol(spec, Integrator, "integrator")
+    except TypeError as err:
+        raise TypeError(f"integrator must be a name, a ButcherTableau or an integrator object: "
+                        f"{err}") from None

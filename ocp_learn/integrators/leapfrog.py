@@ -27,30 +27,32 @@ with the matching parameter terms added at fractions ``1, 1/2, 0``.
 """
 from __future__ import annotations
 
-import numpy as np
+from typing import Any
+
+from ..arrays import Workspace, copy, namespace, scalar
+from ..protocols import PartitionedField, check_protocol
 
 __all__ = ["Leapfrog"]
 
-_HALF_FIELD_API = ("partition", "rhs_y", "rhs_z", "jvp_y", "jvp_z", "vjp_y", "vjp_z")
 
-
-def _check_field(field):
-    missing = [a for a in _HALF_FIELD_API if not hasattr(field, a)]
-    if missing:
-        raise TypeError(
-            "the leapfrog integrator needs a partitioned field (dy/dt = F(z), dz/dt = G(y)) "
-            f"such as HamiltonianNet; {type(field).__name__} lacks {missing}. Running costs "
-            "(AugmentedDynamics) are not supported by leapfrog: use an RK integrator or "
-            "regularizers instead")
+def _split(field: Any) -> Any:
+    """The column split of ``field``, after checking it is a partitioned field."""
+    try:
+        check_protocol(field, PartitionedField, "field")
+    except TypeError as err:
+        raise TypeError(f"the leapfrog integrator needs a partitioned field (dy/dt = F(z), "
+                        f"dz/dt = G(y)) such as HamiltonianNet: {err}. Running costs "
+                        "(AugmentedDynamics) are not supported by leapfrog: use an RK integrator "
+                        "or regularizers instead") from None
     return field.partition
 
 
 class Leapfrog:
     """Stoermer--Verlet (kick--drift--kick) integrator (MATH A4).
 
-    Follows the integrator contract of :class:`ocp_learn.integrators.ExplicitRK`
-    (``step``, ``step_adjoint``, ``step_tangent``, ``tape_floats``, ``stages``)
-    and adds ``step_inverse``.
+    Follows the :class:`~ocp_learn.integrators.base.InvertibleIntegrator` contract for a
+    :class:`~ocp_learn.protocols.PartitionedField` (checked at every step: a field of
+    another kind raises a ``TypeError`` naming what it lacks).
 
     ``stages`` is 3: three half-field evaluations per step (``G``, ``F``,
     ``G``), that is 1.5 evaluations of the full field.  The tape of one step
@@ -60,66 +62,85 @@ class Leapfrog:
     name = "leapfrog"
     order = 2
     stages = 3
+    tableau = None
+    reversible = True
+    uses_residuals = False
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return "Leapfrog()"
 
-    def tape_floats(self, n, D):
+    def tape_floats(self, n: int, D: int) -> int:
+        """Floats of one kept step: ``(y_k, z_h, y_{k+1})``."""
         return 3 * n * (D // 2)
 
-    def step(self, field, Y, t, h, ctrl, keep=True):
-        d = _check_field(field)
+    def step(self, field: Any, Y: Any, t: float, h: float, ctrl: Any, keep: bool = True, *,
+             work: Workspace | None = None, residuals: bool = False) -> tuple[Any, Any]:
+        """``(Y_{k+1}, tape)``: kick, drift, kick."""
+        d = _split(field)
+        xp = namespace(Y)
+        hh, h1 = scalar(0.5 * h, xp), scalar(h, xp)
         y, z = Y[:, :d], Y[:, d:]
-        z_h = z + (0.5 * h) * field.rhs_z(y, t, ctrl.theta(0.0))
-        y1 = y + h * field.rhs_y(z_h, t + 0.5 * h, ctrl.theta(0.5))
-        z1 = z_h + (0.5 * h) * field.rhs_z(y1, t + h, ctrl.theta(1.0))
-        out = np.empty_like(Y)
+        z_h = z + hh * field.rhs_z(y, t, ctrl.theta(0.0))
+        y1 = y + h1 * field.rhs_y(z_h, t + 0.5 * h, ctrl.theta(0.5))
+        z1 = z_h + hh * field.rhs_z(y1, t + h, ctrl.theta(1.0))
+        out = xp.empty_like(Y)
         out[:, :d], out[:, d:] = y1, z1
-        return out, ((y.copy(), z_h, y1) if keep else None)
+        return out, ((copy(y), z_h, y1) if keep else None)
 
-    def step_inverse(self, field, Y1, t, h, ctrl, keep=True):
+    def step_inverse(self, field: Any, Y1: Any, t: float, h: float, ctrl: Any,
+                     keep: bool = True) -> tuple[Any, Any]:
         """``(Y_k, tape_k)`` from ``Y_{k+1}``: the three shears undone in reverse order.
 
         The tape is the one :meth:`step` would have kept (computed from the
         rebuilt states), so no extra evaluation is needed for the adjoint.
         """
-        d = _check_field(field)
+        d = _split(field)
+        xp = namespace(Y1)
+        hh, h1 = scalar(0.5 * h, xp), scalar(h, xp)
         y1, z1 = Y1[:, :d], Y1[:, d:]
-        z_h = z1 - (0.5 * h) * field.rhs_z(y1, t + h, ctrl.theta(1.0))
-        y = y1 - h * field.rhs_y(z_h, t + 0.5 * h, ctrl.theta(0.5))
-        z = z_h - (0.5 * h) * field.rhs_z(y, t, ctrl.theta(0.0))
-        out = np.empty_like(Y1)
+        z_h = z1 - hh * field.rhs_z(y1, t + h, ctrl.theta(1.0))
+        y = y1 - h1 * field.rhs_y(z_h, t + 0.5 * h, ctrl.theta(0.5))
+        z = z_h - hh * field.rhs_z(y, t, ctrl.theta(0.0))
+        out = xp.empty_like(Y1)
         out[:, :d], out[:, d:] = y, z
-        return out, ((y, z_h, y1.copy()) if keep else None)
+        return out, ((y, z_h, copy(y1)) if keep else None)
 
-    def step_adjoint(self, field, tape, t, h, ctrl, lam):
-        d = _check_field(field)
+    def step_adjoint(self, field: Any, tape: Any, t: float, h: float, ctrl: Any, lam: Any, *,
+                     work: Workspace | None = None) -> Any:
+        """``dJ/dY_k`` from ``lam = dJ/dY_{k+1}`` (the adjoint of the module docstring)."""
+        d = _split(field)
+        xp = namespace(lam)
+        hh, h1 = scalar(0.5 * h, xp), scalar(h, xp)
         y, z_h, y1 = tape
         ly, lz = lam[:, :d], lam[:, d:]
-        yb, g = field.vjp_z(y1, t + h, ctrl.theta(1.0), (0.5 * h) * lz)
+        yb, g = field.vjp_z(y1, t + h, ctrl.theta(1.0), hh * lz)
         ctrl.add_grad(1.0, g)
         ly = ly + yb
-        zb, g = field.vjp_y(z_h, t + 0.5 * h, ctrl.theta(0.5), h * ly)
+        zb, g = field.vjp_y(z_h, t + 0.5 * h, ctrl.theta(0.5), h1 * ly)
         ctrl.add_grad(0.5, g)
         lz = lz + zb
-        yb, g = field.vjp_z(y, t, ctrl.theta(0.0), (0.5 * h) * lz)
+        yb, g = field.vjp_z(y, t, ctrl.theta(0.0), hh * lz)
         ctrl.add_grad(0.0, g)
-        out = np.empty_like(lam)
+        out = xp.empty_like(lam)
         out[:, :d], out[:, d:] = ly + yb, lz
         return out
 
-    def step_tangent(self, field, Y, dY, t, h, ctrl):
-        d = _check_field(field)
+    def step_tangent(self, field: Any, Y: Any, dY: Any, t: float, h: float, ctrl: Any, *,
+                     work: Workspace | None = None) -> tuple[Any, Any]:
+        """``(Y_{k+1}, dY_{k+1})``: the step and its tangent."""
+        d = _split(field)
+        xp = namespace(Y, dY)
+        hh, h1 = scalar(0.5 * h, xp), scalar(h, xp)
         y, z = Y[:, :d], Y[:, d:]
         dy, dz = dY[:, :d], dY[:, d:]
         th0, thm, th1 = ctrl.theta(0.0), ctrl.theta(0.5), ctrl.theta(1.0)
-        z_h = z + (0.5 * h) * field.rhs_z(y, t, th0)
-        dz_h = dz + (0.5 * h) * field.jvp_z(y, t, th0, dy, ctrl.dtheta(0.0))
-        y1 = y + h * field.rhs_y(z_h, t + 0.5 * h, thm)
-        dy1 = dy + h * field.jvp_y(z_h, t + 0.5 * h, thm, dz_h, ctrl.dtheta(0.5))
-        z1 = z_h + (0.5 * h) * field.rhs_z(y1, t + h, th1)
-        dz1 = dz_h + (0.5 * h) * field.jvp_z(y1, t + h, th1, dy1, ctrl.dtheta(1.0))
-        out, dout = np.empty_like(Y), np.empty_like(Y)
+        z_h = z + hh * field.rhs_z(y, t, th0)
+        dz_h = dz + hh * field.jvp_z(y, t, th0, dy, ctrl.dtheta(0.0))
+        y1 = y + h1 * field.rhs_y(z_h, t + 0.5 * h, thm)
+        dy1 = dy + h1 * field.jvp_y(z_h, t + 0.5 * h, thm, dz_h, ctrl.dtheta(0.5))
+        z1 = z_h + hh * field.rhs_z(y1, t + h, th1)
+        dz1 = dz_h + hh * field.jvp_z(y1, t + h, th1, dy1, ctrl.dtheta(1.0))
+        out, dout = xp.empty_like(Y), xp.empty_like(Y)
         out[:, :d], out[:, d:] = y1, z1
         dout[:, :d], dout[:, d:] = dy1, dz1
         return out, dout

@@ -4,71 +4,60 @@ The step is written once for every tableau.  An integrator step receives a
 *step control* ``ctrl`` (see :mod:`ocp_learn.controls`) that gives the local
 parameters at stage time ``t + c_i h`` (``ctrl.theta(c)``), their tangent
 (``ctrl.dtheta(c)``) and accumulates parameter gradients (``ctrl.add_grad(c, g)``).
+
+Arrays are created in the namespace of the state (:mod:`ocp_learn.arrays`); the stage sums
+go through :mod:`ocp_learn.kernels.axpy_numba`.  Stage states of steps that keep no tape,
+the adjoint's stage cotangents ``Kbar_i`` and the tangent's stage states are written into
+the sweep's :class:`~ocp_learn.arrays.Workspace`, allocated once per sweep; the states a
+kept step stores are arrays of their own.
 """
 from __future__ import annotations
 
-import numpy as np
+from typing import Any, NamedTuple
 
-from ..kernels.axpy_numba import add_scaled, axpy
+from ..arrays import Workspace, copy, namespace
+from ..kernels.axpy_numba import add_scaled, axpy, product_dtype, scaled
 from .tableau import ButcherTableau
 
 __all__ = ["ExplicitRK", "StageTape"]
 
 
-class StageTape(tuple):
-    """A kept stage: ``(Y, aux)``, the stage state and the field's residuals for its vjp."""
+class StageTape(NamedTuple):
+    """The tape of one kept step: what :meth:`ExplicitRK.step_adjoint` reads.
 
-    __slots__ = ()
+    Attributes
+    ----------
+    Y : list of arrays
+        The stage states ``Y_i``.
+    aux : list or None
+        The field's residuals at each stage (``rhs_tape``, entries may be ``None``), or
+        ``None`` when the step did not ask the field for them.
+    """
 
-    def __new__(cls, Y, aux):
-        return tuple.__new__(cls, (Y, aux))
-
-
-def _stage_rhs(field, keep):
-    """``rhs(y, t, theta) -> (F, aux)``: the field's ``rhs_tape`` when the step keeps a tape
-    and the field has one, else ``rhs`` with ``aux = None``."""
-    rhs_tape = getattr(field, "rhs_tape", None) if keep else None
-    if rhs_tape is not None:
-        return rhs_tape
-    return lambda y, t, theta: (field.rhs(y, t, theta), None)
-
-
-def stage_vjp(field, Yi, t, theta, ybar):
-    """``field.vjp`` at a kept stage ``Yi`` (a state or a :class:`StageTape`)."""
-    if isinstance(Yi, StageTape):
-        y, aux = Yi
-        if aux is not None:
-            return field.vjp(y, t, theta, ybar, aux=aux)
-        return field.vjp(y, t, theta, ybar)
-    return field.vjp(Yi, t, theta, ybar)
+    Y: list
+    aux: list | None
 
 
 class ExplicitRK:
     """Explicit Runge--Kutta integrator defined by a :class:`ButcherTableau`.
 
-    Contract of an integrator (shared with the leapfrog integrator):
+    Follows the :class:`~ocp_learn.integrators.base.Integrator` contract.  A field with
+    residuals (:class:`~ocp_learn.protocols.FieldWithResiduals`) returns, with the
+    right-hand side, intermediate values its ``vjp(y, t, theta, ybar, aux=aux)`` would
+    otherwise recompute; when the sweep asks for them (``residuals=True``) a kept step
+    calls ``rhs_tape`` and stores ``aux`` next to the stage states (:class:`StageTape`),
+    and the adjoint hands it back to ``vjp``.
 
-    1. ``step(field, y, t, h, ctrl, keep)`` -> ``(y_next, tape)``; ``tape`` holds
-       what the adjoint needs (the stage states ``Y_i``) when ``keep`` is true.
-    2. ``step_adjoint(field, tape, t, h, ctrl, lam)`` -> ``lam_prev``: given
-       ``lam = dJ/dy_{k+1}``, returns ``dJ/dy_k`` and adds the parameter gradient
-       to ``ctrl`` (MATH B2).
-    3. ``step_tangent(field, y, dy, t, h, ctrl)`` -> ``(y_next, dy_next)``.
-    4. ``tape_floats(n, D)`` -- floats one step's tape holds (the stage states; a
-       field's residuals, below, are counted by :meth:`~ocp_learn.gradients.base.Sweep.tape_floats`).
-    5. ``counts`` -- rhs evaluations per step (``stages``).
-
-    A field may offer *residuals*: ``rhs_tape(y, t, theta) -> (F, aux)`` returns, with
-    the right-hand side, intermediate values its ``vjp(y, t, theta, ybar, aux=aux)``
-    would otherwise recompute (``aux`` may be ``None``), and ``aux_floats(n)`` their
-    size.  When the step keeps a tape, it calls ``rhs_tape`` and stores ``aux`` next to
-    the stage state (:class:`StageTape`); the adjoint hands it back to ``vjp``.
+    Parameters
+    ----------
+    tableau : ButcherTableau
     """
 
-    #: kept steps store the field's residuals (``rhs_tape``), counted by ``Sweep.tape_floats``
+    reversible = False
+    #: kept steps store the field's residuals, counted by ``Sweep.tape_floats``
     uses_residuals = True
 
-    def __init__(self, tableau):
+    def __init__(self, tableau: ButcherTableau) -> None:
         if not isinstance(tableau, ButcherTableau):
             raise TypeError(f"tableau must be a ButcherTableau, got {type(tableau).__name__}")
         self.tableau = tableau
@@ -81,68 +70,95 @@ class ExplicitRK:
         self._a_cols = [[(i, a[i, j]) for i in range(j + 1, self.stages) if a[i, j] != 0.0]
                         for j in range(self.stages)]
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"ExplicitRK({self.name!r}, order={self.order})"
 
-    def tape_floats(self, n, D):
+    def tape_floats(self, n: int, D: int) -> int:
+        """Floats of one kept step: the ``s`` stage states."""
         return self.stages * n * D
 
-    def step(self, field, y, t, h, ctrl, keep=True):
+    def step(self, field: Any, y: Any, t: float, h: float, ctrl: Any, keep: bool = True, *,
+             work: Workspace | None = None, residuals: bool = False) -> tuple[Any, StageTape | None]:
+        """``(y_{k+1}, tape)``: one step ``y_{k+1} = y + h sum_i b_i K_i`` (MATH B1)."""
         tab = self.tableau
-        K = []
-        Y = [] if keep else None
-        acc = y.copy()
-        rhs = _stage_rhs(field, keep)
+        work = Workspace() if work is None else work
+        K: list = []
+        Y: list | None = [] if keep else None
+        aux: list | None = [] if keep and residuals else None
+        acc = copy(y)
         for i in range(self.stages):
-            Yi = self._stage_state(y, K, i, h)
-            Ki, aux = rhs(Yi, t + tab.c[i] * h, ctrl.theta(tab.c[i]))
+            # a kept stage state is stored: it gets its own array
+            Yi = self._stage_state(y, K, i, h, None if keep else work, "Y")
+            ti, th = t + tab.c[i] * h, ctrl.theta(tab.c[i])
+            if aux is None:
+                Ki = field.rhs(Yi, ti, th)
+            else:
+                Ki, a_i = field.rhs_tape(Yi, ti, th)
+                aux.append(a_i)
             K.append(Ki)
-            if keep:
-                Y.append(Yi if aux is None else StageTape(Yi, aux))
+            if Y is not None:
+                Y.append(Yi)
             if tab.b[i] != 0.0:
                 axpy(h * tab.b[i], Ki, acc)
-        return acc, Y
+        return acc, (StageTape(Y, aux) if keep else None)
 
-    def _stage_state(self, y, K, i, h):
-        """``Y_i = y + h sum_j a_ij K_j`` (``y`` itself when the row is zero)."""
+    def _stage_state(self, y, K, i, h, work, slot):
+        """``Y_i = y + h sum_j a_ij K_j`` (``y`` itself when the row is zero), in ``work``'s
+        ``(slot, i)`` array, or a new one when ``work`` is ``None``."""
         rows = self._a_rows[i]
         if not rows:
             return y
-        Yi = add_scaled(y, h * rows[0][1], K[rows[0][0]])
+        j0, a0 = rows[0]
+        Yi = add_scaled(y, h * a0, K[j0], None if work is None else work.empty((slot, i), y))
         for j, aij in rows[1:]:
             axpy(h * aij, K[j], Yi)
         return Yi
 
-    def step_adjoint(self, field, Y, t, h, ctrl, lam):
+    def step_adjoint(self, field: Any, tape: StageTape, t: float, h: float, ctrl: Any, lam: Any,
+                     *, work: Workspace | None = None) -> Any:
+        """``dJ/dy_k`` from ``lam = dJ/dy_{k+1}``; parameter gradients go to ``ctrl`` (MATH B2)."""
         tab = self.tableau
+        work = Workspace() if work is None else work
+        Y, aux = tape
         s = self.stages
-        Ybar = [None] * s
-        out = lam.copy()
+        Ybar: list = [None] * s
+        out = copy(lam)
         for i in range(s - 1, -1, -1):
             Kbar = None
             if tab.b[i] != 0.0:
-                Kbar = (h * tab.b[i]) * lam
+                c = h * tab.b[i]
+                Kbar = scaled(c, lam, work.empty(("Kbar", i), lam, product_dtype(c, lam)))
             for j, aji in self._a_cols[i]:
                 if Kbar is None:
-                    Kbar = (h * aji) * Ybar[j]
+                    c = h * aji
+                    Kbar = scaled(c, Ybar[j], work.empty(("Kbar", i), Ybar[j],
+                                                         product_dtype(c, Ybar[j])))
                 else:
                     axpy(h * aji, Ybar[j], Kbar)
             if Kbar is None:
-                Ybar[i] = np.zeros_like(lam)
+                Ybar[i] = namespace(lam).zeros_like(lam)
                 continue
-            Ybar[i], gth = stage_vjp(field, Y[i], t + tab.c[i] * h, ctrl.theta(tab.c[i]), Kbar)
+            ti, th = t + tab.c[i] * h, ctrl.theta(tab.c[i])
+            if aux is None or aux[i] is None:
+                Ybar[i], gth = field.vjp(Y[i], ti, th, Kbar)
+            else:
+                Ybar[i], gth = field.vjp(Y[i], ti, th, Kbar, aux=aux[i])
             ctrl.add_grad(tab.c[i], gth)
             out += Ybar[i]
         return out
 
-    def step_tangent(self, field, y, dy, t, h, ctrl):
+    def step_tangent(self, field: Any, y: Any, dy: Any, t: float, h: float, ctrl: Any, *,
+                     work: Workspace | None = None) -> tuple[Any, Any]:
+        """``(y_{k+1}, dy_{k+1})``: the step and its tangent (MATH B1 with ``jvp``)."""
         tab = self.tableau
-        K, dK = [], []
-        acc, dacc = y.copy(), dy.copy()
+        work = Workspace() if work is None else work
+        K: list = []
+        dK: list = []
+        acc, dacc = copy(y), copy(dy)
         for i in range(self.stages):
-            Yi, dYi = self._stage_state(y, K, i, h), self._stage_state(dy, dK, i, h)
-            ti = t + tab.c[i] * h
-            th = ctrl.theta(tab.c[i])
+            Yi = self._stage_state(y, K, i, h, work, "Y")
+            dYi = self._stage_state(dy, dK, i, h, work, "dY")
+            ti, th = t + tab.c[i] * h, ctrl.theta(tab.c[i])
             K.append(field.rhs(Yi, ti, th))
             dK.append(field.jvp(Yi, ti, th, dYi, ctrl.dtheta(tab.c[i])))
             if tab.b[i] != 0.0:

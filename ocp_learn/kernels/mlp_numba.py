@@ -17,7 +17,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from .potential_numba import _FM, _blocks
+from .numba_common import FASTMATH as _FM
+from .numba_common import blocks as _blocks
 
 __all__ = ["rhs", "jvp", "vjp"]
 

@@ -1,7 +1,7 @@
 r"""GPU path of the OT-Flow potential (MATH D1--D3, D6): CuPy arrays, cuBLAS, numba-cuda.
 
-The numpy reference program of :mod:`ocp_learn.models.potential` (``_forward``,
-``_vjp``, ``_jvp``) is written with array-API calls only, so it runs on CuPy
+The reference program of :mod:`.potential_reference` (``forward``,
+``vjp``, ``jvp``) is written with array-API calls only, so it runs on CuPy
 arrays unchanged (NumPy's ``__array_function__``/``__array_ufunc__`` dispatch):
 every matrix product (``K_i J_{i-1}``, the parameter cotangents as
 ``tensordot`` contractions over samples) is a cuBLAS GEMM.  The elementwise
@@ -26,11 +26,10 @@ device; the parameters go to the device once per call.
   device-to-host copy of the results per call; what the OCP solvers use).
 
 The chunked drivers (:func:`forward_chunks`, :func:`vjp_chunks`,
-:func:`jvp_chunks`) and the device-input entry points (:func:`model_derivatives`,
-:func:`model_derivatives_vjp`, :func:`model_derivatives_jvp`) are generic over the
-array module ``xp``: with ``xp=numpy`` and the reference activation they run on
-the host, which is how the CPU tests check the chunking and the input handling
-without a GPU.
+:func:`jvp_chunks`) and :class:`CupyPotentialBackend` are generic over the array
+module: ``CupyPotentialBackend(xp=numpy)`` runs the same program on the host with the
+reference activation, which is how the CPU tests check the chunking and the input
+handling without a GPU.
 
 CuPy is imported lazily; :func:`ocp_learn.kernels.cupy_available` says whether a
 device is usable.  :func:`act_kernel` is also tested on the numba-cuda simulator
@@ -42,12 +41,16 @@ import math
 
 import numpy as np
 
+from collections.abc import Callable
+from types import ModuleType
+from typing import Any
+
 from ..errors import check_positive_int
+from . import potential_reference as reference
 
 __all__ = ["CHUNK_BYTES", "activation", "act_kernel", "activation_impl", "bytes_per_sample", "chunk_size",
            "chunk_slices", "forward_chunks", "vjp_chunks", "jvp_chunks", "derivatives",
-           "derivatives_vjp", "derivatives_jvp", "is_device_array", "model_derivatives",
-           "model_derivatives_vjp", "model_derivatives_jvp"]
+           "derivatives_vjp", "derivatives_jvp", "is_device_array", "CupyPotentialBackend"]
 
 #: bytes of device memory the per-chunk cache (and its temporaries) may take
 CHUNK_BYTES = 4 << 30
@@ -69,7 +72,7 @@ def act_kernel():
         # numpy 2.5 removed (seen on the GPU machine: numba-cuda 0.30.4, numpy 2.5.2);
         # restore the alias so that the CUDA target can load at all
         if not hasattr(np, "row_stack"):
-            np.row_stack = np.vstack
+            np.vstack = np.vstack
         # ``cuda`` must be a module global (not a closure variable): the simulator swaps it
         from numba import cuda as _cuda
         cuda = _cuda
@@ -121,7 +124,7 @@ def activation(a, threads=256, strict=False):
                 kern[blocks, threads, cuda.external_stream(ptr)](*args)
             else:
                 kern[blocks, threads](*args)
-        except Exception as exc:  # noqa: BLE001 - any numba-cuda failure
+        except Exception as exc:
             if strict:
                 raise
             import warnings
@@ -171,8 +174,7 @@ def _cupy():
 def _act_for(xp):
     """The activation of array module ``xp``: the numba-cuda kernel on CuPy, the reference on numpy."""
     if xp is np:
-        from ..models.potential import _activation
-        return _activation
+        return reference.activation
     return activation
 
 
@@ -183,7 +185,7 @@ def _to(xp, P):
 def bytes_per_sample(m, M, c, D):
     """Upper estimate of the device bytes one sample takes in a forward + vjp chunk.
 
-    The cache of :func:`~ocp_learn.models.potential._forward` holds ``M + 1``
+    The cache of :func:`.potential_reference.forward` holds ``M + 1``
     Jacobians ``J_i`` and ``M`` products ``P_i``, each ``m x c`` per sample
     (``c = d`` for the exact trace, the number of probes for Hutchinson; D3);
     the vjp (D6) adds ``Jbar``, ``Pbar``, the contiguous copies ``tensordot``
@@ -229,12 +231,10 @@ def _chunk_for(P, S, W, chunk):
 def _forward_by_chunk(P, S, W, h, chunk):
     """Yield ``(slice, (phi, G, lap, cache))``: the forward pass (D1--D3) of each chunk of
     samples, in the array module of ``S`` (shared by the forward, vjp and jvp drivers)."""
-    from ..models.potential import _forward
-
     act = _act_for(_xp(S))
     d = S.shape[1] - 1
     for sl in chunk_slices(S.shape[0], _chunk_for(P, S, W, chunk)):
-        yield sl, _forward(P, S[sl], None if W is None else W[sl], h, d, act=act)
+        yield sl, reference.forward(P, S[sl], None if W is None else W[sl], h, d, act=act)
 
 
 def forward_chunks(P, S, W, h, chunk=None):
@@ -272,15 +272,13 @@ def vjp_chunks(P, S, W, h, phibar, Gbar, lapbar, chunk=None):
     ``Gbar (n, d + 1)``, ``lapbar (n,)``; all in the array module of ``S``
     (the sums over samples never leave it).
     """
-    from ..models.potential import _vjp
-
     xp = _xp(S)
     n, D = S.shape
     d = D - 1
     sbar = xp.empty((n, D))
     B = {k: xp.zeros_like(v) for k, v in P.items()}
     for sl, (_, _, _, cache) in _forward_by_chunk(P, S, W, h, chunk):
-        sbar[sl], Bc = _vjp(P, cache, h, d, phibar[sl], Gbar[sl], lapbar[sl])
+        sbar[sl], Bc = reference.vjp(P, cache, h, d, phibar[sl], Gbar[sl], lapbar[sl])
         for k in B:
             B[k] += Bc[k]
     return sbar, B
@@ -288,14 +286,12 @@ def vjp_chunks(P, S, W, h, phibar, Gbar, lapbar, chunk=None):
 
 def jvp_chunks(P, T, S, dS, W, h, chunk=None):
     """``(dphi, dG, dlap)`` (D6 tangent) along parameter tangents ``T`` and ``dS (n, d + 1)``, by chunks."""
-    from ..models.potential import _jvp
-
     xp = _xp(S)
     n, D = S.shape
     d = D - 1
     dphi, dG, dlap = xp.empty(n), xp.empty((n, D)), xp.empty(n)
     for sl, (_, _, _, cache) in _forward_by_chunk(P, S, W, h, chunk):
-        dphi[sl], dG[sl], dlap[sl] = _jvp(P, T, cache, h, d, dS[sl])
+        dphi[sl], dG[sl], dlap[sl] = reference.jvp(P, T, cache, h, d, dS[sl])
     return dphi, dG, dlap
 
 
@@ -303,8 +299,11 @@ def jvp_chunks(P, T, S, dS, W, h, chunk=None):
 # low-level entry points of PotentialResNet(backend="cupy") (validated arrays)
 # --------------------------------------------------------------------------------------------
 
-def _device(S):
-    """``(xp, back)``: the compute module (CuPy) and the map of results to the type of ``S``."""
+def _device(S, xp=None):
+    """``(xp, back)``: the compute module (CuPy, or ``xp`` when given) and the map of results
+    to the type of ``S``."""
+    if xp is not None:
+        return xp, (lambda v: v)
     cp = _cupy()
     if is_device_array(S):
         return cp, (lambda v: v)
@@ -315,159 +314,89 @@ def _opt(cp, v):
     return None if v is None else cp.asarray(v)
 
 
-def derivatives(P, S, W, h, chunk=None):
+def derivatives(P, S, W, h, chunk=None, xp=None):
     """``(phi, G, lap)`` (D1--D3) computed on the GPU by :func:`forward_chunks`.
 
     Numpy ``S`` (and ``W``) -> numpy results; CuPy -> CuPy results (no host copy).
+    ``xp`` replaces CuPy as the compute module (``numpy``: the same driver on the host).
     """
-    cp, back = _device(S)
+    cp, back = _device(S, xp)
     out = forward_chunks(_to(cp, P), cp.asarray(S), _opt(cp, W), h, chunk)
     return tuple(back(v) for v in out)
 
 
-def derivatives_vjp(P, S, W, h, phibar, Gbar, lapbar, chunk=None):
+def derivatives_vjp(P, S, W, h, phibar, Gbar, lapbar, chunk=None, xp=None):
     """``(sbar, dict of parameter cotangents)`` (D6) computed on the GPU by :func:`vjp_chunks`."""
-    cp, back = _device(S)
+    cp, back = _device(S, xp)
     sbar, B = vjp_chunks(_to(cp, P), cp.asarray(S), _opt(cp, W), h, cp.asarray(phibar),
                          cp.asarray(Gbar), cp.asarray(lapbar), chunk)
     return back(sbar), {k: back(v) for k, v in B.items()}
 
 
-def derivatives_jvp(P, T, S, dS, W, h, chunk=None):
+def derivatives_jvp(P, T, S, dS, W, h, chunk=None, xp=None):
     """``(dphi, dG, dlap)`` (D6 tangent) computed on the GPU by :func:`jvp_chunks`."""
-    cp, back = _device(S)
+    cp, back = _device(S, xp)
     out = jvp_chunks(_to(cp, P), _to(cp, T), cp.asarray(S), cp.asarray(dS), _opt(cp, W), h,
                      chunk)
     return tuple(back(v) for v in out)
 
 
 # --------------------------------------------------------------------------------------------
-# device-resident entry points: PotentialResNet methods called with CuPy arrays
+# the backend
 # --------------------------------------------------------------------------------------------
 
-def _arr(xp, name, v, shape=None):
-    """``v`` as a contiguous finite float64 array of module ``xp``; ``shape`` entries ``None`` are free."""
-    if v is None or isinstance(v, (str, bytes)):
-        raise TypeError(f"{name} must be an array of numbers, got {type(v).__name__}")
-    try:
-        a = xp.asarray(v)
-    except (TypeError, ValueError) as exc:
-        raise TypeError(f"{name} must be array-like in {xp.__name__}, got {type(v).__name__}") from exc
-    if a.dtype.kind not in "biuf":
-        raise TypeError(f"{name} must hold real numbers, got dtype {a.dtype}")
-    a = a.astype(xp.float64, copy=False)
-    if a.ndim and not a.flags.c_contiguous:
-        a = xp.ascontiguousarray(a)
-    if shape is not None and (a.ndim != len(shape) or
-                              any(s is not None and s != z for s, z in zip(shape, a.shape))):
-        want = tuple("any" if s is None else s for s in shape)
-        raise ValueError(f"{name} must have shape {want}, got {tuple(a.shape)}")
-    if not bool(xp.isfinite(a).all()):
-        raise ValueError(f"{name} contains non-finite values (inf or NaN)")
-    return a
+class CupyPotentialBackend:
+    """The ``cupy`` backend: the reference program on the GPU, chunk by chunk.
 
-
-def _scalar_or(xp, name, v, n):
-    """A number (or 0-d array) or an ``(n,)`` array -> ``(n,)`` array of module ``xp``."""
-    if is_device_array(v) or isinstance(v, np.ndarray):
-        if v.ndim == 0:
-            return xp.zeros(n) + _arr(xp, name, v, ())
-        return _arr(xp, name, v, (n,))
-    if np.ndim(v) == 0:
-        return xp.zeros(n) + _arr(xp, name, np.reshape(np.asarray(v), ()), ())
-    return _arr(xp, name, v, (n,))
-
-
-def _model_inputs(model, xp, x, t, theta):
-    x = _arr(xp, "x", x, (None, model.dim))
-    n, d = x.shape[0], model.dim
-    s = xp.empty((n, d + 1))
-    s[:, :d] = x
-    s[:, d] = _scalar_or(xp, "t", t, n)
-    theta = _arr(xp, "theta", theta, (model.n_params,))
-    return s, model.layout.offsets, theta
-
-
-def _unpack(offsets, theta):
-    return {k: theta[a:b].reshape(shp) for k, (a, b, shp) in offsets.items()}
-
-
-def _model_directions(model, xp, probes, n):
-    """``W`` of the trace, as ``PotentialResNet._directions`` but in module ``xp``."""
-    return model._directions(probes, n, xp=xp, asarr=lambda name, v: _arr(xp, name, v))
-
-
-def _bar(xp, name, v, shape):
-    return xp.zeros(shape) if v is None else _arr(xp, name, v, shape)
-
-
-def _module(xp):
-    return _cupy() if xp is None else xp
-
-
-def model_derivatives(model, x, t, theta, probes=None, xp=None):
-    """``PotentialResNet.derivatives`` (D1--D3) with device-resident inputs and outputs.
+    NumPy arguments are copied to the device once per call and the results back (what
+    the OCP solvers use); CuPy arguments give CuPy results (device-resident use).
 
     Parameters
     ----------
-    model : PotentialResNet
-    x, t, theta, probes
-        As :meth:`PotentialResNet.derivatives`; CuPy or numpy arrays (converted to ``xp``).
+    chunk : int, optional
+        Samples per chunk; default from :data:`CHUNK_BYTES` (:func:`chunk_size`).
     xp : module, optional
-        Array module that computes and holds the results: CuPy (default), or
-        numpy (the host run of the same driver, used by the CPU tests).
+        Compute module in place of CuPy: ``numpy`` runs the same driver on the host with
+        the reference activation (how the CPU tests check it); no device is needed then.
+    **options
+        The model's other backend options (``path``, ``trace_path``), unused here.
 
-    Returns
-    -------
-    PotentialDerivatives of ``xp`` arrays.
+    Raises
+    ------
+    RuntimeError
+        Without ``xp``, when CuPy or a CUDA device is missing.
     """
-    from ..models.potential import PotentialDerivatives
 
-    xp = _module(xp)
-    s, off, theta = _model_inputs(model, xp, x, t, theta)
-    n, d = s.shape[0], model.dim
-    W = _model_directions(model, xp, probes, n)
-    phi, G, lap = forward_chunks(_unpack(off, theta), s, W, model.h, model.chunk)
-    return PotentialDerivatives(phi, xp.ascontiguousarray(G[:, :d]), G[:, d].copy(), lap)
+    name = "cupy"
+    fused_flow = False
 
+    def __init__(self, chunk: int | None = None, xp: ModuleType | None = None,
+                 **options: Any) -> None:
+        if xp is None:
+            from . import check_backend
+            check_backend("cupy")
+        self.chunk = chunk
+        self.xp = xp
 
-def model_derivatives_vjp(model, x, t, theta, phi_bar=None, grad_bar=None, dt_bar=None,
-                          lap_bar=None, probes=None, xp=None):
-    """``PotentialResNet.derivatives_vjp`` (D6) with device-resident inputs and outputs.
+    def array_module(self, *args: Any) -> ModuleType:
+        """CuPy when any argument is a CuPy array, else NumPy (or ``xp`` when given)."""
+        if self.xp is not None:
+            return self.xp
+        return _cupy() if any(is_device_array(v) for v in args) else np
 
-    Returns ``(x_bar (n, d), t_bar (n,), theta_bar (n_params,))`` as ``xp`` arrays;
-    ``theta_bar`` is summed over all chunks on the device and packed there.
-    """
-    xp = _module(xp)
-    s, off, theta = _model_inputs(model, xp, x, t, theta)
-    n, d = s.shape[0], model.dim
-    W = _model_directions(model, xp, probes, n)
-    phibar = _bar(xp, "phi_bar", phi_bar, (n,))
-    lapbar = _bar(xp, "lap_bar", lap_bar, (n,))
-    Gbar = xp.empty((n, d + 1))
-    Gbar[:, :d] = _bar(xp, "grad_bar", grad_bar, (n, d))
-    Gbar[:, d] = _bar(xp, "dt_bar", dt_bar, (n,))
-    sbar, B = vjp_chunks(_unpack(off, theta), s, W, model.h, phibar, Gbar, lapbar, model.chunk)
-    theta_bar = xp.concatenate([B[k].reshape(-1) for k in off])
-    return xp.ascontiguousarray(sbar[:, :d]), sbar[:, d].copy(), theta_bar
+    def derivatives(self, P, S, W, h):
+        return derivatives(P, S, W, h, self.chunk, self.xp)
 
+    def derivatives_vjp(self, P, S, W, h, phibar, Gbar, lapbar):
+        return derivatives_vjp(P, S, W, h, phibar, Gbar, lapbar, self.chunk, self.xp)
 
-def model_derivatives_jvp(model, x, t, theta, dx=None, dt=None, dtheta=None, probes=None,
-                          xp=None):
-    """``PotentialResNet.derivatives_jvp`` (D6 tangent) with device-resident inputs and outputs."""
-    from ..models.potential import PotentialDerivatives
+    def derivatives_jvp(self, P, T, S, dS, W, h):
+        return derivatives_jvp(P, T, S, dS, W, h, self.chunk, self.xp)
 
-    xp = _module(xp)
-    s, off, theta = _model_inputs(model, xp, x, t, theta)
-    n, d = s.shape[0], model.dim
-    W = _model_directions(model, xp, probes, n)
-    ds = xp.zeros_like(s)
-    if dx is not None:
-        ds[:, :d] = _arr(xp, "dx", dx, (n, d))
-    if dt is not None:
-        ds[:, d] = _scalar_or(xp, "dt", dt, n)
-    dth = xp.zeros(model.n_params) if dtheta is None else _arr(xp, "dtheta", dtheta,
-                                                               (model.n_params,))
-    dphi, dG, dlap = jvp_chunks(_unpack(off, theta), _unpack(off, dth), s, ds, W, model.h,
-                                model.chunk)
-    return PotentialDerivatives(dphi, xp.ascontiguousarray(dG[:, :d]), dG[:, d].copy(), dlap)
+    def phi(self, P: dict, S: np.ndarray, h: float) -> np.ndarray:
+        """On the host (NumPy, BLAS)."""
+        return reference.phi(P, S, h)
+
+    def phi_vjp(self, P: dict, S: np.ndarray, h: float) -> tuple[np.ndarray, Callable]:
+        """On the host (NumPy, BLAS)."""
+        return reference.phi_vjp(P, S, h)

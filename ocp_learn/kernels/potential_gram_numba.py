@@ -1,6 +1,6 @@
 r"""Gram path of the exact trace, split into GEMMs over the batch and a per-sample kernel in R^m.
 
-On the Gram path (:func:`~ocp_learn.kernels.potential_numba._gram_trace`, MATH D3) the
+On the Gram path (:func:`gram_trace`, MATH D3; chosen by :func:`trace_gram`) the
 only quantities of the potential (D1, D2) that involve the dimension ``d`` are the
 products with the sample ``s`` (``D = d + 1``):
 
@@ -17,8 +17,8 @@ Done per sample, these are matrix-vector products and rank-one updates with
 ``Ybar_0 = Gbar K_0^T``, ``Kbar_0 = Y_0^T Gbar + Abar_0^T S`` and so on (numpy, i.e.
 BLAS).  What remains per sample lives in ``R^m`` -- the residual layers, the reverse sweep
 and the Gram trace -- and is one numba kernel (``prange`` over sample blocks):
-:func:`~ocp_learn.kernels.potential_numba._net_forward` /
-:func:`~ocp_learn.kernels.potential_numba._net_vjp` with the trace in between.
+:func:`~.potential_net_numba.net_forward` /
+:func:`~.potential_net_numba.net_vjp` with the trace in between (:func:`gram_trace`).
 
 The fused flow field passes the samples as the pair ``(x, t)``: a view of the state's first
 ``d`` columns and the stage's scalar time, so that no ``(n, d+1)`` copy of the state is
@@ -27,144 +27,196 @@ GEMMs (a column of ones next to ``[Y_0, A s]``), and the samples' cotangent is w
 GEMM straight into the field's output (:func:`_mul_st`, :func:`_mul_s`; 0.85 s against
 0.95--1.04 s for a crowd-motion gradient at d = 100, n = 8464, one thread).
 
-One residual layer (``M = 1``, the MFG and OT-Flow default) has a cheaper trace.  With
-``Gamma_0 = D_0 G_0 D_0`` the layer-1 term is
-``sum_j q_{1j} z_{2j} (K_1 Gamma_0 K_1^T)_{jj} = sum_j q_{1j} z_{2j} g_0^T H_j g_0``,
-``H_j = (K_{1,j} K_{1,j}^T) o G_0`` (elementwise product; ``m x m``, symmetric, the same for
-every sample).  Per sample the forward pass is ``m`` dot products of length ``m^2`` with
-``g_0 g_0^T``, and the adjoint of the cotangent ``lbar`` is
-
-* ``qbar_{1j} += h lbar z_{2j} T_j``, ``zbar_{2j} += h lbar q_{1j} T_j``
-  (``T_j = g_0^T H_j g_0``);
-* ``gbar_0 += 2 (sum_j c_j H_j) g_0`` and ``Hbar_j += c_j g_0 g_0^T``,
-  with ``c_j = h lbar q_{1j} z_{2j}``;
-
-and ``Hbar`` becomes the ``K_1`` and ``G_0`` cotangents once per call
-(:func:`h_matrix_vjp`).  For ``M = 1`` the kernels run over *tiles* of ``_TILE = 32`` samples
-(:func:`_fwd_tiles`, :func:`_vjp_tiles`): each per-sample vector is an ``(m, 32)`` array with
-the samples innermost, so the loops of length ``m = 16`` become vector operations over the
-tile (measured at d = 100, n = 8464, one thread: forward with trace 6.4 ms against 8.4 ms
-per sample, vjp 13 ms against 19 ms; tiles of 8 or 16 samples were slower than per sample).
-The contractions with ``H`` are small GEMMs per tile (``np.dot``, BLAS): ``T = H [g g^T]``
-(m x P times P x 32), and in the vjp ``N = H^T C`` and ``Hbar += C [g g^T]^T``: the
-forward tile kernel with the trace took 4.4 ms against 5.2 ms with loops, the vjp 5.7 ms
-against 6.6 ms (n = 4232, d = 100, one thread, interleaved in one process; the m x m
-products of the residual layer stay loops, BLAS was slower there).  All loops are contiguous over ``m^2`` entries, where the general
-recursion of :func:`~ocp_learn.kernels.potential_numba._gram_trace` has loops of
-length ``m``.  Tested against the numpy reference to 1e-12 (``tests/test_kernels.py``).
+One residual layer (``M = 1``) has a cheaper trace and runs in tiles of samples:
+:mod:`.potential_tiles_numba`.  Tested against the numpy reference to 1e-12
+(``tests/test_kernels.py``).
 """
 from __future__ import annotations
-
-import functools
 
 import numpy as np
 from numba import njit, prange
 
-from .potential_numba import (_FM, _act_row, _gram_trace, _gram_trace_vjp, _net_forward, _net_vjp,
-                              _params,
-                              gram0_vjp)
+from .numba_common import FASTMATH
+from .potential_net_numba import net_forward, net_vjp, params
+from .potential_tiles_numba import (NT_ARRAYS, PAD, TILE, fwd_tiles, h_matrix, h_matrix_vjp,
+                                    h_trace, h_trace_vjp, no_tape, vjp_tiles)
 
-__all__ = ["h_matrix", "h_matrix_vjp", "forward", "vjp"]
+__all__ = ["use_gram", "gram0", "gram0_vjp", "trace_gram", "gram_trace", "gram_trace_vjp",
+           "fwd_kernel", "vjp_kernel", "forward", "vjp"]
 
-
-#: ``H`` rows are padded with zeros to a multiple of this many entries, so that the
-#: vectorized loops over them have no scalar remainder (measured 1.6x on the forward trace)
-_PAD = 16
-
-
-@functools.lru_cache(maxsize=8)
-def _pairs(m):
-    """Row and column of the packed upper triangle ``k <= l`` (``m (m + 1) / 2`` pairs;
-    cached, read-only: ``np.triu_indices`` took 0.2 ms, four times per RK stage)."""
-    k, l = np.triu_indices(m)
-    k.flags.writeable = l.flags.writeable = False
-    return k, l
+#: ``G0`` argument that selects the Jacobian path of the trace
+NO_GRAM = np.zeros((0, 0))
 
 
-def h_matrix(K1, G0):
-    """``H`` (m, m(m+1)/2): row ``j`` is the upper triangle of ``(K_{1,j} K_{1,j}^T) o G_0``
-    (module docstring), off-diagonal entries doubled, so that
-    ``g^T H_j g = sum_p H[j, p] g_{k_p} g_{l_p}``."""
-    k, l = _pairs(G0.shape[0])
-    P = k.size
-    H = np.zeros((K1.shape[0], -(-P // _PAD) * _PAD))  # zero columns up to a multiple of _PAD
-    H[:, :P] = K1[:, k] * K1[:, l] * (G0[k, l] * np.where(k == l, 1.0, 2.0))
-    return H
+def use_gram(d, m, M):
+    """Whether the exact trace is cheaper through the Gram matrices ``Gamma_i = J_i J_i^T``.
+
+    The Jacobian path costs about ``3 M m^2 d`` flops per sample (forward + adjoint);
+    the Gram path about ``4 m^3`` for ``M = 1`` and ``8 M m^3`` otherwise, independent of
+    ``d``.  Chosen when ``d > m`` (``M = 1``) or ``d > 2 m`` (``M > 1``).
+    """
+    return d > (1 if M == 1 else 2) * m
 
 
-def h_matrix_vjp(K1, G0, BH):
-    """Cotangents ``(K1bar, G0bar)`` of :func:`h_matrix` for ``Hbar`` (m, m(m+1)/2),
-    ``Hbar[j, p] = sum_n c_{nj} g_{k_p} g_{l_p}`` as :func:`_h_trace_vjp` accumulates it
-    (the cotangent of the symmetric ``H_j[k, l]`` in each of its two entries)."""
+def gram0(K0, d):
+    """``G_0 = K_{0,x} K_{0,x}^T`` (m, m), the per-parameter constant of the Gram path."""
+    K0x = np.ascontiguousarray(K0[:, :d], dtype=np.float64)
+    return K0x @ K0x.T
+
+
+def gram0_vjp(K0, d, BG0):
+    """Add the cotangent of :func:`gram0` to the ``K0`` cotangent: ``(BG0 + BG0^T) K_{0,x}``."""
+    return (BG0 + BG0.T) @ K0[:, :d]
+
+
+def trace_gram(P, d, exact, trace_path="auto"):
+    """``G0`` for the kernels: ``gram0(K0)`` on the Gram path, else the empty marker.
+
+    ``trace_path`` is ``"auto"`` (:func:`use_gram`), ``"gram"`` or ``"jacobian"``;
+    Hutchinson estimates always take the Jacobian (probe) path.
+    """
+    if trace_path not in ("auto", "gram", "jacobian"):
+        raise ValueError(f"trace_path must be 'auto', 'gram' or 'jacobian', got {trace_path!r}")
+    m, M = P["K0"].shape[0], P["K"].shape[0]
+    if exact and (trace_path == "gram" or (trace_path == "auto" and use_gram(d, m, M))):
+        return gram0(P["K0"], d)
+    return NO_GRAM
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def gram_trace(h, K, g, q, z, G0, Gam, R):
+    r"""Exact Laplacian of the network part by Gram matrices (D3, any ``d``).
+
+    With ``J_0 = D_0 K_{0,x}`` and ``J_i = (I + h D_i K_i) J_{i-1}`` (``D_i = diag
+    sigma'(a_i)``), ``tr = sum_j q_{0j} z_{1j} |J_0 row|^2 + h sum_i sum_j q_{ij} z_{i+1,j}
+    (K_i Gamma_{i-1} K_i^T)_{jj}`` only needs ``Gamma_i = J_i J_i^T`` (m x m):
+    ``Gamma_0 = D_0 G_0 D_0`` and ``Gamma_i = Gamma_{i-1} + h (D_i R_i + R_i^T D_i)
+    + h^2 D_i R_i K_i^T D_i`` with ``R_i = K_i Gamma_{i-1}``.  Stores ``Gamma_i`` in
+    ``Gam[i]`` (i < M) and ``R_i`` in ``R[i]``; returns the trace.
+    """
+    M = K.shape[0]
     m = G0.shape[0]
-    k, l = _pairs(m)
-    B3 = np.zeros((BH.shape[0], m, m))
-    B3[:, k, l] = BH[:, :k.size]
-    B3[:, l, k] = BH[:, :k.size]
-    BK1 = 2.0 * np.einsum("jkl,jl,kl->jk", B3, K1, G0)
-    BG0 = np.einsum("jkl,jk,jl->kl", B3, K1, K1)
-    return BK1, BG0
-
-
-@njit(cache=True, fastmath=_FM)
-def _outer_packed(g, gg):
-    """``gg[p] = g_k g_l`` over the packed pairs ``k <= l`` (row-major, as ``np.triu_indices``)."""
-    m = g.shape[0]
-    for k in range(m):
-        gk = g[k]
-        o = k * (2 * m - k - 1) // 2   # gg[o + l] = g_k g_l, l = k..m-1
-        for l in range(k, m):
-            gg[o + l] = gk * g[l]
-
-
-@njit(cache=True, fastmath=_FM)
-def _h_trace(h, H, g, q, z, G0, gg):
-    """Exact Laplacian of the network for ``M = 1`` through ``H`` (module docstring)."""
-    m = G0.shape[0]
-    P = H.shape[1]
-    _outer_packed(g[0], gg)
     lap = 0.0
-    t1 = 0.0
     for j in range(m):
         lap += q[0, j] * z[1, j] * G0[j, j]
-        acc = 0.0
-        for p in range(P):
-            acc += H[j, p] * gg[p]
-        t1 += q[1, j] * z[2, j] * acc
-    return lap + h * t1
+        for k in range(m):
+            Gam[0, j, k] = g[0, j] * G0[j, k] * g[0, k]
+    for i in range(1, M + 1):
+        Ki = K[i - 1]
+        Gp = Gam[i - 1]
+        Ri = R[i]
+        for j in range(m):
+            for k in range(m):
+                Ri[j, k] = 0.0
+            for l in range(m):
+                kjl = Ki[j, l]
+                for k in range(m):
+                    Ri[j, k] += kjl * Gp[l, k]
+        ti = 0.0
+        for j in range(m):
+            pj = 0.0
+            for k in range(m):
+                pj += Ri[j, k] * Ki[j, k]
+            ti += q[i, j] * z[i + 1, j] * pj
+        lap += h * ti
+        if i < M:
+            Gi = Gam[i]
+            for j in range(m):
+                hg = h * g[i, j]
+                for k in range(m):
+                    sjk = 0.0
+                    for l in range(m):
+                        sjk += Ri[j, l] * Ki[k, l]
+                    Gi[j, k] = Gp[j, k] + hg * Ri[j, k] + h * Ri[k, j] * g[i, k] \
+                        + hg * h * sjk * g[i, k]
+    return lap
 
 
-@njit(cache=True, fastmath=_FM)
-def _h_trace_vjp(h, lb, H, g, q, z, G0, gg, Nt, gbar, qbar, zbar, BH, BG0):
-    """Adjoint of :func:`_h_trace` for the cotangent ``lb``; adds to ``gbar``, ``qbar``,
-    ``zbar``, ``BH`` (cotangent of ``H``) and ``BG0`` (of ``G_0``)."""
+@njit(cache=True, fastmath=FASTMATH)
+def gram_trace_vjp(h, lb, K, g, q, z, G0, Gam, R, gbar, qbar, zbar, Gb, Rb, Sb, BK, BG0):
+    """Adjoint of :func:`_gram_trace` for the cotangent ``lb`` of the trace.
+
+    Adds to ``gbar``, ``qbar``, ``zbar`` (as the Jacobian path does), to the ``K_i``
+    cotangents ``BK`` and to ``BG0``, the cotangent of ``G_0`` (turned into a ``K_0``
+    cotangent once per call by :func:`gram0_vjp`).  ``Gb`` carries the (symmetrized)
+    cotangent of ``Gamma_i``; ``Rb``, ``Sb`` those of ``R_i`` and ``S_i = R_i K_i^T``.
+    """
+    M = K.shape[0]
     m = G0.shape[0]
-    P = H.shape[1]
-    _outer_packed(g[0], gg)
-    for p in range(P):
-        Nt[p] = 0.0
     for j in range(m):
+        for k in range(m):
+            Gb[j, k] = 0.0
+    for i in range(M, 0, -1):
+        Ki = K[i - 1]
+        BKi = BK[i - 1]
+        Gp = Gam[i - 1]
+        Ri = R[i]
+        if i == M:
+            # only the diagonal of S_M enters (the trace term)
+            for j in range(m):
+                pj = 0.0
+                for k in range(m):
+                    pj += Ri[j, k] * Ki[j, k]
+                qbar[i, j] += h * lb * z[i + 1, j] * pj
+                zbar[i + 1, j] += h * lb * q[i, j] * pj
+                sb = h * lb * q[i, j] * z[i + 1, j]
+                for k in range(m):
+                    Rb[j, k] = sb * Ki[j, k]
+                    BKi[j, k] += sb * Ri[j, k]
+        else:
+            for j in range(m):
+                gi = g[i, j]
+                acc = 0.0
+                for k in range(m):
+                    sjk = 0.0
+                    for l in range(m):
+                        sjk += Ri[j, l] * Ki[k, l]
+                    gbv = Gb[j, k]
+                    acc += gbv * (Ri[j, k] + h * sjk * g[i, k])
+                    Rb[j, k] = 2.0 * h * gi * gbv
+                    Sb[j, k] = h * h * gi * g[i, k] * gbv
+                gbar[i, j] += 2.0 * h * acc
+                pj = 0.0
+                for k in range(m):
+                    pj += Ri[j, k] * Ki[j, k]
+                qbar[i, j] += h * lb * z[i + 1, j] * pj
+                zbar[i + 1, j] += h * lb * q[i, j] * pj
+                Sb[j, j] += h * lb * q[i, j] * z[i + 1, j]
+            # S = R K^T:  Rb += Sb K,  BK += Sb^T R
+            for j in range(m):
+                for k in range(m):
+                    sb = Sb[j, k]
+                    for l in range(m):
+                        Rb[j, l] += sb * Ki[k, l]
+                        BKi[k, l] += sb * Ri[j, l]
+        # R = K Gamma_{i-1}:  BK += Rb Gamma_{i-1},  Gb(i-1) = Gb(i) + K^T Rb
+        # (two loop nests, each contiguous in its innermost index)
+        for j in range(m):
+            for k in range(m):
+                rb = Rb[j, k]
+                for l in range(m):
+                    BKi[j, l] += rb * Gp[k, l]
+        for j in range(m):
+            for l in range(m):
+                kjl = Ki[j, l]
+                for k in range(m):
+                    Gb[l, k] += kjl * Rb[j, k]
+        for j in range(m):
+            for k in range(j + 1, m):
+                v = 0.5 * (Gb[j, k] + Gb[k, j])
+                Gb[j, k] = v
+                Gb[k, j] = v
+    # Gamma_0 = D_0 G_0 D_0 and the level-0 trace term q_0 z_1 diag(G_0)
+    for j in range(m):
+        acc = 0.0
+        for k in range(m):
+            gbv = Gb[j, k]
+            acc += gbv * G0[j, k] * g[0, k]
+            BG0[j, k] += g[0, j] * gbv * g[0, k]
+        gbar[0, j] += 2.0 * acc
         qbar[0, j] += lb * z[1, j] * G0[j, j]
         zbar[1, j] += lb * q[0, j] * G0[j, j]
         BG0[j, j] += lb * q[0, j] * z[1, j]
-        cj = h * lb * q[1, j] * z[2, j]
-        Tj = 0.0
-        for p in range(P):  # one pass over H_j: T_j, N += c_j H_j, Hbar_j += c_j g g^T
-            hjp = H[j, p]
-            Tj += hjp * gg[p]
-            Nt[p] += cj * hjp
-            BH[j, p] += cj * gg[p]
-        qbar[1, j] += h * lb * z[2, j] * Tj
-        zbar[2, j] += h * lb * q[1, j] * Tj
-    # gbar_0 += 2 N g_0 with N = sum_j c_j H_j: Nt holds N's upper triangle, off-diagonal doubled
-    for k in range(m):
-        o = k * (2 * m - k - 1) // 2
-        gk = g[0, k]
-        acc = 2.0 * Nt[o + k] * gk
-        for l in range(k + 1, m):
-            acc += Nt[o + l] * g[0, l]
-            gbar[0, l] += Nt[o + l] * gk
-        gbar[0, k] += acc
 
 
 @njit(cache=True)
@@ -173,11 +225,11 @@ def _workspace(M, m):
     (zero-padded like ``H``)."""
     return (np.empty((M + 1, m)), np.empty((M + 1, m)), np.empty((M + 1, m)), np.empty((M + 1, m)),
             np.empty((M + 2, m)), np.empty((M + 1, m)), np.empty((M + 1, m, m)),
-            np.empty((M + 1, m, m)), np.zeros(-(-(m * (m + 1) // 2) // _PAD) * _PAD))
+            np.empty((M + 1, m, m)), np.zeros(-(-(m * (m + 1) // 2) // PAD) * PAD))
 
 
-@njit(cache=True, parallel=True, fastmath=_FM)
-def _fwd_kernel(P0, h, w, K, bK, G0, H, trace, edges, Y0, phin, lapn):
+@njit(cache=True, parallel=True, fastmath=FASTMATH)
+def fwd_kernel(P0, h, w, K, bK, G0, H, trace, edges, Y0, phin, lapn):
     """Per sample: ``phin = w^T u_M``, ``Y0 = y_0`` and (``trace``) the network's Laplacian.
     ``P0`` (the pre-activations ``a_0``) and ``Y0`` are (m, n): one column per sample, as are
     ``Y0bar`` and ``A0bar`` of the vjp kernels."""
@@ -188,19 +240,19 @@ def _fwd_kernel(P0, h, w, K, bK, G0, H, trace, edges, Y0, phin, lapn):
         for n in range(edges[blk], edges[blk + 1]):
             for j in range(m):
                 a[0, j] = P0[j, n]
-            phin[n] = _net_forward(h, w, K, bK, a, g, q, u, z, y)
+            phin[n] = net_forward(h, w, K, bK, a, g, q, u, z, y)
             for j in range(m):
                 Y0[j, n] = y[0, j]
             if trace:
                 if H.shape[0] > 0:
-                    lapn[n] = _h_trace(h, H, g, q, z, G0, gg)
+                    lapn[n] = h_trace(h, H, g, q, z, G0, gg)
                 else:
-                    lapn[n] = _gram_trace(h, K, g, q, z, G0, Gam, R)
+                    lapn[n] = gram_trace(h, K, g, q, z, G0, Gam, R)
 
 
-@njit(cache=True, parallel=True, fastmath=_FM)
-def _vjp_kernel(P0, h, w, K, bK, G0, H, Y0bar, phib, lb, edges, A0bar, Bw, BK, BbK, BG0, BH):
-    """Per sample: the adjoint of :func:`_fwd_kernel` down to ``abar_0``, written to
+@njit(cache=True, parallel=True, fastmath=FASTMATH)
+def vjp_kernel(P0, h, w, K, bK, G0, H, Y0bar, phib, lb, edges, A0bar, Bw, BK, BbK, BG0, BH):
+    """Per sample: the adjoint of :func:`fwd_kernel` down to ``abar_0``, written to
     ``A0bar`` (which may be ``Y0bar`` itself: row ``n`` is read before it is written)."""
     M = K.shape[0]
     m = w.shape[0]
@@ -213,255 +265,27 @@ def _vjp_kernel(P0, h, w, K, bK, G0, H, Y0bar, phib, lb, edges, A0bar, Bw, BK, B
         for n in range(edges[blk], edges[blk + 1]):
             for j in range(m):
                 a[0, j] = P0[j, n]
-            _net_forward(h, w, K, bK, a, g, q, u, z, y)
+            net_forward(h, w, K, bK, a, g, q, u, z, y)
             gbar[:] = 0.0
             qbar[:] = 0.0
             zbar[:] = 0.0
             if lb[n] != 0.0:
                 if H.shape[0] > 0:
-                    _h_trace_vjp(h, lb[n], H, g, q, z, G0, gg, Nt, gbar, qbar, zbar, BH[blk],
+                    h_trace_vjp(h, lb[n], H, g, q, z, G0, gg, Nt, gbar, qbar, zbar, BH[blk],
                                  BG0[blk])
                 else:
-                    _gram_trace(h, K, g, q, z, G0, Gam, R)
-                    _gram_trace_vjp(h, lb[n], K, g, q, z, G0, Gam, R, gbar, qbar, zbar, Gb, Rb, Sb,
+                    gram_trace(h, K, g, q, z, G0, Gam, R)
+                    gram_trace_vjp(h, lb[n], K, g, q, z, G0, Gam, R, gbar, qbar, zbar, Gb, Rb, Sb,
                                     BK[blk], BG0[blk])
-            _net_vjp(Y0bar[:, n], phib[n], h, w, K, g, q, u, z, y, gbar, qbar, zbar, ubar, abar,
+            net_vjp(Y0bar[:, n], phib[n], h, w, K, g, q, u, z, y, gbar, qbar, zbar, ubar, abar,
                      Bw[blk], BK[blk], BbK[blk])
             for j in range(m):
                 A0bar[j, n] = abar[j]
 
 
-# ---------------------------------------------------------------- one residual layer, in tiles
-#: samples per tile of the one-layer (M = 1) kernels: every per-sample vector is an (m, _TILE)
-#: array with the samples innermost, so that the loops of length m = 16 become vector
-#: operations over the tile (the per-sample kernels above run loops of length m)
-_TILE = 32
-#: arrays per tile on the forward tape of the tiles (:func:`_fwd_tiles`, :func:`tape_floats`)
-_NT = 9
-
-
-@njit(cache=True)
-def _tile_workspace(m, P, k):
-    """Per-block scratch of the tile kernels: ``k`` (m, B) arrays and two (P, B) arrays (the
-    packed ``g_0 g_0^T`` and ``N``; zero rows beyond m(m+1)/2 so that ``H``'s padding
-    multiplies zeros)."""
-    B = _TILE
-    return ([np.zeros((m, B)) for _ in range(k)], np.zeros((P, B)), np.zeros((P, B)))
-
-
-@njit(cache=True, fastmath=_FM)
-def _tile_net(P0, n0, nb, h, w, K1, b1, V):
-    """:func:`_net_forward` (M = 1) for the samples ``n0 .. n0 + nb - 1`` (columns of the
-    tile; columns past ``nb`` hold zeros): ``a_0``, ``u_0 = sigma(a_0)``, ``g_0``, ``q_0``,
-    ``a_1 = K_1 u_0 + b_1``, ``u_1 = u_0 + h sigma(a_1)``, ``g_1``, ``q_1``,
-    ``y_1 = g_1 * w``, ``z_1 = w + h K_1^T y_1``."""
-    a0, u0, g0, q0, a1, u1, g1, q1, y1, z1 = V[0], V[1], V[2], V[3], V[4], V[5], V[6], V[7], \
-        V[8], V[9]
-    m, B = a0.shape
-    for j in range(m):
-        for b in range(nb):
-            a0[j, b] = P0[j, n0 + b]
-        for b in range(nb, B):
-            a0[j, b] = 0.0
-    _act_row(a0.reshape(m * B), u0.reshape(m * B), g0.reshape(m * B), q0.reshape(m * B))
-    for j in range(m):
-        for b in range(B):
-            a1[j, b] = b1[j]
-        for k in range(m):
-            kjk = K1[j, k]
-            for b in range(B):
-                a1[j, b] += kjk * u0[k, b]
-    _act_row(a1.reshape(m * B), u1.reshape(m * B), g1.reshape(m * B), q1.reshape(m * B))
-    for j in range(m):
-        wj = w[j]
-        for b in range(B):
-            u1[j, b] = u0[j, b] + h * u1[j, b]
-            y1[j, b] = g1[j, b] * wj
-            z1[j, b] = wj
-    for j in range(m):
-        for k in range(m):
-            kjk = K1[j, k]
-            for b in range(B):
-                z1[k, b] += kjk * (h * y1[j, b])
-
-
-@njit(cache=True, fastmath=_FM)
-def _tile_gg(g0, gg):
-    """The packed ``g_0 g_0^T`` of the tile, ``gg`` (P, B)."""
-    m, B = g0.shape
-    o = 0
-    for k in range(m):
-        for l in range(k, m):
-            for b in range(B):
-                gg[o, b] = g0[k, b] * g0[l, b]
-            o += 1
-
-
-@njit(cache=True, fastmath=_FM)
-def _tile_trace(H, g0, gg, T):
-    """``T_j = g_0^T H_j g_0`` for the tile: ``gg`` the packed ``g_0 g_0^T`` (P, B)."""
-    _tile_gg(g0, gg)
-    np.dot(H, gg, T)  # a GEMM (m x P x B)
-
-
-@njit(cache=True, parallel=True, fastmath=_FM)
-def _fwd_tiles(P0, h, w, K, bK, G0, H, trace, nblk, Y0, phin, lapn, NT):
-    """:func:`_fwd_kernel` for M = 1 in tiles of ``_TILE`` samples (the trace through ``H``).
-    With a tape ``NT`` (``(ntiles, _NT, m, _TILE)``; empty for none) each tile's
-    ``u_0, g_0, q_0, u_1, g_1, q_1, y_1, z_1, T`` are kept there for :func:`_vjp_tiles`."""
-    n = P0.shape[1]
-    taped = NT.shape[0] > 0
-    m = w.shape[0]
-    B = _TILE
-    ntile = (n + B - 1) // B
-    for blk in prange(nblk):
-        V, gg, _ = _tile_workspace(m, H.shape[1], 11)
-        g0, q0, u1, q1, z1, T = V[2], V[3], V[5], V[7], V[9], V[10]
-        for tile in range(blk * ntile // nblk, (blk + 1) * ntile // nblk):
-            n0 = tile * B
-            nb = min(B, n - n0)
-            _tile_net(P0, n0, nb, h, w, K[0], bK[0], V)
-            for b in range(nb):
-                phi = 0.0
-                for j in range(m):
-                    phi += w[j] * u1[j, b]
-                    Y0[j, n0 + b] = g0[j, b] * z1[j, b]
-                phin[n0 + b] = phi
-            if trace or taped:
-                _tile_trace(H, g0, gg, T)
-            if taped:
-                for i in range(_NT):  # V without a_0 and a_1
-                    NT[tile, i] = V[i + 1] if i < 3 else V[i + 2]
-            if trace:
-                for b in range(nb):
-                    lap = 0.0
-                    t1 = 0.0
-                    for j in range(m):
-                        lap += q0[j, b] * z1[j, b] * G0[j, j]
-                        t1 += q1[j, b] * w[j] * T[j, b]
-                    lapn[n0 + b] = lap + h * t1
-
-
-@njit(cache=True, parallel=True, fastmath=_FM)
-def _vjp_tiles(P0, h, w, K, bK, G0, H, Y0bar, phib, lb, nblk, A0bar, Bw, BK, BbK, BG0, BH, NT):
-    """:func:`_vjp_kernel` for M = 1 in tiles: the adjoint of :func:`_fwd_tiles` (trace
-    through ``H``, module docstring; then :func:`_net_vjp`'s M = 1 sweep) down to
-    ``abar_0``, written to ``A0bar`` (which may be ``Y0bar``: a tile is read before it is
-    written).  Padded columns get zero cotangents, so they add nothing.  The forward
-    values come from :func:`_fwd_tiles`' tape ``NT`` when it is not empty, else they are
-    recomputed."""
-    taped = NT.shape[0] > 0
-    n = P0.shape[1]
-    m = w.shape[0]
-    P = H.shape[1]
-    B = _TILE
-    ntile = (n + B - 1) // B
-    K1 = K[0]
-    HT = np.ascontiguousarray(H.T)
-    for blk in prange(nblk):
-        V, gg, Nt = _tile_workspace(m, P, 22)  # 11 of _tile_net/_tile_trace, 11 cotangents
-        ybr, qb0, zb1, c, qb1, zb2, gb0, gb1, ub, ab1, acc = V[11], V[12], V[13], V[14], V[15], \
-            V[16], V[17], V[18], V[19], V[20], V[21]
-        lv = np.zeros(B)
-        pv = np.zeros(B)
-        BK1 = BK[blk, 0]
-        for tile in range(blk * ntile // nblk, (blk + 1) * ntile // nblk):
-            n0 = tile * B
-            nb = min(B, n - n0)
-            if taped:
-                u0, g0, q0, u1, g1, q1, y1, z1, T = NT[tile, 0], NT[tile, 1], NT[tile, 2], \
-                    NT[tile, 3], NT[tile, 4], NT[tile, 5], NT[tile, 6], NT[tile, 7], NT[tile, 8]
-                _tile_gg(g0, gg)
-            else:
-                _tile_net(P0, n0, nb, h, w, K1, bK[0], V)
-                u0, g0, q0, u1, g1, q1, y1, z1, T = V[1], V[2], V[3], V[5], V[6], V[7], V[8], \
-                    V[9], V[10]
-                _tile_trace(H, g0, gg, T)
-            for b in range(B):
-                lv[b] = lb[n0 + b] if b < nb else 0.0
-                pv[b] = phib[n0 + b] if b < nb else 0.0
-            for j in range(m):
-                for b in range(B):
-                    ybr[j, b] = Y0bar[j, n0 + b] if b < nb else 0.0
-            # the trace's adjoint (module docstring)
-            for j in range(m):
-                gjj = G0[j, j]
-                wj = w[j]
-                sg = 0.0
-                for b in range(B):
-                    lvb = lv[b]
-                    qb0[j, b] = lvb * z1[j, b] * gjj
-                    zb1[j, b] = lvb * q0[j, b] * gjj
-                    sg += lvb * q0[j, b] * z1[j, b]
-                    c[j, b] = h * lvb * q1[j, b] * wj
-                    qb1[j, b] = h * lvb * wj * T[j, b]
-                    zb2[j, b] = h * lvb * q1[j, b] * T[j, b]
-                BG0[blk, j, j] += sg
-            np.dot(HT, c, Nt)       # N = sum_j c_j H_j, (P, B)
-            BH[blk] += np.dot(c, gg.T)  # Hbar_j += c_j g g^T
-            for k in range(m):
-                for b in range(B):
-                    gb0[k, b] = 0.0
-            o = 0
-            for k in range(m):
-                for b in range(B):
-                    gb0[k, b] += 2.0 * Nt[o, b] * g0[k, b]
-                o += 1
-                for l in range(k + 1, m):
-                    for b in range(B):
-                        gb0[k, b] += Nt[o, b] * g0[l, b]
-                        gb0[l, b] += Nt[o, b] * g0[k, b]
-                    o += 1
-            # the network's adjoint (_net_vjp with M = 1)
-            for j in range(m):
-                for b in range(B):
-                    gb0[j, b] += ybr[j, b] * z1[j, b]
-                    zb1[j, b] += ybr[j, b] * g0[j, b]
-                    zb2[j, b] += zb1[j, b]
-            for j in range(m):
-                for b in range(B):
-                    acc[j, b] = 0.0
-                for k in range(m):
-                    kjk = K1[j, k]
-                    s1 = 0.0
-                    for b in range(B):
-                        acc[j, b] += kjk * zb1[k, b]
-                        s1 += (h * y1[j, b]) * zb1[k, b]
-                    BK1[j, k] += s1
-                wj = w[j]
-                for b in range(B):
-                    ha = h * acc[j, b]
-                    gb1[j, b] = ha * wj
-                    zb2[j, b] += ha * g1[j, b]
-            for j in range(m):
-                wj = w[j]
-                sw = 0.0
-                sb = 0.0
-                for b in range(B):
-                    sw += zb2[j, b] + pv[b] * u1[j, b]
-                    ub[j, b] = pv[b] * wj
-                    a = h * g1[j, b] * ub[j, b] + (gb1[j, b] - 2.0 * g1[j, b] * qb1[j, b]) * q1[j, b]
-                    ab1[j, b] = a
-                    sb += a
-                Bw[blk, j] += sw
-                BbK[blk, 0, j] += sb
-            for j in range(m):
-                for k in range(m):
-                    kjk = K1[j, k]
-                    s1 = 0.0
-                    for b in range(B):
-                        s1 += ab1[j, b] * u0[k, b]
-                        ub[k, b] += ab1[j, b] * kjk
-                    BK1[j, k] += s1
-            for j in range(m):
-                for b in range(nb):
-                    A0bar[j, n0 + b] = g0[j, b] * ub[j, b] + (gb0[j, b] - 2.0 * g0[j, b] * qb0[j, b]) \
-                        * q0[j, b]
-
-
 def _setup(P, G0):
     """Contiguous parameters, ``KA = [K_0; A]`` ((m + r) x D) and ``H`` (empty unless M = 1)."""
-    prm = dict(zip(("w", "A", "b", "c", "K0", "b0", "K", "bK"), _params(P)))
+    prm = params(P)._asdict()
     H = h_matrix(prm["K"][0], G0) if prm["K"].shape[0] == 1 else np.zeros((0, 0))
     return prm, np.concatenate([prm["K0"], prm["A"]]), H
 
@@ -494,15 +318,6 @@ def _mul_s(L, S):
     return L @ S
 
 
-def tape_floats(n, m, M):
-    """Floats of :func:`forward`'s tape of the tiles for ``n`` samples (0 unless ``M = 1``)."""
-    return -(-n // _TILE) * _NT * m * _TILE if M == 1 else 0
-
-
-def _no_tape(m):
-    return np.empty((0, _NT, m, _TILE))
-
-
 def forward(P, S, h, G0, edges, trace=True, value=True, tape=False):
     """``(phi, G, lap, cache)`` of the potential (D1--D3) on the Gram path for the samples
     ``S`` (an (n, d+1) array, or a pair ``(x, t)`` of the states (n, d) and a scalar time:
@@ -528,14 +343,14 @@ def forward(P, S, h, G0, edges, trace=True, value=True, tape=False):
     YA[-1] = 1.0
     phin = np.empty(n)
     lapn = np.empty(n) if trace else np.empty(0)
-    NT = _no_tape(m)
+    NT = no_tape(m)
     if H.shape[0]:  # M = 1: tiles of samples
         if tape:
-            NT = np.empty((-(-n // _TILE), _NT, m, _TILE))
-        _fwd_tiles(P0, float(h), prm["w"], prm["K"], prm["bK"], G0, H, bool(trace),
+            NT = np.empty((-(-n // TILE), NT_ARRAYS, m, TILE))
+        fwd_tiles(P0, float(h), prm["w"], prm["K"], prm["bK"], G0, H, bool(trace),
                    edges.size - 1, YA[:m], phin, lapn, NT)
     else:
-        _fwd_kernel(P0, float(h), prm["w"], prm["K"], prm["bK"], G0, H, bool(trace), edges,
+        fwd_kernel(P0, float(h), prm["w"], prm["K"], prm["bK"], G0, H, bool(trace), edges,
                     YA[:m], phin, lapn)
     G = YA.T @ np.vstack([KA, prm["b"]])
     phi = lap = None
@@ -573,10 +388,10 @@ def vjp(P, S, h, G0, edges, phib, Gb, lb, cache=None, sbar_out=None):
     BG0, BH = np.zeros((nb,) + G0.shape), np.zeros((nb,) + H.shape)
     AB = KA @ Gb.T                        # [Ybar_0, A Gbar]^T, then [Abar_0, A Gbar]^T
     if H.shape[0]:  # M = 1: tiles of samples
-        _vjp_tiles(PA[:m], float(h), prm["w"], K, prm["bK"], G0, H, AB[:m], phin, lb,
+        vjp_tiles(PA[:m], float(h), prm["w"], K, prm["bK"], G0, H, AB[:m], phin, lb,
                    nb, AB[:m], Bw, BK, BbK, BG0, BH, NT)
     else:
-        _vjp_kernel(PA[:m], float(h), prm["w"], K, prm["bK"], G0, H, AB[:m], phin, lb,
+        vjp_kernel(PA[:m], float(h), prm["w"], K, prm["bK"], G0, H, AB[:m], phin, lb,
                     edges, AB[:m], Bw, BK, BbK, BG0, BH)
     if phib is not None:
         AB[m:] += phin * PA[m:]             # the cotangent phibar A s of A s

@@ -14,10 +14,28 @@ with ``dz/dt = v``, ``d ell/dt = div v = -lap Phi / a1`` (so
 residual in L1, E4).  The CNF of MATH D4 is the case ``a1 = 1``, no
 interactions.  All derivatives are the hand-derived ones of the potential
 model (D2, D3, D6) chained by hand here.
+
+Fused stages: when the potential's backend declares ``fused_flow``
+(:class:`~ocp_learn.kernels.potential_backend.FusedFlowBackend`; the ``numba`` backend),
+:meth:`PotentialFlowField.rhs_tape` and :meth:`PotentialFlowField.vjp` hand the whole
+stage to it -- the same formulas, one forward pass per sample instead of two in the vjp
+(``derivatives`` then ``derivatives_vjp``):
+
+  ``grad_bar = -ybar_z / a1 + (ybar_L + w) / a1 grad Phi``, ``dt_bar = -w``,
+  ``lap_bar = -ybar_ell / a1``, ``w = ybar_R sign(res)``,
+  ``res = -d_t Phi + |grad Phi|^2 / (2 a1) - a2 sum_j dF_j/drho``.
+
+The interaction terms ``F_j`` stay in NumPy: the field forms their HJB term
+``extra = -a2 sum_j dF_j/drho`` before the backend call, and adds their own partials
+after it, exactly as the generic code does.
 """
 from __future__ import annotations
 
+import copy
+
 import numpy as np
+
+from typing import Any
 
 from ..errors import check_positive_float
 from .base import Model
@@ -50,10 +68,21 @@ class PotentialFlowField(Model):
     log_rho0 : callable, optional
         ``log rho_0(x)``; needed (and then stored as a constant column) when an
         interaction uses ``log rho`` or the terminal cost is a KL divergence.
+    fused : bool, optional
+        Run the stages through the potential backend's fused flow kernels (module
+        docstring).  ``None``: whenever the backend offers them (``fused_flow``);
+        ``False``: always the generic code (``derivatives`` then ``derivatives_vjp``).
     """
 
-    def __init__(self, potential, a1=1.0, a2=1.0, interactions=(), hjb=True, log_rho0=None):
+    def __init__(self, potential: Any, a1: float = 1.0, a2: float = 1.0,
+                 interactions: Any = (), hjb: bool = True, log_rho0: Any = None,
+                 fused: bool | None = None) -> None:
         self.potential = potential
+        offered = bool(potential.backend.fused_flow)
+        if fused and not offered:
+            raise ValueError(f"fused=True needs a potential backend with fused flow kernels; "
+                             f"backend {potential.backend.name!r} has none")
+        self.fused = offered if fused is None else bool(fused)
         self.a1 = check_positive_float("a1", a1)
         self.a2 = check_positive_float("a2", a2, allow_zero=True)
         self.interactions = list(interactions)
@@ -71,7 +100,30 @@ class PotentialFlowField(Model):
         self.state_dim = c
         if any(getattr(F, "uses_logrho", False) for F in self.interactions) and log_rho0 is None:
             raise ValueError("log_rho0 is required when an interaction term uses log rho")
-        self.probes = None  # Hutchinson probes, set per evaluation by the problem
+        self.probes = None  # Hutchinson probes: :meth:`with_probes`
+
+    def with_probes(self, probes):
+        """A shallow copy of this field whose Hutchinson probes are ``probes``.
+
+        The copy shares the potential, the interaction terms and every other attribute
+        with this field; only its ``probes`` differ.  This field is left unchanged.
+
+        Parameters
+        ----------
+        probes : ndarray, shape (k, n, d) or (n, d), or None
+            The probe vectors of the Hutchinson trace estimate for the ``n`` samples the
+            field will be evaluated at (:meth:`PotentialResNet.sample_probes`); ``None``
+            for a potential with the exact trace.  They are checked when the field is
+            evaluated.
+
+        Returns
+        -------
+        PotentialFlowField
+            Of the same class as this field.
+        """
+        field = copy.copy(self)
+        field.probes = probes
+        return field
 
     def init_params(self, rng=None):
         return self.potential.init_params(rng)
@@ -90,7 +142,56 @@ class PotentialFlowField(Model):
             return None
         return y[:, self.c_lr0] - y[:, self.c_ell]
 
-    def rhs(self, y, t, theta):
+    def rhs(self, y: np.ndarray, t: Any, theta: np.ndarray) -> np.ndarray:
+        return self.rhs_tape(y, t, theta, keep=False)[0]
+
+    def rhs_tape(self, y: np.ndarray, t: Any, theta: np.ndarray,
+                 keep: bool = True) -> tuple[np.ndarray, Any]:
+        """``(rhs, aux)``: the right-hand side and the residuals ``aux`` that :meth:`vjp`
+        at the same ``(y, t, theta)`` may reuse instead of recomputing the forward pass
+        (the fused backend's, on the Gram path of the exact trace; else ``None``)."""
+        if not self.fused or np.ndim(t) != 0:
+            return self._rhs(y, t, theta), None
+        d, n = self.dim, y.shape[0]
+        W = self.potential.directions(self.probes, n)
+        out = np.empty_like(y)  # the backend writes the columns :d+2 and c_R
+        out[:, d + 2:] = 0.0
+        z, lr, extra, dF = self._interactions(y)
+        aux = self.potential.backend.flow_rhs(self.potential.unpack(theta), y[:, :d], t, W,
+                                              self.potential.h, self.a1, self._c_R(), extra,
+                                              out, keep)
+        for F, c, v in zip(self.interactions, self.c_F, dF):
+            out[:, c] = v if v is not None and same_method(F, "drho", "value") else F.value(z, lr)
+        return out, aux
+
+    def aux_floats(self, n: int) -> int:
+        """Floats of :meth:`rhs_tape`'s residuals for ``n`` samples."""
+        if not self.fused:
+            return 0
+        pot = self.potential
+        return int(pot.backend.flow_aux_floats(n, self.dim, pot.width, pot.n_layers, pot.rank,
+                                               pot.trace == "exact"))
+
+    def _c_R(self):
+        return -1 if self.c_R is None else int(self.c_R)
+
+    def _interactions(self, y, extra=None):
+        """``(z, log rho, extra, dF)``: ``extra = -a2 sum_j dF_j/drho`` (n,), the interaction
+        part of the HJB residual (E4), formed as :meth:`_rhs` does (zeros without
+        interaction terms), and the terms' ``dF_j/drho`` (``None`` where not formed); a
+        given ``extra`` (a residual of :meth:`rhs_tape`) is returned as it is."""
+        z = y[:, :self.dim]
+        lr = self._logrho(y)
+        none = [None] * len(self.interactions)
+        if extra is not None:
+            return z, lr, extra, none
+        if not (self.interactions and self.hjb):
+            return z, lr, np.zeros(y.shape[0]), none
+        dF = [F.drho(z, lr) for F in self.interactions]
+        return z, lr, np.ascontiguousarray(-(self.a2 * sum(dF, 0.0)), dtype=np.float64), dF
+
+    def _rhs(self, y, t, theta):
+        """The generic right-hand side (module docstring)."""
         d, a1 = self.dim, self.a1
         z = y[:, :d]
         D = self.potential.derivatives(z, t, theta, probes=self.probes)
@@ -117,7 +218,26 @@ class PotentialFlowField(Model):
         dF = sum((F.drho(z, lr) for F in self.interactions), 0.0)
         return -D.dt + np.sum(D.grad ** 2, axis=1) / (2 * self.a1) - self.a2 * dF
 
-    def vjp(self, y, t, theta, ybar):
+    def vjp(self, y: np.ndarray, t: Any, theta: np.ndarray, ybar: np.ndarray,
+            aux: Any = None) -> tuple[np.ndarray, np.ndarray]:
+        """``((dF/dy)^T ybar, (dF/dtheta)^T ybar)``; ``aux`` are :meth:`rhs_tape`'s residuals
+        at the same ``(y, t, theta)`` (optional: recomputed when ``None``)."""
+        if not self.fused or np.ndim(t) != 0:
+            return self._vjp(y, t, theta, ybar)
+        d, n = self.dim, y.shape[0]
+        W = self.potential.directions(self.probes, n)
+        out = np.zeros_like(y)
+        z, lr, extra, _ = self._interactions(y, None if aux is None else aux[-1])
+        wR = np.zeros(n)
+        ybar = np.ascontiguousarray(ybar, dtype=np.float32 if y.dtype == np.float32 else np.float64)
+        B = self.potential.backend.flow_vjp(self.potential.unpack(theta), y[:, :d], t, W,
+                                            self.potential.h, self.a1, self._c_R(), extra, ybar,
+                                            out, wR, aux)
+        self._interaction_vjp(z, lr, ybar, wR if self.hjb else None, out)
+        return out, self.potential.layout.pack(B)
+
+    def _vjp(self, y, t, theta, ybar):
+        """The generic vjp (module docstring)."""
         d, a1, a2 = self.dim, self.a1, self.a2
         z = y[:, :d]
         D = self.potential.derivatives(z, t, theta, probes=self.probes)
@@ -192,12 +312,7 @@ class PotentialFlowField(Model):
         return out
 
 
-def flow_field_class(backend):
-    """The field class for a potential backend: the fused Numba field
-    (:class:`ocp_learn.kernels.potential_flow_numba.FusedPotentialFlowField`, same
-    numbers, one forward pass fewer per adjoint stage) for ``"numba"``, which falls
-    back to the generic code where its kernels do not apply; else :class:`PotentialFlowField`."""
-    if backend == "numba":
-        from ..kernels.potential_flow_numba import FusedPotentialFlowField
-        return FusedPotentialFlowField
+def flow_field_class(backend: Any = None) -> type:
+    """The field class for a potential backend: :class:`PotentialFlowField` for every
+    backend (it uses a backend's fused flow kernels by itself)."""
     return PotentialFlowField

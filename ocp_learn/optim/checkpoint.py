@@ -18,7 +18,7 @@ import tempfile
 
 import numpy as np
 
-__all__ = ["save_checkpoint", "load_checkpoint", "rng_state", "set_rng_state", "check_resume"]
+__all__ = ["save_checkpoint", "load_checkpoint", "rng_state", "set_rng_state"]
 
 FORMAT = 1
 
@@ -81,33 +81,3 @@ def set_rng_state(rng, state):
                          f"this run uses {type(rng.bit_generator).__name__}")
     rng.bit_generator.state = state
     return rng
-
-
-def check_resume(meta, method, n_params, path):
-    """Raise ``ValueError`` if a checkpoint does not belong to this optimizer/problem."""
-    if meta.get("method") != method:
-        raise ValueError(f"checkpoint {path!r} was written by {meta.get('method')!r}, not {method!r}")
-    if meta.get("n_params") != n_params:
-        raise ValueError(f"checkpoint {path!r} holds {meta.get('n_params')} parameters, "
-                         f"the problem has {n_params}")
-
-
-def resume_from(checkpoint, resume, method, n_params):
-    """``(arrays, meta, history)`` of a checkpoint to resume from, or ``None``.
-
-    ``None`` when resuming is off, no path is given or the file does not exist
-    yet (a fresh run); otherwise the checkpoint is checked to belong to this
-    ``method`` and problem size (:func:`check_resume`) and its history is rebuilt
-    with the elapsed time carried over.
-    """
-    if not resume or checkpoint is None:
-        return None
-    try:
-        arrays, meta = load_checkpoint(checkpoint)
-    except FileNotFoundError:
-        return None
-    check_resume(meta, method, int(n_params), checkpoint)
-    from .history import History
-
-    times = meta["history"]["time"]
-    return arrays, meta, History.from_dict(meta["history"], elapsed=times[-1] if times else 0.0)

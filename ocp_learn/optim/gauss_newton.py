@@ -13,13 +13,14 @@ reduction (``rho > 3/4``: ``lambda *= 2/3``; ``rho < 1/4``: ``lambda *= 3/2``).
 """
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
-from tqdm.auto import tqdm
+from scipy.optimize import OptimizeResult
 
 from ..errors import NonFiniteError, check_nonneg_int, check_positive_float, check_positive_int
-from ..ledger import Ledger
-from .checkpoint import resume_from, save_checkpoint
-from .history import History, Objective, count_sweeps, make_result
+from ..protocols import GaussNewtonProblem, check_protocol
+from .driver import Callback, Driver
 
 __all__ = ["gauss_newton", "conjugate_gradient"]
 
@@ -72,20 +73,23 @@ def conjugate_gradient(matvec, b, *, rtol=1e-2, maxiter=20, shift=0.0):
     return x, info
 
 
-def gauss_newton(problem, theta0=None, *, maxiter=50, gtol=1e-6, ftol=1e-12, cg_maxiter=20,
-                 cg_rtol=None, damping=1e-3, min_damping=1e-10, line_search=True, c1=1e-4,
-                 max_backtracks=20, batch=None, progress=True, callback=None, seed=0,
-                 checkpoint=None, checkpoint_every=1, resume=False):
+def gauss_newton(problem: GaussNewtonProblem, theta0: Any = None, *, maxiter: int = 50,
+                 gtol: float = 1e-6, ftol: float = 1e-12, cg_maxiter: int = 20,
+                 cg_rtol: float | None = None, damping: float = 1e-3, min_damping: float = 1e-10,
+                 line_search: bool = True, c1: float = 1e-4, max_backtracks: int = 20,
+                 batch: Any = None, progress: bool = True, callback: Callback | None = None,
+                 seed: Any = 0, checkpoint: Any = None, checkpoint_every: int = 1,
+                 resume: bool = False) -> OptimizeResult:
     """Minimize ``problem``'s objective by Gauss--Newton--CG (MATH G1).
 
     Parameters
     ----------
-    problem : object
-        Provides ``gauss_newton_operator(theta, batch)`` (returning an object
-        with ``value``, ``gradient``, ``matvec(v)`` and ``ledger``, e.g.
-        :class:`~ocp_learn.problems.NeuralODEClassifier`), ``objective(theta,
-        batch)``, ``objective_and_gradient(theta, batch)``, ``init_params(seed)``
-        and ``n_params``.
+    problem : GaussNewtonProblem
+        :class:`~ocp_learn.protocols.GaussNewtonProblem`: a problem whose
+        ``gauss_newton_operator(theta, batch)`` returns an object with ``value``,
+        ``gradient``, ``matvec(v)``, ``ledger`` (work of the products) and ``evaluation``
+        (the :class:`~ocp_learn.ocp.Evaluation` at ``theta``), e.g.
+        :class:`~ocp_learn.problems.NeuralODEClassifier`.
     theta0 : ndarray, optional
         Start; ``problem.init_params(seed)`` by default.
     maxiter : int
@@ -110,15 +114,21 @@ def gauss_newton(problem, theta0=None, *, maxiter=50, gtol=1e-6, ftol=1e-12, cg_
         ``J`` is rejected and ``lambda`` increased tenfold.
     c1 : float
         Armijo constant.
+    max_backtracks : int
+        Halvings of the step at most.
     batch : index array, optional
         Fixed training rows (full batch by default).
     progress : bool
         tqdm progress bar.
     callback : callable, optional
         ``callback(iteration, theta, f, g)``; returning True stops the run.
+    seed : int or Generator
+        For ``problem.init_params`` when ``theta0`` is None.
     checkpoint : str, optional
         File to save the state to every ``checkpoint_every`` iterations
         (atomic write, :mod:`ocp_learn.optim.checkpoint`).
+    checkpoint_every : int
+        Iterations between checkpoints.
     resume : bool
         Continue from ``checkpoint`` if the file exists; the resumed run's
         iterates are bitwise those of an uninterrupted run.
@@ -127,8 +137,7 @@ def gauss_newton(problem, theta0=None, *, maxiter=50, gtol=1e-6, ftol=1e-12, cg_
     -------
     scipy.optimize.OptimizeResult
         As :func:`~ocp_learn.optim.lbfgs`, plus ``n_products`` (GGN
-        products), ``cg_iterations``, ``sweeps`` (full-horizon forward,
-        tangent and adjoint passes) and ``damping``.  ``history`` has the
+        products), ``cg_iterations`` and ``damping``.  ``history`` has the
         columns ``sweeps`` and ``damping``.  A trial point whose objective is
         not finite (e.g. the ODE solution overflowed) counts as a failed
         Armijo test (the line search backtracks); three consecutive rejected
@@ -136,7 +145,6 @@ def gauss_newton(problem, theta0=None, *, maxiter=50, gtol=1e-6, ftol=1e-12, cg_
         accepted iterate, stop the run with ``success=False``, a message
         naming the cause, and ``x`` the last finite iterate.
     """
-    maxiter = check_positive_int("maxiter", maxiter)
     check_positive_float("gtol", gtol, allow_zero=True)
     check_positive_float("ftol", ftol, allow_zero=True)
     cg_maxiter = check_positive_int("cg_maxiter", cg_maxiter)
@@ -144,81 +152,54 @@ def gauss_newton(problem, theta0=None, *, maxiter=50, gtol=1e-6, ftol=1e-12, cg_
         check_positive_float("cg_rtol", cg_rtol)
     lam = check_positive_float("damping", damping, allow_zero=True)
     min_damping = check_positive_float("min_damping", min_damping, allow_zero=True)
-    checkpoint_every = check_positive_int("checkpoint_every", checkpoint_every)
     c1 = check_positive_float("c1", c1)
     if not c1 < 1.0:
         raise ValueError(f"c1 must lie in (0, 1) (Armijo constant), got {c1}")
     max_backtracks = check_nonneg_int("max_backtracks", max_backtracks)
-    if not hasattr(problem, "gauss_newton_operator"):
-        raise TypeError(f"problem must provide gauss_newton_operator(theta, batch), "
-                        f"got {type(problem).__name__}")
-    if theta0 is None:
-        x = problem.init_params(seed)
-    elif hasattr(problem, "check_theta"):
-        x = problem.check_theta(theta0, "theta0").copy()
-    else:
-        x = np.array(theta0, dtype=np.float64)
-    obj = Objective(problem, batch)
-    ledger = Ledger()
-    hist = History()
-    state = {"it": 0, "n_products": 0, "cg_iterations": 0, "nfev": 0, "message": None}
-    restored = resume_from(checkpoint, resume, "gauss-newton-cg", np.size(x))
+    check_protocol(problem, GaussNewtonProblem, "problem")
+    run = Driver(problem, "gauss-newton-cg", theta0=theta0, seed=seed, maxiter=maxiter,
+                 batch=batch, progress=progress, callback=callback, checkpoint=checkpoint,
+                 checkpoint_every=checkpoint_every, resume=resume, label="Gauss-Newton-CG")
+    obj = run.objective
+    x = run.x0
+    counts = {"n_products": 0, "cg_iterations": 0}
+    done = None  # the message of a converged run
+    restored = run.restore()
     if restored is not None:
-        arrays, meta, hist = restored
-        x = arrays["x"]
-        lam = float(meta["damping"])
-        for k in ("it", "n_products", "cg_iterations", "nfev"):
-            state[k] = int(meta[k])
-        for k, v in meta["ledger"].items():
-            setattr(ledger, k, v)
-        state["message"] = meta.get("message")
+        arrays, meta = restored
+        x, lam, done = arrays["x"], float(meta["damping"]), meta["message"]
+        counts = {k: int(meta[k]) for k in counts}
 
-    def save():
-        save_checkpoint(checkpoint, {"x": x},
-                        {"method": "gauss-newton-cg", "n_params": int(np.size(x)), "damping": lam,
-                         "history": hist.as_dict(), "ledger": ledger.as_dict(),
-                         "message": None if state["message"] == "stopped by callback"
-                         else state["message"],
-                         **{k: state[k] for k in ("it", "n_products", "cg_iterations", "nfev")}})
+    def state():
+        return {}, {"damping": lam, "message": done, **counts}
 
-    def sweeps():
-        return count_sweeps(ledger, problem)
-
-    bar = tqdm(total=maxiter, initial=state["it"], disable=not progress, desc="Gauss-Newton-CG",
-               leave=False)
-    success, message = False, state["message"] or "maximum number of iterations reached"
-    if state["message"] is not None:
-        success = True
     failure = None        # a non-finite value that stopped the run
     last_nonfinite = None  # message of the last non-finite trial point
     rejected = 0          # consecutive rejected steps that met non-finite values
-    try:
-        while state["it"] < maxiter and state["message"] is None:
+    with run.progress("Gauss-Newton-CG"):
+        while run.nit < run.maxiter and done is None and not run.stopped:
             try:
                 op = problem.gauss_newton_operator(x, batch)
             except NonFiniteError as exc:
-                if state["it"] == 0 and not hist.iteration:
+                if run.nit == 0 and not run.history.iteration:
                     raise ValueError(f"theta0: the objective is not finite at the start ({exc})") \
                         from exc
-                failure = f"non-finite objective or gradient at iterate {state['it']}: {exc}"
+                failure = f"non-finite objective or gradient at iterate {run.nit}: {exc}"
                 break
-            state["nfev"] += 1
-            ev = getattr(problem, "last_evaluation", None)
-            if ev is not None:
-                ledger += ev.ledger
+            obj.count(op.evaluation)
             f, g = op.value, op.gradient
             gnorm = float(np.linalg.norm(g))
-            if state["it"] == 0 and not np.isfinite(f):
+            if run.nit == 0 and not np.isfinite(f):
                 raise ValueError("theta0: the objective is not finite at the start")
-            if not hist.iteration or hist.iteration[-1] != state["it"]:
-                hist.record(state["it"], f, g, sweeps=sweeps(), damping=lam)
+            if not run.history.iteration or run.history.iteration[-1] != run.nit:
+                run.record(run.nit, f, g, damping=lam)
             if gnorm <= gtol:
-                state["message"] = "gradient norm below gtol"
+                done = "gradient norm below gtol"
                 break
             rtol = min(0.5, np.sqrt(gnorm)) if cg_rtol is None else cg_rtol
             d, info = conjugate_gradient(op.matvec, -g, rtol=rtol, maxiter=cg_maxiter, shift=lam)
-            state["n_products"] += info["iterations"]
-            state["cg_iterations"] += info["iterations"]
+            counts["n_products"] += info["iterations"]
+            counts["cg_iterations"] += info["iterations"]
             gd = float(g @ d)
             if gd >= 0.0:  # cannot happen for a positive definite damped model; be safe
                 d, gd = -g, -gnorm ** 2
@@ -226,19 +207,16 @@ def gauss_newton(problem, theta0=None, *, maxiter=50, gtol=1e-6, ftol=1e-12, cg_
             alpha, f_new, accepted, met_nonfinite = 1.0, np.inf, False, False
             for _ in range(max_backtracks + 1 if line_search else 1):
                 try:
-                    f_new = problem.objective(x + alpha * d, batch)
+                    f_new = obj.count(problem.evaluate(x + alpha * d, batch, gradient=False)).value
                 except NonFiniteError as exc:
+                    obj.nfev += 1
                     f_new = np.inf
                     last_nonfinite, met_nonfinite = str(exc), True
-                state["nfev"] += 1
-                ev = getattr(problem, "last_evaluation", None)
-                if ev is not None:
-                    ledger += ev.ledger
                 if np.isfinite(f_new) and f_new <= f + c1 * alpha * gd:
                     accepted = True
                     break
                 alpha *= 0.5
-            ledger += op.ledger
+            obj.ledger += op.ledger
             if accepted:
                 rho = (f - f_new) / pred if (alpha == 1.0 and pred > 0) else 0.0
                 if rho > 0.75:
@@ -251,35 +229,22 @@ def gauss_newton(problem, theta0=None, *, maxiter=50, gtol=1e-6, ftol=1e-12, cg_
                 lam = max(10.0 * lam, 1e-6)
                 f_new = f
                 rejected = rejected + 1 if met_nonfinite else 0
-            state["it"] += 1
-            bar.update(1)
-            bar.set_postfix(f=f"{f_new:.4e}", lam=f"{lam:.1e}")
             if accepted and abs(f - f_new) <= ftol * max(1.0, abs(f)):
-                state["message"] = "relative reduction of the objective below ftol"
-            if callback is not None and callback(state["it"], x, f_new, g):
-                state["message"] = "stopped by callback"
-            if checkpoint is not None and (state["it"] % checkpoint_every == 0
-                                           or state["message"] is not None):
-                save()
-            if rejected >= 3 and state["message"] is None:
+                done = "relative reduction of the objective below ftol"
+            run.iteration(run.nit + 1, x, f_new, g, state=state, final=done is not None,
+                          postfix={"f": f"{f_new:.4e}", "lam": f"{lam:.1e}"})
+            if rejected >= 3 and done is None and not run.stopped:
                 failure = (f"non-finite objective: {last_nonfinite}; {rejected} consecutive steps "
                            f"rejected (every trial point non-finite or not decreasing)")
                 break
-    finally:
-        bar.close()
-    if state["message"] is not None:
-        success, message = True, state["message"]
+    success, message = False, "maximum number of iterations reached"
+    if done is not None:
+        success, message = True, done
     elif failure is not None:
-        success, message = False, f"{failure}; returned the last finite iterate"
+        message = f"{failure}; returned the last finite iterate"
     elif last_nonfinite is not None:
         message = f"{message}; cause: non-finite evaluation ({last_nonfinite})"
-    obj.nfev = state["nfev"]
-    obj.ledger = ledger
-    if hist.iteration[-1] != state["it"]:  # the last iterate's row (its gradient costs one evaluation)
+    if run.history.iteration[-1] != run.nit:  # the last iterate's row (its gradient: one evaluation)
         fx, gx = obj(x)
-        hist.record(state["it"], fx, gx, sweeps=sweeps(), damping=lam)
-    res = make_result(obj, x, success, message, state["it"], hist, "Gauss-Newton-CG",
-                      n_products=state["n_products"], cg_iterations=state["cg_iterations"],
-                      damping=lam)
-    res.sweeps = sweeps()
-    return res
+        run.record(run.nit, fx, gx, damping=lam)
+    return run.result(x, success, message, damping=lam, **counts)

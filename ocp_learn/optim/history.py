@@ -1,26 +1,30 @@
-"""Shared pieces of the optimizers: evaluation wrapper, history, results."""
+"""Shared pieces of the optimizers: the per-iteration history, the counted objective and the
+sweep count."""
 from __future__ import annotations
 
 import time
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
-from scipy.optimize import OptimizeResult
 
 from ..errors import NonFiniteError
 from ..ledger import Ledger
 
-__all__ = ["History", "Objective", "make_result", "count_sweeps"]
+__all__ = ["History", "Objective", "Swept", "count_sweeps", "sweep_unit"]
 
 
 class History:
     """Per-iteration record: iteration, objective, gradient norm, seconds since start."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.t0 = time.perf_counter()
-        self.iteration, self.objective, self.grad_norm, self.time = [], [], [], []
-        self.extra = {}
+        self.iteration: list[int] = []
+        self.objective: list[float] = []
+        self.grad_norm: list[float] = []
+        self.time: list[float] = []
+        self.extra: dict[str, list] = {}
 
-    def record(self, it, f, g, **extra):
+    def record(self, it: int, f: float, g: np.ndarray, **extra: Any) -> None:
         """Append one row; ``extra`` columns (e.g. ``sweeps=...``) are kept by name."""
         self.iteration.append(int(it))
         self.objective.append(float(f))
@@ -29,7 +33,8 @@ class History:
         for k, v in extra.items():
             self.extra.setdefault(k, []).append(v)
 
-    def as_dict(self):
+    def as_dict(self) -> dict:
+        """The columns by name (JSON-serializable)."""
         d = {"iteration": self.iteration, "objective": self.objective,
              "grad_norm": self.grad_norm, "time": self.time}
         for k, v in self.extra.items():
@@ -37,7 +42,8 @@ class History:
         return d
 
     @classmethod
-    def from_dict(cls, d, elapsed=0.0):
+    def from_dict(cls, d: dict, elapsed: float = 0.0) -> History:
+        """The history of :meth:`as_dict`, its clock started ``elapsed`` seconds ago."""
         h = cls()
         h.iteration, h.objective = list(d["iteration"]), list(d["objective"])
         h.grad_norm, h.time = list(d["grad_norm"]), list(d["time"])
@@ -48,19 +54,35 @@ class History:
 
 
 class Objective:
-    """``problem.objective_and_gradient`` with counters, a cache of the last
-    point, and the best finite iterate; a :class:`NonFiniteError` becomes
-    ``(inf, 0)`` so that line searches backtrack, and its message is kept."""
+    """``problem.evaluate(theta, batch)`` with counters, the summed ledger, a cache of the
+    last point and the best finite iterate.
 
-    def __init__(self, problem, batch=None):
+    A :class:`~ocp_learn.errors.NonFiniteError` becomes ``(inf, 0)`` so that line searches
+    backtrack; its message is kept in :attr:`failure`.  Non-finite parameters are never
+    evaluated.
+    """
+
+    def __init__(self, problem: Any, batch: Any = None) -> None:
         self.problem, self.batch = problem, batch
         self.nfev = 0
         self.ledger = Ledger()
         self.last_x = self.last_f = self.last_g = None
         self.best_x, self.best_f, self.best_g = None, np.inf, None
-        self.failure = None
+        self.failure: str | None = None
 
-    def __call__(self, x):
+    def count(self, evaluation: Any) -> Any:
+        """Count one evaluation made outside :meth:`__call__` and add its ledger."""
+        self.nfev += 1
+        self.ledger += evaluation.ledger
+        return evaluation
+
+    def offer(self, x: np.ndarray, f: float, g: np.ndarray | None) -> None:
+        """Keep ``(x, f, g)`` as the best iterate if ``f`` is finite and lower."""
+        if np.isfinite(f) and f < self.best_f:
+            self.best_x, self.best_f = np.array(x, dtype=np.float64), float(f)
+            self.best_g = None if g is None else np.array(g, dtype=np.float64)
+
+    def __call__(self, x: np.ndarray) -> tuple[float, np.ndarray]:
         x = np.array(x, dtype=np.float64)
         if self.last_x is not None and np.array_equal(x, self.last_x):
             return self.last_f, self.last_g.copy()
@@ -72,42 +94,40 @@ class Objective:
             self.last_x, self.last_f, self.last_g = x, np.inf, np.zeros_like(x)
             return np.inf, np.zeros_like(x)
         try:
-            f, g = self.problem.objective_and_gradient(x, self.batch)
-            ev = getattr(self.problem, "last_evaluation", None)
-            if ev is not None:
-                self.ledger += ev.ledger
+            ev = self.problem.evaluate(x, self.batch, gradient=True)
+            self.ledger += ev.ledger
+            f, g = ev.value, ev.gradient
+            if not (np.isfinite(f) and np.all(np.isfinite(g))):
+                raise NonFiniteError(f"objective or gradient is not finite ({f})")
         except NonFiniteError as exc:
             self.failure = str(exc)
             f, g = np.inf, np.zeros_like(x)
         self.last_x, self.last_f, self.last_g = x, f, g
-        if np.isfinite(f) and f < self.best_f:
-            self.best_x, self.best_f, self.best_g = x.copy(), f, g.copy()
+        self.offer(x, f, g)
         return f, g.copy()
 
 
-def count_sweeps(ledger, problem):
-    """Full-horizon passes in a ledger: forward and tangent sweeps (``steps / nt``)
-    plus adjoint sweeps (``vjp_evals / (stages nt)``); ``None`` if ``problem``
-    has no ``nt``/``integrator``."""
-    nt = getattr(problem, "nt", None)
-    stages = getattr(getattr(problem, "integrator", None), "stages", None)
-    if not nt or not stages:
+@runtime_checkable
+class Swept(Protocol):
+    """A problem solved by time stepping: ``nt`` steps of an integrator with ``stages``."""
+
+    nt: int
+    integrator: Any
+
+
+def sweep_unit(problem: Any) -> tuple[int, int] | None:
+    """``(nt, stages)`` of a :class:`Swept` problem (``None`` for other problems)."""
+    if not isinstance(problem, Swept):
         return None
+    nt, stages = problem.nt, problem.integrator.stages
+    return (int(nt), int(stages)) if nt and stages else None
+
+
+def count_sweeps(ledger: Ledger, unit: tuple[int, int] | None) -> float | None:
+    """Full-horizon passes in a ledger: forward and tangent sweeps (``steps / nt``) plus
+    adjoint sweeps (``vjp_evals / (stages nt)``); ``None`` without a unit
+    (:func:`sweep_unit`)."""
+    if unit is None:
+        return None
+    nt, stages = unit
     return (ledger.steps + ledger.recomputed_steps) / nt + ledger.vjp_evals / (stages * nt)
-
-
-def make_result(obj, x, success, message, nit, history, method, **extra):
-    """An ``OptimizeResult`` whose ``x`` is always a finite iterate."""
-    f, g = obj(x) if np.all(np.isfinite(x)) else (np.inf, None)
-    if not np.isfinite(f) and obj.best_x is not None:
-        x, f, g = obj.best_x, obj.best_f, obj.best_g
-        success = False
-        message = f"stopped at the last finite iterate: {obj.failure or message}"
-    elif not success and obj.failure and obj.failure not in str(message):
-        message = f"{message}; cause: non-finite evaluation ({obj.failure})"
-    res = OptimizeResult(x=x, fun=float(f), jac=g, success=bool(success), message=str(message),
-                         nit=int(nit), nfev=obj.nfev, njev=obj.nfev, method=method,
-                         history=history.as_dict(), ledger=obj.ledger.as_dict(),
-                         seconds=time.perf_counter() - history.t0)
-    res.update(extra)
-    return res

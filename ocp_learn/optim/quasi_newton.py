@@ -13,13 +13,17 @@ With an empty memory the iterates are those of scipy's L-BFGS-B on an unconstrai
 """
 from __future__ import annotations
 
+import warnings
+from typing import Any
+
 import numpy as np
+from scipy.optimize import OptimizeResult
 from scipy.optimize import line_search as _wolfe2
-from tqdm.auto import tqdm
 
 from ..errors import check_positive_int
-from .history import History, Objective, count_sweeps, make_result
-from .lbfgs import checked_start
+from ..protocols import Problem
+from .driver import Callback, Driver
+from .lbfgs import check_tolerances
 
 try:  # MINPACK's dcsrch, as scipy's L-BFGS-B and BFGS use it; the public search otherwise
     from scipy.optimize._linesearch import line_search_wolfe1 as _wolfe1
@@ -107,23 +111,28 @@ def _line_search(obj, x, d, f, g):
                                              amax=STPMAX, amin=0.0, xtol=XTOL)
         if stp is not None:
             return stp, f_new, g_new if g_new is not None else grad(x + stp * d)
-    stp, _, _, f_new, _, g_new = _wolfe2(fun, grad, x, d, g, f, None, c1=C1, c2=C2)
+    with warnings.catch_warnings():  # a failed search is reported in the result's message
+        warnings.filterwarnings("ignore", "The line search algorithm did not converge")
+        stp, _, _, f_new, _, g_new = _wolfe2(fun, grad, x, d, g, f, None, c1=C1, c2=C2)
     if stp is None:
         return None
     return stp, f_new, g_new if g_new is not None else grad(x + stp * d)
 
 
-def lbfgs_memory(problem, theta0=None, *, maxiter=200, gtol=1e-6, ftol=1e-12, memory=10,
-                 pairs=None, batch=None, progress=True, callback=None, seed=0):
-    """Minimize ``problem.objective`` with L-BFGS, starting from the correction pairs ``pairs``.
+def lbfgs_memory(problem: Problem, theta0: Any = None, *, maxiter: int = 200, gtol: float = 1e-6,
+                 ftol: float = 1e-12, memory: int = 10, pairs: LBFGSMemory | None = None,
+                 batch: Any = None, progress: bool = True, callback: Callback | None = None,
+                 seed: Any = 0) -> OptimizeResult:
+    """Minimize ``problem``'s objective with L-BFGS, starting from the correction pairs ``pairs``.
 
     Parameters
     ----------
-    problem : OCP-like
-        Provides ``objective_and_gradient(theta, batch)`` and ``init_params(seed)``.
+    problem : Problem
+        :class:`~ocp_learn.protocols.Problem`.
     theta0 : ndarray, optional
         Start; ``problem.init_params(seed)`` by default.
     maxiter : int
+        Iteration limit.
     gtol, ftol : float
         Stop when ``max |g_i| <= gtol`` or when the relative reduction
         ``(f_k - f_{k+1}) / max(|f_k|, |f_{k+1}|, 1) <= ftol`` (scipy's L-BFGS-B tests).
@@ -141,7 +150,10 @@ def lbfgs_memory(problem, theta0=None, *, maxiter=200, gtol=1e-6, ftol=1e-12, me
         As :func:`~ocp_learn.optim.lbfgs`, plus ``memory`` (the :class:`LBFGSMemory` at the
         end).
     """
-    maxiter, memory, x = checked_start(problem, theta0, seed, maxiter, gtol, ftol, memory)
+    memory = check_tolerances(gtol, ftol, memory)
+    run = Driver(problem, "L-BFGS (two-loop, kept pairs)", theta0=theta0, seed=seed,
+                 maxiter=maxiter, batch=batch, progress=progress, callback=callback)
+    x = run.x0
     if pairs is None:
         pairs = LBFGSMemory(memory)
     elif not isinstance(pairs, LBFGSMemory):
@@ -149,16 +161,10 @@ def lbfgs_memory(problem, theta0=None, *, maxiter=200, gtol=1e-6, ftol=1e-12, me
     if pairs.S and pairs.S[0].shape != np.shape(x):
         raise ValueError(f"pairs: stored pairs have {pairs.S[0].size} entries, theta0 has "
                          f"{np.size(x)}")
-    obj = Objective(problem, batch)
-    hist = History()
-    f, g = obj(x)
-    if not np.isfinite(f):
-        raise ValueError(f"theta0: the objective is not finite at the start ({obj.failure})")
-    hist.record(0, f, g, sweeps=count_sweeps(obj.ledger, problem))
+    f, g = run.start(x)
     message, success, it = "maximum number of iterations reached", True, 0
-    bar = tqdm(total=maxiter, disable=not progress, desc="L-BFGS", leave=False)
-    try:
-        while it < maxiter:
+    with run.progress("L-BFGS"):
+        while it < run.maxiter:
             if np.max(np.abs(g)) <= gtol:
                 message = "projected gradient below gtol"
                 break
@@ -166,7 +172,7 @@ def lbfgs_memory(problem, theta0=None, *, maxiter=200, gtol=1e-6, ftol=1e-12, me
             if not g @ d < 0.0:  # a stale model from other samples: restart it
                 pairs = LBFGSMemory(memory)
                 d = pairs.direction(g)
-            found = _line_search(obj, x, d, f, g)
+            found = _line_search(run.objective, x, d, f, g)
             if found is None:
                 message, success = "line search found no step satisfying the Wolfe conditions", False
                 break
@@ -175,18 +181,10 @@ def lbfgs_memory(problem, theta0=None, *, maxiter=200, gtol=1e-6, ftol=1e-12, me
             pairs.update(x_new - x, g_new - g)
             it += 1
             f_old, x, f, g = f, x_new, f_new, np.array(g_new, dtype=np.float64)
-            hist.record(it, f, g, sweeps=count_sweeps(obj.ledger, problem))
-            bar.update(1)
-            bar.set_postfix(f=f"{f:.4e}", g=f"{np.linalg.norm(g):.2e}")
-            if callback is not None and callback(it, x, f, g):
-                message = "stopped by callback"
+            run.record(it, f, g)
+            if run.iteration(it, x, f, g, postfix={"f": f"{f:.4e}", "g": f"{np.linalg.norm(g):.2e}"}):
                 break
             if (f_old - f) <= ftol * max(abs(f_old), abs(f), 1.0):
                 message = "relative reduction of f below ftol"
                 break
-    finally:
-        bar.close()
-    res = make_result(obj, x, success, message, it, hist, "L-BFGS (two-loop, kept pairs)")
-    res.memory = pairs
-    res.sweeps = count_sweeps(obj.ledger, problem)
-    return res
+    return run.result(x, success, message, memory=pairs)

@@ -23,6 +23,7 @@ from ..errors import as_array, check_nonneg_int, check_positive_float, check_pos
 from ..ledger import Ledger
 from ..models import SingleLayerNet
 from ..ocp import OCP
+from ..protocols import Field, check_protocol
 
 __all__ = ["NeuralODEClassifier", "GaussNewtonOperator"]
 
@@ -38,6 +39,9 @@ class GaussNewtonOperator:
         ``J(theta)``.
     gradient : ndarray
         ``dJ/dtheta`` (exact discrete gradient).
+    evaluation : Evaluation
+        The evaluation at ``theta`` that gave ``value`` and ``gradient`` (its ledger and
+        terms).
     ledger : Ledger
         Work of the products (tangent and adjoint sweeps) made so far.
     n_products : int
@@ -48,11 +52,12 @@ class GaussNewtonOperator:
     ``matvec(v) = J_r^T (d^2 l / dr^2) J_r v + R''(theta) v`` where
     ``r = W z(T) + mu`` is the residual map of all samples; one tangent sweep
     gives ``J_r v``, one adjoint sweep gives ``J_r^T u`` (the forward states are
-    taped once per operator when the memory strategy allows).
+    taped once per operator when the memory strategy declares its tape reusable).
     """
 
-    def __init__(self, theta, value, gradient, matvec, ledger):
-        self.theta, self.value, self.gradient = theta, value, gradient
+    def __init__(self, theta, evaluation, matvec, ledger):
+        self.theta, self.evaluation = theta, evaluation
+        self.value, self.gradient = evaluation.value, evaluation.gradient
         self._matvec = matvec
         self.ledger = ledger
         self.n_products = 0
@@ -130,9 +135,9 @@ class NeuralODEClassifier(OCP):
                              f"got shape {np.shape(labels)}")
         if model is None:
             model = SingleLayerNet(self.dim, check_positive_int("width", width), init_scale=init_scale)
-        elif getattr(model, "state_dim", None) != self.dim:
+        elif check_protocol(model, Field, "model").state_dim != self.dim:
             raise ValueError(f"model must have state_dim == d + augment = {self.dim}, "
-                             f"got {getattr(model, 'state_dim', None)}")
+                             f"got {model.state_dim}")
         regs = []
         if check_positive_float("tikhonov", tikhonov, allow_zero=True) > 0:
             regs.append(Tikhonov(tikhonov))
@@ -145,6 +150,9 @@ class NeuralODEClassifier(OCP):
                          strategy=strategy)
         self.labels = terminal.labels
         self.loss_name = terminal.loss.name
+
+    def _take_rows(self, part, rows):
+        part.labels = part.terminal.labels
 
     # --- data helpers -------------------------------------------------------
     def pad(self, x):
@@ -165,10 +173,11 @@ class NeuralODEClassifier(OCP):
         xp = self.x0 if x is None else self.pad(x)
         return self._forward(theta, xp)[:, :self.dim]
 
-    def _forward(self, theta, xp):
+    def _forward(self, theta, xp, field=None):
+        field = self.field if field is None else field
         nodes, _ = self._split(theta)
-        sweep = self._sweep(nodes, Ledger())
-        y = self.field.initial_state(xp)
+        sweep = self._sweep(nodes, Ledger(), field=field)
+        y = field.initial_state(xp)
         for k in range(self.nt):
             y, _ = sweep.step(k, y, keep=False)
         return y
@@ -243,12 +252,13 @@ class NeuralODEClassifier(OCP):
         theta = self.check_theta(theta)
         ev = self.evaluate(theta, batch, gradient=True)
         idx, x = self._batch(batch)
+        field = self._field(idx)
         nodes, p = self._split(theta)
         ledger = Ledger()
-        y0 = self.field.initial_state(x)
-        reuse = self.strategy.name in ("store_all", "store_states")
+        y0 = field.initial_state(x)
+        reuse = self.strategy.reusable_tape
         if reuse:
-            yN, tape = self.strategy.forward(self._sweep(nodes, ledger), y0)
+            yN, tape = self.strategy.forward(self._sweep(nodes, ledger, field=field), y0)
         else:
             yN = ev.state
         regs = self.regularizers
@@ -259,7 +269,7 @@ class NeuralODEClassifier(OCP):
             if v.shape != (self.n_params,):
                 raise ValueError(f"v must have shape ({self.n_params},), got {v.shape}")
             dnodes, dp = self._split(v)
-            sweep_t = self._sweep(nodes, ledger, dnodes=dnodes)
+            sweep_t = self._sweep(nodes, ledger, dnodes=dnodes, field=field)
             y, dy = y0, np.zeros_like(y0)
             for k in range(self.nt):
                 y, dy = sweep_t.step_tangent(k, y, dy)
@@ -267,9 +277,9 @@ class NeuralODEClassifier(OCP):
             u = term.loss_hvp(yN, p, dr, idx)
             ybar, pbar = term.output_vjp(yN, p, u)
             gnodes = np.zeros_like(nodes)
-            sweep_a = self._sweep(nodes, ledger, gnodes)
+            sweep_a = self._sweep(nodes, ledger, gnodes, field=field)
             if reuse:
-                self.strategy.backward(sweep_a, list(tape), ybar)
+                self.strategy.backward(sweep_a, tape, ybar)
             else:
                 _, tp = self.strategy.forward(sweep_a, y0)
                 self.strategy.backward(sweep_a, tp, ybar)
@@ -281,7 +291,7 @@ class NeuralODEClassifier(OCP):
             P["terminal"][...] = pbar
             return out
 
-        return GaussNewtonOperator(theta, ev.value, ev.gradient, matvec, ledger)
+        return GaussNewtonOperator(theta, ev, matvec, ledger)
 
     def gauss_newton_product(self, theta, v, batch=None):
         """``G(theta) v`` (one-off; build :meth:`gauss_newton_operator` for many products)."""

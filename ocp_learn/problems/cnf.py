@@ -10,6 +10,8 @@ integrates the same discrete field backwards from ``t = 1`` to ``0``.
 """
 from __future__ import annotations
 
+import numbers
+
 import numpy as np
 
 from ..errors import as_array, check_choice, check_positive_float, check_positive_int, check_rng
@@ -45,7 +47,10 @@ class ContinuousNormalizingFlow(OCP):
         :meth:`resample_probes`).
     backend : {"numpy", "numba"}
     seed : int or Generator
-        For the Hutchinson probes.
+        For the Hutchinson probes of the training samples.  The probes of samples given
+        to :meth:`evaluate` as ``x`` are drawn from ``numpy.random.default_rng(seed)``
+        when ``seed`` is an int (0 otherwise), so that estimate is a deterministic
+        function of ``theta`` and equals that of a flow built on ``x``.
     dtype : {numpy.float64, numpy.float32}
         Floating type of the states, adjoints and gradient (:class:`~ocp_learn.OCP`).
         With ``backend="numba"`` the fused field
@@ -96,6 +101,7 @@ class ContinuousNormalizingFlow(OCP):
                             shift=self.shift, scale=self.scale)
         self.trace = trace
         self._rng = check_rng(seed)
+        self._eval_seed = int(seed) if isinstance(seed, numbers.Integral) else 0
         self._probes = None
         if trace == "hutchinson":
             self.resample_probes()
@@ -110,14 +116,34 @@ class ContinuousNormalizingFlow(OCP):
         rng = self._rng if seed is None else check_rng(seed)
         self._probes = self.potential.sample_probes(self.n_samples, rng, k=self.n_probes)
 
-    def evaluate(self, theta, batch=None, gradient=True):
+    def _field(self, rows):
+        """The field with the Hutchinson probes of the training rows ``rows``."""
+        if self.trace != "hutchinson":
+            return self.field
+        return self.field.with_probes(self._probes if rows is None else self._probes[:, rows])
+
+    def _field_on(self, x):
+        """The field with probes for the samples ``x`` (drawn as a flow built on ``x`` would)."""
+        if self.trace != "hutchinson":
+            return self.field
+        probes = self.potential.sample_probes(x.shape[0], check_rng(self._eval_seed),
+                                              k=self.n_probes)
+        return self.field.with_probes(probes)
+
+    def _samples(self, x, name="x"):
+        """Samples ``x`` in data coordinates, mapped to the flow's start ``z(0)``."""
+        return super()._samples(self.to_latent(x), name)
+
+    def _take_rows(self, part, rows):
+        if self._probes is not None:
+            part._probes = self._probes[:, rows]
+
+    def set_samples(self, x):
+        """Train on the samples ``x`` (data coordinates, any number of rows) from now on;
+        with ``trace="hutchinson"`` their probes are drawn from the flow's generator."""
+        self.x0 = self._samples(x)
         if self.trace == "hutchinson":
-            idx = np.arange(self.n_samples) if batch is None else self._batch(batch)[0]
-            self.field.probes = self._probes[:, idx]
-        try:
-            return super().evaluate(theta, batch, gradient)
-        finally:
-            self.field.probes = None
+            self.resample_probes()
 
     # --- the fixed affine input map ------------------------------------------
     def to_latent(self, x):
@@ -141,11 +167,9 @@ class ContinuousNormalizingFlow(OCP):
     def _integrate(self, theta, x, t_from, t_to, nt):
         nt = self.nt if nt is None else check_positive_int("nt", nt)
         times = np.linspace(t_from, t_to, nt + 1)
-        field, self.field = self.field, self._exact_field()
-        try:
-            return self.trajectory(theta, x, times)
-        finally:
-            self.field = field
+        theta = self.check_theta(theta)
+        x = as_array("x", x, ndim=2, min_rows=1, dtype=self.dtype)
+        return self._trajectory(theta, x, times, self._exact_field())
 
     def log_density(self, theta, x, nt=None):
         """``log p(x) = log N(z(1); 0, I) + ell(1) - sum log scale`` by the discrete forward
@@ -187,10 +211,7 @@ class ContinuousNormalizingFlow(OCP):
         """Objective parts on ``x`` (default: the training data): NLL (of ``x`` in data
         coordinates), L, R."""
         prob = self if (nt is None or nt == self.nt) else self.with_steps(nt)
-        if x is not None:
-            x = as_array("x", x, ndim=2, shape=(None, self.dim), min_rows=1)
-            prob = ContinuousNormalizingFlow(x, nt=prob.nt, **self._kwargs)
-        ev = prob.evaluate(theta, gradient=False)
+        ev = prob.evaluate(theta, gradient=False, x=x)
         return {"objective": ev.value, "nll": ev.terms["G"] - self.log_det_input,
                 "transport_cost": ev.terms["L"],
                 "hjb_penalty": ev.terms.get("hjb", 0.0)}

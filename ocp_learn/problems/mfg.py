@@ -21,6 +21,7 @@ from ..costs.interactions import EntropyCost, ObstacleCost
 from ..datasets.densities import eight_gaussians_mixture, gaussian
 from ..errors import as_array, check_choice, check_positive_int, check_rng
 from ..ocp import OCP
+from ..protocols import Density, Interaction, ScoredDensity, check_protocol
 from .potential_flow import PotentialTerminal, flow_field_class
 
 __all__ = ["PotentialMFG", "mfg_preset", "PRESETS"]
@@ -31,16 +32,19 @@ class PotentialMFG(OCP):
 
     Parameters
     ----------
-    rho0 : density
-        Initial density with ``sample(n, seed)`` and ``logpdf`` (e.g.
+    rho0 : Density
+        Initial density with ``dim``, ``sample(n, seed)`` and ``logpdf``
+        (:class:`~ocp_learn.protocols.Density`, e.g.
         :class:`~ocp_learn.datasets.densities.GaussianMixture`).
-    rho1 : density, optional
-        Target density (``logpdf``, ``score``) for ``terminal="kl"``.
+    rho1 : ScoredDensity, optional
+        Target density with ``logpdf_and_score`` for ``terminal="kl"``
+        (:class:`~ocp_learn.protocols.ScoredDensity`).
     n_samples : int
         Number of agents drawn from ``rho0`` (redrawn by :meth:`resample`).
-    interactions : sequence
+    interactions : sequence of Interaction
         :class:`~ocp_learn.costs.interactions.ObstacleCost`,
         :class:`~ocp_learn.costs.interactions.EntropyCost`, ...
+        (:class:`~ocp_learn.protocols.Interaction`).
     alpha : 5 floats
         ``(a1, a2, a3, a4, a5)`` (see module docstring).
     terminal : {"kl", "nll"}
@@ -58,12 +62,15 @@ class PotentialMFG(OCP):
         from ..models.potential import PotentialResNet
 
         check_choice("terminal", terminal, {"kl", "nll"})
-        for name, rho in (("rho0", rho0), ("rho1", rho1)):
-            if rho is not None and not all(hasattr(rho, a) for a in ("sample", "logpdf", "dim")):
-                raise TypeError(f"{name} must be a density with sample, logpdf and dim "
-                                f"(e.g. ocp_learn.datasets.densities.GaussianMixture), got {rho!r}")
-        if rho1 is not None and not hasattr(rho1, "score"):
-            raise TypeError(f"rho1 must provide score(x) (the gradient of log rho1), got {rho1!r}")
+        check_protocol(rho0, Density, "rho0")
+        if rho1 is not None:
+            check_protocol(rho1, ScoredDensity, "rho1")
+            if rho1.dim != rho0.dim:
+                raise ValueError(f"rho1 must have the dimension of rho0 ({rho0.dim}), "
+                                 f"got {rho1.dim}")
+        interactions = list(interactions)
+        for j, F in enumerate(interactions):
+            check_protocol(F, Interaction, f"interactions[{j}]")
         alpha = as_array("alpha", alpha, shape=(5,))
         if alpha[0] <= 0 or np.any(alpha < 0):
             raise ValueError(f"alpha must be non-negative with a1 > 0, got {alpha}")
@@ -73,7 +80,7 @@ class PotentialMFG(OCP):
         self.dim = rho0.dim
         self.potential = PotentialResNet(self.dim, width=width, n_layers=n_layers, rank=rank,
                                          backend=backend)
-        need_lr0 = terminal == "kl" or any(getattr(F, "uses_logrho", False) for F in interactions)
+        need_lr0 = terminal == "kl" or any(F.uses_logrho for F in interactions)
         field = flow_field_class(backend)(self.potential, a1=a1, a2=a2, interactions=interactions,
                                    hjb=a4 > 0, log_rho0=rho0.logpdf if need_lr0 else None)
         weights = {"L": weight_L, "F": a2, "G": a3, "R": a4, "RT": a5 if terminal == "kl" else 0.0}
@@ -85,16 +92,16 @@ class PotentialMFG(OCP):
     def resample(self, n=None, seed=None):
         """Draw a fresh set of agents (``n`` of them; the current count by default)."""
         n = self.n_samples if n is None else check_positive_int("n", n)
-        self.x0 = self.rho0.sample(n, self._seed if seed is None else seed)
+        self.set_samples(self.rho0.sample(n, self._seed if seed is None else seed))
+
+    def set_samples(self, x):
+        """Train on the agents ``x`` (shape ``(n, d)``, any ``n``) from now on."""
+        self.x0 = self._samples(x)
 
     def evaluate_on(self, theta, x):
-        """Objective terms on the agents ``x`` (fresh samples for validation)."""
-        x = as_array("x", x, ndim=2, shape=(None, self.dim), min_rows=1)
-        x_old, self.x0 = self.x0, x
-        try:
-            ev = self.evaluate(theta, gradient=False)
-        finally:
-            self.x0 = x_old
+        """Objective terms on the agents ``x`` (fresh samples for validation):
+        ``evaluate(theta, gradient=False, x=x)`` as a dict of the named parts."""
+        ev = self.evaluate(theta, gradient=False, x=x)
         out = {"objective": ev.value}
         out.update({k: v for k, v in ev.terms.items() if k in ("L", "F", "G", "hjb", "hjb_terminal")})
         return out

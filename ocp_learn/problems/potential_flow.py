@@ -3,10 +3,13 @@
 """
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from ..costs.terminal import TerminalCost
 from ..errors import check_choice, check_positive_float
+from ..protocols import ScoredDensity, TerminalResult, check_protocol
 from ..models.potential_flow import PotentialFlowField, flow_field_class, same_method
 
 __all__ = ["PotentialFlowField", "PotentialTerminal", "flow_field_class", "same_method"]
@@ -26,10 +29,18 @@ class PotentialTerminal(TerminalCost):
     ----------
     field : PotentialFlowField
     kind : {"nll", "kl"}
-    rho1 : density with ``logpdf`` and ``score`` (for ``"kl"``)
+    rho1 : ScoredDensity, optional
+        Target density with ``logpdf_and_score`` (:class:`~ocp_learn.protocols.ScoredDensity`),
+        for ``"kl"``.
     weights : dict with keys ``L, F, G, R, RT`` (missing keys: ``L=F=G=1``, ``R=RT=0``)
     a3 : float
         Scale of ``dG/drho`` in the terminal HJB condition ``Phi(., T) = a3 dG/drho``.
+
+    Attributes
+    ----------
+    reads_theta_T : bool
+        True when the terminal HJB penalty is on (``weights["RT"] > 0``): it reads
+        ``Phi(., T)``, i.e. the dynamics parameters at the final time.
     """
 
     def __init__(self, field, kind="nll", rho1=None, weights=None, a3=1.0):
@@ -37,6 +48,8 @@ class PotentialTerminal(TerminalCost):
         self.kind = check_choice("kind", kind, {"nll", "kl"})
         if kind == "kl" and (rho1 is None or field.c_lr0 is None):
             raise ValueError("kind='kl' needs rho1 (a density) and a field built with log_rho0")
+        if rho1 is not None:
+            check_protocol(rho1, ScoredDensity, "rho1")
         self.rho1 = rho1
         w = {"L": 1.0, "F": 1.0, "G": 1.0, "R": 0.0, "RT": 0.0}
         for k, v in (weights or {}).items():
@@ -48,19 +61,20 @@ class PotentialTerminal(TerminalCost):
             raise ValueError("the terminal HJB penalty (weights['RT']) is defined for kind='kl'")
         self.w = w
         self.a3 = float(a3)
-        self.needs_dynamics_params = w["RT"] > 0
-        self.last_terms = {}
+        self.reads_theta_T = bool(w["RT"] > 0)
 
     def _G(self, y):
         f, d = self.field, self.field.dim
         z, ell = y[:, :d], y[:, f.c_ell]
         if self.kind == "nll":
             return 0.5 * np.sum(z * z, 1) + 0.5 * d * np.log(2 * np.pi) - ell, z, None
-        both = getattr(self.rho1, "logpdf_and_score", None)  # one pass where offered
-        lr1, score1 = both(z) if both is not None else (self.rho1.logpdf(z), self.rho1.score(z))
+        lr1, score1 = self.rho1.logpdf_and_score(z)
         return y[:, f.c_lr0] - ell - lr1, -score1, lr1
 
-    def value_and_grad(self, y, p, idx=None, theta_T=None, t_T=1.0):
+    def value_and_grad(self, y: np.ndarray, p: np.ndarray, idx: Any = None,
+                       theta_T: np.ndarray | None = None, t_T: float | None = 1.0) -> TerminalResult:
+        """The terminal objective, ``dJ/dy`` and, with :attr:`reads_theta_T`, ``dJ/dtheta(T)``;
+        ``terms`` holds ``G``, ``L`` and, where present, ``F``, ``hjb``, ``hjb_terminal``."""
         f, w, d = self.field, self.w, self.field.dim
         n = y.shape[0]
         ybar = np.zeros_like(y)
@@ -81,7 +95,7 @@ class PotentialTerminal(TerminalCost):
             J += w["R"] * terms["hjb"]
             ybar[:, f.c_R] += w["R"] / n
         g_T = None
-        if self.needs_dynamics_params:
+        if self.reads_theta_T:
             z = y[:, :d]
             dGdrho = 1.0 + y[:, f.c_lr0] - y[:, f.c_ell] - lr1
             phi, pullback = f.potential.phi_vjp(z, t_T, theta_T)
@@ -94,7 +108,4 @@ class PotentialTerminal(TerminalCost):
             ybar[:, :d] += xb - (self.a3 * s)[:, None] * Gz
             ybar[:, f.c_ell] += self.a3 * s
             ybar[:, f.c_lr0] -= self.a3 * s
-        self.last_terms = terms
-        if self.needs_dynamics_params:
-            return J, ybar, np.zeros(0), g_T
-        return J, ybar, np.zeros(0)
+        return TerminalResult(J, ybar, np.zeros(0), g_T, terms)

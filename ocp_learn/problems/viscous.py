@@ -25,6 +25,7 @@ import numpy as np
 
 from ..errors import as_array, check_positive_float, check_positive_int, check_rng
 from ..models import SingleLayerNet
+from ..protocols import Field, check_protocol
 from .classification import NeuralODEClassifier
 
 __all__ = ["EulerMaruyamaField", "ViscousClassifier", "robustness_curve"]
@@ -42,26 +43,29 @@ class EulerMaruyamaField:
         Viscosity ``nu >= 0``.
     times : ndarray
         The time grid ``t_0 < ... < t_nt``.
+    noise : ndarray, shape (nt, n, D), optional
+        ``xi_k`` of the ``n`` rows the field sweeps (``None``: no forcing).
 
     Notes
     -----
-    ``noise`` has shape ``(nt, n_rows, D)``; ``rows`` (an index array or
-    ``None``) selects the rows that belong to the current batch.  The forcing
-    is additive, so ``jvp``/``vjp`` are the drift's.
+    The forcing is additive, so ``jvp``/``vjp`` are the drift's.  :meth:`with_noise`
+    gives the same field with the noise of other rows or paths.
     """
 
-    def __init__(self, model, nu, times):
-        for attr in ("rhs", "jvp", "vjp", "layout", "state_dim"):
-            if not hasattr(model, attr):
-                raise TypeError(f"model must follow the model contract (missing {attr!r})")
-        self.model = model
+    def __init__(self, model, nu, times, noise=None):
+        self.model = check_protocol(model, Field, "model")
         self.nu = check_positive_float("nu", nu, allow_zero=True)
         self.times = np.asarray(times, dtype=np.float64)
         self.h = np.diff(self.times)
         self.state_dim = model.state_dim
         self.layout = model.layout
         self.noise = None
-        self.rows = None
+        if noise is not None:
+            self.noise = as_array("noise", noise, shape=(self.h.size, None, self.state_dim))
+
+    def with_noise(self, noise):
+        """The same field forced by ``noise`` (shape ``(nt, n, D)``); this one is unchanged."""
+        return EulerMaruyamaField(self.model, self.nu, self.times, noise)
 
     @property
     def n_params(self):
@@ -84,11 +88,11 @@ class EulerMaruyamaField:
         return k
 
     def forcing(self, t, n):
-        """``sqrt(2 nu / h) xi_k`` for the ``n`` current rows (zeros if ``nu == 0``)."""
+        """``sqrt(2 nu / h) xi_k`` for the ``n`` rows of the state (zeros if ``nu == 0``)."""
         if self.nu == 0.0 or self.noise is None:
             return 0.0
         k = self._step_index(t)
-        xi = self.noise[k] if self.rows is None else self.noise[k][self.rows]
+        xi = self.noise[k]
         if xi.shape[0] != n:
             raise ValueError(f"the noise sample has {xi.shape[0]} rows but the state has {n}")
         return np.sqrt(2.0 * self.nu / self.h[k]) * xi
@@ -162,34 +166,32 @@ class ViscousClassifier(NeuralODEClassifier):
     def resample_noise(self, seed):
         """Draw a new training noise sample ``xi`` of shape ``(nt, n, D)``."""
         rng = check_rng(seed, "noise_seed")
-        self.model.noise = rng.standard_normal((self.nt, self.n_samples, self.model.state_dim))
-        self.model.rows = None
+        noise = rng.standard_normal((self.nt, self.n_samples, self.model.state_dim))
+        self.model = self.field = self.model.with_noise(noise)
 
-    def _batch(self, batch):
-        idx, x = super()._batch(batch)
-        self.model.rows = idx
-        return idx, x
+    def _field(self, rows):
+        """The field forced by the training noise of the rows ``rows`` (``None``: all)."""
+        if rows is None or self.field.noise is None:
+            return self.field
+        return self.field.with_noise(self.field.noise[:, rows])
+
+    def _field_on(self, x):
+        """The field forced by one path per row of ``x``, drawn with the prediction seed."""
+        return self._noise_field(x.shape[0], check_rng(self.predict_seed))
+
+    def _noise_field(self, n, rng):
+        return self.field.with_noise(rng.standard_normal((self.nt, n, self.model.state_dim)))
+
+    def _take_rows(self, part, rows):
+        super()._take_rows(part, rows)
+        part.model = part.field = self._field(rows)
 
     def trajectory(self, theta, x=None, times=None):
         """Training paths (the fixed noise sample) when ``x`` is None; for new
         ``x`` one path each, with the prediction seed."""
         if times is not None:
             raise ValueError("the viscous classifier integrates on its own grid only (times=None)")
-        if x is None:
-            self.model.rows = None
-            return super().trajectory(theta)
-        xp = as_array("x", x, ndim=2, min_rows=1)
-        return self._with_noise(xp.shape[0], check_rng(self.predict_seed),
-                                lambda: super(ViscousClassifier, self).trajectory(theta, xp))
-
-    def _with_noise(self, n, rng, fn):
-        saved = self.model.noise, self.model.rows
-        try:
-            self.model.noise = rng.standard_normal((self.nt, n, self.model.state_dim))
-            self.model.rows = None
-            return fn()
-        finally:
-            self.model.noise, self.model.rows = saved
+        return super().trajectory(theta, x)
 
     def ensemble(self, theta, x, n_predict=None, seed=None):
         """``z(T)`` of ``n_predict`` seeded paths per point, shape ``(n_predict, n, d + q)``."""
@@ -197,13 +199,12 @@ class ViscousClassifier(NeuralODEClassifier):
         M = self.n_predict if n_predict is None else check_positive_int("n_predict", n_predict)
         rng = check_rng(self.predict_seed if seed is None else seed)
         xp = np.tile(self.pad(x), (M, 1))
-        yN = self._with_noise(xp.shape[0], rng, lambda: self._forward(theta, xp))
+        yN = self._forward(theta, xp, self._noise_field(xp.shape[0], rng))
         return yN[:, :self.dim].reshape(M, -1, self.dim)
 
     def propagate(self, theta, x=None):
         """``z(T)``: of the training paths (``x=None``) or of one seeded path per new point."""
         if x is None:
-            self.model.rows = None
             return super().propagate(theta)
         return self.ensemble(theta, x, n_predict=1)[0]
 

@@ -10,6 +10,7 @@
   Gaussian-to-Gaussian optimal transport, the MFG single-agent check;
 * :mod:`.potential` -- the potential model's ``grad``, ``d_t``, Laplacian and
   their vjp/jvp against CasADi's AD;
+* :mod:`.mfg_checks` -- Pontryagin consistency of a learned MFG value function;
 * :mod:`.suite` -- the whole suite behind ``ocp-learn verify``.
 
 CasADi is imported only inside this package.

@@ -118,7 +118,7 @@ class ReferenceProblem:
         P = ocp.layout.offsets["terminal"]
         p_term = theta[P[0]:P[1]]
         kw = {}
-        if getattr(ocp.terminal, "needs_dynamics_params", False):
+        if ocp.terminal.reads_theta_T:
             t, h = float(times[-2]), float(times[-1] - times[-2])
             s0 = (t - ocp.t0) / ocp.T
             ds = h / ocp.T

@@ -15,6 +15,7 @@ import casadi as ca
 import numpy as np
 
 from ..errors import check_choice, check_positive_float, check_positive_int
+from ..protocols import GaussNewtonProblem, Problem
 from .discrete import build_reference
 
 __all__ = ["ipopt_solve", "compare_optimizers", "EXACT_HESSIAN_MAX_PARAMS"]
@@ -70,11 +71,12 @@ def ipopt_solve(ocp, theta0, *, batch=None, hessian="auto", tol=1e-12, max_iter=
 
 
 def _ocp_optimizers():
-    """ocp_learn's optimizers to compare: ``name -> fn(ocp, theta0) -> OptimizeResult``."""
+    """ocp_learn's optimizers to compare: ``name -> (fn(ocp, theta0) -> OptimizeResult,
+    the protocol the problem must follow)``."""
     from ..optim import lbfgs
 
-    out = {"lbfgs": lambda ocp, th0: lbfgs(ocp, th0, maxiter=5000, gtol=1e-11, ftol=1e-16,
-                                           memory=20, progress=False)}
+    out = {"lbfgs": (lambda ocp, th0: lbfgs(ocp, th0, maxiter=5000, gtol=1e-11, ftol=1e-16,
+                                            memory=20, progress=False), Problem)}
     try:
         from ..optim.gauss_newton import gauss_newton
     except ImportError:  # not written yet
@@ -83,13 +85,24 @@ def _ocp_optimizers():
         def _gn(ocp, th0):
             return gauss_newton(ocp, th0, maxiter=300, gtol=1e-10, ftol=1e-16, cg_maxiter=200,
                                 progress=False)
-        _gn.needs = "gauss_newton_operator"
-        out["gauss_newton"] = _gn
+        out["gauss_newton"] = (_gn, GaussNewtonProblem)
     return out
 
 
 def compare_optimizers(ocp, theta0, *, batch=None, optimizers=None, tol=1e-12):
     """IPOPT and ocp_learn's optimizers from the same ``theta0``.
+
+    Parameters
+    ----------
+    ocp : OCP
+    theta0 : ndarray
+    batch : index array, optional
+    optimizers : dict, optional
+        ``name -> fn(ocp, theta0) -> OptimizeResult``, or ``name -> (fn, protocol)`` for an
+        optimizer that needs more than :class:`~ocp_learn.protocols.Problem` (it is skipped
+        for a problem that does not follow ``protocol``); L-BFGS and Gauss--Newton by default.
+    tol : float
+        IPOPT's tolerance.
 
     Returns
     -------
@@ -106,9 +119,9 @@ def compare_optimizers(ocp, theta0, *, batch=None, optimizers=None, tol=1e-12):
     ip = ipopt_solve(ocp, theta0, batch=batch, tol=tol, reference=ref)
     out = {"ipopt": {k: v for k, v in ip.items() if k != "x"}, "n_params": int(ocp.n_params)}
     opts = _ocp_optimizers() if optimizers is None else optimizers
-    for name, fn in opts.items():
-        need = getattr(fn, "needs", None)
-        if need is not None and not hasattr(ocp, need):
+    for name, entry in opts.items():
+        fn, needs = entry if isinstance(entry, tuple) else (entry, Problem)
+        if not isinstance(ocp, needs):
             continue  # e.g. Gauss--Newton needs a residual structure the problem lacks
         try:
             t0 = time.perf_counter()
@@ -125,6 +138,6 @@ def compare_optimizers(ocp, theta0, *, batch=None, optimizers=None, tol=1e-12):
                      "grad_norm_casadi": float(np.linalg.norm(gr)), "objective_gap": gap,
                      "relative_gap": gap / max(1.0, abs(ip["fun"])),
                      "step_to_ipopt": float(np.linalg.norm(x - ip["x"]) / max(1.0, np.linalg.norm(ip["x"]))),
-                     "nit": int(getattr(res, "nit", -1)), "success": bool(getattr(res, "success", False)),
+                     "nit": int(res.get("nit", -1)), "success": bool(res.get("success", False)),
                      "seconds": secs}
     return out

@@ -68,7 +68,7 @@ def compare_potential(model, x, t, theta, seed=0):
         ``|hand - casadi| / |casadi|``.
     """
     lookup(SYMBOLIC_POTENTIAL, model, "potential")
-    if getattr(model, "trace", "exact") != "exact":
+    if model.trace != "exact":
         raise ValueError("compare_potential needs a model with trace='exact' (the Hutchinson "
                          "estimate is stochastic)")
     rng = check_rng(seed)
@@ -150,7 +150,7 @@ def _register_flow():
     @register_rhs(PotentialFlowField)
     def _flow(field, y, t, theta):
         """MATH D4 / E2--E4: ``[-grad Phi/a1, -lap Phi/a1, |grad Phi|^2/(2 a1), F_j, (R), (0)]``."""
-        if getattr(field.potential, "trace", "exact") != "exact":
+        if field.potential.trace != "exact":
             raise NotImplementedError("CasADi twin of PotentialFlowField needs trace='exact'")
         d, a1, a2 = field.dim, field.a1, field.a2
         z = y[:d]
@@ -184,7 +184,7 @@ def _register_flow():
             J = J + w["F"] * y[c]
         if f.hjb:
             J = J + w["R"] * y[f.c_R]
-        if cost.needs_dynamics_params:
+        if cost.reads_theta_T:
             phi = lookup(SYMBOLIC_POTENTIAL, f.potential, "potential")(f.potential, z, t_T, theta_T)
             J = J + w["RT"] * ca.fabs(phi - cost.a3 * (1.0 + y[f.c_lr0] - ell - lr1))
         return J

@@ -117,7 +117,7 @@ def gradient_problems():
              "regression (squares, quadratic state)": ("LinearModel", _regression, INTEGRATORS),
              "linear-quadratic control": ("ControlledLinearModel", _lq, INTEGRATORS)}
     try:
-        import ocp_learn.problems.potential_flow  # noqa: F401
+        import ocp_learn.problems.potential_flow
         probs["OT-Flow (NLL, transport, HJB; exact Laplacian)"] = ("PotentialResNet", _otflow,
                                                                    INTEGRATORS)
         probs["crowd-motion MFG (obstacle, entropy, KL, terminal HJB)"] = ("PotentialResNet",
@@ -125,7 +125,7 @@ def gradient_problems():
     except ImportError:  # pragma: no cover - optional family
         pass
     try:
-        import ocp_learn.models.hamiltonian  # noqa: F401,F811
+        import ocp_learn.models.hamiltonian  # noqa: F401
         from ..integrators import INTEGRATORS as _REG
         integ = INTEGRATORS + (("leapfrog",) if "leapfrog" in _REG else ())
         probs["Hamiltonian classifier (A4)"] = ("HamiltonianNet", _hamiltonian, integ)
@@ -177,8 +177,7 @@ def run_gradients(quick=True, seed=0, problems=None, time_params=None):
                     except (TypeError, NotImplementedError, ValueError) as exc:
                         row.update(rel_grad_diff=None, status=f"n/a: {str(exc).splitlines()[0][:90]}")
                     else:
-                        approx = slabel in APPROXIMATE_STRATEGIES or \
-                            getattr(prob.strategy, "exact", True) is False
+                        approx = slabel in APPROXIMATE_STRATEGIES
                         row.update(rel_grad_diff=r["rel_diff"], rel_value_diff=r["value_rel_diff"],
                                    n_params=r["n_params"], casadi=r["mode"],
                                    status=_status(r["rel_diff"], approx))

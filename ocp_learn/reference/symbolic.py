@@ -17,7 +17,7 @@ Registries (look-up walks the type's MRO, so subclasses inherit a twin):
     ``data(cost, idx) -> ndarray (n, k)`` per-sample numbers (labels, one-hot
     classes; ``k`` may be 0) and ``value(cost, y, p, data_row, **kw) -> scalar``
     the per-sample terminal cost (the OCP takes the mean).  For terminal costs
-    with ``needs_dynamics_params`` the keywords ``theta_T`` and ``t_T`` are passed.
+    with ``reads_theta_T`` the keywords ``theta_T`` and ``t_T`` are passed.
 ``SYMBOLIC_REGULARIZER[type(reg)] = fn(reg, rows) -> scalar``
     ``rows`` is the list of ``(p, 1)`` node parameters ``theta_j``.
 ``SYMBOLIC_STEP[type(integrator)] = fn(integrator, field, y, t, h, theta_at) -> y_next``

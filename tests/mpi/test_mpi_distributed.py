@@ -10,9 +10,11 @@ in a collective.
 import numpy as np
 import pytest
 
-from ocp_learn.distributed import DistributedProblem, SerialComm, auto_comm
+from ocp_learn.distributed import DistributedProblem, Parallel, SerialComm, auto_comm
 from ocp_learn.errors import NonFiniteError
 from ocp_learn.optim import adam, gauss_newton, lbfgs
+
+from toy_problems import BareToy
 
 from .problems import PROBLEMS, classifier, mfg, point, rel
 
@@ -51,7 +53,7 @@ def test_gradient_equals_single_process(name):
     agree(same_everywhere(np.r_[fd, gd]), f"{name}: ranks disagree")
     # objective without gradient and the reported terms
     agree(dist.objective(theta) == virt.objective(theta))
-    agree(abs(dist.last_evaluation.terms["regularization"]
+    agree(abs(dist.evaluate(theta).terms["regularization"]
               - prob.evaluate(theta).terms["regularization"]) == 0.0)
 
 
@@ -109,27 +111,22 @@ def test_lockstep_optimizer():
     agree(same_everywhere(res.x) and rel(res.x, rs.x) <= 1e-9)
 
 
-class _Quadratic:
+class _Quadratic(BareToy):
     """Generic (non-OCP) problem: mean_i 1/2 (a_i . theta - b_i)^2; shard 1 can fail."""
 
     def __init__(self, shard, fail=False):
+        super().__init__(3)
         rng = np.random.default_rng(shard.index)
         self.a = rng.standard_normal((shard.size, 3))
         self.b = rng.standard_normal(shard.size)
         self.fail = fail and shard.index == 1
-        self.n_params, self.n_samples = 3, shard.size
+        self.n_samples = shard.size
 
-    def init_params(self, seed=None):
-        return np.zeros(3)
-
-    def objective_and_gradient(self, theta, batch=None):
+    def _value_grad(self, theta):
         if self.fail:
             raise NonFiniteError("shard 1 diverged")
         r = self.a @ theta - self.b
         return 0.5 * np.mean(r * r), self.a.T @ r / r.size
-
-    def objective(self, theta, batch=None):
-        return self.objective_and_gradient(theta, batch)[0]
 
 
 def test_error_on_one_rank_is_raised_on_every_rank():
@@ -156,10 +153,13 @@ def test_per_rank_seeded_agents():
     agree(np.array_equal(again.local.x0, dist.local.x0), "agents not reproducible")
     virt = DistributedProblem(factory, SerialComm(), n_samples=n, virtual_ranks=SIZE)
     agree(np.array_equal(virt.locals[RANK].x0, dist.local.x0), "MPI agents != virtual-shard agents")
-    dist.resample(seed=11)
-    virt.resample(seed=11)
-    agree(np.array_equal(virt.locals[RANK].x0, dist.local.x0), "resampled agents differ")
-    agree(not np.array_equal(again.local.x0, dist.local.x0))
+    y = dist.local.rho0.sample(n + 5, 11)  # the same new agents on every rank
+    dist.set_samples(y)
+    virt.set_samples(y)
+    agree(np.array_equal(virt.locals[RANK].x0, dist.local.x0), "new agents differ")
+    agree(dist.n_samples == n + 5 and not np.array_equal(again.local.x0, dist.local.x0))
+    theta = point(dist.local, scale=0.1)
+    agree(dist.objective(theta) == virt.objective(theta), "MPI != virtual shards")
 
 
 def test_validation_objective_is_sharded_and_agreed():
@@ -170,11 +170,11 @@ def test_validation_objective_is_sharded_and_agreed():
     prob = mfg("crowd", n=40)
     theta = point(prob, scale=0.1)
     x = prob.rho0.sample(33, 5)
-    serial = objective_on(prob, theta, x, comm=SerialComm())
-    val = objective_on(prob, theta, x)
+    serial = objective_on(prob, theta, x)
+    val = objective_on(prob, theta, x, Parallel(COMM))
     agree(abs(val - serial) <= 1e-12 * abs(serial), f"{val} vs {serial}")
     agree(same_everywhere(val), "ranks disagree on the validation objective")
-    agree(prob.x0.shape[0] == 40, "problem.x0 was not restored")
+    agree(prob.x0.shape[0] == 40, "the problem's samples changed")
 
 
 def test_resampled_lbfgs_with_kept_pairs_agrees_across_ranks(tmp_path):
@@ -184,7 +184,9 @@ def test_resampled_lbfgs_with_kept_pairs_agrees_across_ranks(tmp_path):
 
     draw = lambda n, rng: mfg("crowd", n=8).rho0.sample(n, rng)  # noqa: E731
     r = lbfgs_resampled(mfg("crowd", n=40), draw, stages=((40, 4),), resample_every=2, n_val=30,
-                        seed=4, keep_pairs=True)
+                        seed=4, keep_pairs=True, parallel=Parallel(COMM),
+                        checkpoint=tmp_path / f"ck{RANK}.npz")
+    agree((tmp_path / f"ck{RANK}.npz").exists() == (RANK == 0), "one writer")
     agree(r["iterations"] == 4, f"iterations {r['iterations']}")
     agree(same_everywhere(r["theta"]), "ranks end with different iterates")
     agree(same_everywhere([r["validation"], r["nfev"]]), "ranks disagree on the validation")

@@ -19,7 +19,8 @@ __all__ = ["pontryagin_check"]
 
 
 def pontryagin_check(prob, theta, x0, nt=8, degree=3, tol=1e-2):
-    """Run the single-agent check for the agents ``x0`` (rows) of a :class:`PotentialMFG`.
+    """Run the single-agent check for the agents ``x0`` (rows) of a
+    :class:`~ocp_learn.problems.mfg.PotentialMFG`.
 
     Returns the dict of :func:`~ocp_learn.reference.analytic.single_agent_check`
     plus ``relative_improvement`` (``max improvement / mean |J_feedback|``) and
@@ -27,8 +28,8 @@ def pontryagin_check(prob, theta, x0, nt=8, degree=3, tol=1e-2):
     """
     import casadi as ca
 
-    from ..reference.analytic import single_agent_check
-    from ..reference.symbolic import SYMBOLIC_POTENTIAL, lookup
+    from .analytic import single_agent_check
+    from .symbolic import SYMBOLIC_POTENTIAL, lookup
 
     pot = prob.potential
     th = ca.DM(np.asarray(theta[:pot.n_params]))
@@ -53,5 +54,5 @@ def pontryagin_check(prob, theta, x0, nt=8, degree=3, tol=1e-2):
                            degree=degree, t0=prob.t0, tol=tol)
     scale = float(np.mean(np.abs(r["J_feedback"]))) or 1.0
     r["relative_improvement"] = float(r["max_improvement"]) / scale
-    r["entropy_left_out"] = any(getattr(F, "uses_logrho", False) for F in prob.field.interactions)
+    r["entropy_left_out"] = any(F.uses_logrho for F in prob.field.interactions)
     return r

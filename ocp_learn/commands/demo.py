@@ -1,0 +1,31 @@
+"""``ocp-learn demo``: small problems of each family on built-in data (seconds)."""
+from __future__ import annotations
+
+import argparse
+import os
+
+from ..recipes.demo import run_demo
+from .base import Subcommand, format_table
+
+__all__ = ["COMMAND"]
+
+
+def configure(p: argparse.ArgumentParser) -> None:
+    """Add the options of ``ocp-learn demo`` to ``p``."""
+    p.add_argument("--out", default="ocp_learn_demo", help="output folder")
+    p.add_argument("--seed", type=int, default=0, help="random seed")
+    p.add_argument("--progress", action="store_true", help="show progress bars")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run :func:`ocp_learn.recipes.demo.run_demo` and print its metrics as a table."""
+    allm = run_demo(args.out, seed=args.seed, progress=args.progress)
+    rows = [[m["problem"], k, f"{v:.4g}" if isinstance(v, float) else v]
+            for m in allm for k, v in m.items() if k != "problem"]
+    print(format_table(rows, ["problem", "metric", "value"]))
+    print(f"figures and metrics written to {os.path.abspath(args.out)}")
+    return 0
+
+
+COMMAND = Subcommand("demo", "train small problems on built-in data; print a summary and write "
+                     "figures", configure, run)

@@ -1,0 +1,176 @@
+"""The backend interface of the OT-Flow potential and the registry of its implementations.
+
+A :class:`~ocp_learn.models.potential.PotentialResNet` holds one backend object, chosen
+when the model is built (``PotentialResNet(..., backend="numba")``) and asked for every
+derivative afterwards.  The model checks the user's arguments and unpacks ``theta``; the
+backend computes on checked arrays:
+
+* ``P`` -- the parameter blocks ``w, A, b, c, K0, b0, K, bK`` (a dict of arrays,
+  :meth:`~ocp_learn.params.ParamLayout.unpack`);
+* ``S`` -- the samples ``s = [x, t]``, shape ``(n, d+1)``;
+* ``W`` -- ``None`` for the exact trace, else the Hutchinson directions ``(n, d, k)``
+  (the probes divided by ``sqrt(k)``);
+* ``h`` -- the residual step ``1 / M``.
+
+Backends are registered by name (:func:`register_potential_backend`); the numpy backend
+(:mod:`.potential_numpy`) is the reference every other backend is tested against.  See
+``docs/backends.rst`` for how to add one.
+"""
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from types import ModuleType
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+__all__ = ["PotentialBackend", "FusedFlowBackend", "register_potential_backend",
+           "potential_backend", "potential_backends", "checked_array", "checked_vector"]
+
+
+@runtime_checkable
+class PotentialBackend(Protocol):
+    """How a backend computes the potential ``Phi(s; theta)`` and its derivatives.
+
+    1. ``name`` -- the registered name (``"numpy"``, ``"numba"``, ``"cupy"``, ...).
+    2. ``fused_flow`` -- ``True`` when the backend also offers the fused right-hand side
+       and adjoint of the potential flow field (:class:`FusedFlowBackend`).
+    3. ``array_module(*args)`` -- the array module the results for these arguments come
+       back in (NumPy on the CPU backends; CuPy for device arrays on the GPU backend).
+    4. ``derivatives(P, S, W, h)`` -> ``(phi (n,), G (n, d+1), lap (n,))``: ``Phi``, its
+       gradient ``G = grad_s Phi = [grad_x Phi, d_t Phi]`` (D2) and the (estimated)
+       Laplacian ``lap`` (D3).
+    5. ``derivatives_vjp(P, S, W, h, phibar, Gbar, lapbar)`` -> ``(sbar (n, d+1), B)``:
+       the adjoint (D6); ``B`` a dict of parameter cotangents summed over samples.
+    6. ``derivatives_jvp(P, T, S, dS, W, h)`` -> ``(dphi, dG, dlap)``: the tangent along
+       the parameter tangents ``T`` (a dict like ``P``) and ``dS (n, d+1)``.
+    7. ``phi(P, S, h)`` -> ``Phi (n,)``, and ``phi_vjp(P, S, h)`` -> ``(Phi, pullback)``
+       with ``pullback(phibar) -> (sbar (n, d+1), B)`` (D1 alone).
+    """
+
+    name: str
+    fused_flow: bool
+
+    def array_module(self, *args: Any) -> ModuleType: ...
+
+    def derivatives(self, P: dict, S: Any, W: Any, h: float) -> tuple: ...
+
+    def derivatives_vjp(self, P: dict, S: Any, W: Any, h: float, phibar: Any, Gbar: Any,
+                        lapbar: Any) -> tuple: ...
+
+    def derivatives_jvp(self, P: dict, T: dict, S: Any, dS: Any, W: Any, h: float) -> tuple: ...
+
+    def phi(self, P: dict, S: Any, h: float) -> Any: ...
+
+    def phi_vjp(self, P: dict, S: Any, h: float) -> tuple[Any, Callable]: ...
+
+
+@runtime_checkable
+class FusedFlowBackend(PotentialBackend, Protocol):
+    """A backend that also runs the potential flow field's stage computations fused
+    (MATH D4): :class:`~ocp_learn.models.potential_flow.PotentialFlowField` calls these
+    when ``fused_flow`` is ``True``.
+
+    With ``x`` the states ``(n, d)`` (a view of the field's state), ``t`` a scalar time,
+    ``a1`` the kinetic weight, ``c_R`` the column of the HJB residual (``-1``: none) and
+    ``extra (n,)`` the interaction part ``-a2 sum_j dF_j/drho`` of the residual (E4):
+
+    8. ``flow_rhs(P, x, t, W, h, a1, c_R, extra, out, keep)`` writes the columns
+       ``[:d+2]`` and ``c_R`` of the field's right-hand side into ``out`` and returns the
+       residuals ``aux`` (or ``None``) that ``flow_vjp`` may reuse (with ``keep``).
+    9. ``flow_vjp(P, x, t, W, h, a1, c_R, extra, ybar, out, wR, aux)`` writes the state
+       cotangent ``out[:, :d]`` and the HJB weights ``wR (n,)`` and returns ``B``.
+    10. ``flow_aux_floats(n, d, m, M, exact)`` -- floats of ``aux`` for ``n`` samples.
+    """
+
+    def flow_rhs(self, P: dict, x: Any, t: float, W: Any, h: float, a1: float, c_R: int,
+                 extra: Any, out: Any, keep: bool) -> Any: ...
+
+    def flow_vjp(self, P: dict, x: Any, t: float, W: Any, h: float, a1: float, c_R: int,
+                 extra: Any, ybar: Any, out: Any, wR: Any, aux: Any) -> dict: ...
+
+    def flow_aux_floats(self, n: int, d: int, m: int, M: int, exact: bool) -> int: ...
+
+
+#: name -> factory, or "module:attribute" of a factory imported on first use
+_REGISTRY: dict[str, Callable[..., PotentialBackend] | str] = {
+    "numpy": "ocp_learn.kernels.potential_numpy:NumpyPotentialBackend",
+    "numba": "ocp_learn.kernels.potential_numba:numba_potential_backend",
+    "cupy": "ocp_learn.kernels.potential_cupy:CupyPotentialBackend",
+}
+
+
+def register_potential_backend(name: str, factory: Callable[..., PotentialBackend] | str) -> None:
+    """Make ``PotentialResNet(backend=name)`` build its backend with ``factory``.
+
+    Parameters
+    ----------
+    name : str
+        The name users pass as ``backend=``.
+    factory : callable or str
+        Called as ``factory(chunk=..., path=..., trace_path=...)`` (the model's options;
+        a factory takes the ones it uses and ignores the rest through ``**options``) and
+        returns a :class:`PotentialBackend`; or ``"package.module:attribute"`` naming
+        such a callable, imported on first use.
+    """
+    if not isinstance(name, str) or not name:
+        raise TypeError(f"name must be a non-empty str, got {name!r}")
+    if not (callable(factory) or (isinstance(factory, str) and ":" in factory)):
+        raise TypeError(f"factory must be callable or a 'module:attribute' string, got {factory!r}")
+    _REGISTRY[name] = factory
+
+
+def potential_backends() -> list[str]:
+    """The registered backend names."""
+    return list(_REGISTRY)
+
+
+def potential_backend(name: str, **options: Any) -> PotentialBackend:
+    """The backend registered as ``name``, built with the model's ``options``."""
+    if name not in _REGISTRY:
+        raise ValueError(f"backend must be one of {sorted(_REGISTRY)}, got {name!r}; "
+                         "register others with register_potential_backend")
+    factory = _REGISTRY[name]
+    if isinstance(factory, str):
+        module, attr = factory.split(":")
+        factory = getattr(importlib.import_module(module), attr)
+    backend = factory(**options)
+    if not isinstance(backend, PotentialBackend):
+        raise TypeError(f"the factory of backend {name!r} returned {type(backend).__name__}, "
+                        "which does not follow the PotentialBackend protocol")
+    return backend
+
+
+def checked_array(xp: ModuleType, name: str, v: Any, shape: tuple | None = None) -> Any:
+    """``v`` as a contiguous, finite float64 array of module ``xp``.
+
+    ``shape`` entries ``None`` are free.  Raises ``TypeError`` for non-numeric input and
+    ``ValueError`` naming ``name`` for a wrong shape or non-finite entries.
+    """
+    if v is None or isinstance(v, (str, bytes)):
+        raise TypeError(f"{name} must be an array of numbers, got {type(v).__name__}")
+    try:
+        a = xp.asarray(v)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"{name} must be array-like in {xp.__name__}, got {type(v).__name__}") from exc
+    if a.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must hold real numbers, got dtype {a.dtype}")
+    a = a.astype(xp.float64, copy=False)
+    if a.ndim and not a.flags.c_contiguous:
+        a = xp.ascontiguousarray(a)
+    if shape is not None and (a.ndim != len(shape) or
+                              any(s is not None and s != z for s, z in zip(shape, a.shape))):
+        want = tuple("any" if s is None else s for s in shape)
+        raise ValueError(f"{name} must have shape {want}, got {tuple(a.shape)}")
+    if not bool(xp.isfinite(a).all()):
+        raise ValueError(f"{name} contains non-finite values (inf or NaN)")
+    return a
+
+
+def checked_vector(xp: ModuleType, name: str, v: Any, n: int) -> Any:
+    """A number (or 0-d array) broadcast to ``(n,)``, or an ``(n,)`` array, in module ``xp``
+    (:func:`checked_array`)."""
+    if np.ndim(v) == 0 or getattr(v, "ndim", None) == 0:
+        return xp.zeros(n) + checked_array(xp, name, v, ())
+    return checked_array(xp, name, v, (n,))

@@ -1,0 +1,143 @@
+"""The CasADi reference suite written to a folder (``ocp-learn verify``).
+
+:func:`run_verify` writes ``out/verify.json`` (every row) and ``out/verify.md`` (the tables):
+for each (problem, model, integrator, theta(t), strategy) the relative gradient difference to
+CasADi's AD of the same discrete objective; the potential model's derivatives against AD;
+each IPOPT reference solve's objective gap to ocp_learn's optimizers; the analytic checks
+(Riccati, Gaussian OT, MFG single agent).
+"""
+from __future__ import annotations
+
+import json
+import os
+from typing import Any, Callable
+
+__all__ = ["run_verify", "render_markdown", "suite_failed", "format_value"]
+
+
+def format_value(v: Any) -> str:
+    """A table cell: floats to 6 significant digits (scientific when tiny or huge), lists
+    joined by commas, None as ``-``."""
+    if v is None:
+        return "-"
+    if isinstance(v, bool):
+        return str(v)
+    if isinstance(v, float):
+        return f"{v:.2e}" if (v != 0 and (abs(v) < 1e-3 or abs(v) >= 1e4)) or v == 0 else f"{v:.6g}"
+    if isinstance(v, (list, tuple)):
+        return ", ".join(format_value(x) for x in v)
+    return str(v)
+
+
+def _table(rows, cols):
+    head = "| " + " | ".join(c for c, _ in cols) + " |"
+    sep = "|" + "|".join("---" for _ in cols) + "|"
+    body = ["| " + " | ".join(format_value(r.get(k)) for _, k in cols) + " |" for r in rows]
+    return "\n".join([head, sep, *body])
+
+
+def render_markdown(res: dict[str, Any]) -> str:
+    """The markdown report of :func:`ocp_learn.reference.suite.run_suite`'s result.
+
+    Parameters
+    ----------
+    res : dict
+        The suite's result.
+
+    Returns
+    -------
+    str
+        Markdown: a summary table, then the gradient, potential, IPOPT and analytic tables.
+    """
+    s = res["summary"]
+    out = ["# ocp-learn verify: CasADi reference suite", "",
+           f"Mode: {'quick' if res['quick'] else 'full'}; {res['seconds']:.1f} s. "
+           f"Gradient tolerance {res['grad_tol']:.0e} (relative, 2-norm), optimum tolerance "
+           f"{res['opt_tol']:.0e} (objective gap relative to max(1, |J|)).", "",
+           "## Summary", "",
+           _table([s], [("gradient rows", "gradient_rows"),
+                        ("max rel. grad. diff (discrete strategies)", "max_rel_grad_diff_exact_strategies"),
+                        ("gradient failures", "gradient_failures"),
+                        ("potential max rel. diff", "potential_max_rel_diff"),
+                        ("IPOPT agreements", "ipopt_agreements"), ("IPOPT rows", "ipopt_rows"),
+                        ("analytic failures", "analytic_failures")]), "",
+           "## Gradients against CasADi's AD of the same discrete objective", "",
+           "`rel_grad_diff = |g - g_casadi| / |g_casadi|`. `continuous` is the optimize-then-"
+           "discretize adjoint (MATH B3): its difference is its discretization error, by design. "
+           "`n/a`: the strategy does not apply to that integrator.", "",
+           _table(res["gradients"], [("problem", "problem"), ("model", "model"),
+                                     ("integrator", "integrator"), ("theta(t)", "theta(t)"),
+                                     ("strategy", "strategy"), ("rel_grad_diff", "rel_grad_diff"),
+                                     ("rel. value diff", "rel_value_diff"),
+                                     ("params", "n_params"), ("CasADi", "casadi"),
+                                     ("status", "status")]), "",
+           "## Potential model (MATH D1-D3, D6) against CasADi's AD", "",
+           _table(res["potential"], [("model", "model"), ("backend", "backend"), ("Phi", "phi"),
+                                     ("grad_x", "grad"), ("d_t", "dt"), ("Laplacian", "lap"),
+                                     ("vjp x", "vjp_x"), ("vjp t", "vjp_t"),
+                                     ("vjp theta", "vjp_theta"), ("jvp", "jvp"),
+                                     ("status", "status")]), "",
+           "## IPOPT reference solves against ocp_learn's optimizers (same start)", "",
+           _table(res["optima"], [("problem", "problem"), ("params", "n_params"),
+                                  ("optimizer", "optimizer"), ("J ipopt", "ipopt_fun"),
+                                  ("J ocp_learn", "fun"), ("objective gap", "objective_gap"),
+                                  ("|grad| ocp_learn", "grad_norm"),
+                                  ("|grad| CasADi there", "grad_norm_casadi"),
+                                  ("|grad| at IPOPT", "ipopt_grad_norm"),
+                                  ("|x - x_ipopt|/|x_ipopt|", "step_to_ipopt"), ("iterations", "nit"),
+                                  ("IPOPT status", "ipopt_status"), ("status", "status")]), "",
+           "## Analytic references", "",
+           _table([r for r in res["analytic"] if r["check"] == "LQ vs Riccati"],
+                  [("check", "check"), ("case", "case"), ("J* (Riccati)", "reference"),
+                   ("J_h (finest)", "value"), ("gaps |J_h - J*| (nt = 8, 16, ...)", "gaps"),
+                   ("observed order", "observed order")]), "",
+           _table([r for r in res["analytic"] if r["check"].startswith("Gaussian")],
+                  [("check", "check"), ("case", "case"), ("W2^2", "reference"),
+                   ("cost of the map", "value"), ("pushforward residual", "pushforward residual"),
+                   ("map cost vs W2^2", "map cost vs W2^2"), ("POT vs closed form", "POT vs closed form"),
+                   ("min eig(M)", "min eig(M)"), ("status", "status")]), "",
+           _table([r for r in res["analytic"] if r["check"].startswith("MFG")],
+                  [("check", "check"), ("case", "case"), ("J optimal (collocation)", "reference"),
+                   ("J feedback", "value"), ("improvement", "improvement"), ("tol", "tol"),
+                   ("status", "status")]), ""]
+    return "\n".join(out)
+
+
+def suite_failed(res: dict[str, Any]) -> bool:
+    """Whether a check of the suite's result ``res`` failed."""
+    s = res["summary"]
+    return bool(s["gradient_failures"] or s["analytic_failures"]
+                or (s["potential_max_rel_diff"] or 0.0) > res["grad_tol"]
+                or s["ipopt_agreements"] < min(3, s["ipopt_rows"]))
+
+
+def run_verify(out: str, *, quick: bool = False, seed: int = 0,
+               progress: Callable[[str], Any] | None = None) -> dict[str, Any]:
+    """Run the CasADi reference suite and write ``out/verify.json`` and ``out/verify.md``.
+
+    Parameters
+    ----------
+    out : str
+        Output folder (created).
+    quick : bool
+        Small sizes (CI).
+    seed : int
+        Seed of the suite.
+    progress : callable, optional
+        ``progress(message)`` for each step of the suite.
+
+    Returns
+    -------
+    dict
+        The suite's result (:func:`ocp_learn.reference.suite.run_suite`); ``suite_failed``
+        tells whether a check failed.
+    """
+    from ..reference import suite
+
+    os.makedirs(out, exist_ok=True)
+    res = suite.run_suite(quick=quick, seed=seed, progress=progress)
+    with open(os.path.join(out, "verify.json"), "w") as fh:
+        json.dump(res, fh, indent=1, default=float)
+    with open(os.path.join(out, "verify.md"), "w") as fh:
+        fh.write(render_markdown(res))
+    return res
