@@ -76,7 +76,7 @@ def test_adam_resume_is_bitwise(tmp_path):
     # interrupt at step 17 (the cosine schedule's horizon is maxiter, so stop by callback)
     part = adam(problem(), maxiter=40, checkpoint=ck, checkpoint_every=5,
                 callback=lambda k, *a: k == 17, **ADAM)
-    assert part.nit == 17 and ck.exists() and load_checkpoint(ck)[1]["step"] == 17
+    assert part.nit == 17 and ck.exists() and load_checkpoint(ck)[1]["nit"] == 17
     res = adam(problem(), maxiter=40, checkpoint=ck, checkpoint_every=100, resume=True, **ADAM)
     np.testing.assert_array_equal(res.x, full.x)
     assert res.history["objective"] == full.history["objective"]
@@ -151,7 +151,7 @@ def test_adam_survives_sigkill_and_resumes_bitwise(tmp_path):
         step = 0
         while time.time() < deadline and proc.poll() is None:
             if ck.exists():
-                step = load_checkpoint(ck)[1]["step"]
+                step = load_checkpoint(ck)[1]["nit"]
                 if step >= 20:
                     break
             time.sleep(0.05)
@@ -162,7 +162,7 @@ def test_adam_survives_sigkill_and_resumes_bitwise(tmp_path):
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == -signal.SIGKILL
-    step = load_checkpoint(ck)[1]["step"]
+    step = load_checkpoint(ck)[1]["nit"]
     assert 20 <= step < N
     res = adam(problem(), maxiter=N, checkpoint=ck, resume=True, **ADAM)
     full = adam(problem(), maxiter=N, **ADAM)

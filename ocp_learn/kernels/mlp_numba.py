@@ -14,16 +14,17 @@ All kernels ``cache=True``; thread count from Python (:func:`ocp_learn.kernels.s
 """
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from numba import njit, prange
 
-from .numba_common import FASTMATH as _FM
-from .numba_common import blocks as _blocks
+from .numba_common import FASTMATH, blocks
 
-__all__ = ["rhs", "jvp", "vjp"]
+__all__ = ["rhs", "jvp", "vjp", "NumbaMLPBackend"]
 
 
-@njit(cache=True, fastmath=_FM)
+@njit(cache=True, fastmath=FASTMATH)
 def _hidden(zn, K1, b1, s):
     m, d = K1.shape
     for j in range(m):
@@ -33,7 +34,7 @@ def _hidden(zn, K1, b1, s):
         s[j] = np.tanh(acc)
 
 
-@njit(cache=True, parallel=True, fastmath=_FM)
+@njit(cache=True, parallel=True, fastmath=FASTMATH)
 def _rhs_kernel(Z, K1, b1, K2, b2, edges, out):
     m, d = K1.shape
     for blk in prange(edges.size - 1):
@@ -47,7 +48,7 @@ def _rhs_kernel(Z, K1, b1, K2, b2, edges, out):
                 out[n, i] = acc
 
 
-@njit(cache=True, parallel=True, fastmath=_FM)
+@njit(cache=True, parallel=True, fastmath=FASTMATH)
 def _jvp_kernel(Z, K1, b1, K2, b2, dZ, dK1, db1, dK2, db2, has_dz, has_dth, edges, out):
     m, d = K1.shape
     for blk in prange(edges.size - 1):
@@ -77,7 +78,7 @@ def _jvp_kernel(Z, K1, b1, K2, b2, dZ, dK1, db1, dK2, db2, has_dz, has_dth, edge
                 out[n, i] = acc
 
 
-@njit(cache=True, parallel=True, fastmath=_FM)
+@njit(cache=True, parallel=True, fastmath=FASTMATH)
 def _vjp_kernel(Z, K1, b1, K2, b2, Fb, edges, zbar, BK1, Bb1, BK2, Bb2):
     m, d = K1.shape
     for blk in prange(edges.size - 1):
@@ -113,7 +114,7 @@ def _c(a):
 def rhs(P, Z):
     """``f(Z)`` of shape ``(n, d)``; ``P`` the named parameter views."""
     out = np.empty(Z.shape)
-    _rhs_kernel(_c(Z), _c(P["K1"]), _c(P["b1"]), _c(P["K2"]), _c(P["b2"]), _blocks(Z.shape[0]), out)
+    _rhs_kernel(_c(Z), _c(P["K1"]), _c(P["b1"]), _c(P["K2"]), _c(P["b2"]), blocks(Z.shape[0]), out)
     return out
 
 
@@ -125,16 +126,35 @@ def jvp(P, T, Z, dZ):
     T = P if T is None else T
     _jvp_kernel(_c(Z), _c(P["K1"]), _c(P["b1"]), _c(P["K2"]), _c(P["b2"]), dZ,
                 _c(T["K1"]), _c(T["b1"]), _c(T["K2"]), _c(T["b2"]), has_dz, has_dth,
-                _blocks(Z.shape[0]), out)
+                blocks(Z.shape[0]), out)
     return out
 
 
 def vjp(P, Z, Fb):
     """``(zbar (n, d), dict of parameter cotangents summed over samples)``."""
-    edges = _blocks(Z.shape[0])
+    edges = blocks(Z.shape[0])
     nb = edges.size - 1
     names = ("K1", "b1", "K2", "b2")
     acc = [np.zeros((nb,) + P[k].shape) for k in names]
     zbar = np.empty(Z.shape)
     _vjp_kernel(_c(Z), _c(P["K1"]), _c(P["b1"]), _c(P["K2"]), _c(P["b2"]), _c(Fb), edges, zbar, *acc)
     return zbar, {k: a.sum(axis=0) for k, a in zip(names, acc)}
+
+
+class NumbaMLPBackend:
+    """The ``numba`` backend of :class:`~ocp_learn.models.mlp.SingleLayerNet`: the fused
+    per-sample kernels of this module (same numbers as the numpy reference to rounding)."""
+
+    name = "numba"
+
+    def __init__(self, **options: Any) -> None:
+        pass
+
+    def rhs(self, P: dict, z: np.ndarray) -> np.ndarray:
+        return rhs(P, z)
+
+    def jvp(self, P: dict, T: dict | None, z: np.ndarray, dz: np.ndarray | None) -> np.ndarray:
+        return jvp(P, T, z, dz)
+
+    def vjp(self, P: dict, z: np.ndarray, fbar: np.ndarray) -> tuple[np.ndarray, dict]:
+        return vjp(P, z, fbar)

@@ -18,12 +18,13 @@ Backends are registered by name (:func:`register_potential_backend`); the numpy 
 """
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 from types import ModuleType
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
+
+from .registry import BackendRegistry
 
 __all__ = ["PotentialBackend", "FusedFlowBackend", "register_potential_backend",
            "potential_backend", "potential_backends", "checked_array", "checked_vector"]
@@ -93,12 +94,12 @@ class FusedFlowBackend(PotentialBackend, Protocol):
     def flow_aux_floats(self, n: int, d: int, m: int, M: int, exact: bool) -> int: ...
 
 
-#: name -> factory, or "module:attribute" of a factory imported on first use
-_REGISTRY: dict[str, Callable[..., PotentialBackend] | str] = {
+#: the potential's backends: name -> factory ("module:attribute" is imported on first use)
+REGISTRY = BackendRegistry("PotentialResNet", PotentialBackend, {
     "numpy": "ocp_learn.kernels.potential_numpy:NumpyPotentialBackend",
     "numba": "ocp_learn.kernels.potential_numba:numba_potential_backend",
     "cupy": "ocp_learn.kernels.potential_cupy:CupyPotentialBackend",
-}
+})
 
 
 def register_potential_backend(name: str, factory: Callable[..., PotentialBackend] | str) -> None:
@@ -114,32 +115,17 @@ def register_potential_backend(name: str, factory: Callable[..., PotentialBacken
         returns a :class:`PotentialBackend`; or ``"package.module:attribute"`` naming
         such a callable, imported on first use.
     """
-    if not isinstance(name, str) or not name:
-        raise TypeError(f"name must be a non-empty str, got {name!r}")
-    if not (callable(factory) or (isinstance(factory, str) and ":" in factory)):
-        raise TypeError(f"factory must be callable or a 'module:attribute' string, got {factory!r}")
-    _REGISTRY[name] = factory
+    REGISTRY.register(name, factory)
 
 
 def potential_backends() -> list[str]:
     """The registered backend names."""
-    return list(_REGISTRY)
+    return REGISTRY.names()
 
 
 def potential_backend(name: str, **options: Any) -> PotentialBackend:
     """The backend registered as ``name``, built with the model's ``options``."""
-    if name not in _REGISTRY:
-        raise ValueError(f"backend must be one of {sorted(_REGISTRY)}, got {name!r}; "
-                         "register others with register_potential_backend")
-    factory = _REGISTRY[name]
-    if isinstance(factory, str):
-        module, attr = factory.split(":")
-        factory = getattr(importlib.import_module(module), attr)
-    backend = factory(**options)
-    if not isinstance(backend, PotentialBackend):
-        raise TypeError(f"the factory of backend {name!r} returned {type(backend).__name__}, "
-                        "which does not follow the PotentialBackend protocol")
-    return backend
+    return REGISTRY.create(name, **options)
 
 
 def checked_array(xp: ModuleType, name: str, v: Any, shape: tuple | None = None) -> Any:

@@ -144,7 +144,7 @@ def adam(problem: Problem, theta0: Any = None, *, maxiter: int = 1000, lr: float
 
     def state():
         return ({"m": m, "v": v, "perm": perm},
-                {"step": k, "pos": pos, "batch_size": batch_size, "n_samples": n,
+                {"pos": pos, "batch_size": batch_size, "n_samples": n,
                  "rng": rng_state(rng)})
 
     def next_batch():
