@@ -120,12 +120,24 @@ def check_choice(name, v, choices):
 def check_rng(seed_or_rng, name="seed"):
     """Return a ``numpy.random.Generator`` from a seed, a Generator or None.
 
-    ``None`` means seed 0 so that every run is reproducible by default.
+    Parameters
+    ----------
+    seed_or_rng : int, numpy.random.Generator or None
+        A non-negative seed (reproducible draws), a Generator (returned as it is) or
+        ``None``: fresh entropy from the operating system, NumPy's convention
+        (``numpy.random.default_rng()``).
+    name : str
+        The argument's name, quoted in error messages.
+
+    Returns
+    -------
+    numpy.random.Generator
     """
     if isinstance(seed_or_rng, np.random.Generator):
         return seed_or_rng
     if seed_or_rng is None:
-        return np.random.default_rng(0)
+        return np.random.default_rng()
     if _is_int(seed_or_rng) and seed_or_rng >= 0:
         return np.random.default_rng(int(seed_or_rng))
-    raise TypeError(f"{name} must be a non-negative int or a numpy.random.Generator, got {seed_or_rng!r}")
+    raise TypeError(f"{name} must be a non-negative int, a numpy.random.Generator or None, "
+                    f"got {seed_or_rng!r}")

@@ -163,6 +163,8 @@ class OCP:
         self.strategy = get_strategy(strategy)
         self.x0 = as_array("x0", x0, ndim=2, min_rows=1, dtype=self.dtype)
         self._check_initial_state(self.x0[:1], "x0")
+        field = self._field_on(self.x0[:1])
+        self._check_field_shapes(field, self._initial_state(self.x0[:1], field))
         self.times = self.t0 + self.T * np.arange(self.nt + 1) / self.nt
         p = dynamics.layout.size
         self.layout = ParamLayout([("dynamics", (self.time_param.n_nodes, p)),
@@ -176,6 +178,34 @@ class OCP:
         if np.shape(y) != (x.shape[0], D):
             raise ValueError(f"dynamics.initial_state({name}) must have shape ({x.shape[0]}, "
                              f"state_dim = {D}), got {np.shape(y)}")
+
+    def _check_field_shapes(self, field: Field, y: np.ndarray) -> None:
+        """One evaluation of ``rhs``, ``vjp`` and the running costs on one sample row ``y``
+        (at ``theta = 0``): their outputs have the shapes the contracts state."""
+        t = self.t0
+        p = self.model.layout.size
+        theta = np.zeros(p, dtype=self.dtype)
+        F = field.rhs(y, t, theta)
+        if np.shape(F) != y.shape:
+            raise ValueError(f"dynamics.rhs(y, t, theta) must return shape (n, state_dim) = "
+                             f"{y.shape} for y of shape {y.shape}, got {np.shape(F)}")
+        out = field.vjp(y, t, theta, np.ones_like(y))
+        if not isinstance(out, tuple) or len(out) != 2:
+            raise TypeError("dynamics.vjp(y, t, theta, ybar) must return a pair (ybar_y, "
+                            f"ybar_theta), got {type(out).__name__}")
+        if np.shape(out[0]) != y.shape:
+            raise ValueError(f"dynamics.vjp(y, t, theta, ybar)[0] (dF/dy^T ybar) must have the "
+                             f"shape of y, (n, state_dim) = {y.shape}, got {np.shape(out[0])}")
+        if np.shape(out[1]) != (p,):
+            raise ValueError(f"dynamics.vjp(y, t, theta, ybar)[1] (dF/dtheta^T ybar, summed over "
+                             f"samples) must have shape (layout.size,) = ({p},), got "
+                             f"{np.shape(out[1])}")
+        z = y[:, :self.model.state_dim]
+        for j, rc in enumerate(self.running):
+            c = rc.value(z, t, theta)
+            if np.shape(c) != (y.shape[0],):
+                raise ValueError(f"running[{j}].value(z, t, theta) must return shape (n,) = "
+                                 f"({y.shape[0]},), got {np.shape(c)}")
 
     # --- parameters -----------------------------------------------------
     @property

@@ -93,15 +93,15 @@ class ContinuousNormalizingFlow(OCP):
         field = flow_field_class(backend)(self.potential, a1=1.0, hjb=self.alpha_R > 0)
         terminal = PotentialTerminal(field, "nll", weights={"L": self.alpha_L, "G": 1.0,
                                                             "R": self.alpha_R})
+        self.trace = trace
+        self._eval_seed = int(seed) if isinstance(seed, numbers.Integral) else 0
         super().__init__(field, x, terminal, T=1.0, nt=nt, integrator=integrator,
                          strategy=strategy, dtype=dtype)
         self._kwargs = dict(width=width, n_layers=n_layers, rank=rank, integrator=integrator,
                             alpha_L=alpha_L, alpha_R=alpha_R, trace=trace, n_probes=n_probes,
                             backend=backend, strategy=strategy, dtype=self.dtype,
                             shift=self.shift, scale=self.scale)
-        self.trace = trace
         self._rng = check_rng(seed)
-        self._eval_seed = int(seed) if isinstance(seed, numbers.Integral) else 0
         self._probes = None
         if trace == "hutchinson":
             self.resample_probes()
