@@ -41,6 +41,7 @@ Without CuPy and a CUDA device it prints why and exits 0 having written nothing
 (``--allow-no-gpu`` writes the CPU rows alone, to check the script on a CPU machine).
 Writes ``gpu.json`` and ``gpu.md`` to ``--out`` (default ``benchmarks/results``).
 """
+# ruff: noqa: B023  (each timed lambda is called within the loop iteration that defines it)
 import argparse
 import os
 import sys
@@ -49,14 +50,14 @@ import traceback
 
 os.environ.setdefault("NUMBA_NUM_THREADS", str(os.cpu_count() or 1))
 
-import numpy as np  # noqa: E402
+import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import write  # noqa: E402
-from bench_potential import flops  # noqa: E402
+from _common import write
+from bench_potential import flops
 
-from ocp_learn.kernels import cupy_available, get_num_threads  # noqa: E402
-from ocp_learn.models import PotentialResNet  # noqa: E402
+from ocp_learn.kernels import cupy_available, get_num_threads
+from ocp_learn.models import PotentialResNet
 
 HEADERS = ["case", "n", "d", "m", "op", "impl", "seconds", "GFLOP/s", "speedup_vs_numba",
            "max_rel_diff_vs_numba", "note"]
@@ -134,7 +135,8 @@ class Bench:
         self.sync()
         first = time.perf_counter() - t
         best = first
-        reps = 0 if first > self.a.budget else max(0, min(self.a.repeat, int(self.a.budget / max(first, 1e-9))) - 1)
+        reps = 0 if first > self.a.budget else max(
+            0, min(self.a.repeat, int(self.a.budget / max(first, 1e-9))) - 1)
         for _ in range(reps):
             if self.left() <= 0:
                 break
@@ -212,7 +214,7 @@ def potential_rows(B, d, m, n, rng):
         try:
             res = B.timed(key, n, lambda: call(cpu, x, t, theta, bars),
                           lambda: call(cpu, xs, ts, theta, bs))
-        except Exception as exc:  # noqa: BLE001 - one failed row must not lose the table
+        except Exception as exc:
             traceback.print_exc()
             B.add([case, n, d, m, op, "numba_cpu", "", "", "", "", f"error: {exc!r}"[:160]])
             continue
@@ -258,7 +260,7 @@ def potential_rows(B, d, m, n, rng):
                     note = f"check on first {rows} samples"
                 sp = base[op] / sec if op in base else ""
                 B.add([case, n, d, m, op, impl, sec, fl[op] / sec / 1e9, sp, diff, note])
-            except Exception as exc:  # noqa: BLE001 - e.g. cupy OutOfMemoryError
+            except Exception as exc:
                 traceback.print_exc()
                 B.add([case, n, d, m, op, impl, "", "", "", "", f"error: {exc!r}"[:160]])
             finally:
@@ -306,7 +308,7 @@ def cnf_rows(B, d, n, rng):
                     note += "; no check (numba run skipped)"
                 B.add([case, n, d, m, "objective+gradient", impl, sec, fl / sec / 1e9,
                        base / sec if base else "", diff, note])
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             traceback.print_exc()
             B.add([case, n, d, m, "objective+gradient", impl, "", "", "", "", f"error: {exc!r}"[:160]])
         finally:
@@ -379,7 +381,7 @@ def main(argv=None):
             for n in a.sizes:
                 try:
                     potential_rows(B, d, m, n, rng)
-                except Exception as exc:  # noqa: BLE001 - e.g. host memory for the inputs
+                except Exception as exc:
                     traceback.print_exc()
                     B.add(["potential", n, d, m, "", "", "", "", "", "", f"error: {exc!r}"[:160]])
                     B.free()
@@ -387,7 +389,7 @@ def main(argv=None):
         for n in a.cnf_sizes:
             try:
                 cnf_rows(B, d, n, rng)
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 traceback.print_exc()
                 B.add([f"cnf rk4 nt={a.nt}", n, d, a.cnf_width, "objective+gradient", "", "",
                        "", "", "", f"error: {exc!r}"[:160]])

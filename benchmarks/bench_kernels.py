@@ -42,6 +42,7 @@ average around each measurement (the machine is shared):
 
     OPENBLAS_NUM_THREADS=1 NUMBA_NUM_THREADS=1 python benchmarks/bench_kernels.py --quick
 """
+# ruff: noqa: B023  (each timed lambda is called within the loop iteration that defines it)
 import argparse
 import os
 import subprocess
@@ -51,14 +52,14 @@ import time
 
 os.environ.setdefault("NUMBA_NUM_THREADS", str(os.cpu_count() or 1))
 
-import numpy as np  # noqa: E402
+import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import write  # noqa: E402
-from bench_potential import flops  # noqa: E402
+from _common import write
+from bench_potential import flops
 
-from ocp_learn.kernels import set_num_threads  # noqa: E402
-from ocp_learn.problems.cnf import ContinuousNormalizingFlow  # noqa: E402
+from ocp_learn.kernels import set_num_threads
+from ocp_learn.problems.cnf import ContinuousNormalizingFlow
 
 IMPLS = ("ocp_numba_fused", "ocp_numba", "ocp_numpy", "torch_otflow", "torch_autograd", "ffjord")
 

@@ -55,7 +55,7 @@ def build(problem, n, backend, shard=None):
         from ocp_learn.problems.mfg import mfg_preset
         p = mfg_preset("crowd", 2, n_samples=n, backend=backend, seed=0)
         if shard is not None:
-            p.x0 = p.x0[shard.start:shard.stop]  # the same agents as the serial run
+            p = p.take(np.arange(shard.start, shard.stop))  # the same agents as the serial run
         return p
     raise ValueError(f"problem must be 'cnf' or 'mfg', got {problem!r}")
 
@@ -69,6 +69,16 @@ class _Free:
 
     def init_params(self, seed=None):
         return np.zeros(self.n_params)
+
+    def check_theta(self, theta, name="theta"):
+        return np.asarray(theta, dtype=np.float64)
+
+    def evaluate(self, theta, batch=None, gradient=True, *, x=None):
+        from ocp_learn import Evaluation, Ledger
+        return Evaluation(1.0, self._g if gradient else None, Ledger())
+
+    def objective(self, theta, batch=None):
+        return 1.0
 
     def objective_and_gradient(self, theta, batch=None):
         return 1.0, self._g

@@ -18,6 +18,7 @@ Writes results/potential.json and results/potential.md.
 
     NUMBA_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 python benchmarks/bench_potential.py [--n 256]
 """
+# ruff: noqa: B023  (each timed lambda is called within the loop iteration that defines it)
 import argparse
 import os
 import sys
@@ -25,9 +26,9 @@ import sys
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(__file__))
-from _common import best_time, write  # noqa: E402
+from _common import best_time, write
 
-from ocp_learn.models import PotentialResNet  # noqa: E402
+from ocp_learn.models import PotentialResNet
 
 
 def flops(op, d, m, M, r):

@@ -17,6 +17,7 @@ of the two gradients (they must agree to rounding).  Writes results/trace_path.{
 
     NUMBA_NUM_THREADS=2 python benchmarks/bench_trace_path.py [--dims 10 50 100] [--sample-scale 1]
 """
+# ruff: noqa: B023  (each timed lambda is called within the loop iteration that defines it)
 import argparse
 import os
 import sys
@@ -24,10 +25,10 @@ import sys
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(__file__))
-from _common import best_time, write  # noqa: E402
+from _common import best_time, write
 
-from ocp_learn.models import PotentialResNet  # noqa: E402
-from ocp_learn.problems.mfg import mfg_preset  # noqa: E402
+from ocp_learn.models import PotentialResNet
+from ocp_learn.problems.mfg import mfg_preset
 
 
 def _potential_row(d, m, n, repeat, rng):

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The one prepared GPU check of issue 9 (run from the repository root on the GPU machine):
+# The prepared GPU check (run from the repository root on the GPU machine):
 #   1. tests/test_gpu.py (simulator test, CPU chunking tests, GPU tests: CuPy vs numpy to 1e-12,
 #      chunked == one chunk, CuPy in -> CuPy out);
 #   2. benchmarks/bench_gpu.py: CuPy vs numba CPU, n up to 2^20, d = 64, + CNF objective/gradient.

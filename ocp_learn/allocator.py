@@ -12,6 +12,11 @@ kernel).  :func:`tune_malloc` raises both thresholds with ``mallopt``; the ``ocp
 command calls it at start.  The cost is that freed memory stays mapped (the peak resident
 size is unchanged; it is simply not returned between evaluations).
 
+The sweeps write their own temporaries (stage states of unkept steps, the adjoint's stage
+cotangents) into a :class:`~ocp_learn.arrays.Workspace` allocated once per sweep; the
+arrays the fields return (right-hand sides, cotangents, kernel buffers) and the states a
+tape keeps are still allocated per stage, which is what this tuning serves.
+
 Only glibc has ``mallopt``; elsewhere :func:`tune_malloc` does nothing and returns False.
 """
 from __future__ import annotations
@@ -27,7 +32,7 @@ _M_MMAP_THRESHOLD = -3
 MMAP_THRESHOLD_MAX = 32 * 1024 * 1024
 
 
-def tune_malloc(mmap_threshold=MMAP_THRESHOLD_MAX, trim_threshold=1 << 30):
+def tune_malloc(mmap_threshold: int = MMAP_THRESHOLD_MAX, trim_threshold: int = 1 << 30) -> bool:
     """Serve blocks up to ``mmap_threshold`` bytes from the heap and keep up to
     ``trim_threshold`` bytes of free heap in the process (glibc ``mallopt``).
 

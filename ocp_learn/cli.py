@@ -36,36 +36,109 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _debug_requested(args: argparse.Namespace) -> bool:
-    return bool(args.debug) or os.environ.get("OCP_LEARN_DEBUG", "") not in ("", "0")
+def _debug_requested(args: argparse.Namespace | None) -> bool:
+    return bool(getattr(args, "debug", False)) or \
+        os.environ.get("OCP_LEARN_DEBUG", "") not in ("", "0")
+
+
+#: module of an optional dependency -> the extra of ``ocp_learn`` that installs it
+EXTRAS = {"ot": "test", "torch": "bench", "torchdiffeq": "bench", "mpi4py": "mpi",
+          "cupy": "gpu", "numba_cuda": "gpu", "hypothesis": "test", "array_api_strict": "test"}
+
+
+def describe_error(exc: BaseException) -> str:
+    """One line naming the cause of a failure of the user's input or environment.
+
+    Parameters
+    ----------
+    exc : BaseException
+        The error.
+
+    Returns
+    -------
+    str
+        The message's first line, with what to do for a missing optional dependency and
+        for memory.
+    """
+    text = str(exc).strip()
+    line = text.splitlines()[0] if text else type(exc).__name__
+    if isinstance(exc, ImportError):
+        mod = (exc.name or "").split(".")[0]
+        extra = EXTRAS.get(mod)
+        if extra is not None and "pip install" not in line:
+            line = f'{line}: install the optional dependency with pip install "ocp_learn[{extra}]"'
+        elif mod and "pip install" not in line:
+            line = f"{line}: a required package is missing (pip install ocp_learn)"
+    elif isinstance(exc, MemoryError) and "reduce" not in line:
+        line = f"out of memory ({line}); reduce the sizes (samples, dimension, width)"
+    elif isinstance(exc, OSError) and not isinstance(exc, FileNotFoundError) \
+            and exc.filename is not None and exc.strerror:
+        line = f"{exc.strerror}: {exc.filename!r}"
+    return line
+
+
+def _interrupted(args: argparse.Namespace) -> str:
+    """What an interrupted run left behind, in one line."""
+    from .recipes.rundir import saved_files
+
+    out = getattr(args, "out", None)
+    if not out or not os.path.isdir(out):
+        return "interrupted; nothing was saved"
+    files = saved_files(out)
+    if not files:
+        return "interrupted; nothing was saved"
+    what = ", ".join(files)
+    ckpt = os.path.join(out, "checkpoint.npz")
+    if "checkpoint.npz" in files:
+        try:
+            from .optim.checkpoint import load_checkpoint
+
+            what = what.replace("checkpoint.npz",
+                                f"checkpoint.npz (iteration {load_checkpoint(ckpt)[1]['nit']})")
+        except Exception:  # a damaged checkpoint: name the file only
+            pass
+        return f"interrupted; saved in {out}: {what} (continue with --resume)"
+    return f"interrupted; saved in {out}: {what} (the folder is marked INCOMPLETE)"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``ocp-learn``; returns the exit status.
 
     A bad option value found by argparse exits with status 2 and a usage
-    message.  A bad value found by the library inside a command
-    (``ValueError``, ``TypeError``, :class:`~ocp_learn.NonFiniteError`,
-    ``FileNotFoundError``) prints one line ``ocp-learn: error: <message>`` to
-    stderr and returns 2, without a traceback; ``--debug`` (or
-    ``OCP_LEARN_DEBUG=1``) re-raises it instead.
+    message.  A failure of the user's input or environment found inside a
+    command (a bad value, ``--out`` naming a file or an unwritable place, a
+    missing or damaged checkpoint, a run that does not fit in memory, a missing
+    optional dependency, :class:`~ocp_learn.NonFiniteError`) prints one line
+    ``ocp-learn COMMAND: error: <cause>`` to stderr and returns 2, without a
+    traceback; ``--debug`` (or ``OCP_LEARN_DEBUG=1``) re-raises it instead.
+    Ctrl-C returns 130 after one line saying what was saved.
     """
+    import zipfile
+
     from .allocator import tune_malloc
     from .errors import NonFiniteError
+    from .recipes.rundir import RunError
 
     tune_malloc()  # keep freed arrays in the process (no page faults per evaluation)
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
     if not args.command:
         parser.print_help()
         return 2
+    args._argv = argv
     try:
         return args._run(args)
-    except (ValueError, TypeError, NonFiniteError, FileNotFoundError) as exc:
+    except KeyboardInterrupt:
         if _debug_requested(args):
             raise
-        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        print(f"ocp-learn {args.command}: error: {msg}", file=sys.stderr)
+        print(f"ocp-learn {args.command}: {_interrupted(args)}", file=sys.stderr)
+        return 130
+    except (ValueError, TypeError, NonFiniteError, RunError, OSError, MemoryError, ImportError,
+            EOFError, zipfile.BadZipFile) as exc:
+        if _debug_requested(args):
+            raise
+        print(f"ocp-learn {args.command}: error: {describe_error(exc)}", file=sys.stderr)
         return 2
 
 

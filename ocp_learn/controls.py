@@ -158,11 +158,13 @@ class StepControl:
         Parameter tangent (for the tangent sweep).
     """
 
-    __slots__ = ("tp", "nodes", "grad", "dnodes", "_s_mid", "_s0", "_ds", "_w")
+    __slots__ = ("tp", "nodes", "grad", "dnodes", "_rows", "_drows", "_s_mid", "_s0", "_ds", "_w")
 
     def __init__(self, tp: TimeParameterization, nodes: Any, t: float, h: float, t0: float,
                  T: float, grad: Any = None, dnodes: Any = None) -> None:
         self.tp, self.nodes, self.grad, self.dnodes = tp, nodes, grad, dnodes
+        self._rows = _Rows(nodes)
+        self._drows = None if dnodes is None else _Rows(dnodes)
         self._s0 = (t - t0) / T
         self._ds = h / T
         self._s_mid = self._s0 + 0.5 * self._ds
@@ -176,11 +178,11 @@ class StepControl:
 
     def theta(self, c: float) -> Any:
         """``theta`` at the stage time ``t + c h``."""
-        return combine_rows(_Rows(self.nodes), self._weights(c))
+        return combine_rows(self._rows, self._weights(c))
 
     def dtheta(self, c: float) -> Any:
         """The parameter tangent at ``t + c h`` (``None`` without ``dnodes``)."""
-        return None if self.dnodes is None else combine_rows(_Rows(self.dnodes), self._weights(c))
+        return None if self._drows is None else combine_rows(self._drows, self._weights(c))
 
     def add_grad(self, c: float, g: Any) -> None:
         """Add the local gradient ``g`` at ``t + c h`` to the rows it came from."""

@@ -33,22 +33,27 @@ class Ledger:
     stored_floats: int = 0
     _held: int = 0
 
-    def hold(self, n):
+    def hold(self, n: int) -> None:
         """Record that ``n`` more floats are kept; update the peak."""
         self._held += int(n)
         self.stored_floats = max(self.stored_floats, self._held)
 
-    def release(self, n):
+    def release(self, n: int) -> None:
         """Record that ``n`` floats were freed."""
         self._held -= int(n)
 
-    def as_dict(self):
+    def as_dict(self) -> dict:
+        """The counters by name."""
         d = asdict(self)
         d.pop("_held")
         return d
 
-    def __iadd__(self, other):
-        for k in ("rhs_evals", "jvp_evals", "vjp_evals", "steps", "recomputed_steps"):
-            setattr(self, k, getattr(self, k) + getattr(other, k))
+    def __iadd__(self, other: Ledger) -> Ledger:
+        """Add ``other``'s work counters; the peak is the larger of the two peaks."""
+        self.rhs_evals += other.rhs_evals
+        self.jvp_evals += other.jvp_evals
+        self.vjp_evals += other.vjp_evals
+        self.steps += other.steps
+        self.recomputed_steps += other.recomputed_steps
         self.stored_floats = max(self.stored_floats, other.stored_floats)
         return self

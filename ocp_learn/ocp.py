@@ -220,7 +220,13 @@ class OCP:
 
     def init_params(self, seed: Any = None) -> np.ndarray:
         """Initial parameters: the model's draw at every time node (same draw
-        repeated, so ``theta(t)`` starts constant) and the terminal's draw."""
+        repeated, so ``theta(t)`` starts constant) and the terminal's draw.
+
+        Parameters
+        ----------
+        seed : int, numpy.random.Generator or None
+            ``None`` draws from fresh entropy (a different start on every call).
+        """
         rng = check_rng(seed)
         local = self.model.init_params(rng)
         theta = np.empty(self.n_params)
@@ -266,6 +272,10 @@ class OCP:
         return y0 if y0.dtype == self.dtype else y0.astype(self.dtype)
 
     def _batch(self, batch, name="batch"):
+        if self.n_samples == 0:
+            raise ValueError("this problem holds no samples (a problem for inference, e.g. "
+                             "one loaded from a file): give the samples as x, or set them "
+                             "with set_samples(x) where the problem offers it")
         if batch is None:
             return None, self.x0
         idx = np.asarray(batch)
@@ -324,6 +334,23 @@ class OCP:
         if idx is None:
             raise ValueError("rows must be a non-empty 1-D array of sample indices or a "
                              "boolean mask, got None")
+        return self._part(idx)
+
+    def without_samples(self) -> OCP:
+        """The same problem holding no samples: a problem for inference.
+
+        Returns
+        -------
+        OCP
+            A shallow copy of this problem (of the same class) with the settings (field,
+            time grid, costs) and zero sample rows.  It pushes new points forward
+            (:meth:`push_forward`), evaluates the objective of samples given as ``x``
+            (:meth:`evaluate`) and predicts; asking it for its own samples' objective
+            raises a ``ValueError``.  :func:`ocp_learn.problems.load` returns such problems.
+        """
+        return self._part(np.zeros(0, dtype=np.intp))
+
+    def _part(self, idx):
         part = copy.copy(self)
         part.x0 = self.x0[idx]
         if isinstance(self.terminal, PerSampleTerminal):
@@ -452,16 +479,11 @@ class OCP:
 
     # --- tangent and adjoint maps of theta -> y(T) (for Gauss--Newton) -----
     def final_state(self, theta: np.ndarray, batch: Any = None) -> np.ndarray:
-        """``y(T)`` of the batch."""
+        """``y(T)`` of the training rows ``batch``, all columns of the field (new points:
+        :meth:`push_forward`)."""
         theta = self.check_theta(theta)
         idx, x = self._batch(batch)
-        field = self._field(idx)
-        nodes, _ = self._split(theta)
-        sweep = self._sweep(nodes, Ledger(), field=field)
-        y = self._initial_state(x, field)
-        for k in range(self.nt):
-            y, _ = sweep.step(k, y, keep=False)
-        return y
+        return self._states(theta, x, self.times, self._field(idx), False)
 
     def final_state_jvp(self, theta: np.ndarray, dtheta: np.ndarray,
                         batch: Any = None) -> tuple[np.ndarray, np.ndarray]:
@@ -501,28 +523,87 @@ class OCP:
         self.ledger += ledger
         return g, lam0
 
-    def trajectory(self, theta: np.ndarray, x: Any = None, times: Any = None) -> np.ndarray:
-        """States at every grid time, shape ``(len(times), n, D)``.
+    # --- inference: new points through the trained dynamics -------------------
+    @property
+    def point_dim(self) -> int:
+        """Columns of the points :meth:`push_forward` returns (the model's state, without
+        the columns of running costs)."""
+        return self.model.state_dim
 
-        ``x`` defaults to the problem's data; ``times`` (increasing or
-        decreasing: backward integration) defaults to the problem's grid.
+    def time_grid(self, nt: int | None = None) -> np.ndarray:
+        """The uniform grid ``t0 + T k / nt``, ``k = 0..nt`` (the problem's own for ``None``)."""
+        if nt is None:
+            return self.times
+        nt = check_positive_int("nt", nt)
+        return self.t0 + self.T * np.arange(nt + 1) / nt
+
+    def push_forward(self, theta: np.ndarray, x: Any = None, *, nt: int | None = None,
+                     trajectory: bool = False) -> np.ndarray:
+        """Push points forward through the trained dynamics: ``z(T)``, or the whole path.
+
+        Parameters
+        ----------
+        theta : ndarray, shape (n_params,)
+            The (trained) parameters.
+        x : array_like, shape (m, d), optional
+            New points, in the coordinates the problem takes its samples in (e.g. unpadded
+            features of a classifier, data coordinates of a flow); the problem's own
+            samples by default.
+        nt : int, optional
+            Time steps of a uniform grid on the same horizon (the problem's grid by
+            default).
+        trajectory : bool
+            Return the states at every grid time instead of the final ones.
+
+        Returns
+        -------
+        ndarray
+            ``z(T)`` of shape ``(m, point_dim)``, or the path ``(nt + 1, m, point_dim)``
+            with ``trajectory=True`` (the state columns of the model; running-cost columns
+            are left out).
         """
         theta = self.check_theta(theta)
         if x is None:
-            x, field = self.x0, self._field(None)
+            _, xs = self._batch(None)
+            field = self._field(None)
+        else:
+            xs = self._samples(x)
+            field = self._field_on(xs)
+        y = self._states(theta, xs, self.time_grid(nt), field, bool(trajectory))
+        return y[..., :self.point_dim]
+
+    def trajectory(self, theta: np.ndarray, x: Any = None, times: Any = None) -> np.ndarray:
+        """States at every grid time, shape ``(len(times), n, D)`` (all columns of the
+        field, running costs included).
+
+        ``x`` defaults to the problem's data; ``times`` (increasing or
+        decreasing: backward integration) defaults to the problem's grid.
+        :meth:`push_forward` is the same map for new points, in the problem's coordinates.
+        """
+        theta = self.check_theta(theta)
+        if x is None:
+            _, x = self._batch(None)
+            field = self._field(None)
         else:
             x = as_array("x", x, ndim=2, min_rows=1, dtype=self.dtype)
             field = self._field_on(x)
         return self._trajectory(theta, x, times, field)
 
     def _trajectory(self, theta, x, times, field):
-        nodes, _ = self._split(theta)
         times = self.times if times is None else as_array("times", times, ndim=1)
+        return self._states(theta, x, times, field, True)
+
+    def _states(self, theta, x, times, field, path):
+        """The states of ``x`` on ``times``: the final ones, or every one (``path``)."""
+        nodes, _ = self._split(theta)
         sweep = self._sweep(nodes, Ledger(), times=times, field=field)
-        ys = [self._initial_state(x, field)]
+        y = self._initial_state(x, field)
+        ys = [y]
         for k in range(len(times) - 1):
-            ys.append(sweep.step(k, ys[-1], keep=False)[0])
-        return np.stack(ys)
+            y = sweep.step(k, y, keep=False)[0]
+            if path:
+                ys.append(y)
+        return np.stack(ys) if path else y
 
     def __repr__(self) -> str:
         return (f"OCP(model={type(self.model).__name__}, n={self.n_samples}, "

@@ -141,7 +141,7 @@ LIBRARY = [
     ("tableau-nonfinite", _nonfinite_tableau, ValueError, r"tableau entries must be finite"),
     ("tableau-inconsistent", _inconsistent_tableau, ValueError, r"weights b must sum to 1"),
     # --- optimizers ----------------------------------------------------------------------
-    ("lbfgs-maxiter-zero", lambda: lbfgs(clf(), maxiter=0, progress=False), ValueError, r"maxiter must be a positive"),
+    ("lbfgs-maxiter-zero", lambda: lbfgs(clf(), maxiter=0, progress=False), ValueError, r"(maxiter|iters) must be a positive"),
     ("lbfgs-gtol-negative", lambda: lbfgs(clf(), gtol=-1.0, progress=False), ValueError, r"gtol must be a finite non-negative"),
     ("lbfgs-ftol-negative", lambda: lbfgs(clf(), ftol=-1.0, progress=False), ValueError, r"ftol must be a finite non-negative"),
     ("lbfgs-memory-zero", lambda: lbfgs(clf(), memory=0, progress=False), ValueError, r"memory must be a positive"),
@@ -193,14 +193,13 @@ CLI = [
     ("classify-time-param", ["classify", "--time-param", "spline"], r"time-param must be"),
     ("classify-width-zero", ["classify", "--width", "0"], r"width must be a positive"),
     ("classify-augment-negative", ["classify", "--augment", "-1"], r"augment must be a non-negative"),
-    ("classify-n-train-zero", ["classify", "--n-train", "0"], r"n_train must be a positive"),
-    ("classify-n-test-zero", ["classify", "--n-test", "0"], r"n_test must be a positive"),
-    ("classify-maxiter-zero", ["classify", "--maxiter", "0"], r"maxiter must be a positive"),
+    ("classify-n-train-zero", ["classify", "--n-train", "0"], r"n.train must be a positive"),
+    ("classify-n-test-zero", ["classify", "--n-test", "0"], r"n.test must be a positive"),
+    ("classify-maxiter-zero", ["classify", "--maxiter", "0"], r"(maxiter|iters) must be a positive"),
     ("classify-tikhonov-negative", ["classify", "--tikhonov", "-1"], r"tikhonov must be a finite non-negative"),
     ("classify-viscosity-negative", ["classify", "--viscosity", "-0.1"], r"viscosity must be a finite non-negative"),
     ("classify-seed-negative", ["classify", "--seed", "-1"], r"seed must be a non-negative"),
     ("demo-seed-negative", ["demo", "--seed", "-2"], r"seed must be a non-negative"),
-    ("flow-data-unknown", ["flow", "--data", "nope", "--n", "8", "--n-test", "8"], r"data must be one of"),
     ("flow-nt-zero", ["flow", "--nt", "0", "--n", "8", "--n-test", "8"], r"\bnt must be a positive"),
     ("flow-width-zero", ["flow", "--width", "0", "--n", "8", "--n-test", "8"], r"width must be a positive"),
     ("mfg-dim-zero", ["mfg", "--dim", "0"], r"dim must be"),
@@ -212,6 +211,7 @@ ARGPARSE = [
     ("classify-data-unknown", ["classify", "--data", "mnist"]),
     ("flow-missing-out", ["flow"]),
     ("bench-unknown-target", ["bench", "gpu-magic"]),
+    ("flow-data-unknown", ["flow", "--data", "nope", "--out", "o"]),
 ]
 
 

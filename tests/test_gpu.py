@@ -109,16 +109,27 @@ def test_chunk_size_follows_the_byte_budget():
         chunk_size(per, 1.5)
 
 
+class _OtherModule:
+    """NumPy under another name: the model then checks its arguments as it does device
+    arrays (:func:`ocp_learn.kernels.potential_backend.checked_array`)."""
+
+    __name__ = "other"
+
+    def __getattr__(self, name):
+        return getattr(np, name)
+
+
+@pytest.mark.parametrize("xp", [np, _OtherModule()], ids=["numpy", "other"])
 @pytest.mark.parametrize("trace", ["exact", "hutchinson"])
 @pytest.mark.parametrize("chunk", [1, 5, 17])
-def test_chunked_driver_on_the_host_equals_the_reference(trace, chunk):
+def test_chunked_driver_on_the_host_equals_the_reference(trace, chunk, xp):
     from ocp_learn.kernels.potential_cupy import CupyPotentialBackend
     from ocp_learn.models import PotentialResNet
     rng = np.random.default_rng(3)
     n, d = 17, 3
     ref = PotentialResNet(d, width=6, n_layers=2, trace=trace, backend="numpy")
     host = PotentialResNet(d, width=6, n_layers=2, trace=trace,
-                           backend=CupyPotentialBackend(chunk=chunk, xp=np))
+                           backend=CupyPotentialBackend(chunk=chunk, xp=xp))
     theta = ref.init_params(0)
     x, t = rng.standard_normal((n, d)), rng.standard_normal(n)
     pr = ref.sample_probes(n, rng, k=2) if trace == "hutchinson" else None

@@ -1,8 +1,8 @@
-import numpy as np
 import pytest
 
 import ocp_learn as ol
-from ocp_learn.integrators import TABLEAUX, ButcherTableau
+from ocp_learn.integrators import (TABLEAUX, ButcherTableau, ExplicitRK, Integrator,
+                                   InvertibleIntegrator, Leapfrog, get_integrator)
 from ocp_learn.verify import convergence_order
 
 
@@ -41,3 +41,34 @@ def test_get_integrator_names():
     assert ol.get_integrator("rk4").order == 4
     with pytest.raises(ValueError, match="integrator must be one of"):
         ol.get_integrator("rk5")
+
+
+def test_integrators_declare_their_capabilities():
+    for name in TABLEAUX:
+        rk = get_integrator(name)
+        assert isinstance(rk, Integrator) and not isinstance(rk, InvertibleIntegrator)
+        assert rk.tableau is TABLEAUX[name] and rk.uses_residuals and not rk.reversible
+    lf = get_integrator("leapfrog")
+    assert isinstance(lf, InvertibleIntegrator)
+    assert lf.tableau is None and lf.reversible and not lf.uses_residuals
+
+
+def test_integrator_objects_are_checked_against_the_contract():
+    rk = ExplicitRK(TABLEAUX["heun"])
+    assert get_integrator(rk) is rk and isinstance(get_integrator("leapfrog"), Leapfrog)
+
+    class NoCapabilities:
+        name, order, stages = "mine", 1, 1
+
+        def step(self, *a, **k): ...
+
+        def step_adjoint(self, *a, **k): ...
+
+        def step_tangent(self, *a, **k): ...
+
+        def tape_floats(self, n, D): ...
+
+    with pytest.raises(TypeError, match="lacks 'tableau', 'reversible', 'uses_residuals'"):
+        get_integrator(NoCapabilities())
+    with pytest.raises(TypeError, match="integrator must be a name"):
+        get_integrator(3)

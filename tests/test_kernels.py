@@ -8,8 +8,8 @@ import pytest
 from ocp_learn import kernels
 from ocp_learn.kernels import (activation_numba, mlp_numba, potential_gram_numba,
                                potential_jacobian_numba, potential_numba)
-from ocp_learn.kernels.potential_backend import (PotentialBackend, potential_backends,
-                                                 register_potential_backend)
+from ocp_learn.kernels.potential_backend import (FusedFlowBackend, PotentialBackend,
+                                                 potential_backends, register_potential_backend)
 from ocp_learn.kernels.potential_numpy import NumpyPotentialBackend
 from ocp_learn.models import PotentialResNet
 from ocp_learn.models.mlp import SingleLayerNet
@@ -115,6 +115,7 @@ def test_potential_backend_registry():
     """A name resolves to a backend object once; a registered factory or a backend object
     serves as well; an unknown name or a non-backend is refused with its name."""
     assert isinstance(PotentialResNet(2).backend, PotentialBackend)
+    assert isinstance(PotentialResNet(2, backend="numba").backend, FusedFlowBackend)
     with pytest.raises(ValueError, match="backend"):
         PotentialResNet(2, backend="jax")
     with pytest.raises(TypeError, match="backend"):
@@ -194,6 +195,26 @@ def test_fused_field_dropped_hjb_term_is_caught():
     f.vjp = vjp_without_hjb
     _, g_bad = p.objective_and_gradient(theta)
     assert rel(g_bad, g) > 1e-4
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+def test_with_probes_is_a_copy_with_other_probes(backend):
+    """``with_probes`` shares everything but the probes, and the copy evaluates with them."""
+    from ocp_learn.models.potential_flow import PotentialFlowField
+    pot = PotentialResNet(2, width=4, trace="hutchinson", backend=backend)
+    field = PotentialFlowField(pot)
+    rng = np.random.default_rng(0)
+    y = field.initial_state(rng.standard_normal((5, 2)))
+    theta = field.init_params(0)
+    pr1, pr2 = pot.sample_probes(5, 1, k=2), pot.sample_probes(5, 2, k=2)
+    f1, f2 = field.with_probes(pr1), field.with_probes(pr2)
+    assert field.probes is None and f1.probes is pr1 and type(f1) is PotentialFlowField
+    assert f1.potential is pot and f1.interactions is field.interactions
+    D1 = pot.derivatives(y[:, :2], 0.3, theta, probes=pr1)
+    assert rel(f1.rhs(y, 0.3, theta)[:, 2], -D1.lap) <= TOL
+    assert not np.allclose(f1.rhs(y, 0.3, theta), f2.rhs(y, 0.3, theta))
+    with pytest.raises(ValueError, match="probes"):
+        field.rhs(y, 0.3, theta)
 
 
 def test_fused_field_only_where_the_backend_offers_it():

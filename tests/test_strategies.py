@@ -1,7 +1,7 @@
 """Gradient strategies (MATH B3, B4): every discretize-then-optimize strategy returns the
 store-all gradient; checkpointing recomputes exactly Griewank's t(N, s) steps; the
 reversible strategy stores O(1) floats; the continuous adjoint converges at the order."""
-from functools import lru_cache
+from functools import cache
 from math import comb
 
 import numpy as np
@@ -59,7 +59,7 @@ def test_dto_strategies_equal_store_all_leapfrog(strategy, nt):
 def test_revolve_formula_against_brute_force():
     """t(N, s) (MATH B4) is the minimum of the checkpointing recursion, found by brute force."""
 
-    @lru_cache(maxsize=None)
+    @cache
     def best(l, s):
         if l == 1:
             return 0
@@ -201,3 +201,50 @@ def test_bench_memory_stored_floats_match_formulas(tmp_path):
     for r in rows:
         if not r["strategy"].startswith("continuous"):
             assert r["grad_rel_err_vs_store_all"] <= 1e-12
+
+
+REUSE = [("store_all", "rk4"), ("store_states", "rk4"), (("checkpoint", 3), "rk4"),
+         ("reversible", "leapfrog"), (("continuous", "backsolve"), "rk4"),
+         (("continuous", "interpolate"), "rk4")]
+
+
+def test_reuse_cases_cover_every_strategy():
+    from ocp_learn.gradients import STRATEGIES
+
+    assert {s if isinstance(s, str) else s[0] for s, _ in REUSE} == set(STRATEGIES)
+
+
+@pytest.mark.parametrize("spec,integrator", REUSE, ids=str)
+def test_reusable_tape_is_declared_honestly(spec, integrator):
+    """A strategy that declares ``reusable_tape`` gives the same adjoint from its tape a
+    second time; one that does not consumes it."""
+    from ocp_learn.controls import PiecewiseLinear, StepControl
+    from ocp_learn.gradients import Sweep
+    from ocp_learn.integrators import get_integrator
+    from ocp_learn.ledger import Ledger
+
+    rng = np.random.default_rng(3)
+    field = ol.SingleLayerNet(2, width=5) if integrator == "rk4" else HamiltonianNet(2)
+    D = field.state_dim
+    nodes = 0.5 * rng.standard_normal((3, field.layout.size))
+    y0, lamN = rng.standard_normal((7, D)), rng.standard_normal((7, D))
+    times = np.linspace(0.0, 1.0, 9)
+    strategy = get_strategy(spec)
+
+    def backward(tape=None):
+        grad = np.zeros_like(nodes)
+        ctrls = [StepControl(PiecewiseLinear(3), nodes, times[k], times[k + 1] - times[k], 0.0,
+                             1.0, grad) for k in range(len(times) - 1)]
+        sweep = Sweep(field, get_integrator(integrator), times, ctrls, Ledger())
+        if tape is None:
+            _, tape = strategy.forward(sweep, y0)
+        return tape, strategy.backward(sweep, tape, lamN.copy()), grad
+
+    tape, lam0, g = backward()
+    if strategy.reusable_tape:
+        for _ in range(2):
+            _, lam1, g1 = backward(tape)
+            assert np.array_equal(lam1, lam0) and np.array_equal(g1, g)
+    else:
+        with pytest.raises(KeyError):
+            backward(tape)

@@ -6,7 +6,7 @@ Another package adds a subcommand with :func:`register`.
 """
 from __future__ import annotations
 
-from . import bench, classify, demo, flow, mfg, verify
+from . import bench, classify, demo, flow, mfg, model, verify
 from .base import HelpFormatter, Subcommand, format_table, print_metrics
 
 __all__ = ["SUBCOMMANDS", "register", "Subcommand", "HelpFormatter", "format_table",
@@ -15,7 +15,7 @@ __all__ = ["SUBCOMMANDS", "register", "Subcommand", "HelpFormatter", "format_tab
 #: name -> subcommand, in the order of ``ocp-learn --help``.
 SUBCOMMANDS: dict[str, Subcommand] = {
     c.name: c for c in (demo.COMMAND, bench.COMMAND, classify.COMMAND, flow.COMMAND,
-                        mfg.COMMAND, verify.COMMAND)}
+                        mfg.COMMAND, *model.COMMANDS, verify.COMMAND)}
 
 
 def register(command: Subcommand) -> Subcommand:

@@ -60,7 +60,8 @@ def find_benchmarks_dir(hint: str | None = None) -> str:
                             "or pass --benchmarks DIR (or set OCP_LEARN_BENCHMARKS)")
 
 
-def _run_script(path, argv):
+def _run_script(path: str, argv: list[str]) -> int:
+    """Run ``main(argv)`` of the benchmark script ``path``."""
     spec = importlib.util.spec_from_file_location(
         "ocp_learn_bench_" + os.path.splitext(os.path.basename(path))[0], path)
     mod = importlib.util.module_from_spec(spec)
@@ -70,6 +71,9 @@ def _run_script(path, argv):
 
 def run(args: argparse.Namespace) -> int:
     """Run the benchmark ``args.target`` with ``--out`` and the ``--args`` options."""
+    from ..recipes.rundir import check_out
+
+    check_out(args.out)
     target, _ = BENCH_TARGETS[args.target]
     extra = shlex.split(args.args or "")
     argv = ["--out", os.path.abspath(args.out)] + extra

@@ -4,8 +4,10 @@ from __future__ import annotations
 import argparse
 import os
 
+from ..errors import check_nonneg_int
 from ..recipes.demo import run_demo
-from .base import Subcommand, format_table
+from .base import (Subcommand, add_output_options, check_out_of, format_table, run_info_of,
+                   show_progress)
 
 __all__ = ["COMMAND"]
 
@@ -14,12 +16,15 @@ def configure(p: argparse.ArgumentParser) -> None:
     """Add the options of ``ocp-learn demo`` to ``p``."""
     p.add_argument("--out", default="ocp_learn_demo", help="output folder")
     p.add_argument("--seed", type=int, default=0, help="random seed")
-    p.add_argument("--progress", action="store_true", help="show progress bars")
+    add_output_options(p)
 
 
 def run(args: argparse.Namespace) -> int:
     """Run :func:`ocp_learn.recipes.demo.run_demo` and print its metrics as a table."""
-    allm = run_demo(args.out, seed=args.seed, progress=args.progress)
+    check_nonneg_int("--seed", args.seed)
+    check_out_of(args)
+    allm = run_demo(args.out, seed=args.seed, progress=show_progress(args),
+                    info=run_info_of(args))
     rows = [[m["problem"], k, f"{v:.4g}" if isinstance(v, float) else v]
             for m in allm for k, v in m.items() if k != "problem"]
     print(format_table(rows, ["problem", "metric", "value"]))

@@ -7,24 +7,40 @@ import os
 from ..distributed import Parallel, auto_comm
 from ..errors import check_positive_float, check_positive_int
 from ..recipes.flow import run_flow
-from .base import Subcommand, print_metrics
+from .base import (Subcommand, add_output_options, check_memory, check_out_of, print_metrics,
+                   run_info_of, show_progress, warn_option)
 
-__all__ = ["COMMAND"]
+__all__ = ["COMMAND", "estimate_bytes"]
+
+#: Samples of the Gaussian mixture's entropy estimate (the NLL floor of ``--data gmm``).
+GMM_ENTROPY_SAMPLES = 200_000
+
+
+def _data_names() -> list[str]:
+    from ..datasets.toy2d import TOY2D
+
+    return sorted(TOY2D) + ["gmm"]
 
 
 def configure(p: argparse.ArgumentParser) -> None:
     """Add the options of ``ocp-learn flow`` to ``p``."""
-    p.add_argument("--data", default="8gaussians", help="2-D toy name or 'gmm'")
-    p.add_argument("--dim", type=int, default=2, help="dimension (for --data gmm)")
+    names = _data_names()
+    p.add_argument("--data", default="8gaussians", choices=names, metavar="NAME",
+                   help="data set: " + ", ".join(names) + " (a Gaussian mixture in --dim "
+                        "dimensions)")
+    p.add_argument("--dim", type=int, default=2, help="dimension (--data gmm only)")
     p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--n", "--n-train", dest="n", type=int, default=2048,
+    p.add_argument("--n-train", "--n", dest="n", type=int, default=2048,
                    help="training samples (per draw with --resample-every)")
-    p.add_argument("--n-test", type=int, default=10000, help="test samples")
+    p.add_argument("--n-test", type=int, default=10000, help="test samples (at least 2)")
     p.add_argument("--optimizer", choices=["lbfgs", "adam"], default="lbfgs", help="optimizer")
     p.add_argument("--iters", "--maxiter", dest="iters", type=int, default=300,
                    help="iterations")
-    p.add_argument("--batch-size", type=int, default=1024, help="Adam mini-batch size")
-    p.add_argument("--lr", type=float, default=0.02, help="Adam step size (cosine schedule)")
+    p.add_argument("--batch-size", type=int, default=None,
+                   help="Adam mini-batch size (default: 1024; Adam only)")
+    p.add_argument("--lr", type=float, default=None,
+                   help="Adam step size, cosine schedule (default: 0.02; Adam only: L-BFGS "
+                        "takes its steps from a line search)")
     p.add_argument("--width", type=int, default=32, help="hidden width m of the potential")
     p.add_argument("--layers", type=int, default=1, help="residual layers M")
     p.add_argument("--nt", type=int, default=8, help="time steps")
@@ -38,14 +54,15 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--backend", choices=["numpy", "numba"], default="numba",
                    help="kernel backend")
     p.add_argument("--seed", type=int, default=0, help="random seed")
-    p.add_argument("--checkpoint-every", type=int, default=50,
-                   help="iterations between checkpoints (fixed-batch L-BFGS, Adam)")
+    p.add_argument("--checkpoint-every", type=int, default=None,
+                   help="iterations between checkpoints (default: 50; fixed-batch L-BFGS and "
+                        "Adam: a run with --resample-every writes one after every redraw)")
     p.add_argument("--resample-every", type=int, default=None,
-                   help="L-BFGS on --n fresh samples redrawn every this many iterations "
+                   help="L-BFGS on --n-train fresh samples redrawn every this many iterations "
                         "(checkpointed after each redraw; default: a fixed training set)")
     p.add_argument("--n-val", dest="n_val", type=int, default=None,
-                   help="validation samples of --resample-every (default: --n; a resume keeps "
-                        "the checkpoint's)")
+                   help="validation samples of --resample-every (default: --n-train; a resume "
+                        "keeps the checkpoint's)")
     p.add_argument("--keep-pairs", action="store_true",
                    help="with --resample-every: L-BFGS keeps its correction pairs across redraws "
                         "(default: scipy's L-BFGS-B restarted on every redraw)")
@@ -55,35 +72,102 @@ def configure(p: argparse.ArgumentParser) -> None:
                    help="shift = the training samples' mean, or that of N samples drawn with "
                         "the training seed (fixed input map; default: no shift)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.npz")
-    p.add_argument("--progress", action="store_true", help="show a progress bar")
+    add_output_options(p)
 
 
-def run(args: argparse.Namespace) -> int:
-    """Check the options, run :func:`ocp_learn.recipes.flow.run_flow`, print the metrics."""
-    for name in ("n", "n_test", "iters", "batch_size", "width", "layers", "nt", "checkpoint_every"):
-        check_positive_int("--" + name.replace("_", "-"), getattr(args, name))
-    kw = dict(optimizer=args.optimizer, maxiter=args.iters, width=args.width, n_layers=args.layers,
-              nt=args.nt, integrator=args.integrator, alpha_L=args.alpha_L, alpha_R=args.alpha_R,
-              trace=args.trace, backend=args.backend, batch_size=args.batch_size, lr=args.lr,
-              progress=args.progress, checkpoint=os.path.join(args.out, "checkpoint.npz"),
-              checkpoint_every=args.checkpoint_every, resume=args.resume,
-              resample_every=args.resample_every)
+def estimate_bytes(args: argparse.Namespace) -> float:
+    """A lower bound of the bytes a ``flow`` run holds at once: the training and test samples
+    (and the Gaussian mixture's entropy sample), the states of every stage of every time step
+    with their adjoints, and L-BFGS's pairs."""
+    d = args.dim if args.data == "gmm" else 2
+    n = args.n
+    data = (n + args.n_test + (args.n_val or 0)) * d
+    if args.data == "gmm":
+        data += GMM_ENTROPY_SAMPLES * d
+    if not isinstance(args.center, bool):
+        data += args.center * d
+    states = 2 * n * (d + 1) * (4 * args.nt + 1)
+    n_params = args.width * (d + 1) + args.layers * args.width ** 2 + 10 * (d + 1)
+    return 8.0 * (data + states + 25 * n_params)
+
+
+def _check(args: argparse.Namespace) -> None:
+    """Every option, before any work (a one-line error naming the option)."""
+    from ..errors import check_nonneg_int
+    from ..integrators import get_integrator
+
+    for name in ("n", "n_test", "iters", "width", "layers", "nt", "dim"):
+        check_positive_int("--" + {"n": "n-train"}.get(name, name.replace("_", "-")),
+                           getattr(args, name))
+    check_nonneg_int("--seed", args.seed)
+    if args.n_test < 2:
+        raise ValueError(f"--n-test must be at least 2 (the MMD compares pairs of test "
+                         f"samples), got {args.n_test}")
+    if args.data != "gmm" and args.dim != 2:
+        raise ValueError(f"--dim: the toy data set {args.data!r} is 2-D; --dim {args.dim} "
+                         "needs --data gmm")
+    get_integrator(args.integrator)  # a one-line error for an unknown tableau
+    check_positive_float("--alpha-L", args.alpha_L, allow_zero=True)
+    check_positive_float("--alpha-R", args.alpha_R, allow_zero=True)
+    if args.optimizer != "adam":
+        for opt, v in (("--lr", args.lr), ("--batch-size", args.batch_size)):
+            if v is not None:
+                raise ValueError(f"{opt} is an Adam setting; L-BFGS takes its steps from a "
+                                 "line search on the full batch (use --optimizer adam)")
+    if args.lr is not None:
+        check_positive_float("--lr", args.lr)
+    if args.batch_size is not None:
+        check_positive_int("--batch-size", args.batch_size)
+    if args.checkpoint_every is not None:
+        check_positive_int("--checkpoint-every", args.checkpoint_every)
     if not isinstance(args.center, bool):
         check_positive_int("--center", args.center)
     if args.scale is not None:
-        kw["scale"] = check_positive_float("--scale", args.scale)
+        check_positive_float("--scale", args.scale)
     if args.resample_every is not None:
         check_positive_int("--resample-every", args.resample_every)
-        kw["keep_pairs"] = args.keep_pairs
+        if args.optimizer != "lbfgs":
+            raise ValueError("--resample-every redraws the samples of L-BFGS; Adam draws "
+                             "mini-batches (use --optimizer lbfgs)")
         if args.n_val is not None:
-            kw["n_val"] = check_positive_int("--n-val", args.n_val)
+            check_positive_int("--n-val", args.n_val)
+        if args.checkpoint_every is not None:
+            warn_option("--checkpoint-every: a run with --resample-every writes its checkpoint "
+                        "after every redraw")
     elif args.n_val is not None:
         raise ValueError("--n-val: validation samples are used with --resample-every only")
     elif args.keep_pairs:
         raise ValueError("--keep-pairs: correction pairs are kept across redraws, with "
                          "--resample-every only")
+    sizes = f"--data {args.data} --dim {args.dim} --n-train {args.n} --n-test {args.n_test}"
+    check_memory(estimate_bytes(args), sizes, "samples, states of every time step, L-BFGS "
+                 "pairs" + (", and 200000 samples of the mixture's entropy" if args.data == "gmm"
+                            else ""))
+
+
+def run(args: argparse.Namespace) -> int:
+    """Check the options, run :func:`ocp_learn.recipes.flow.run_flow`, print the metrics."""
+    _check(args)
+    check_out_of(args, resume=args.resume)
+    batch_size = 1024 if args.batch_size is None else args.batch_size
+    lr = 0.02 if args.lr is None else args.lr
+    every = 50 if args.checkpoint_every is None else args.checkpoint_every
+    kw = dict(optimizer=args.optimizer, maxiter=args.iters, width=args.width, n_layers=args.layers,
+              nt=args.nt, integrator=args.integrator, alpha_L=args.alpha_L, alpha_R=args.alpha_R,
+              trace=args.trace, backend=args.backend, batch_size=batch_size, lr=lr,
+              progress=show_progress(args), checkpoint=os.path.join(args.out, "checkpoint.npz"),
+              checkpoint_every=every, resume=args.resume,
+              resample_every=args.resample_every)
+    if args.scale is not None:
+        kw["scale"] = args.scale
+    if args.resample_every is not None:
+        kw["keep_pairs"] = args.keep_pairs
+        if args.n_val is not None:
+            kw["n_val"] = args.n_val
+    info = run_info_of(args, batch_size=batch_size, lr=lr, checkpoint_every=every)
     m, _, _ = run_flow(args.data, out=args.out, n_train=args.n, n_test=args.n_test, dim=args.dim,
-                       seed=args.seed, center=args.center, parallel=Parallel(auto_comm()), **kw)
+                       seed=args.seed, center=args.center, parallel=Parallel(auto_comm()),
+                       info=info, **kw)
     print_metrics(m)  # empty on MPI ranks other than 0
     return 0
 

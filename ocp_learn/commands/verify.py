@@ -17,12 +17,19 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default="ocp_learn_verify", help="output folder")
     p.add_argument("--quick", action="store_true", help="small sizes (CI)")
     p.add_argument("--seed", type=int, default=0, help="random seed")
+    p.add_argument("--quiet", "-q", action="store_true",
+                   help="no progress messages (the summary is printed)")
 
 
 def run(args: argparse.Namespace) -> int:
     """Run the suite, print its summary; 1 if a check failed."""
+    from ..errors import check_nonneg_int
+    from .base import check_out_of
+
+    check_nonneg_int("--seed", args.seed)
+    check_out_of(args)
     res = run_verify(args.out, quick=args.quick, seed=args.seed,
-                     progress=lambda m: print(m, file=sys.stderr))
+                     progress=None if args.quiet else (lambda m: print(m, file=sys.stderr)))
     s = res["summary"]
     print(f"gradients: {s['gradient_rows']} rows, max rel. diff (discrete strategies) "
           f"{format_value(s['max_rel_grad_diff_exact_strategies'])}, failures "

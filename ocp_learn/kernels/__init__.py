@@ -2,6 +2,12 @@
 kernels, the default on the CPU where a model offers it), ``cupy`` (GPU: cuBLAS matrix
 products + numba-cuda fused kernels).
 
+A model resolves its ``backend`` name once, through its family's registry, to a backend
+object that follows the family's protocol: :mod:`.potential_backend` for
+:class:`~ocp_learn.models.potential.PotentialResNet`, :mod:`.mlp_backend` for
+:class:`~ocp_learn.models.mlp.SingleLayerNet` (``docs/backends.rst``: how to add one).
+This package never imports the models.
+
 * :func:`available_backends` / :func:`check_backend` -- which backends can run here
   (CuPy is imported lazily and only counts when ``cupy.cuda.is_available()``);
 * :func:`default_backend` -- ``"numba"`` when Numba imports, else ``"numpy"``;

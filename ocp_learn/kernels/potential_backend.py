@@ -82,7 +82,8 @@ class FusedFlowBackend(PotentialBackend, Protocol):
        residuals ``aux`` (or ``None``) that ``flow_vjp`` may reuse (with ``keep``).
     9. ``flow_vjp(P, x, t, W, h, a1, c_R, extra, ybar, out, wR, aux)`` writes the state
        cotangent ``out[:, :d]`` and the HJB weights ``wR (n,)`` and returns ``B``.
-    10. ``flow_aux_floats(n, d, m, M, exact)`` -- floats of ``aux`` for ``n`` samples.
+    10. ``flow_aux_floats(n, d, m, M, r, exact)`` -- floats of ``aux`` for ``n`` samples
+        (width ``m``, ``M`` residual layers, rank ``r`` of ``A``, exact trace or not).
     """
 
     def flow_rhs(self, P: dict, x: Any, t: float, W: Any, h: float, a1: float, c_R: int,
@@ -91,7 +92,7 @@ class FusedFlowBackend(PotentialBackend, Protocol):
     def flow_vjp(self, P: dict, x: Any, t: float, W: Any, h: float, a1: float, c_R: int,
                  extra: Any, ybar: Any, out: Any, wR: Any, aux: Any) -> dict: ...
 
-    def flow_aux_floats(self, n: int, d: int, m: int, M: int, exact: bool) -> int: ...
+    def flow_aux_floats(self, n: int, d: int, m: int, M: int, r: int, exact: bool) -> int: ...
 
 
 #: the potential's backends: name -> factory ("module:attribute" is imported on first use)

@@ -384,13 +384,14 @@ class CupyPotentialBackend:
             return self.xp
         return _cupy() if any(is_device_array(v) for v in args) else np
 
-    def derivatives(self, P, S, W, h):
+    def derivatives(self, P: dict, S: Any, W: Any, h: float) -> tuple:
         return derivatives(P, S, W, h, self.chunk, self.xp)
 
-    def derivatives_vjp(self, P, S, W, h, phibar, Gbar, lapbar):
+    def derivatives_vjp(self, P: dict, S: Any, W: Any, h: float, phibar: Any, Gbar: Any,
+                        lapbar: Any) -> tuple:
         return derivatives_vjp(P, S, W, h, phibar, Gbar, lapbar, self.chunk, self.xp)
 
-    def derivatives_jvp(self, P, T, S, dS, W, h):
+    def derivatives_jvp(self, P: dict, T: dict, S: Any, dS: Any, W: Any, h: float) -> tuple:
         return derivatives_jvp(P, T, S, dS, W, h, self.chunk, self.xp)
 
     def phi(self, P: dict, S: np.ndarray, h: float) -> np.ndarray:

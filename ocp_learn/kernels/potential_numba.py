@@ -113,13 +113,14 @@ class NumbaPotentialBackend:
         """NumPy, whatever the arguments."""
         return np
 
-    def derivatives(self, P, S, W, h):
+    def derivatives(self, P: dict, S: Any, W: Any, h: float) -> tuple:
         return derivatives(P, S, W, h, trace_path=self.trace_path)
 
-    def derivatives_vjp(self, P, S, W, h, phibar, Gbar, lapbar):
+    def derivatives_vjp(self, P: dict, S: Any, W: Any, h: float, phibar: Any, Gbar: Any,
+                        lapbar: Any) -> tuple:
         return derivatives_vjp(P, S, W, h, phibar, Gbar, lapbar, trace_path=self.trace_path)
 
-    def derivatives_jvp(self, P, T, S, dS, W, h):
+    def derivatives_jvp(self, P: dict, T: dict, S: Any, dS: Any, W: Any, h: float) -> tuple:
         return derivatives_jvp(P, T, S, dS, W, h)
 
     def phi(self, P: dict, S: np.ndarray, h: float) -> np.ndarray:
@@ -130,11 +131,14 @@ class NumbaPotentialBackend:
         """The reference program (NumPy, BLAS)."""
         return reference.phi_vjp(P, S, h)
 
-    def flow_rhs(self, P, x, t, W, h, a1, c_R, extra, out, keep):
+    def flow_rhs(self, P: dict, x: np.ndarray, t: float, W: Any, h: float, a1: float, c_R: int,
+                 extra: np.ndarray, out: np.ndarray, keep: bool) -> Any:
         from .potential_flow_numba import flow_rhs
         return flow_rhs(P, x, t, W, h, a1, c_R, extra, out, keep, self.trace_path)
 
-    def flow_vjp(self, P, x, t, W, h, a1, c_R, extra, ybar, out, wR, aux):
+    def flow_vjp(self, P: dict, x: np.ndarray, t: float, W: Any, h: float, a1: float, c_R: int,
+                 extra: np.ndarray, ybar: np.ndarray, out: np.ndarray, wR: np.ndarray,
+                 aux: Any) -> dict:
         from .potential_flow_numba import flow_vjp
         return flow_vjp(P, x, t, W, h, a1, c_R, extra, ybar, out, wR, aux, self.trace_path)
 

@@ -22,9 +22,10 @@ The contractions with ``H`` are small GEMMs per tile (``np.dot``, BLAS): ``T = H
 (m x P times P x 32), and in the vjp ``N = H^T C`` and ``Hbar += C [g g^T]^T``: the
 forward tile kernel with the trace took 4.4 ms against 5.2 ms with loops, the vjp 5.7 ms
 against 6.6 ms (n = 4232, d = 100, one thread, interleaved in one process; the m x m
-products of the residual layer stay loops, BLAS was slower there).  All loops are contiguous over
-``m^2`` entries, where the general recursion of
-:func:`.potential_gram_numba.gram_trace` has loops of length ``m``.  Tested against the numpy reference to 1e-12 (``tests/test_kernels.py``).
+products of the residual layer stay loops, BLAS was slower there).  All loops are
+contiguous over ``m^2`` entries, where the general recursion of
+:func:`.potential_gram_numba.gram_trace` has loops of length ``m``.  Tested against the
+numpy reference to 1e-12 (``tests/test_kernels.py``).
 """
 from __future__ import annotations
 
@@ -211,7 +212,8 @@ def _tile_trace(H, g0, gg, T):
 
 @njit(cache=True, parallel=True, fastmath=FASTMATH)
 def fwd_tiles(P0, h, w, K, bK, G0, H, trace, nblk, Y0, phin, lapn, NT):
-    """:func:`.potential_gram_numba.fwd_kernel` for M = 1 in tiles of ``TILE`` samples (the trace through ``H``).
+    """:func:`.potential_gram_numba.fwd_kernel` for M = 1 in tiles of ``TILE`` samples (the
+    trace through ``H``).
     With a tape ``NT`` (``(ntiles, NT_ARRAYS, m, TILE)``; empty for none) each tile's
     ``u_0, g_0, q_0, u_1, g_1, q_1, y_1, z_1, T`` are kept there for :func:`vjp_tiles`."""
     n = P0.shape[1]

@@ -43,7 +43,7 @@ from .base import Model
 __all__ = ["PotentialFlowField", "flow_field_class", "same_method"]
 
 
-def same_method(F, a, b):
+def same_method(F: Any, a: str, b: str) -> bool:
     """Whether the interaction term ``F``'s methods ``a`` and ``b`` are one function (the
     obstacle's ``drho`` is its ``value``, :mod:`ocp_learn.costs.interactions`): one call then
     serves both."""
@@ -102,7 +102,7 @@ class PotentialFlowField(Model):
             raise ValueError("log_rho0 is required when an interaction term uses log rho")
         self.probes = None  # Hutchinson probes: :meth:`with_probes`
 
-    def with_probes(self, probes):
+    def with_probes(self, probes: Any) -> PotentialFlowField:
         """A shallow copy of this field whose Hutchinson probes are ``probes``.
 
         The copy shares the potential, the interaction terms and every other attribute
@@ -125,10 +125,10 @@ class PotentialFlowField(Model):
         field.probes = probes
         return field
 
-    def init_params(self, rng=None):
+    def init_params(self, rng: Any = None) -> np.ndarray:
         return self.potential.init_params(rng)
 
-    def initial_state(self, x):
+    def initial_state(self, x: np.ndarray) -> np.ndarray:
         if x.ndim != 2 or x.shape[1] != self.dim:
             raise ValueError(f"x must have shape (n, {self.dim}), got {x.shape}")
         y = np.zeros((x.shape[0], self.state_dim))
@@ -210,7 +210,7 @@ class PotentialFlowField(Model):
             out[:, self.c_R] = np.abs(-D.dt + gg / (2 * a1) - self.a2 * dF)
         return out
 
-    def hjb_residual(self, y, t, theta):
+    def hjb_residual(self, y: np.ndarray, t: Any, theta: np.ndarray) -> np.ndarray:
         """``-d_t Phi + H(x, grad Phi) - a2 dF/drho`` at the agents' states (E4)."""
         z = y[:, :self.dim]
         D = self.potential.derivatives(z, t, theta, probes=self.probes)
@@ -284,7 +284,8 @@ class PotentialFlowField(Model):
             out[:, self.c_ell] = -lr_bar
             out[:, self.c_lr0] = lr_bar
 
-    def jvp(self, y, t, theta, dy, dtheta):
+    def jvp(self, y: np.ndarray, t: Any, theta: np.ndarray, dy: np.ndarray | None,
+            dtheta: np.ndarray | None) -> np.ndarray:
         d, a1, a2 = self.dim, self.a1, self.a2
         z = y[:, :d]
         dy = np.zeros_like(y) if dy is None else dy

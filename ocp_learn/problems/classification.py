@@ -16,6 +16,8 @@ matrix-free generalized Gauss--Newton product of MATH G1.
 """
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from ..costs import LinearHeadLoss, Tikhonov, TimeSmoothness
@@ -24,6 +26,7 @@ from ..ledger import Ledger
 from ..models import SingleLayerNet
 from ..ocp import OCP
 from ..protocols import Field, check_protocol
+from .persistence import Persistable, register_problem
 
 __all__ = ["NeuralODEClassifier", "GaussNewtonOperator"]
 
@@ -70,7 +73,8 @@ class GaussNewtonOperator:
     __call__ = matvec
 
 
-class NeuralODEClassifier(OCP):
+@register_problem("neural_ode_classifier")
+class NeuralODEClassifier(Persistable, OCP):
     r"""Neural-ODE classifier (or regressor) ``W z(T) + mu`` with augmentation (MATH C1).
 
     Parameters
@@ -127,6 +131,7 @@ class NeuralODEClassifier(OCP):
                  smoothness=0.0, regularizers=(), running=(), strategy="store_all", fit_head=True,
                  init_scale=0.1):
         x = as_array("x", x, ndim=2, min_rows=1)
+        model_arg = model
         self.augment = check_nonneg_int("augment", augment)
         self.input_dim = x.shape[1]
         self.dim = self.input_dim + self.augment
@@ -150,6 +155,22 @@ class NeuralODEClassifier(OCP):
                          strategy=strategy)
         self.labels = terminal.labels
         self.loss_name = terminal.loss.name
+        self._settings = dict(
+            input_dim=self.input_dim, label_shape=list(self.labels.shape[1:]),
+            augment=self.augment, loss=loss, model=model_arg,
+            width=width, n_outputs=terminal.n_outputs, T=T, nt=nt, integrator=integrator,
+            time_param=time_param, tikhonov=tikhonov, smoothness=smoothness,
+            regularizers=list(regularizers), running=list(running), strategy=strategy,
+            fit_head=fit_head, init_scale=init_scale)
+
+    @classmethod
+    def from_settings(cls, settings: dict) -> NeuralODEClassifier:
+        """The classifier of :attr:`settings`, holding no samples (for inference; see
+        :func:`ocp_learn.problems.load`)."""
+        s = dict(settings)
+        x = np.zeros((1, s.pop("input_dim")))
+        labels = np.zeros((1, *s.pop("label_shape")))
+        return cls(x, labels, **s).without_samples()
 
     def _take_rows(self, part, rows):
         part.labels = part.terminal.labels
@@ -164,23 +185,21 @@ class NeuralODEClassifier(OCP):
             return x
         return np.hstack([x, np.zeros((x.shape[0], self.augment))])
 
-    def propagate(self, theta, x=None):
+    def _samples(self, x, name="x"):
+        """New features ``x`` (unpadded, ``(m, d)``) as the problem holds its own: padded."""
+        return self.pad(as_array(name, x, ndim=2, min_rows=1))
+
+    def propagate(self, theta: np.ndarray, x: Any = None) -> np.ndarray:
         """Features at the final time, ``z(T)`` of shape ``(n, d + q)`` (A3).
 
-        ``x`` (unpadded) defaults to the training features.
+        The same as :meth:`push_forward` ``(theta, x)``; ``x`` (unpadded) defaults to the
+        training features.
         """
-        theta = self.check_theta(theta)
-        xp = self.x0 if x is None else self.pad(x)
-        return self._forward(theta, xp)[:, :self.dim]
+        return self.push_forward(theta, x)
 
     def _forward(self, theta, xp, field=None):
         field = self.field if field is None else field
-        nodes, _ = self._split(theta)
-        sweep = self._sweep(nodes, Ledger(), field=field)
-        y = field.initial_state(xp)
-        for k in range(self.nt):
-            y, _ = sweep.step(k, y, keep=False)
-        return y
+        return self._states(theta, xp, self.times, field, False)
 
     def decision_function(self, theta, x=None):
         """``r = W z(T) + mu``, shape ``(n, n_outputs)`` (C1)."""

@@ -11,17 +11,20 @@ integrates the same discrete field backwards from ``t = 1`` to ``0``.
 from __future__ import annotations
 
 import numbers
+from typing import Any
 
 import numpy as np
 
 from ..errors import as_array, check_choice, check_positive_float, check_positive_int, check_rng
 from ..ocp import OCP
+from .persistence import Persistable, register_problem
 from .potential_flow import PotentialFlowField, PotentialTerminal, flow_field_class
 
 __all__ = ["ContinuousNormalizingFlow"]
 
 
-class ContinuousNormalizingFlow(OCP):
+@register_problem("continuous_normalizing_flow")
+class ContinuousNormalizingFlow(Persistable, OCP):
     """OT-Flow: a potential-based CNF as an :class:`~ocp_learn.OCP`.
 
     Parameters
@@ -64,9 +67,10 @@ class ContinuousNormalizingFlow(OCP):
         ``1/2 s^T A^T A s`` is convex, so ``-grad Phi`` can only contract linearly; data whose
         modes are narrower than the Gaussian's unit scale (a mixture with component variance
         0.3) train far faster when ``scale`` brings the modes near unit width.  ``x`` is given
-        in data coordinates; :attr:`x0`, the objective, the transport cost and
-        :meth:`transport` are in the ``u`` coordinates, :meth:`log_density`,
-        :meth:`sample` and :meth:`inverse_error` in data coordinates.
+        in data coordinates; :attr:`x0`, the objective, the transport cost and the
+        output of :meth:`push_forward` are in the ``u`` coordinates, :meth:`log_density`,
+        :meth:`sample` and :meth:`inverse_error` in data coordinates (:meth:`input_map`
+        and :meth:`inverse_input_map` convert).
     """
 
     def __init__(self, x, *, width=32, n_layers=1, rank=None, nt=8, integrator="rk4",
@@ -83,7 +87,7 @@ class ContinuousNormalizingFlow(OCP):
         if not np.all(self.scale > 0):
             raise ValueError(f"scale must be positive, got {scale!r}")
         self.log_det_input = -float(np.sum(np.log(self.scale)))
-        x = self.to_latent(x)
+        x = self.input_map(x)
         check_choice("trace", trace, {"exact", "hutchinson"})
         self.alpha_L = check_positive_float("alpha_L", alpha_L, allow_zero=True)
         self.alpha_R = check_positive_float("alpha_R", alpha_R, allow_zero=True)
@@ -102,9 +106,18 @@ class ContinuousNormalizingFlow(OCP):
                             backend=backend, strategy=strategy, dtype=self.dtype,
                             shift=self.shift, scale=self.scale)
         self._rng = check_rng(seed)
+        self._settings = dict(self._kwargs, input_dim=d, nt=nt,
+                              seed=int(seed) if isinstance(seed, numbers.Integral) else None)
         self._probes = None
         if trace == "hutchinson":
             self.resample_probes()
+
+    @classmethod
+    def from_settings(cls, settings: dict) -> ContinuousNormalizingFlow:
+        """The flow of :attr:`settings`, holding no samples (for inference; see
+        :func:`ocp_learn.problems.load`)."""
+        s = dict(settings)
+        return cls(np.zeros((1, s.pop("input_dim"))), **s).without_samples()
 
     @property
     def dim(self):
@@ -132,7 +145,7 @@ class ContinuousNormalizingFlow(OCP):
 
     def _samples(self, x, name="x"):
         """Samples ``x`` in data coordinates, mapped to the flow's start ``z(0)``."""
-        return super()._samples(self.to_latent(x), name)
+        return super()._samples(self.input_map(x), name)
 
     def _take_rows(self, part, rows):
         if self._probes is not None:
@@ -146,14 +159,23 @@ class ContinuousNormalizingFlow(OCP):
             self.resample_probes()
 
     # --- the fixed affine input map ------------------------------------------
-    def to_latent(self, x):
+    def input_map(self, x: Any) -> np.ndarray:
         """``u = (x - shift) / scale``: data coordinates to the flow's start ``z(0)``."""
         x = as_array("x", x, ndim=2, shape=(None, self.shift.size), min_rows=1)
         return (x - self.shift) / self.scale
 
-    def from_latent(self, u):
-        """``x = shift + scale * u``, the inverse of :meth:`to_latent`."""
+    def inverse_input_map(self, u: Any) -> np.ndarray:
+        """``x = shift + scale * u``, the inverse of :meth:`input_map`."""
         return self.shift + self.scale * np.asarray(u)
+
+    def to_latent(self, x: Any) -> np.ndarray:
+        """Alias of :meth:`input_map` (the fixed affine map, not the Gaussian latent
+        ``z(1)``)."""
+        return self.input_map(x)
+
+    def from_latent(self, u: Any) -> np.ndarray:
+        """Alias of :meth:`inverse_input_map`."""
+        return self.inverse_input_map(u)
 
     # --- density, sampling, round trip --------------------------------------
     def _exact_field(self):
@@ -175,7 +197,7 @@ class ContinuousNormalizingFlow(OCP):
         """``log p(x) = log N(z(1); 0, I) + ell(1) - sum log scale`` by the discrete forward
         flow (exact trace) from ``z(0) = (x - shift) / scale``, with ``nt`` steps (the
         training grid by default)."""
-        yT = self._integrate(theta, self.to_latent(x), 0.0, 1.0, nt)[-1]
+        yT = self._integrate(theta, self.input_map(x), 0.0, 1.0, nt)[-1]
         z, ell = yT[:, :self.dim], yT[:, self.field.c_ell]
         return (-0.5 * np.sum(z * z, 1) - 0.5 * self.dim * np.log(2 * np.pi) + ell
                 + self.log_det_input)
@@ -184,28 +206,78 @@ class ContinuousNormalizingFlow(OCP):
         """Mean negative log-likelihood of ``x`` (nats)."""
         return float(-np.mean(self.log_density(theta, x, nt)))
 
-    def sample(self, theta, n, seed=None, nt=None, return_trajectory=False):
+    def sample(self, theta: np.ndarray, n: int, seed: Any = None, nt: int | None = None,
+               return_trajectory: bool = False) -> np.ndarray:
         """Generate ``n`` samples: ``y ~ N(0, I)`` integrated from ``t = 1`` back to ``0``
-        and mapped to data coordinates (the trajectory too)."""
+        and mapped to data coordinates (the trajectory too).
+
+        Parameters
+        ----------
+        theta : ndarray
+            The trained parameters.
+        n : int
+            Number of samples.
+        seed : int, Generator or None
+            The Gaussian draws; ``None``: fresh entropy (a different sample each call).
+        nt : int, optional
+            Time steps (the training grid by default).
+        return_trajectory : bool
+            Return the path ``(nt + 1, n, d)`` (from ``t = 1`` to ``0``) instead of the
+            samples ``(n, d)``.
+        """
         n = check_positive_int("n", n)
         y = check_rng(seed).standard_normal((n, self.dim))
-        traj = self.from_latent(self._integrate(theta, y, 1.0, 0.0, nt)[..., :self.dim])
+        traj = self.inverse_input_map(self._integrate(theta, y, 1.0, 0.0, nt)[..., :self.dim])
         return traj if return_trajectory else traj[-1]
 
-    def transport(self, theta, x, nt=None):
+    @property
+    def point_dim(self) -> int:
+        """``d``: the flow moves points of ``R^d`` (the other columns are ``ell``, ``L``, ...)."""
+        return self.dim
+
+    def push_forward(self, theta: np.ndarray, x: Any = None, *, nt: int | None = None,
+                     trajectory: bool = False) -> np.ndarray:
+        """Push data points through the flow to the Gaussian side: ``z(1)`` or the path.
+
+        Parameters
+        ----------
+        theta : ndarray
+        x : array_like, shape (m, d), optional
+            Points in data coordinates (the training samples by default).
+        nt : int, optional
+            Time steps on ``[0, 1]`` (the training grid by default).
+        trajectory : bool
+            Return the path ``(nt + 1, m, d)``, whose first point is ``(x - shift) / scale``.
+
+        Returns
+        -------
+        ndarray
+            ``z(1)``, shape ``(m, d)``, in the flow's coordinates (standard normal for a
+            trained flow), or the path.
+        """
+        if x is None:
+            _, u = self._batch(None)
+        else:
+            u = self.input_map(x)
+        path = self._integrate(theta, u, 0.0, 1.0, nt)[..., :self.dim]
+        return path if trajectory else path[-1]
+
+    def transport(self, theta: np.ndarray, x: Any, nt: int | None = None) -> np.ndarray:
         """Trajectories from data ``x`` to the Gaussian, shape ``(nt + 1, n, d)``, in the
-        flow's coordinates (the first point is ``(x - shift) / scale``)."""
-        return self._integrate(theta, self.to_latent(x), 0.0, 1.0, nt)[..., :self.dim]
+        flow's coordinates: :meth:`push_forward` ``(theta, x, nt=nt, trajectory=True)``."""
+        return self.push_forward(theta, x, nt=nt, trajectory=True)
 
     def inverse_error(self, theta, x, nt=None):
         """Mean ``|x - G^{-1}(G(x))|`` of the discrete forward and backward flows."""
-        z = self.transport(theta, x, nt)[-1]
-        xr = self.from_latent(self._integrate(theta, z, 1.0, 0.0, nt)[-1][:, :self.dim])
+        z = self.push_forward(theta, x, nt=nt)
+        xr = self.inverse_input_map(self._integrate(theta, z, 1.0, 0.0, nt)[-1][:, :self.dim])
         return float(np.mean(np.linalg.norm(xr - np.asarray(x), axis=1)))
 
     def with_steps(self, nt):
         """The same flow with ``nt`` time steps (parameters are compatible)."""
-        return ContinuousNormalizingFlow(self.from_latent(self.x0), nt=nt, **self._kwargs)
+        if self.n_samples == 0:  # a flow for inference (e.g. loaded from a file)
+            return type(self).from_settings({**self._settings, "nt": nt})
+        return ContinuousNormalizingFlow(self.inverse_input_map(self.x0), nt=nt, **self._kwargs)
 
     def terms(self, theta, x=None, nt=None):
         """Objective parts on ``x`` (default: the training data): NLL (of ``x`` in data

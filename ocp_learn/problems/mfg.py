@@ -15,6 +15,9 @@ MATH F, and the objective is the OCP whose optimality conditions they are.
 """
 from __future__ import annotations
 
+import numbers
+from typing import Any
+
 import numpy as np
 
 from ..costs.interactions import EntropyCost, ObstacleCost
@@ -22,12 +25,14 @@ from ..datasets.densities import eight_gaussians_mixture, gaussian
 from ..errors import as_array, check_choice, check_positive_int, check_rng
 from ..ocp import OCP
 from ..protocols import Density, Interaction, ScoredDensity, check_protocol
+from .persistence import Persistable, register_problem
 from .potential_flow import PotentialTerminal, flow_field_class
 
 __all__ = ["PotentialMFG", "mfg_preset", "PRESETS"]
 
 
-class PotentialMFG(OCP):
+@register_problem("potential_mfg")
+class PotentialMFG(Persistable, OCP):
     """A potential MFG as an :class:`~ocp_learn.OCP` over agents.
 
     Parameters
@@ -54,6 +59,9 @@ class PotentialMFG(OCP):
         Discretization and network (MATH F: RK4, m = 16, one residual layer).
     weight_L : float
         Extra factor on ``E[L]`` (1 for MFGs; ``alpha_L`` for flows, 0 for plain NF).
+    seed : int, Generator or None
+        The draws of the agents from ``rho0`` (:meth:`resample` continues the stream);
+        ``None``: fresh entropy.
     """
 
     def __init__(self, rho0, rho1=None, *, n_samples=1024, interactions=(), alpha=(1, 1, 1, 1, 1),
@@ -88,6 +96,20 @@ class PotentialMFG(OCP):
         self._seed = check_rng(seed)
         x0 = rho0.sample(check_positive_int("n_samples", n_samples), self._seed)
         super().__init__(field, x0, term, T=T, nt=nt, integrator=integrator)
+        self._settings = dict(
+            rho0=rho0, rho1=rho1, n_samples=n_samples, interactions=interactions,
+            alpha=self.alpha, terminal=terminal, T=T, nt=nt, integrator=integrator,
+            width=width, n_layers=n_layers, rank=rank, backend=backend,
+            seed=int(seed) if isinstance(seed, numbers.Integral) else None, weight_L=weight_L)
+
+    @classmethod
+    def from_settings(cls, settings: dict) -> PotentialMFG:
+        """The game of :attr:`settings` (its agents drawn from ``rho_0`` with the saved
+        seed; see :func:`ocp_learn.problems.load`)."""
+        if "preset" in settings:
+            return mfg_preset(**settings["preset"])
+        s = dict(settings)
+        return cls(s.pop("rho0"), s.pop("rho1"), **s)
 
     def resample(self, n=None, seed=None):
         """Draw a fresh set of agents (``n`` of them; the current count by default)."""
@@ -106,11 +128,34 @@ class PotentialMFG(OCP):
         out.update({k: v for k, v in ev.terms.items() if k in ("L", "F", "G", "hjb", "hjb_terminal")})
         return out
 
-    def trajectories(self, theta, x, nt=None):
-        """Agent paths ``(nt + 1, n, d)`` under the learned feedback."""
-        nt = self.nt if nt is None else check_positive_int("nt", nt)
-        times = self.t0 + self.T * np.arange(nt + 1) / nt
-        return self.trajectory(theta, x, times)[..., :self.dim]
+    @property
+    def point_dim(self) -> int:
+        """``d``: agents move in ``R^d`` (the other state columns are ``ell``, ``L``, ...)."""
+        return self.dim
+
+    def trajectories(self, theta: np.ndarray, x: Any, nt: int | None = None) -> np.ndarray:
+        """Agent paths ``(nt + 1, n, d)`` under the learned feedback:
+        :meth:`push_forward` ``(theta, x, nt=nt, trajectory=True)``."""
+        return self.push_forward(theta, x, nt=nt, trajectory=True)
+
+    def sample(self, theta: np.ndarray, n: int, seed: Any = None, nt: int | None = None,
+               trajectory: bool = False) -> np.ndarray:
+        """Agents drawn from ``rho_0`` and pushed to ``t = T`` by the learned feedback.
+
+        Parameters
+        ----------
+        theta : ndarray
+        n : int
+            Number of agents.
+        seed : int, Generator or None
+            The draws from ``rho_0``; ``None``: fresh entropy.
+        nt : int, optional
+            Time steps (the problem's grid by default).
+        trajectory : bool
+            Return the paths ``(nt + 1, n, d)`` instead of the final positions ``(n, d)``.
+        """
+        x = self.rho0.sample(check_positive_int("n", n), check_rng(seed))
+        return self.push_forward(theta, x, nt=nt, trajectory=trajectory)
 
 
 def _crowd_means(dim):
@@ -149,10 +194,15 @@ def mfg_preset(name, dim=2, stage=1, backend="numpy", seed=0, n_samples=None, nt
     kw = dict(n_samples=n, interactions=interactions, alpha=p["alpha"], nt=nt or p["nt"],
               backend=backend, seed=seed, width=16, n_layers=1)
     if name == "nf":
-        return PotentialMFG(rho0, None, terminal="nll", weight_L=0.0, **kw)
-    if name == "nf-ot":
-        return PotentialMFG(rho0, None, terminal="nll", weight_L=p["weight_L"], **kw)
-    return PotentialMFG(rho0, rho1, terminal="kl", **kw)
+        prob = PotentialMFG(rho0, None, terminal="nll", weight_L=0.0, **kw)
+    elif name == "nf-ot":
+        prob = PotentialMFG(rho0, None, terminal="nll", weight_L=p["weight_L"], **kw)
+    else:
+        prob = PotentialMFG(rho0, rho1, terminal="kl", **kw)
+    prob._settings = {"preset": dict(
+        name=name, dim=dim, stage=stage, backend=backend, n_samples=n_samples, nt=nt,
+        seed=int(seed) if isinstance(seed, numbers.Integral) else None)}
+    return prob
 
 
 _SAMPLES_OT = {2: (1024, 2304), 10: (4096, 6400), 50: (12544, 16384), 100: (25600, 36864)}

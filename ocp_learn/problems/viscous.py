@@ -21,12 +21,16 @@ fresh paths per point; class probabilities are averaged over the paths.
 """
 from __future__ import annotations
 
+import numbers
+from typing import Any
+
 import numpy as np
 
 from ..errors import as_array, check_positive_float, check_positive_int, check_rng
 from ..models import SingleLayerNet
 from ..protocols import Field, check_protocol
 from .classification import NeuralODEClassifier
+from .persistence import register_problem
 
 __all__ = ["EulerMaruyamaField", "ViscousClassifier", "robustness_curve"]
 
@@ -107,6 +111,7 @@ class EulerMaruyamaField:
         return self.model.vjp(y, t, theta, ybar)
 
 
+@register_problem("viscous_classifier")
 class ViscousClassifier(NeuralODEClassifier):
     r"""Neural-ODE classifier with viscosity: Euler--Maruyama + Feynman--Kac (MATH C2).
 
@@ -122,8 +127,9 @@ class ViscousClassifier(NeuralODEClassifier):
         Paths per point of the Feynman--Kac ensemble used for prediction.
     noise_seed : int or Generator
         Seed of the training noise sample.
-    predict_seed : int
-        Seed of the prediction ensemble (fixed: predictions are reproducible).
+    predict_seed : int or None
+        Seed of the prediction ensemble (an int: predictions are reproducible; ``None``:
+        fresh paths on every call).
     **kwargs
         Passed to :class:`NeuralODEClassifier` (``augment``, ``loss``, ``width``,
         ``T``, ``nt``, ``time_param``, ``tikhonov``, ...).  The integrator is
@@ -145,7 +151,7 @@ class ViscousClassifier(NeuralODEClassifier):
         check_rng(predict_seed, "predict_seed")
         labels = np.asarray(labels)
         q = kwargs.get("augment", 0)
-        model = kwargs.pop("model", None)
+        model = model_arg = kwargs.pop("model", None)
         width = kwargs.pop("width", 16)
         init_scale = kwargs.pop("init_scale", 0.1)
         if model is None:
@@ -162,6 +168,12 @@ class ViscousClassifier(NeuralODEClassifier):
         yr = np.tile(labels, (self.n_paths,) + (1,) * (labels.ndim - 1))
         super().__init__(xr, yr, model=em, **kwargs)
         self.resample_noise(noise_seed)
+        self._settings = dict(
+            kwargs, input_dim=x.shape[1], label_shape=list(self.labels.shape[1:]), nu=nu,
+            n_paths=n_paths, n_predict=n_predict,
+            noise_seed=int(noise_seed) if isinstance(noise_seed, numbers.Integral) else None,
+            predict_seed=predict_seed, model=model_arg, width=width, init_scale=init_scale,
+            n_outputs=self.terminal.n_outputs)
 
     def resample_noise(self, seed):
         """Draw a new training noise sample ``xi`` of shape ``(nt, n, D)``."""
@@ -202,11 +214,16 @@ class ViscousClassifier(NeuralODEClassifier):
         yN = self._forward(theta, xp, self._noise_field(xp.shape[0], rng))
         return yN[:, :self.dim].reshape(M, -1, self.dim)
 
-    def propagate(self, theta, x=None):
-        """``z(T)``: of the training paths (``x=None``) or of one seeded path per new point."""
-        if x is None:
-            return super().propagate(theta)
-        return self.ensemble(theta, x, n_predict=1)[0]
+    def push_forward(self, theta: np.ndarray, x: Any = None, *, nt: int | None = None,
+                     trajectory: bool = False) -> np.ndarray:
+        """``z(T)`` (or the path): of the training paths (``x=None``) or of one path per new
+        point, drawn with the prediction seed (see :meth:`NeuralODEClassifier.push_forward
+        <ocp_learn.OCP.push_forward>`).  The noise lives on the problem's own grid, so
+        ``nt`` must be ``None`` or :attr:`nt`."""
+        if nt is not None and nt != self.nt:
+            raise ValueError(f"nt must be None or {self.nt} (the viscous classifier's noise "
+                             f"lives on its own grid), got {nt!r}")
+        return super().push_forward(theta, x, trajectory=trajectory)
 
     def decision_function(self, theta, x=None):
         """Feynman--Kac mean of ``r = W Z_T + mu`` over the prediction ensemble (C2);

@@ -6,7 +6,10 @@
 * :mod:`.classify` -- neural-ODE classifiers: :func:`train_classifier`, :func:`classify`;
 * :mod:`.mfg` -- mean field games: :func:`train_mfg`, :func:`run_mfg`, :func:`figure3`;
 * :mod:`.demo` -- :func:`run_demo`, a small run of each;
-* :mod:`.verify` -- :func:`run_verify`, the CasADi reference suite written to a folder.
+* :mod:`.verify` -- :func:`run_verify`, the CasADi reference suite written to a folder;
+* :mod:`.rundir` -- :class:`~.rundir.RunFolder`, a run's folder as one set of files (locked,
+  written atomically, marked ``INCOMPLETE`` until the run has finished);
+* :mod:`.bundle` -- the trained model ``model.npz`` of a run: sample, predict, evaluate.
 
 A recipe runs on one process unless its caller hands it a data-parallel context
 (``parallel=``, an :class:`ocp_learn.optim.Parallel` such as

@@ -1,15 +1,23 @@
 """What the recipes share: where the parallel context comes from, and result files."""
 from __future__ import annotations
 
-import json
-import os
 from typing import Any
 
 import numpy as np
 
 from ..optim import SERIAL, Parallel
+from .rundir import RunFolder
 
-__all__ = ["Parallel", "serial_or", "write_results"]
+__all__ = ["Parallel", "serial_or", "write_results", "RunFolder", "UNITS"]
+
+#: Units of the timed and sized quantities in the metrics (``metrics["units"]``).
+UNITS: dict[str, str] = {"seconds": "seconds (wall clock of training)",
+                         "test_nll": "nats per sample", "test_nll_se": "nats per sample",
+                         "test_nll_fine": "nats per sample", "nll_floor": "nats per sample",
+                         "n_params": "parameters (float64 entries of theta)",
+                         "iterations": "optimizer iterations",
+                         "nfev": "objective and gradient evaluations",
+                         "train_accuracy": "fraction of points", "test_accuracy": "fraction of points"}
 
 
 def serial_or(parallel: Parallel | None) -> Parallel:
@@ -22,17 +30,30 @@ def serial_or(parallel: Parallel | None) -> Parallel:
     return SERIAL if parallel is None else parallel
 
 
-def write_results(out: str, theta: np.ndarray | None, metrics: Any,
+def write_results(out: RunFolder | str, theta: np.ndarray | None, metrics: Any,
                   metrics_name: str = "metrics.json", theta_name: str = "theta.npy") -> None:
-    """Write ``out/theta_name`` (``numpy.save``) and ``out/metrics_name`` (JSON); a None
-    argument is not written.
+    """Write ``out/theta_name`` (``numpy.save``) and ``out/metrics_name`` (JSON), each
+    atomically; a None argument is not written.
 
     The recipes call this as soon as training has finished and the required metrics are
     known, before any optional metric or figure, and again when an optional metric is added.
+
+    Parameters
+    ----------
+    out : RunFolder or str
+        The run's folder (a path is opened as a :class:`~.rundir.RunFolder` for the write).
+    theta : ndarray or None
+        The parameters.
+    metrics : dict, list or None
+        The metrics (JSON; a dict gets ``"run"``, the folder's run description).
+    metrics_name, theta_name : str
+        File names in ``out``.
     """
-    os.makedirs(out, exist_ok=True)
+    if not isinstance(out, RunFolder):
+        with RunFolder(out) as folder:
+            write_results(folder, theta, metrics, metrics_name, theta_name)
+        return
     if theta is not None:
-        np.save(os.path.join(out, theta_name), theta)
+        out.save_array(theta_name, theta)
     if metrics is not None:
-        with open(os.path.join(out, metrics_name), "w") as fh:
-            json.dump(metrics, fh, indent=2, default=float)
+        out.write_json(metrics_name, metrics)

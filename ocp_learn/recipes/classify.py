@@ -2,14 +2,15 @@
 article's Figure 1 to a folder (``ocp-learn classify``)."""
 from __future__ import annotations
 
-import os
+import contextlib
 import time
 from typing import Any, Sequence
 
 import numpy as np
 from scipy.optimize import OptimizeResult
 
-from ._common import write_results
+from ._common import UNITS, RunFolder, write_results
+from .bundle import save_bundle
 
 __all__ = ["OPTIMIZERS", "parse_time_param", "train_classifier", "classify", "demo_classifier"]
 
@@ -131,6 +132,7 @@ def classify(data: str = "rings", *, augment: int = 1, n_train: int = 1000, n_te
              baseline: bool = True, viscosity: float = 0.0, radii: Sequence[float] | None = None,
              progress: bool = False, grid_n: int = 121, figure_name: str = "figure.png",
              metrics_name: str = "metrics.json", theta_name: str = "theta.npy",
+             bundle_name: str = "model.npz", info: dict[str, Any] | None = None,
              **problem_kwargs: Any) -> dict[str, Any]:
     """Train a classifier on a toy set; write its parameters, metrics and Figure 1.
 
@@ -149,8 +151,8 @@ def classify(data: str = "rings", *, augment: int = 1, n_train: int = 1000, n_te
     n_train, n_test : int
         Training and held-out test points.
     out : str, optional
-        Output folder: ``theta_name`` and ``metrics_name`` are written first, then
-        ``figure_name``; None writes nothing.
+        Output folder: ``theta_name``, ``bundle_name`` and ``metrics_name`` are written
+        first, then ``figure_name``; None writes nothing.
     seed : int
         Seed of the data, its split and the training.
     optimizer : {"lbfgs", "gauss-newton", "adam"}
@@ -167,8 +169,11 @@ def classify(data: str = "rings", *, augment: int = 1, n_train: int = 1000, n_te
         Show a progress bar.
     grid_n : int
         Grid points per axis of the decision-region plot.
-    figure_name, metrics_name, theta_name : str
-        File names in ``out``.
+    figure_name, metrics_name, theta_name, bundle_name : str
+        File names in ``out`` (the bundle: :mod:`.bundle`).
+    info : dict, optional
+        The run's description (:func:`~.rundir.run_info`), stored with the metrics and in
+        ``out/run.json``; ``out`` is a :class:`~.rundir.RunFolder`, opened before training.
     **problem_kwargs
         Passed to :func:`train_classifier`.
 
@@ -189,43 +194,54 @@ def classify(data: str = "rings", *, augment: int = 1, n_train: int = 1000, n_te
     check_positive_int("maxiter", maxiter)
     check_positive_float("viscosity", viscosity, allow_zero=True)
     check_rng(seed)
-    x, y = get_dataset(data, n_train + n_test, seed=seed)
-    x_train, y_train, x_test, y_test = train_test_split(x, y, n_test / (n_train + n_test), seed=seed)
-    runs = [augment] if (augment == 0 or not baseline) else [0, augment]
-    trained, all_metrics = {}, {}
-    for q in runs:
-        prob, res, secs = train_classifier(x_train, y_train, augment=q, optimizer=optimizer,
-                                           maxiter=maxiter, seed=seed, viscosity=viscosity,
-                                           progress=progress, **problem_kwargs)
-        m = _metrics(prob, res, secs, optimizer, x_test, y_test)
-        m.update({"data": data, "augment": q, "n_train": int(len(y_train)),
-                  "n_test": int(len(y_test)), "viscosity": float(viscosity),
-                  "loss": prob.loss_name, "success": bool(res.success)})
-        if viscosity > 0:
-            m["perturbed_accuracy"] = robustness_curve(
-                prob, res.x, x_test, y_test,
-                radii=radii if radii is not None else (0.0, 0.05, 0.1, 0.15, 0.2, 0.3), seed=seed)
-        all_metrics[q] = m
-        trained[q] = (prob, res)
-    metrics = dict(all_metrics[augment])
-    if len(runs) == 2:
-        metrics["baseline"] = all_metrics[0]
-    if out is None:
-        return metrics
-    write_results(out, trained[augment][1].x, metrics, metrics_name=metrics_name,
-                  theta_name=theta_name)
-    import matplotlib.pyplot as plt
+    with contextlib.nullcontext(None) if out is None else RunFolder(out, info) as folder:
+        x, y = get_dataset(data, n_train + n_test, seed=seed)
+        x_train, y_train, x_test, y_test = train_test_split(x, y, n_test / (n_train + n_test),
+                                                            seed=seed)
+        runs = [augment] if (augment == 0 or not baseline) else [0, augment]
+        trained, all_metrics = {}, {}
+        for q in runs:
+            prob, res, secs = train_classifier(x_train, y_train, augment=q, optimizer=optimizer,
+                                               maxiter=maxiter, seed=seed, viscosity=viscosity,
+                                               progress=progress, **problem_kwargs)
+            m = _metrics(prob, res, secs, optimizer, x_test, y_test)
+            m.update({"data": data, "augment": q, "n_train": int(len(y_train)),
+                      "n_test": int(len(y_test)), "viscosity": float(viscosity),
+                      "loss": prob.loss_name, "success": bool(res.success),
+                      "message": str(res.get("message", ""))})
+            if viscosity > 0:
+                m["perturbed_accuracy"] = robustness_curve(
+                    prob, res.x, x_test, y_test,
+                    radii=radii if radii is not None else (0.0, 0.05, 0.1, 0.15, 0.2, 0.3),
+                    seed=seed)
+            all_metrics[q] = m
+            trained[q] = (prob, res)
+        metrics = dict(all_metrics[augment])
+        if len(runs) == 2:
+            metrics["baseline"] = all_metrics[0]
+        if folder is None:
+            return metrics
+        metrics["units"] = UNITS
+        write_results(folder, trained[augment][1].x, None, theta_name=theta_name)
+        unsaved = save_bundle(folder, trained[augment][0], trained[augment][1].x,
+                              name=bundle_name)
+        if unsaved:
+            metrics["skipped"] = {bundle_name: unsaved}
+        write_results(folder, None, metrics, metrics_name=metrics_name)
+        import matplotlib.pyplot as plt
 
-    from ..plotting import plot_classifier_figure
+        from ..plotting import plot_classifier_figure
 
-    lim = float(np.max(np.abs(x))) * 1.1
-    rows = [_figure_row("original (q = 0)" if q == 0 else f"augmented (q = {q})", *trained[q],
-                        x_train, y_train, x_test, y_test, lim, grid_n) for q in runs]
-    fig = plot_classifier_figure(
-        rows, os.path.join(out, figure_name),
-        title=f"neural-ODE classifier on '{data}' ({optimizer}"
-              + (f", viscosity {viscosity}" if viscosity > 0 else "") + ")")
-    plt.close(fig)
+        lim = float(np.max(np.abs(x))) * 1.1
+        rows = [_figure_row("original (q = 0)" if q == 0 else f"augmented (q = {q})",
+                            *trained[q], x_train, y_train, x_test, y_test, lim, grid_n)
+                for q in runs]
+        with folder.writing(figure_name) as tmp:
+            fig = plot_classifier_figure(
+                rows, tmp,
+                title=f"neural-ODE classifier on '{data}' ({optimizer}"
+                      + (f", viscosity {viscosity}" if viscosity > 0 else "") + ")")
+            plt.close(fig)
     return metrics
 
 
@@ -257,7 +273,7 @@ def demo_classifier(out: str, seed: int = 0, progress: bool = False,
     m = classify("rings", augment=1, n_train=300, n_test=100, out=out, seed=seed, maxiter=maxiter,
                  progress=progress, width=8, nt=8, grid_n=81, figure_name="demo_classifier.png",
                  metrics_name="demo_classifier_metrics.json",
-                 theta_name="demo_classifier_theta.npy")
+                 theta_name="demo_classifier_theta.npy", bundle_name="demo_classifier_model.npz")
     base = m.pop("baseline")
     keep = ("train_accuracy", "test_accuracy", "objective", "n_params", "iterations", "nfev",
             "seconds", "optimizer")

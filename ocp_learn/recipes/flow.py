@@ -10,7 +10,8 @@ from typing import Any, Callable
 import numpy as np
 from scipy.optimize import OptimizeResult
 
-from ._common import Parallel, serial_or, write_results
+from ._common import UNITS, Parallel, RunFolder, serial_or, write_results
+from .bundle import BUNDLE, save_bundle
 
 __all__ = ["flow_data", "train_flow", "flow_metrics", "run_flow", "demo_flow"]
 
@@ -220,10 +221,11 @@ def flow_metrics(prob: Any, res: OptimizeResult, secs: float, x_test: np.ndarray
 
 def run_flow(data: str = "8gaussians", *, out: str, n_train: int = 2048, n_test: int = 10000,
              dim: int = 2, seed: int = 0, figure: bool = True, center: bool | int = False,
-             parallel: Parallel | None = None,
+             parallel: Parallel | None = None, info: dict[str, Any] | None = None,
              **kwargs: Any) -> tuple[dict[str, Any], Any, OptimizeResult]:
-    """Train a flow, evaluate it and write ``out/theta.npy``, ``out/metrics.json`` and
-    ``out/figure.png`` (in that order: the figure is optional).
+    """Train a flow, evaluate it and write ``out/theta.npy``, ``out/model.npz`` (the bundle,
+    :mod:`.bundle`), ``out/metrics.json`` and ``out/figure.png`` (in that order: the figure
+    is optional).
 
     Parameters
     ----------
@@ -246,6 +248,10 @@ def run_flow(data: str = "8gaussians", *, out: str, n_train: int = 2048, n_test:
         same when a resumed run changes ``n_train``); ``scale``, passed on, divides after it.
     parallel : ocp_learn.optim.Parallel, optional
         Trains data-parallel; only its writing process evaluates and writes.
+    info : dict, optional
+        The run's description (:func:`~.rundir.run_info`), stored with the metrics and in
+        ``out/run.json``; the folder is a :class:`~.rundir.RunFolder` (locked, marked
+        ``INCOMPLETE`` until the run has finished).
     **kwargs
         Passed to :func:`train_flow`.
 
@@ -258,31 +264,38 @@ def run_flow(data: str = "8gaussians", *, out: str, n_train: int = 2048, n_test:
     """
     from ..errors import check_positive_int
 
-    os.makedirs(out, exist_ok=True)
-    x, floor = flow_data(data, n_train, seed, dim)
-    if center is True:
-        kwargs["shift"] = x.mean(axis=0)
-    elif center:
-        kwargs["shift"] = flow_data(data, check_positive_int("center", center), seed,
-                                    dim)[0].mean(axis=0)
-    x_test, _ = flow_data(data, n_test, seed + 1000, dim)
-    if kwargs.get("resample_every"):
-        kwargs["draw"] = lambda n, rng: flow_data(data, n, rng, dim)[0]
-    prob, res, secs = train_flow(x, seed=seed, parallel=parallel, **kwargs)
-    if not serial_or(parallel).is_writer:  # one process evaluates and writes
-        return {}, prob, res
-    write_results(out, res.x, None)  # the parameters first: the evaluation below may fail
-    m = flow_metrics(prob, res, secs, x_test, floor, seed)
-    m.update({"data": data, "dim": int(x.shape[1]), "n_train": int(n_train),
-              "input_scale": prob.scale.tolist() if np.ptp(prob.scale) else float(prob.scale[0]),
-              "input_shift": prob.shift.tolist(), "seed": int(seed)})
-    write_results(out, None, m)
-    if figure:
-        from ..plotting.flows import flow_figure
+    with RunFolder(out, info, active=serial_or(parallel).is_writer) as folder:
+        x, floor = flow_data(data, n_train, seed, dim)
+        if center is True:
+            kwargs["shift"] = x.mean(axis=0)
+        elif center:
+            kwargs["shift"] = flow_data(data, check_positive_int("center", center), seed,
+                                        dim)[0].mean(axis=0)
+        x_test, _ = flow_data(data, n_test, seed + 1000, dim)
+        if kwargs.get("resample_every"):
+            kwargs["draw"] = lambda n, rng: flow_data(data, n, rng, dim)[0]
+        prob, res, secs = train_flow(x, seed=seed, parallel=parallel, **kwargs)
+        if not folder.active:  # one process evaluates and writes
+            return {}, prob, res
+        write_results(folder, res.x, None)  # the parameters first: the evaluation may fail
+        unsaved = save_bundle(folder, prob, res.x)
+        m = flow_metrics(prob, res, secs, x_test, floor, seed)
+        if unsaved:
+            m["skipped"] = {BUNDLE: unsaved}
+        m.update({"data": data, "dim": int(x.shape[1]), "n_train": int(n_train),
+                  "n_test": int(n_test),
+                  "input_scale": prob.scale.tolist() if np.ptp(prob.scale)
+                  else float(prob.scale[0]),
+                  "input_shift": prob.shift.tolist(), "seed": int(seed),
+                  "message": str(res.get("message", "")), "units": UNITS})
+        write_results(folder, None, m)
+        if figure:
+            from ..plotting.flows import flow_figure
 
-        floor_txt = floor if floor is None else round(floor, 3)
-        flow_figure(prob, res.x, x_test, os.path.join(out, "figure.png"),
-                    title=f"{data}: test NLL {m['test_nll']:.3f} (floor {floor_txt})")
+            floor_txt = floor if floor is None else round(floor, 3)
+            with folder.writing("figure.png") as tmp:
+                flow_figure(prob, res.x, x_test, tmp,
+                            title=f"{data}: test NLL {m['test_nll']:.3f} (floor {floor_txt})")
     return m, prob, res
 
 

@@ -14,7 +14,8 @@ from typing import Any, Callable, Sequence
 import numpy as np
 from scipy.optimize import OptimizeResult
 
-from ._common import Parallel, serial_or, write_results
+from ._common import UNITS, Parallel, RunFolder, serial_or, write_results
+from .bundle import BUNDLE, save_bundle
 
 __all__ = ["train_mfg", "run_mfg", "figure3", "demo_mfg"]
 
@@ -86,10 +87,11 @@ def run_mfg(problem: str = "crowd", dim: int = 2, *, out: str,
             stages: Sequence[tuple[int, int]] | None = None, resample_every: int = 25,
             seed: int = 0, backend: str = "numba", n_eval: int | None = None, n_plot: int = 60,
             progress: bool = False, figure: bool = True, resume: bool = False,
-            keep_pairs: bool = False,
-            parallel: Parallel | None = None) -> tuple[dict[str, Any], Any, np.ndarray]:
+            keep_pairs: bool = False, parallel: Parallel | None = None,
+            info: dict[str, Any] | None = None) -> tuple[dict[str, Any], Any, np.ndarray]:
     """Train a Table 1 preset, evaluate every term on fresh agents, and write
-    ``out/theta.npy``, ``out/metrics.json``, then the optional ``w2_to_rho1`` metric and
+    ``out/theta.npy``, ``out/model.npz`` (the bundle, :mod:`.bundle`), ``out/metrics.json``,
+    then the optional ``w2_to_rho1`` metric and
     ``out/trajectories.png``.
 
     Training is checkpointed to ``out/checkpoint.npz`` after every redraw of the agents.
@@ -126,6 +128,9 @@ def run_mfg(problem: str = "crowd", dim: int = 2, *, out: str,
         L-BFGS keeps its correction pairs across redraws.
     parallel : ocp_learn.optim.Parallel, optional
         Trains data-parallel; only its writing process evaluates and writes.
+    info : dict, optional
+        The run's description (:func:`~.rundir.run_info`), stored with the metrics and in
+        ``out/run.json``; the folder is a :class:`~.rundir.RunFolder`.
 
     Returns
     -------
@@ -138,51 +143,59 @@ def run_mfg(problem: str = "crowd", dim: int = 2, *, out: str,
     """
     from ..problems.mfg import PRESETS, mfg_preset
 
-    os.makedirs(out, exist_ok=True)
     p = PRESETS[problem]
-    prob = mfg_preset(problem, dim, stage=1, backend=backend, seed=seed)
-    if stages is None:
-        ns = p["samples"].get(dim, p["samples"][2])
-        stages = tuple(zip(ns, p["iters"]))
-    r = train_mfg(prob, stages=stages, resample_every=resample_every, seed=seed, progress=progress,
-                  checkpoint=os.path.join(out, "checkpoint.npz"), resume=resume,
-                  keep_pairs=keep_pairs, parallel=parallel)
-    theta = r["theta"]
-    if not serial_or(parallel).is_writer:  # one process evaluates and writes
-        return {}, prob, theta
-    write_results(out, theta, None)  # the parameters first: the evaluation below may fail
-    x_eval = prob.rho0.sample(n_eval or stages[-1][0], seed + 999)
-    terms = prob.evaluate_on(theta, x_eval)
-    m = {"problem": problem, "dim": int(dim), "objective": terms["objective"],
-         "L": terms.get("L"), "F": terms.get("F", 0.0), "G": terms.get("G"),
-         "hjb": terms.get("hjb", 0.0), "hjb_terminal": terms.get("hjb_terminal", 0.0),
-         "iterations": int(r["iterations"]), "seconds": float(r["seconds"]),
-         "n_params": int(prob.n_params), "stages": [list(s) for s in stages],
-         "validation": float(r["validation"]), "nfev": int(r["nfev"]),
-         "optimizer": "L-BFGS, pairs kept across redraws" if keep_pairs else
-         "L-BFGS-B, restarted on every redraw"}
-    write_results(out, None, m)
-    if problem == "ot" and prob.rho1 is not None:
-        try:
-            from ..metrics import wasserstein2
+    with RunFolder(out, info, active=serial_or(parallel).is_writer) as folder:
+        prob = mfg_preset(problem, dim, stage=1, backend=backend, seed=seed)
+        if stages is None:
+            ns = p["samples"].get(dim, p["samples"][2])
+            stages = tuple(zip(ns, p["iters"]))
+        r = train_mfg(prob, stages=stages, resample_every=resample_every, seed=seed,
+                      progress=progress, checkpoint=os.path.join(out, "checkpoint.npz"),
+                      resume=resume, keep_pairs=keep_pairs, parallel=parallel)
+        theta = r["theta"]
+        if not folder.active:  # one process evaluates and writes
+            return {}, prob, theta
+        write_results(folder, theta, None)  # the parameters first: the evaluation may fail
+        unsaved = save_bundle(folder, prob, theta)
+        n_eval = int(n_eval or stages[-1][0])
+        x_eval = prob.rho0.sample(n_eval, seed + 999)
+        terms = prob.evaluate_on(theta, x_eval)
+        m = {"problem": problem, "dim": int(dim), "objective": terms["objective"],
+             "L": terms.get("L"), "F": terms.get("F", 0.0), "G": terms.get("G"),
+             "hjb": terms.get("hjb", 0.0), "hjb_terminal": terms.get("hjb_terminal", 0.0),
+             "iterations": int(r["iterations"]), "seconds": float(r["seconds"]),
+             "n_params": int(prob.n_params), "stages": [list(s) for s in stages],
+             "validation": float(r["validation"]), "nfev": int(r["nfev"]),
+             "optimizer": "L-BFGS, pairs kept across redraws" if keep_pairs else
+             "L-BFGS-B, restarted on every redraw",
+             "resample_every": int(resample_every), "seed": int(seed), "backend": backend,
+             "n_eval": n_eval, "message": str(r.get("message", "")), "units": UNITS}
+        if unsaved:
+            m["skipped"] = {BUNDLE: unsaved}
+        write_results(folder, None, m)
+        if problem == "ot" and prob.rho1 is not None:
+            try:
+                from ..metrics import wasserstein2
 
-            zT = prob.trajectories(theta, x_eval[:1000])[-1]
-            m["w2_to_rho1"] = wasserstein2(zT, prob.rho1.sample(1000, seed + 5))
-        except ImportError as exc:
-            m.setdefault("skipped", {})["w2_to_rho1"] = (
-                f"needs POT (pip install pot): {exc}")
-        write_results(out, None, m)
-    if figure:
-        from ..plotting.mfg import crowd_2d_figure
+                zT = prob.trajectories(theta, x_eval[:1000])[-1]
+                m["w2_to_rho1"] = wasserstein2(zT, prob.rho1.sample(1000, seed + 5))
+            except ImportError as exc:
+                m.setdefault("skipped", {})["w2_to_rho1"] = (
+                    f'needs POT (pip install "ocp_learn[test]" or pip install pot): {exc}')
+            write_results(folder, None, m)
+        if figure:
+            from ..plotting.mfg import crowd_2d_figure
 
-        paths = prob.trajectories(theta, x_eval[:n_plot], nt=4 * prob.nt)
-        crowd_2d_figure(paths, os.path.join(out, "trajectories.png"), _obstacle(prob),
-                        title=f"{problem}, d = {dim} (first two coordinates)")
+            paths = prob.trajectories(theta, x_eval[:n_plot], nt=4 * prob.nt)
+            with folder.writing("trajectories.png") as tmp:
+                crowd_2d_figure(paths, tmp, _obstacle(prob),
+                                title=f"{problem}, d = {dim} (first two coordinates)")
     return m, prob, theta
 
 
 def figure3(out: str, *, iters: int = 150, n: int = 256, seed: int = 0,
-            backend: str = "numba") -> dict[str, dict[str, float]]:
+            backend: str = "numba", progress: bool = False,
+            info: dict[str, Any] | None = None) -> dict[str, dict[str, float]]:
     """The article's Figure 3 in 1-D: OT against crowd motion with an obstacle.
 
     OT gives straight trajectories; crowd motion with an obstacle in the middle of the domain
@@ -206,6 +219,10 @@ def figure3(out: str, *, iters: int = 150, n: int = 256, seed: int = 0,
         Seed of the agents and the parameters.
     backend : {"numpy", "numba"}
         Kernel backend.
+    progress : bool
+        Show a progress bar per game.
+    info : dict, optional
+        The run's description (:func:`~.rundir.run_info`), written to ``out/run.json``.
 
     Returns
     -------
@@ -227,22 +244,24 @@ def figure3(out: str, *, iters: int = 150, n: int = 256, seed: int = 0,
     x = np.linspace(-2.6, 2.6, 27)
     x = x[np.abs(x) > 1.3][:, None]  # agents from both bumps
     panels, res = [], {}
-    for name, inter, alpha in games:
-        prob = PotentialMFG(rho0, rho1, n_samples=n, interactions=inter, alpha=alpha, nt=4,
-                            backend=backend, seed=seed)
-        r = lbfgs(prob, prob.init_params(seed), maxiter=iters, progress=False)
-        paths = prob.trajectories(r.x, x, nt=32)[..., 0]
-        times = np.linspace(0, 1, paths.shape[0])
-        panels.append((name, times, paths))
-        ev = prob.evaluate_on(r.x, rho0.sample(4000, seed + 4))
-        # straightness: the largest deviation of a path from the chord between its end points
-        chord = paths[0] + times[:, None] * (paths[-1] - paths[0])
-        ev["max_deviation_from_chord"] = float(np.max(np.abs(paths - chord)))
-        res[name] = ev
-    write_results(out, None, res, metrics_name="figure3.json")
-    from ..plotting.mfg import trajectories_1d_figure
+    with RunFolder(out, info) as folder:
+        for name, inter, alpha in games:
+            prob = PotentialMFG(rho0, rho1, n_samples=n, interactions=inter, alpha=alpha, nt=4,
+                                backend=backend, seed=seed)
+            r = lbfgs(prob, prob.init_params(seed), maxiter=iters, progress=progress)
+            paths = prob.trajectories(r.x, x, nt=32)[..., 0]
+            times = np.linspace(0, 1, paths.shape[0])
+            panels.append((name, times, paths))
+            ev = prob.evaluate_on(r.x, rho0.sample(4000, seed + 4))
+            # straightness: the largest deviation of a path from the chord between its ends
+            chord = paths[0] + times[:, None] * (paths[-1] - paths[0])
+            ev["max_deviation_from_chord"] = float(np.max(np.abs(paths - chord)))
+            res[name] = ev
+        write_results(folder, None, res, metrics_name="figure3.json")
+        from ..plotting.mfg import trajectories_1d_figure
 
-    trajectories_1d_figure(panels, os.path.join(out, "figure3.png"), obstacle=obst.Q)
+        with folder.writing("figure3.png") as tmp:
+            trajectories_1d_figure(panels, tmp, obstacle=obst.Q)
     return res
 
 

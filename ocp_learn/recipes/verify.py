@@ -8,9 +8,9 @@ each IPOPT reference solve's objective gap to ocp_learn's optimizers; the analyt
 """
 from __future__ import annotations
 
-import json
-import os
 from typing import Any, Callable
+
+from .rundir import RunFolder
 
 __all__ = ["run_verify", "render_markdown", "suite_failed", "format_value"]
 
@@ -134,10 +134,9 @@ def run_verify(out: str, *, quick: bool = False, seed: int = 0,
     """
     from ..reference import suite
 
-    os.makedirs(out, exist_ok=True)
-    res = suite.run_suite(quick=quick, seed=seed, progress=progress)
-    with open(os.path.join(out, "verify.json"), "w") as fh:
-        json.dump(res, fh, indent=1, default=float)
-    with open(os.path.join(out, "verify.md"), "w") as fh:
-        fh.write(render_markdown(res))
+    with RunFolder(out) as folder:
+        res = suite.run_suite(quick=quick, seed=seed, progress=progress)
+        folder.write_json("verify.json", res)
+        with folder.writing("verify.md") as tmp, open(tmp, "w") as fh:
+            fh.write(render_markdown(res))
     return res

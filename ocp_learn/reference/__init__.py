@@ -11,6 +11,9 @@
 * :mod:`.potential` -- the potential model's ``grad``, ``d_t``, Laplacian and
   their vjp/jvp against CasADi's AD;
 * :mod:`.mfg_checks` -- Pontryagin consistency of a learned MFG value function;
+* :mod:`.gaussian_mfg` -- the closed-form optimum of the Gaussian OT mean field game;
+* :mod:`.mfg_oracle` -- a trained Gaussian OT-MFG against that optimum, on fresh samples;
+* :mod:`.hutchinson` -- the Hutchinson Laplacian against its exact mean and variance;
 * :mod:`.suite` -- the whole suite behind ``ocp-learn verify``.
 
 CasADi is imported only inside this package.

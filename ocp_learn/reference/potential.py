@@ -22,7 +22,7 @@ from ..errors import check_rng
 from .symbolic import (SYMBOLIC_POTENTIAL, lookup, potential_derivatives, register_rhs,
                        register_terminal)
 
-__all__ = ["potential_function", "compare_potential"]
+__all__ = ["potential_function", "potential_hessian", "compare_potential"]
 
 _CACHE = weakref.WeakKeyDictionary()
 
@@ -38,6 +38,31 @@ def potential_function(model):
         f = ca.Function("potential", [x, t, th], [phi, grad, dt, lap])
         _CACHE[model] = f
     return f
+
+
+def potential_hessian(model, x, t, theta):
+    """``Hess_x Phi(x, t; theta)`` per sample by CasADi's AD of the symbolic twin (D1).
+
+    Parameters
+    ----------
+    model : PotentialResNet
+        Any ``trace`` setting (the twin is the network itself).
+    x : ndarray, shape (n, d)
+    t : float
+    theta : ndarray, shape (n_params,)
+
+    Returns
+    -------
+    ndarray, shape (n, d, d)
+    """
+    phi_sym = lookup(SYMBOLIC_POTENTIAL, model, "potential")
+    d = model.dim
+    xs, ts, ths = ca.SX.sym("x", d), ca.SX.sym("t"), ca.SX.sym("theta", model.n_params)
+    H, _ = ca.hessian(phi_sym(model, xs, ts, ths), xs)
+    f = ca.Function("hessian", [xs, ts, ths], [H])
+    x = np.atleast_2d(np.asarray(x, dtype=np.float64))
+    theta = np.asarray(theta, dtype=np.float64)
+    return np.stack([np.asarray(f(xi, float(t), theta)) for xi in x])
 
 
 def _rel(a, b):

@@ -1,23 +1,33 @@
 """The reference suite behind ``ocp-learn verify``: every gradient and optimum against a witness.
 
-Four parts, each a list of row dicts:
+Five parts, each a list of row dicts:
 
 * ``gradients`` -- for each (problem, model, integrator, theta(t), strategy)
   the relative difference of ocp_learn's gradient to CasADi's AD of the same
   discrete objective (:func:`.discrete.compare_gradient`); strategies are read
   from :data:`ocp_learn.gradients.STRATEGIES` (those that do not apply to an
-  integrator are listed as ``n/a``; the continuous adjoint, MATH B3, is
-  *expected* to differ by its discretization error and is marked so);
+  integrator are listed as ``n/a`` with the reason).  The continuous adjoint
+  (optimize-then-discretize, MATH B3) differs from the discrete gradient by its
+  discretization error: its rows give that relative error (``rel_grad_diff``,
+  against CasADi, and ``rel_to_discrete_adjoint``, against ``store_all``), and
+  ``continuous_adjoint`` summarizes them;
+* ``continuous_adjoint`` -- min / median / max of the continuous adjoint's relative
+  gradient error over the cases, per integrator and over all;
 * ``potential`` -- the potential model's ``Phi``, ``grad``, ``d_t``,
   Laplacian and their vjp/jvp against CasADi's AD (MATH D1--D3, D6);
 * ``optima`` -- IPOPT against ocp_learn's L-BFGS (and Gauss--Newton) from the
   same start (:func:`.ipopt.compare_optimizers`);
 * ``analytic`` -- Riccati gaps with their observed order, Gaussian OT
-  identities, the MFG single-agent check.
+  identities, the MFG single-agent check, the Gaussian OT-MFG trained against its
+  closed-form optimum (:func:`.mfg_oracle.oracle_rows`) and the Hutchinson Laplacian
+  against its exact mean and variance (:func:`.hutchinson.hutchinson_rows`), each with
+  a negative control.
 """
 from __future__ import annotations
 
+import textwrap
 import time
+from typing import Any
 
 import numpy as np
 
@@ -28,9 +38,9 @@ from ..models.controlled_linear import ControlEnergy, ControlledLinearModel
 from ..ocp import OCP
 from .discrete import build_reference, compare_gradient
 
-__all__ = ["GRAD_TOL", "OPT_TOL", "INTEGRATORS", "TIME_PARAMS", "gradient_problems",
-           "strategy_variants", "run_gradients", "run_potential", "run_optima", "run_analytic",
-           "run_suite"]
+__all__ = ["GRAD_TOL", "OPT_TOL", "INTEGRATORS", "TIME_PARAMS", "APPROXIMATE_STRATEGIES",
+           "gradient_problems", "strategy_variants", "run_gradients", "continuous_adjoint_summary",
+           "run_potential", "run_optima", "run_analytic", "run_suite"]
 
 GRAD_TOL = 1e-10
 OPT_TOL = 1e-6
@@ -38,6 +48,13 @@ INTEGRATORS = ("euler", "heun", "rk4")
 TIME_PARAMS = {"constant": None, "piecewise constant": ("piecewise_constant", 2),
                "piecewise linear": ("piecewise_linear", 3)}
 APPROXIMATE_STRATEGIES = {"continuous"}   # optimize-then-discretize (MATH B3)
+MESSAGE_WIDTH = 160
+
+
+def _message(text: str, width: int = MESSAGE_WIDTH) -> str:
+    """The first line of ``text``, shortened at a word boundary (never mid-word) to ``width``."""
+    line = str(text).strip().splitlines()[0] if str(text).strip() else ""
+    return textwrap.shorten(line, width=width, placeholder=" ...")
 
 
 def _classifier(integrator, tp, strategy, n=12, d=3, seed=0):
@@ -151,8 +168,12 @@ def strategy_variants():
 
 def _status(rel, approximate):
     if approximate:
-        return "approximate (B3)"
+        return f"B3: {rel:.2e} vs discrete adjoint"
     return "ok" if rel <= GRAD_TOL else "FAIL"
+
+
+def _rel(a, b):
+    return float(np.linalg.norm(a - b) / max(np.linalg.norm(b), 1e-300))
 
 
 def run_gradients(quick=True, seed=0, problems=None, time_params=None):
@@ -175,12 +196,16 @@ def run_gradients(quick=True, seed=0, problems=None, time_params=None):
                         prob = build(integ, tp, spec)
                         r = compare_gradient(prob, theta, reference=ref)
                     except (TypeError, NotImplementedError, ValueError) as exc:
-                        row.update(rel_grad_diff=None, status=f"n/a: {str(exc).splitlines()[0][:90]}")
+                        row.update(rel_grad_diff=None, status=f"n/a: {_message(exc)}")
                     else:
                         approx = slabel in APPROXIMATE_STRATEGIES
                         row.update(rel_grad_diff=r["rel_diff"], rel_value_diff=r["value_rel_diff"],
                                    n_params=r["n_params"], casadi=r["mode"],
                                    status=_status(r["rel_diff"], approx))
+                        if approx:
+                            g_discrete = base.objective_and_gradient(theta)[1]
+                            g_cont = prob.objective_and_gradient(theta)[1]
+                            row["rel_to_discrete_adjoint"] = _rel(g_cont, g_discrete)
                     rows.append(row)
     if not quick:   # larger batches through casadi's map (MX graph)
         for pname, (mname, build, _) in problems.items():
@@ -194,6 +219,38 @@ def run_gradients(quick=True, seed=0, problems=None, time_params=None):
                          "n_params": r["n_params"], "casadi": r["mode"],
                          "status": _status(r["rel_diff"], False)})
     return rows
+
+
+def continuous_adjoint_summary(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Distribution of the continuous adjoint's relative gradient error (MATH B3).
+
+    Parameters
+    ----------
+    rows : list of dict
+        Gradient rows (:func:`run_gradients`).
+
+    Returns
+    -------
+    list of dict
+        One row per integrator and one for all cases: ``integrator``, ``cases``,
+        ``min``, ``median``, ``max`` of ``rel_grad_diff`` over the continuous-adjoint rows,
+        and ``worst case`` (problem, integrator, theta(t) of the maximum).
+    """
+    cont = [r for r in rows if r["strategy"] in APPROXIMATE_STRATEGIES
+            and r.get("rel_grad_diff") is not None]
+    out = []
+    groups = sorted({r["integrator"] for r in cont})
+    for label in groups + ["all"]:
+        sel = [r for r in cont if label in ("all", r["integrator"])]
+        if not sel:
+            continue
+        errs = np.array([r["rel_grad_diff"] for r in sel])
+        worst = sel[int(np.argmax(errs))]
+        out.append({"integrator": label, "cases": len(sel), "min": float(errs.min()),
+                    "median": float(np.median(errs)), "max": float(errs.max()),
+                    "worst case": f"{worst['problem']}, {worst['integrator']}, "
+                                  f"{worst['theta(t)']}"})
+    return out
 
 
 def run_potential(seed=0, quick=True):
@@ -212,7 +269,7 @@ def run_potential(seed=0, quick=True):
                 r = compare_potential(m, x, 0.37, th, seed=seed)
             except ImportError as exc:  # pragma: no cover - numba missing
                 rows.append({"model": f"PotentialResNet(M={M})", "backend": backend,
-                             "status": f"n/a: {exc}"})
+                             "status": f"n/a: {_message(exc)}"})
                 continue
             worst = max(r.values())
             rows.append({"model": f"PotentialResNet(d=3, m=6, M={M})", "backend": backend, **r,
@@ -258,7 +315,7 @@ def run_optima(seed=0):
                    "ipopt_fun": ip["fun"], "ipopt_status": ip["status"],
                    "ipopt_grad_norm": ip["grad_norm"], "ipopt_hessian": ip["hessian"]}
             if "error" in v:
-                row.update(status=f"error: {v['error'][:90]}")
+                row.update(status=f"error: {_message(v['error'])}")
             else:
                 row.update(fun=v["fun"], objective_gap=v["objective_gap"],
                            relative_gap=v["relative_gap"], grad_norm=v["grad_norm"],
@@ -335,11 +392,27 @@ def run_analytic(quick=True):
                      "improvement": r["max_improvement"], "tol": r["tol"],
                      "status": ("ok" if r["passed"] else "improvable") if scale == 1.0 else
                      ("caught" if not r["passed"] else "NOT CAUGHT")})
+    rows += _oracle_rows()
+    return rows
+
+
+def _oracle_rows():
+    """The closed-form MFG oracle and the Hutchinson rows (``n/a`` where a part is missing)."""
+    from .hutchinson import HUTCHINSON_CHECK, hutchinson_rows
+    from .mfg_oracle import ORACLE_CHECK, oracle_rows
+
+    rows = []
+    for check, fn in ((ORACLE_CHECK, oracle_rows),
+                      (HUTCHINSON_CHECK, hutchinson_rows)):
+        try:
+            rows += fn()
+        except ImportError as exc:  # pragma: no cover - numba missing
+            rows.append({"check": check, "case": "-", "status": f"n/a: {_message(exc)}"})
     return rows
 
 
 def run_suite(quick=True, seed=0, progress=None):
-    """All four parts; returns the dict written to ``verify.json``."""
+    """All parts (module docstring); returns the dict written to ``verify.json``."""
     out = {"quick": bool(quick), "grad_tol": GRAD_TOL, "opt_tol": OPT_TOL}
     t0 = time.perf_counter()
     for key, fn in (("gradients", lambda: run_gradients(quick, seed)),
@@ -350,9 +423,11 @@ def run_suite(quick=True, seed=0, progress=None):
         out[key] = fn()
         if progress:
             progress(f"{key}: {len(out[key])} rows in {time.perf_counter() - t:.1f} s")
+    out["continuous_adjoint"] = continuous_adjoint_summary(out["gradients"])
     out["seconds"] = time.perf_counter() - t0
     g = [r for r in out["gradients"] if r.get("rel_grad_diff") is not None
-         and not r["status"].startswith("approximate")]
+         and r["strategy"] not in APPROXIMATE_STRATEGIES]
+    cont = {r["integrator"]: r for r in out["continuous_adjoint"]}.get("all", {})
     out["summary"] = {
         "gradient_rows": len(out["gradients"]),
         "max_rel_grad_diff_exact_strategies": max((r["rel_grad_diff"] for r in g), default=None),
@@ -362,5 +437,9 @@ def run_suite(quick=True, seed=0, progress=None):
         "ipopt_rows": len(out["optima"]),
         "analytic_failures": sum(r["status"] in ("FAIL", "NOT CAUGHT", "improvable")
                                  for r in out["analytic"]),
+        "continuous_adjoint_cases": cont.get("cases", 0),
+        "continuous_adjoint_min_rel_err": cont.get("min"),
+        "continuous_adjoint_median_rel_err": cont.get("median"),
+        "continuous_adjoint_max_rel_err": cont.get("max"),
     }
     return out

@@ -1,0 +1,210 @@
+"""Trained models as files: the bundle ``model.npz`` a training run writes next to
+``theta.npy`` (:meth:`ocp_learn.problems.persistence.Persistable.save`), and what a user does
+with it afterwards -- sample, predict, and recompute the run's metrics
+(``ocp-learn sample | predict | evaluate``).
+"""
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+import numpy as np
+
+from .rundir import RunError, RunFolder
+
+__all__ = ["BUNDLE", "CLASSIFIERS", "FLOWS", "save_bundle", "load_bundle", "sample_model",
+           "predict_model", "evaluate_model"]
+
+#: The bundle's file name in a run folder.
+BUNDLE = "model.npz"
+#: Saved kinds that classify points (``predict`` gives probabilities and labels).
+CLASSIFIERS = ("neural_ode_classifier", "viscous_classifier")
+#: Saved kinds that move points (``predict`` gives the push-forward; ``sample`` draws).
+FLOWS = ("continuous_normalizing_flow", "potential_mfg")
+
+
+def save_bundle(folder: RunFolder, problem: Any, theta: np.ndarray,
+                name: str = BUNDLE) -> str | None:
+    """Write ``problem`` and ``theta`` to ``folder/name`` atomically.
+
+    Parameters
+    ----------
+    folder : RunFolder
+        The run's folder.
+    problem : Persistable
+        The trained problem.
+    theta : ndarray
+        Its parameters.
+    name : str
+        The file name.
+
+    Returns
+    -------
+    str or None
+        None when written; else why the problem cannot be saved (a setting that settings
+        cannot describe), for the metrics' ``"skipped"`` entry.
+    """
+    if not folder.active:
+        return None
+    try:
+        with folder.writing(name) as tmp:
+            problem.save(tmp, theta)
+    except TypeError as exc:
+        return str(exc).splitlines()[0]
+    return None
+
+
+def _bundle_path(model: str) -> str:
+    path = os.fspath(model)
+    if os.path.isdir(path):
+        path = os.path.join(path, BUNDLE)
+    if not os.path.isfile(path):
+        raise RunError(f"--model {model!r}: no {BUNDLE} there (a folder written by ocp-learn "
+                       "classify, flow or mfg, or the bundle file itself)")
+    return path
+
+
+def load_bundle(model: str) -> Any:
+    """The problem and parameters of a run folder's bundle (or of a bundle file).
+
+    Parameters
+    ----------
+    model : str
+        A run folder holding ``model.npz``, or the file.
+
+    Returns
+    -------
+    ocp_learn.problems.Loaded
+        ``problem, theta, info``.
+
+    Raises
+    ------
+    RunError
+        No bundle, or a file that is damaged or not a bundle.
+    """
+    from ..problems import load
+
+    path = _bundle_path(model)
+    try:
+        return load(path)
+    except ValueError as exc:
+        raise RunError(f"--model {model!r}: {str(exc).splitlines()[0]}") from exc
+    except Exception as exc:  # zipfile, numpy, json and OS errors of a damaged file
+        raise RunError(f"--model {model!r}: {path!r} is corrupt or truncated, not an "
+                       f"ocp_learn bundle ({type(exc).__name__})") from exc
+
+
+def sample_model(model: str, n: int, seed: int | None = 0) -> np.ndarray:
+    """``n`` samples of a trained flow (or agents of a game pushed to ``t = T``).
+
+    Parameters
+    ----------
+    model : str
+        Run folder or bundle file.
+    n : int
+        Number of samples.
+    seed : int or None
+        Seed of the draws.
+
+    Returns
+    -------
+    ndarray, shape (n, d)
+    """
+    loaded = load_bundle(model)
+    kind = loaded.info["kind"]
+    if kind not in FLOWS:
+        raise RunError(f"--model {model!r} is a {kind.replace('_', ' ')}: it does not draw "
+                       "samples (a flow or a mean field game does)")
+    return loaded.problem.sample(loaded.theta, n, seed=seed)
+
+
+def predict_model(model: str, x: np.ndarray) -> dict[str, np.ndarray]:
+    """What a trained model says about the points ``x``.
+
+    Parameters
+    ----------
+    model : str
+        Run folder or bundle file.
+    x : ndarray, shape (m, d)
+        Points in data coordinates.
+
+    Returns
+    -------
+    dict
+        A classifier: ``probabilities`` ``(m, classes)`` and ``labels`` ``(m,)``; a flow or a
+        game: ``z``, the points pushed forward to ``t = T`` (a flow: to the Gaussian side).
+    """
+    from ..errors import as_array
+
+    loaded = load_bundle(model)
+    p, theta = loaded.problem, loaded.theta
+    d = int(p.settings.get("input_dim", p.point_dim)) if loaded.info["kind"] in CLASSIFIERS \
+        else int(p.point_dim)
+    x = as_array("--input", x, ndim=2, shape=(None, d), min_rows=1)
+    if loaded.info["kind"] in CLASSIFIERS:
+        return {"probabilities": p.predict_proba(theta, x), "labels": p.predict(theta, x)}
+    return {"z": p.push_forward(theta, x)}
+
+
+def _run_settings(model_dir: str) -> dict[str, Any]:
+    path = os.path.join(model_dir, "metrics.json")
+    try:
+        with open(path) as fh:
+            m = json.load(fh)
+    except FileNotFoundError:
+        raise RunError(f"--model {model_dir!r}: no metrics.json to compare with (a folder "
+                       "written by ocp-learn classify, flow or mfg)") from None
+    except (ValueError, OSError) as exc:
+        raise RunError(f"--model {model_dir!r}: metrics.json is damaged ({exc})") from exc
+    return m
+
+
+def evaluate_model(model_dir: str) -> dict[str, dict[str, Any]]:
+    """Recompute a run's metrics from its bundle; its data are drawn again from the seed in
+    ``metrics.json`` (the training samples are not used).
+
+    Parameters
+    ----------
+    model_dir : str
+        A run folder of ``ocp-learn classify``, ``flow`` or ``mfg``.
+
+    Returns
+    -------
+    dict
+        ``metric -> {"saved": value in metrics.json, "recomputed": value}``.
+    """
+    if not os.path.isdir(model_dir):
+        raise RunError(f"--model {model_dir!r} is not a folder (a run folder of ocp-learn "
+                       "classify, flow or mfg)")
+    loaded = load_bundle(model_dir)
+    m = _run_settings(model_dir)
+    p, theta, kind = loaded.problem, loaded.theta, loaded.info["kind"]
+    seed = int(m.get("seed", m.get("run", {}).get("hyperparameters", {}).get("seed", 0)))
+    new: dict[str, Any] = {}
+    if kind == "continuous_normalizing_flow":
+        from ..metrics import mmd
+        from .flow import flow_data
+
+        x_test, _ = flow_data(m["data"], int(m["n_test"]), seed + 1000, int(m["dim"]))
+        lp = p.log_density(theta, x_test)
+        n_eval = 2000
+        terms = p.terms(theta, x_test[:n_eval])
+        new = {"test_nll": float(-np.mean(lp)),
+               "test_nll_se": float(np.std(lp) / np.sqrt(lp.size)),
+               "inverse_error": p.inverse_error(theta, x_test[:n_eval]),
+               "mmd": mmd(p.sample(theta, n_eval, seed=seed + 7), x_test[:n_eval]),
+               "transport_cost": terms["transport_cost"], "hjb_penalty": terms["hjb_penalty"]}
+    elif kind in CLASSIFIERS:
+        from ..datasets import get_dataset, train_test_split
+
+        n_train, n_test = int(m["n_train"]), int(m["n_test"])
+        x, y = get_dataset(m["data"], n_train + n_test, seed=seed)
+        *_, x_test, y_test = train_test_split(x, y, n_test / (n_train + n_test), seed=seed)
+        new = {"test_accuracy": float(np.mean(p.predict(theta, x_test) == y_test))}
+    elif kind == "potential_mfg":
+        n_eval = int(m.get("n_eval") or m["stages"][-1][0])
+        terms = p.evaluate_on(theta, p.rho0.sample(n_eval, seed + 999))
+        new = {k: terms.get(k, 0.0) for k in ("objective", "L", "F", "G", "hjb", "hjb_terminal")
+               if k in m}
+    return {k: {"saved": m.get(k), "recomputed": float(v)} for k, v in new.items()}
