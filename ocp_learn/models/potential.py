@@ -66,8 +66,9 @@ class PotentialResNet:
         the same numbers, or the GPU (:mod:`ocp_learn.kernels.potential_cupy`: CuPy +
         cuBLAS + a numba-cuda activation kernel; needs a CUDA device); or any name
         registered with :func:`~ocp_learn.kernels.potential_backend.register_potential_backend`,
-        or a backend object (``docs/backends.rst``).  The name is resolved to the
-        backend object ``self.backend`` once, here.
+        or a backend object (``docs/backends.rst``; its own options then apply, not
+        ``chunk``, ``path``, ``trace_path``).  A name is resolved to the backend object
+        ``self.backend`` once, here.
     path : {"auto", "fused", "blas"}
         ``backend="numba"`` only: ``"fused"`` runs the per-sample kernels
         (``prange`` over samples); ``"blas"`` the chunked batched-GEMM program

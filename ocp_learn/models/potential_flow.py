@@ -38,16 +38,10 @@ import numpy as np
 from typing import Any
 
 from ..errors import check_positive_float
+from ..protocols import Interaction, check_protocol
 from .base import Model
 
-__all__ = ["PotentialFlowField", "flow_field_class", "same_method"]
-
-
-def same_method(F: Any, a: str, b: str) -> bool:
-    """Whether the interaction term ``F``'s methods ``a`` and ``b`` are one function (the
-    obstacle's ``drho`` is its ``value``, :mod:`ocp_learn.costs.interactions`): one call then
-    serves both."""
-    return getattr(F, a) == getattr(F, b)  # bound methods: same function and object
+__all__ = ["PotentialFlowField", "flow_field_class"]
 
 
 class PotentialFlowField(Model):
@@ -85,7 +79,8 @@ class PotentialFlowField(Model):
         self.fused = offered if fused is None else bool(fused)
         self.a1 = check_positive_float("a1", a1)
         self.a2 = check_positive_float("a2", a2, allow_zero=True)
-        self.interactions = list(interactions)
+        self.interactions = [check_protocol(F, Interaction, f"interactions[{j}]")
+                             for j, F in enumerate(interactions)]
         self.hjb = bool(hjb)
         self.log_rho0 = log_rho0
         d = self.dim = potential.dim
@@ -98,7 +93,7 @@ class PotentialFlowField(Model):
         self.c_lr0 = c if log_rho0 is not None else None
         c += int(log_rho0 is not None)
         self.state_dim = c
-        if any(getattr(F, "uses_logrho", False) for F in self.interactions) and log_rho0 is None:
+        if any(F.uses_logrho for F in self.interactions) and log_rho0 is None:
             raise ValueError("log_rho0 is required when an interaction term uses log rho")
         self.probes = None  # Hutchinson probes: :meth:`with_probes`
 
@@ -161,7 +156,7 @@ class PotentialFlowField(Model):
                                               self.potential.h, self.a1, self._c_R(), extra,
                                               out, keep)
         for F, c, v in zip(self.interactions, self.c_F, dF):
-            out[:, c] = v if v is not None and same_method(F, "drho", "value") else F.value(z, lr)
+            out[:, c] = v if v is not None and F.drho == F.value else F.value(z, lr)
         return out, aux
 
     def aux_floats(self, n: int) -> int:
@@ -272,7 +267,7 @@ class PotentialFlowField(Model):
             vz, vl = F.value_partials(z, lr)  # vz: the leading vz.shape[1] columns
             coef = ybar[:, c]
             if w is not None:
-                if same_method(F, "drho_partials", "value_partials"):
+                if F.drho_partials == F.value_partials:
                     coef = coef - self.a2 * w
                 else:
                     dz_, dl_ = F.drho_partials(z, lr)

@@ -85,7 +85,15 @@ class NeuralODEClassifierEstimator(ClassifierMixin, BaseEstimator):
         self.random_state = random_state
 
     def fit(self, X: Any, y: Any) -> NeuralODEClassifierEstimator:
-        """Train on the features ``X`` (``(n, d)``) and labels ``y`` (``(n,)``, any values).
+        """Train on the features ``X`` and the labels ``y``.
+
+        Parameters
+        ----------
+        X : array_like, shape (n, d)
+            Features.
+        y : array_like, shape (n,)
+            Labels, any values (at least two distinct ones): two classes train the logistic
+            loss, more the softmax cross-entropy.
 
         Returns
         -------

@@ -10,9 +10,9 @@ import numpy as np
 from ..costs.terminal import TerminalCost
 from ..errors import check_choice, check_positive_float
 from ..protocols import ScoredDensity, TerminalResult, check_protocol
-from ..models.potential_flow import PotentialFlowField, flow_field_class, same_method
+from ..models.potential_flow import PotentialFlowField, flow_field_class
 
-__all__ = ["PotentialFlowField", "PotentialTerminal", "flow_field_class", "same_method"]
+__all__ = ["PotentialFlowField", "PotentialTerminal", "flow_field_class"]
 
 
 class PotentialTerminal(TerminalCost):

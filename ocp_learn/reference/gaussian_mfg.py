@@ -91,8 +91,9 @@ def gaussian_mfg_optimum(m0: ArrayLike, s0: float, m1: ArrayLike, s1: float, a1:
     terminal variance that do not depend on ``d`` when ``m1 - m0`` does not.  For the
     crowd-motion endpoints (means ``+-3 e2``, equal variances ``s0 = s1``) the variance
     part vanishes (``sT = s0``, ``f(sigma_T) = 0``) and ``J*`` does not depend on ``d``
-    at all (``16.98`` for ``s = 0.3``, ``a1 = 1``, ``a3 = 5``, without the obstacle).  The optimal flow is affine in ``x``:
-    ``z(t) = m(t) + (sigma(t)/sigma_0) (x - m0)`` with ``m, sigma`` linear in ``t``.
+    at all (``16.98`` for ``s = 0.3``, ``a1 = 1``, ``a3 = 5``, without the obstacle).
+    The optimal flow is affine in ``x``: ``z(t) = m(t) + (sigma(t)/sigma_0) (x - m0)``
+    with ``m, sigma`` linear in ``t``.
 
     Parameters
     ----------

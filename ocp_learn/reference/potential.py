@@ -14,6 +14,7 @@ witness the whole OT-Flow objective, Laplacian terms included.
 from __future__ import annotations
 
 import weakref
+from typing import Any
 
 import casadi as ca
 import numpy as np
@@ -27,8 +28,18 @@ __all__ = ["potential_function", "potential_hessian", "compare_potential"]
 _CACHE = weakref.WeakKeyDictionary()
 
 
-def potential_function(model):
-    """CasADi function ``(x (d), t, theta) -> (Phi, grad_x Phi, d_t Phi, lap_x Phi)`` by AD (cached)."""
+def potential_function(model: Any) -> ca.Function:
+    """CasADi function ``(x (d), t, theta) -> (Phi, grad_x Phi, d_t Phi, lap_x Phi)`` by AD (cached).
+
+    Parameters
+    ----------
+    model : PotentialResNet
+        Or any type registered with :func:`.symbolic.register_potential`.
+
+    Returns
+    -------
+    casadi.Function
+    """
     f = _CACHE.get(model)
     if f is None:
         x = ca.SX.sym("x", model.dim)
@@ -40,7 +51,7 @@ def potential_function(model):
     return f
 
 
-def potential_hessian(model, x, t, theta):
+def potential_hessian(model: Any, x: Any, t: float, theta: Any) -> np.ndarray:
     """``Hess_x Phi(x, t; theta)`` per sample by CasADi's AD of the symbolic twin (D1).
 
     Parameters
@@ -70,7 +81,8 @@ def _rel(a, b):
     return float(np.linalg.norm(a - b) / max(np.linalg.norm(b), 1e-300))
 
 
-def compare_potential(model, x, t, theta, seed=0):
+def compare_potential(model: Any, x: Any, t: float, theta: Any,
+                      seed: Any = 0) -> dict[str, float]:
     """Relative differences of the hand-derived potential derivatives to CasADi's AD.
 
     Parameters

@@ -27,16 +27,13 @@ from __future__ import annotations
 
 import textwrap
 import time
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
-from ..costs import KineticEnergy, LinearHeadLoss, QuadraticState, Tikhonov, TimeSmoothness
 from ..gradients import STRATEGIES, get_strategy
-from ..models import LinearModel, SingleLayerNet
-from ..models.controlled_linear import ControlEnergy, ControlledLinearModel
-from ..ocp import OCP
 from .discrete import build_reference, compare_gradient
+from .suite_problems import INTEGRATORS, TIME_PARAMS, gradient_problems, optimum_problems
 
 __all__ = ["GRAD_TOL", "OPT_TOL", "INTEGRATORS", "TIME_PARAMS", "APPROXIMATE_STRATEGIES",
            "gradient_problems", "strategy_variants", "run_gradients", "continuous_adjoint_summary",
@@ -44,9 +41,6 @@ __all__ = ["GRAD_TOL", "OPT_TOL", "INTEGRATORS", "TIME_PARAMS", "APPROXIMATE_STR
 
 GRAD_TOL = 1e-10
 OPT_TOL = 1e-6
-INTEGRATORS = ("euler", "heun", "rk4")
-TIME_PARAMS = {"constant": None, "piecewise constant": ("piecewise_constant", 2),
-               "piecewise linear": ("piecewise_linear", 3)}
 APPROXIMATE_STRATEGIES = {"continuous"}   # optimize-then-discretize (MATH B3)
 MESSAGE_WIDTH = 160
 
@@ -57,102 +51,14 @@ def _message(text: str, width: int = MESSAGE_WIDTH) -> str:
     return textwrap.shorten(line, width=width, placeholder=" ...")
 
 
-def _classifier(integrator, tp, strategy, n=12, d=3, seed=0):
-    rng = np.random.default_rng(seed)
-    m = SingleLayerNet(d, width=5)
-    x = rng.standard_normal((n, d))
-    y = rng.integers(0, 3, n)
-    return OCP(m, x, LinearHeadLoss(y, d, "softmax"), T=1.3, nt=5, integrator=integrator,
-               time_param=tp, running=[KineticEnergy(m, 0.5)],
-               regularizers=[Tikhonov(1e-2), TimeSmoothness(1e-2)], strategy=strategy)
+def strategy_variants() -> dict[str, Any]:
+    """The memory strategies of the gradient part.
 
-
-def _regression(integrator, tp, strategy, n=12, d=3, seed=1):
-    rng = np.random.default_rng(seed)
-    x = rng.standard_normal((n, d))
-    y = np.stack([np.sin(x[:, 0]), x[:, 1] * x[:, 2]], 1)
-    return OCP(LinearModel(d), x, LinearHeadLoss(y, d, "squares"), T=1.0, nt=5,
-               integrator=integrator, time_param=tp, running=[QuadraticState(0.3 * np.eye(d))],
-               regularizers=[Tikhonov(1e-2)], strategy=strategy)
-
-
-def _logistic(integrator, tp, strategy, n=12, d=2, seed=2):
-    rng = np.random.default_rng(seed)
-    m = SingleLayerNet(d, width=4)
-    x = rng.standard_normal((n, d))
-    y = (np.sum(x * x, 1) > 1.0).astype(int)
-    return OCP(m, x, LinearHeadLoss(y, d, "logistic"), T=1.0, nt=4, integrator=integrator,
-               time_param=tp, regularizers=[TimeSmoothness(1e-1)], strategy=strategy)
-
-
-def _lq(integrator, tp, strategy, n=3, seed=3):
-    rng = np.random.default_rng(seed)
-    A = np.array([[0.0, 1.0], [-1.0, -0.2]])
-    B = np.array([[0.0], [1.0]])
-    return OCP(ControlledLinearModel(A, B), rng.standard_normal((n, 2)),
-               LinearHeadLoss(np.zeros((n, 2)), 2, "squares", fit_head=False), T=2.0, nt=6,
-               integrator=integrator, time_param=tp,
-               running=[QuadraticState(np.eye(2)), ControlEnergy(np.eye(1))], strategy=strategy)
-
-
-def _otflow(integrator, tp, strategy, n=8, d=2, seed=4, backend="numpy"):
-    from ..models.potential import PotentialResNet
-    from ..problems.potential_flow import PotentialFlowField, PotentialTerminal
-
-    rng = np.random.default_rng(seed)
-    pot = PotentialResNet(d, width=5, n_layers=2, backend=backend)
-    field = PotentialFlowField(pot, a1=1.0, hjb=True)
-    term = PotentialTerminal(field, "nll", weights={"L": 10.0, "G": 1.0, "R": 5.0})
-    return OCP(field, rng.standard_normal((n, d)), term, T=1.0, nt=4, integrator=integrator,
-               time_param=tp, regularizers=[Tikhonov(1e-2)], strategy=strategy)
-
-
-def _crowd(integrator, tp, strategy, n=6, d=3, seed=6):
-    """Crowd-motion MFG: obstacle and entropy terms, log rho_0, KL terminal with its HJB penalty."""
-    from ..problems.mfg import mfg_preset
-
-    p = mfg_preset("crowd", d, n_samples=n, backend="numpy", seed=seed)
-    return OCP(p.field, p.x0, p.terminal, T=1.0, nt=p.nt, integrator=integrator, time_param=tp,
-               regularizers=[Tikhonov(1e-2)], strategy=strategy)
-
-
-def _hamiltonian(integrator, tp, strategy, n=12, d=2, seed=5):
-    from ..models.hamiltonian import HamiltonianNet
-
-    rng = np.random.default_rng(seed)
-    x = rng.standard_normal((n, d))
-    y = (x[:, 0] * x[:, 1] > 0).astype(int)
-    return OCP(HamiltonianNet(d), x, LinearHeadLoss(y, 2 * d, "softmax"), T=1.0, nt=5,
-               integrator=integrator, time_param=tp, regularizers=[Tikhonov(1e-2)],
-               strategy=strategy)
-
-
-def gradient_problems():
-    """``name -> (model label, builder(integrator, time_param, strategy, n=...), integrators)``."""
-    probs = {"classifier (softmax, kinetic energy)": ("SingleLayerNet", _classifier, INTEGRATORS),
-             "classifier (logistic)": ("SingleLayerNet", _logistic, INTEGRATORS),
-             "regression (squares, quadratic state)": ("LinearModel", _regression, INTEGRATORS),
-             "linear-quadratic control": ("ControlledLinearModel", _lq, INTEGRATORS)}
-    try:
-        import ocp_learn.problems.potential_flow
-        probs["OT-Flow (NLL, transport, HJB; exact Laplacian)"] = ("PotentialResNet", _otflow,
-                                                                   INTEGRATORS)
-        probs["crowd-motion MFG (obstacle, entropy, KL, terminal HJB)"] = ("PotentialResNet",
-                                                                          _crowd, INTEGRATORS)
-    except ImportError:  # pragma: no cover - optional family
-        pass
-    try:
-        import ocp_learn.models.hamiltonian  # noqa: F401
-        from ..integrators import INTEGRATORS as _REG
-        integ = INTEGRATORS + (("leapfrog",) if "leapfrog" in _REG else ())
-        probs["Hamiltonian classifier (A4)"] = ("HamiltonianNet", _hamiltonian, integ)
-    except ImportError:  # pragma: no cover - optional family
-        pass
-    return probs
-
-
-def strategy_variants():
-    """``label -> spec`` for every registered strategy (checkpointing with 2 checkpoints)."""
+    Returns
+    -------
+    dict
+        ``label -> spec`` for every registered strategy (checkpointing with 2 checkpoints).
+    """
     out = {}
     for name in STRATEGIES:
         spec = name
@@ -176,8 +82,30 @@ def _rel(a, b):
     return float(np.linalg.norm(a - b) / max(np.linalg.norm(b), 1e-300))
 
 
-def run_gradients(quick=True, seed=0, problems=None, time_params=None):
-    """Gradient rows (see module docstring)."""
+def run_gradients(quick: bool = True, seed: int = 0, problems: dict | None = None,
+                  time_params: dict | None = None) -> list[dict[str, Any]]:
+    """Gradient rows (see the module docstring).
+
+    Parameters
+    ----------
+    quick : bool
+        Without the larger ``n = 200`` MX-map rows.
+    seed : int
+        Of the parameters.
+    problems : dict, optional
+        In the form of :func:`gradient_problems` (all by default).
+    time_params : dict, optional
+        ``label -> time_param`` (:data:`TIME_PARAMS` by default).
+
+    Returns
+    -------
+    list of dict
+        ``problem``, ``model``, ``integrator``, ``theta(t)``, ``strategy``,
+        ``rel_grad_diff`` (to CasADi), ``rel_value_diff``, ``n_params``, ``casadi``, ``status``
+        (``ok``, ``FAIL``, ``n/a: <reason>`` or, for the continuous adjoint,
+        ``B3: <error> vs discrete adjoint``); continuous-adjoint rows add
+        ``rel_to_discrete_adjoint`` (against the ``store_all`` gradient).
+    """
     rows = []
     problems = gradient_problems() if problems is None else problems
     time_params = TIME_PARAMS if time_params is None else time_params
@@ -253,8 +181,21 @@ def continuous_adjoint_summary(rows: list[dict[str, Any]]) -> list[dict[str, Any
     return out
 
 
-def run_potential(seed=0, quick=True):
-    """Potential-model rows: one per backend available, every derivative quantity."""
+def run_potential(seed: int = 0, quick: bool = True) -> list[dict[str, Any]]:
+    """Potential-model rows: one per backend available, every derivative quantity.
+
+    Parameters
+    ----------
+    seed : int
+    quick : bool
+        The numpy backend only (numba too otherwise).
+
+    Returns
+    -------
+    list of dict
+        The fields of :func:`.potential.compare_potential` plus ``model``, ``backend``,
+        ``max``, ``status``.
+    """
     from ..models.potential import PotentialResNet
     from .potential import compare_potential
 
@@ -277,34 +218,23 @@ def run_potential(seed=0, quick=True):
     return rows
 
 
-def _opt_problems():
-    from ..problems.classification import NeuralODEClassifier
-    from .analytic import lq_problem
+def run_optima(seed: int = 0) -> list[dict[str, Any]]:
+    """IPOPT against ocp_learn's optimizers (:func:`.ipopt.compare_optimizers`).
 
-    rng = np.random.default_rng(1)
-    x = rng.standard_normal((16, 2))
-    y = (np.sum(x ** 2, 1) > 1.2).astype(int)
-    flip = rng.random(16) < 0.2
-    y[flip] = 1 - y[flip]
-    yr = np.sin(x[:, 0]) + 0.5 * x[:, 1]
-    A = np.array([[0.0, 1.0], [-1.0, -0.2]])
-    B = np.array([[0.0], [1.0]])
-    return {
-        "LQ control (RK4, 8 steps)": lambda: lq_problem(A, B, np.eye(2), np.eye(1),
-                                                        np.array([[1.0, 0.5]]), 2.0, 8),
-        "tiny classifier (logistic, m=3, RK4)": lambda: NeuralODEClassifier(
-            x, y, loss="logistic", width=3, nt=4, integrator="rk4", tikhonov=1e-2),
-        "tiny regression (linear ODE, Heun)": lambda: NeuralODEClassifier(
-            x, yr, loss="squares", model=LinearModel(2), nt=4, integrator="heun", tikhonov=1e-2),
-    }
+    Parameters
+    ----------
+    seed : int
+        Of the common start.
 
-
-def run_optima(seed=0):
-    """IPOPT vs ocp_learn's optimizers rows."""
+    Returns
+    -------
+    list of dict
+        One row per (problem, optimizer).
+    """
     from .ipopt import compare_optimizers
 
     rows = []
-    for name, mk in _opt_problems().items():
+    for name, mk in optimum_problems().items():
         prob = mk()
         r = compare_optimizers(prob, prob.init_params(seed))
         ip = r["ipopt"]
@@ -326,8 +256,23 @@ def run_optima(seed=0):
     return rows
 
 
-def run_analytic(quick=True):
-    """Riccati, Gaussian OT and single-agent rows."""
+def run_analytic(quick: bool = True) -> list[dict[str, Any]]:
+    """Closed-form references: Riccati, Gaussian OT, the MFG single-agent check, the Gaussian
+    OT-MFG oracle (:func:`.mfg_oracle.oracle_rows`) and the Hutchinson check
+    (:func:`.hutchinson.hutchinson_rows`).
+
+    Parameters
+    ----------
+    quick : bool
+        Fewer Riccati grids and cases.
+
+    Returns
+    -------
+    list of dict
+        Rows with ``check``, ``case``, ``reference``, ``value``, ``status`` and the check's own
+        figures; ``status`` is ``ok``/``FAIL``, or ``caught``/``NOT CAUGHT`` for negative
+        controls (``improvable`` for the single-agent check).
+    """
     import casadi as ca
 
     from . import analytic as an
@@ -411,8 +356,26 @@ def _oracle_rows():
     return rows
 
 
-def run_suite(quick=True, seed=0, progress=None):
-    """All parts (module docstring); returns the dict written to ``verify.json``."""
+def run_suite(quick: bool = True, seed: int = 0,
+              progress: Callable[[str], Any] | None = None) -> dict[str, Any]:
+    """All parts (see the module docstring).
+
+    Parameters
+    ----------
+    quick : bool
+        Small sizes (CI).
+    seed : int
+    progress : callable, optional
+        ``progress(message)`` after each part.
+
+    Returns
+    -------
+    dict
+        The dict written to ``verify.json``: ``quick``, ``grad_tol``, ``opt_tol``, the parts
+        ``gradients``, ``potential``, ``optima``, ``analytic``, ``continuous_adjoint``,
+        ``seconds`` and ``summary`` (counts, worst figures, and the continuous adjoint's
+        ``continuous_adjoint_cases`` and ``..._min/median/max_rel_err``).
+    """
     out = {"quick": bool(quick), "grad_tol": GRAD_TOL, "opt_tol": OPT_TOL}
     t0 = time.perf_counter()
     for key, fn in (("gradients", lambda: run_gradients(quick, seed)),
