@@ -165,9 +165,7 @@ def worker(args):
     if kind == "ours":
         out["ledger"] = ev.ledger.as_dict()
         out["gradient"] = ev.gradient.tolist()
-        st = prob.strategy
-        out["reconstruction_error"] = (getattr(st, "last_reconstruction_error", None)
-                                       or getattr(st, "last_backsolve_error", None))
+        out["reconstruction_error"] = ev.ledger.reconstruction_error
     else:
         out["gradient"] = ev.tolist()
     print("RESULT " + json.dumps(out))

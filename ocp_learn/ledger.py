@@ -23,6 +23,10 @@ class Ledger:
     stored_floats : int
         Peak number of floats the gradient strategy held at once (exact count
         of the arrays it keeps: states, stages, checkpoints).
+    reconstruction_error : float
+        ``max |y_0(rebuilt) - y_0|`` over the backward sweeps that rebuild the states
+        instead of reading them (the reversible strategy's inversion, the continuous
+        adjoint's backsolve); 0 for strategies that keep what they need.
     """
 
     rhs_evals: int = 0
@@ -31,6 +35,7 @@ class Ledger:
     steps: int = 0
     recomputed_steps: int = 0
     stored_floats: int = 0
+    reconstruction_error: float = 0.0
     _held: int = 0
 
     def hold(self, n: int) -> None:
@@ -56,4 +61,5 @@ class Ledger:
         self.steps += other.steps
         self.recomputed_steps += other.recomputed_steps
         self.stored_floats = max(self.stored_floats, other.stored_floats)
+        self.reconstruction_error = max(self.reconstruction_error, other.reconstruction_error)
         return self

@@ -43,10 +43,8 @@ class ContinuousAdjoint(GradientStrategy):
     variant : {"backsolve", "interpolate"}
         How ``y(t)`` is obtained in the backward pass (see the module docstring).
 
-    Attributes
-    ----------
-    last_backsolve_error : float or None
-        ``max |y_0(backsolved) - y_0|`` of the last backward sweep ("backsolve" only).
+    With ``"backsolve"`` the backward sweep records ``max |y_0(backsolved) - y_0|`` in the
+    ledger (``reconstruction_error``).
 
     Notes
     -----
@@ -58,7 +56,6 @@ class ContinuousAdjoint(GradientStrategy):
 
     def __init__(self, variant: str = "backsolve") -> None:
         self.variant = check_choice("variant", variant, {"backsolve", "interpolate"})
-        self.last_backsolve_error: float | None = None
 
     def __repr__(self) -> str:
         return f"ContinuousAdjoint({self.variant!r})"
@@ -155,7 +152,8 @@ class ContinuousAdjoint(GradientStrategy):
                 led.release(ys[k + 1].size)
                 fb = fa
         if backsolve:
-            self.last_backsolve_error = float(xp.max(xp.abs(y - tape["y0"])))
+            led.reconstruction_error = max(led.reconstruction_error,
+                                           float(xp.max(xp.abs(y - tape["y0"]))))
         led.release(lam.size)
         return lam
 

@@ -13,7 +13,7 @@ Floating point: the inverse undoes each shear by subtracting an increment
 re-evaluated at a rounded argument, so the rebuilt ``y_0`` differs from the
 true one by rounding that grows with ``N`` (linearly for the well-conditioned
 Hamiltonian flow; faster if the flow is expansive).  The gradient is the exact
-discrete gradient up to that rounding; :attr:`Reversible.last_reconstruction_error`
+discrete gradient up to that rounding; :attr:`Ledger.reconstruction_error <ocp_learn.ledger.Ledger>`
 records ``max |y_0(rebuilt) - y_0|`` of the last backward sweep so users (and the
 tests and benchmarks) can see it.
 """
@@ -33,17 +33,12 @@ class Reversible(GradientStrategy):
     The tape ``{"y0", "yN"}`` is reusable: the backward sweep rebuilds the states from
     ``yN`` and leaves the tape as it is.
 
-    Attributes
-    ----------
-    last_reconstruction_error : float or None
-        ``max |y_0(rebuilt) - y_0|`` of the last backward sweep.
+    The backward sweep records ``max |y_0(rebuilt) - y_0|`` in the ledger
+    (``reconstruction_error``).
     """
 
     name = "reversible"
     reusable_tape = True
-
-    def __init__(self) -> None:
-        self.last_reconstruction_error: float | None = None
 
     def forward(self, sweep: Sweep, y0: Any) -> tuple[Any, dict]:
         if not sweep.integ.reversible:
@@ -69,6 +64,7 @@ class Reversible(GradientStrategy):
             lam = sweep.step_adjoint(k, stages, lam)
             led.release(tape_floats)
         xp = namespace(y)
-        self.last_reconstruction_error = float(xp.max(xp.abs(y - tape["y0"])))
+        led.reconstruction_error = max(led.reconstruction_error,
+                                       float(xp.max(xp.abs(y - tape["y0"]))))
         led.release(y.size)
         return lam

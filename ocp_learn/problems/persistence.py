@@ -97,7 +97,7 @@ def _describe(value: Any, where: str, arrays: dict[str, np.ndarray]) -> Any:
             raise TypeError(f"cannot save the setting {where}: an array of Python objects")
         arrays[where] = value
         return {"__array__": where}
-    if isinstance(value, np.dtype) or value in (np.float64, np.float32):
+    if isinstance(value, np.dtype) or (isinstance(value, type) and issubclass(value, np.generic)):
         return {"__dtype__": np.dtype(value).name}
     if isinstance(value, tuple):
         return {"__tuple__": [_describe(v, f"{where}[{i}]", arrays) for i, v in enumerate(value)]}

@@ -130,7 +130,7 @@ def train_flow(x: np.ndarray, *, optimizer: str = "lbfgs", maxiter: int = 300, s
         if optimizer != "lbfgs" or draw is None:
             raise ValueError("resample_every needs optimizer='lbfgs' and a sampler draw(n, rng)")
         # a stream of its own: the first draw (validation) must not repeat the training set x
-        res = lbfgs_resampled(prob, lambda n, rng: prob.to_latent(draw(n, rng)), theta0,
+        res = lbfgs_resampled(prob, draw, theta0,
                               stages=((len(x), maxiter),),
                               resample_every=resample_every, n_val=n_val,
                               seed=np.random.default_rng([seed, 1]),
