@@ -15,7 +15,6 @@ from __future__ import annotations
 import copy
 import numbers
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -23,42 +22,16 @@ import numpy as np
 from .controls import StepControl, get_time_param
 from .costs.running import AugmentedDynamics
 from .costs.terminal import MeanOfColumns
+from .evaluation import Evaluation
 from .errors import NonFiniteError, as_array, check_positive_float, check_positive_int, check_rng
 from .gradients import Sweep, get_strategy
 from .integrators import get_integrator
 from .ledger import Ledger
 from .params import ParamLayout
 from .protocols import (Field, PerSampleTerminal, Regularizer, RunningCost, TerminalCost,
-                        TerminalResult, check_protocol)
+                        TerminalResult, check_field_shapes, check_initial_state, check_protocol)
 
 __all__ = ["OCP", "Evaluation"]
-
-
-@dataclass
-class Evaluation:
-    """Result of :meth:`OCP.evaluate`.
-
-    Attributes
-    ----------
-    value : float
-    gradient : ndarray or None
-    ledger : Ledger
-    terms : dict
-        The objective's parts: ``terminal``, the terminal cost's own parts
-        (:attr:`TerminalResult.terms <ocp_learn.protocols.TerminalResult>`), ``running``
-        (each running cost), ``regularization``.
-    state : ndarray
-        The final (augmented) state ``y(T)`` of the batch.
-    lam0 : ndarray or None
-        ``dJ/dy(0)``, the adjoint at the initial time (gradient w.r.t. inputs).
-    """
-
-    value: float
-    gradient: np.ndarray | None
-    ledger: Ledger
-    terms: dict = field(default_factory=dict)
-    state: np.ndarray | None = None
-    lam0: np.ndarray | None = None
 
 
 class OCP:
@@ -162,50 +135,16 @@ class OCP:
         self.time_param = get_time_param(time_param)
         self.strategy = get_strategy(strategy)
         self.x0 = as_array("x0", x0, ndim=2, min_rows=1, dtype=self.dtype)
-        self._check_initial_state(self.x0[:1], "x0")
+        check_initial_state(self.field, self.x0[:1], "x0")
         field = self._field_on(self.x0[:1])
-        self._check_field_shapes(field, self._initial_state(self.x0[:1], field))
+        check_field_shapes(field, self._initial_state(self.x0[:1], field), self.t0,
+                           np.zeros(dynamics.layout.size, dtype=self.dtype),
+                           running=self.running, point_dim=self.model.state_dim)
         self.times = self.t0 + self.T * np.arange(self.nt + 1) / self.nt
         p = dynamics.layout.size
         self.layout = ParamLayout([("dynamics", (self.time_param.n_nodes, p)),
                                    ("terminal", (terminal.layout.size,))])
         self.ledger = Ledger()
-
-    def _check_initial_state(self, x: np.ndarray, name: str) -> None:
-        """``initial_state`` of the field on the rows ``x`` has ``state_dim`` columns."""
-        y = self.field.initial_state(x)  # the field validates the number of columns of x
-        D = self.field.state_dim
-        if np.shape(y) != (x.shape[0], D):
-            raise ValueError(f"dynamics.initial_state({name}) must have shape ({x.shape[0]}, "
-                             f"state_dim = {D}), got {np.shape(y)}")
-
-    def _check_field_shapes(self, field: Field, y: np.ndarray) -> None:
-        """One evaluation of ``rhs``, ``vjp`` and the running costs on one sample row ``y``
-        (at ``theta = 0``): their outputs have the shapes the contracts state."""
-        t = self.t0
-        p = self.model.layout.size
-        theta = np.zeros(p, dtype=self.dtype)
-        F = field.rhs(y, t, theta)
-        if np.shape(F) != y.shape:
-            raise ValueError(f"dynamics.rhs(y, t, theta) must return shape (n, state_dim) = "
-                             f"{y.shape} for y of shape {y.shape}, got {np.shape(F)}")
-        out = field.vjp(y, t, theta, np.ones_like(y))
-        if not isinstance(out, tuple) or len(out) != 2:
-            raise TypeError("dynamics.vjp(y, t, theta, ybar) must return a pair (ybar_y, "
-                            f"ybar_theta), got {type(out).__name__}")
-        if np.shape(out[0]) != y.shape:
-            raise ValueError(f"dynamics.vjp(y, t, theta, ybar)[0] (dF/dy^T ybar) must have the "
-                             f"shape of y, (n, state_dim) = {y.shape}, got {np.shape(out[0])}")
-        if np.shape(out[1]) != (p,):
-            raise ValueError(f"dynamics.vjp(y, t, theta, ybar)[1] (dF/dtheta^T ybar, summed over "
-                             f"samples) must have shape (layout.size,) = ({p},), got "
-                             f"{np.shape(out[1])}")
-        z = y[:, :self.model.state_dim]
-        for j, rc in enumerate(self.running):
-            c = rc.value(z, t, theta)
-            if np.shape(c) != (y.shape[0],):
-                raise ValueError(f"running[{j}].value(z, t, theta) must return shape (n,) = "
-                                 f"({y.shape[0]},), got {np.shape(c)}")
 
     # --- parameters -----------------------------------------------------
     @property

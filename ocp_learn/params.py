@@ -65,6 +65,6 @@ class ParamLayout:
     def pack(self, values, out=None):
         """Inverse of :meth:`unpack` for a 1-D vector: a dict of arrays -> ``theta``."""
         out = np.zeros(self.size) if out is None else out
-        for n, (a, b, shp) in self.offsets.items():
+        for n, (a, b, _) in self.offsets.items():
             out[a:b] = np.asarray(values[n], dtype=out.dtype).reshape(-1)
         return out

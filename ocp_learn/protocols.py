@@ -23,7 +23,7 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["Field", "FieldWithResiduals", "PartitionedField", "TerminalCost", "TerminalResult",
            "PerSampleTerminal", "RunningCost", "Regularizer", "Loss", "Interaction", "Density",
            "ScoredDensity", "Problem", "GaussNewtonProblem", "ResamplableProblem",
-           "ShardableProblem", "check_protocol"]
+           "ShardableProblem", "check_protocol", "check_initial_state", "check_field_shapes"]
 
 
 @runtime_checkable
@@ -347,6 +347,63 @@ def check_protocol(obj: Any, protocol: type, name: str) -> Any:
                         f"(ocp_learn.protocols.{protocol.__name__}); {type(obj).__name__} "
                         f"lacks {', '.join(repr(m) for m in members)}")
     return obj
+
+
+def check_initial_state(field: Field, x: np.ndarray, name: str) -> None:
+    """Check that ``field.initial_state(x)`` has ``state_dim`` columns (``x``: sample rows)."""
+    y = field.initial_state(x)  # the field validates the number of columns of x
+    D = field.state_dim
+    if np.shape(y) != (x.shape[0], D):
+        raise ValueError(f"dynamics.initial_state({name}) must have shape ({x.shape[0]}, "
+                         f"state_dim = {D}), got {np.shape(y)}")
+
+
+def check_field_shapes(field: Field, y: np.ndarray, t: float, theta: np.ndarray, *,
+                       running: Any = (), point_dim: int | None = None) -> None:
+    """Evaluate ``rhs``, ``vjp`` and each running cost's ``value`` once at the state rows ``y``
+    and check that their outputs have the shapes the contracts state.
+
+    Parameters
+    ----------
+    field : Field
+    y : ndarray, shape (n, state_dim)
+        A few state rows (one is enough).
+    t : float
+        A time.
+    theta : ndarray, shape (layout.size,)
+        Parameters at one time instant (e.g. zeros).
+    running : sequence of RunningCost
+        Checked on ``z = y[:, :point_dim]``.
+    point_dim : int, optional
+        Columns of the model's own state (default: all of ``y``).
+
+    Raises
+    ------
+    ValueError, TypeError
+        Naming the method, the expected shape and the shape returned.
+    """
+    p = theta.shape[0]
+    F = field.rhs(y, t, theta)
+    if np.shape(F) != y.shape:
+        raise ValueError(f"dynamics.rhs(y, t, theta) must return shape (n, state_dim) = "
+                         f"{y.shape} for y of shape {y.shape}, got {np.shape(F)}")
+    out = field.vjp(y, t, theta, np.ones_like(y))
+    if not isinstance(out, tuple) or len(out) != 2:
+        raise TypeError("dynamics.vjp(y, t, theta, ybar) must return a pair (ybar_y, "
+                        f"ybar_theta), got {type(out).__name__}")
+    if np.shape(out[0]) != y.shape:
+        raise ValueError(f"dynamics.vjp(y, t, theta, ybar)[0] (dF/dy^T ybar) must have the "
+                         f"shape of y, (n, state_dim) = {y.shape}, got {np.shape(out[0])}")
+    if np.shape(out[1]) != (p,):
+        raise ValueError(f"dynamics.vjp(y, t, theta, ybar)[1] (dF/dtheta^T ybar, summed over "
+                         f"samples) must have shape (layout.size,) = ({p},), got "
+                         f"{np.shape(out[1])}")
+    z = y if point_dim is None else y[:, :point_dim]
+    for j, rc in enumerate(running):
+        c = rc.value(z, t, theta)
+        if np.shape(c) != (y.shape[0],):
+            raise ValueError(f"running[{j}].value(z, t, theta) must return shape (n,) = "
+                             f"({y.shape[0]},), got {np.shape(c)}")
 
 
 def _members(protocol: type) -> list[str]:
