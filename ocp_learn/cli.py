@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import warnings
 from typing import Sequence
 
 __all__ = ["main", "build_parser"]
@@ -32,6 +33,9 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=command.help, description=command.help,
                            formatter_class=HelpFormatter)
         command.configure(p)
+        if not any("--debug" in a.option_strings for a in p._actions):
+            p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                           help="re-raise errors with a traceback (also: OCP_LEARN_DEBUG=1)")
         p.set_defaults(_run=command.run)
     return parser
 
@@ -75,6 +79,11 @@ def describe_error(exc: BaseException) -> str:
             and exc.filename is not None and exc.strerror:
         line = f"{exc.strerror}: {exc.filename!r}"
     return line
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """A warning as one line ``ocp-learn: warning: <message>`` (no source line)."""
+    print(f"ocp-learn: warning: {message}", file=sys.stderr if file is None else file)
 
 
 def _interrupted(args: argparse.Namespace) -> str:
@@ -128,7 +137,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     args._argv = argv
     try:
-        return args._run(args)
+        with warnings.catch_warnings():
+            warnings.showwarning = _show_warning
+            return args._run(args)
     except KeyboardInterrupt:
         if _debug_requested(args):
             raise

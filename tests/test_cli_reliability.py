@@ -150,6 +150,8 @@ def test_debug_keeps_the_traceback(tmp_path, monkeypatch):
     f.write_text("")
     with pytest.raises(RunError, match="is a file"):
         main(["--debug"] + FLOW + ["--out", str(f)])
+    with pytest.raises(RunError, match="is a file"):  # also after the subcommand
+        main(FLOW + ["--out", str(f), "--debug"])
     monkeypatch.setenv("OCP_LEARN_DEBUG", "1")
     with pytest.raises(RunError):
         main(FLOW + ["--out", str(f)])
@@ -363,3 +365,33 @@ def test_classifier_bundle_predicts_and_refuses_to_sample(tmp_path, capsys):
     assert "no model.npz" in one_line_error(capsys, "evaluate")
     assert main(["sample", "--model", str(tmp_path / "bad.npz")]) == 2
     assert "corrupt" in one_line_error(capsys, "sample")
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # a coarse flow's log-det warning
+def test_sigint_of_a_real_run_exits_130_and_leaves_a_resumable_folder(tmp_path):
+    import signal
+    import time
+
+    out = tmp_path / "run"
+    argv = ["flow", "--n-train", "64", "--n-test", "100", "--iters", "100000", "--width", "4",
+            "--nt", "2", "--backend", "numpy", "--quiet", "--checkpoint-every", "1",
+            "--out", str(out)]
+    env = dict(os.environ, NUMBA_NUM_THREADS="1", MPLBACKEND="Agg")
+    p = subprocess.Popen([sys.executable, "-m", "ocp_learn.cli", *argv], env=env,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    try:
+        t0 = time.time()
+        while not (out / "checkpoint.npz").exists() and time.time() - t0 < 120:
+            time.sleep(0.1)
+        p.send_signal(signal.SIGINT)
+        _, err = p.communicate(timeout=120)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert p.returncode == 130, err
+    assert "interrupted; saved in" in err and "checkpoint.npz (iteration" in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert (out / MARKER).exists() and not (out / LOCK).exists()
+    assert main(argv[:6] + ["60"] + argv[7:] + ["--resume"]) == 0  # resumable, then complete
+    assert not (out / MARKER).exists()

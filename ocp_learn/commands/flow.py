@@ -71,7 +71,8 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--center", nargs="?", type=int, const=True, default=False, metavar="N",
                    help="shift = the training samples' mean, or that of N samples drawn with "
                         "the training seed (fixed input map; default: no shift)")
-    p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.npz")
+    p.add_argument("--resume", action="store_true",
+                   help="continue from OUT/checkpoint.npz (an error if there is none)")
     add_output_options(p)
 
 

@@ -44,7 +44,8 @@ def configure(p: argparse.ArgumentParser) -> None:
                    help="L-BFGS keeps its correction pairs across redraws of the agents "
                         "(default: scipy's L-BFGS-B restarted on every redraw)")
     p.add_argument("--resume", action="store_true",
-                   help="continue from OUT/checkpoint.npz (written after every redraw of the agents)")
+                   help="continue from OUT/checkpoint.npz, written after every redraw of the "
+                        "agents (an error if there is none)")
     add_output_options(p)
 
 

@@ -24,12 +24,13 @@ def configure(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run the suite, print its summary; 1 if a check failed."""
     from ..errors import check_nonneg_int
-    from .base import check_out_of
+    from .base import check_out_of, run_info_of
 
     check_nonneg_int("--seed", args.seed)
     check_out_of(args)
     res = run_verify(args.out, quick=args.quick, seed=args.seed,
-                     progress=None if args.quiet else (lambda m: print(m, file=sys.stderr)))
+                     progress=None if args.quiet else (lambda m: print(m, file=sys.stderr)),
+                     info=run_info_of(args))
     s = res["summary"]
     print(f"gradients: {s['gradient_rows']} rows, max rel. diff (discrete strategies) "
           f"{format_value(s['max_rel_grad_diff_exact_strategies'])}, failures "

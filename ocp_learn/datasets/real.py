@@ -5,7 +5,8 @@
   fixed, seeded, stratified train / validation / test splits (:class:`Split`);
 * :func:`standardize`: inputs standardized with the training split's statistics;
 * density estimation on the digits: :func:`dequantize` (``x + u``, ``u ~ U[0, 1)``) and
-  :class:`LogitPreprocessing`, an invertible map with its exact log-determinant, so that a
+  :class:`LogitPreprocessing` and :class:`Whitening`, invertible maps with their exact
+  log-determinants, so that a
   density ``p_y`` of the preprocessed data ``y = T(x)`` gives the density of the dequantized
   data in the original pixel scale, ``log p_x(x) = log p_y(T(x)) + log |det T'(x)|``;
   :func:`bits_per_dim` converts nats.
@@ -23,7 +24,7 @@ from ..errors import as_array, check_positive_float, check_rng
 
 __all__ = ["Split", "load_real", "load_digits", "load_breast_cancer", "load_wine",
            "REAL_DATASETS", "standardize", "dequantize", "LogitPreprocessing",
-           "bits_per_dim", "DIGITS_LEVELS"]
+           "Whitening", "bits_per_dim", "DIGITS_LEVELS"]
 
 #: Number of grey levels of the scikit-learn digits (pixel values 0..16).
 DIGITS_LEVELS = 17
@@ -244,6 +245,43 @@ class LogitPreprocessing:
 
     def __repr__(self) -> str:
         return f"LogitPreprocessing(alpha={self.alpha}, levels={self.levels})"
+
+
+class Whitening:
+    r"""The affine map ``u = L^{-1} (y - m)`` with ``L L^T = C``, fitted to training data.
+
+    ``m`` and ``C`` are the training samples' mean and covariance (plus ``ridge`` times the
+    identity); the log-determinant ``log |det L^{-1}| = -sum_j log L_jj`` is the same for
+    every sample.  A standard normal density in ``u`` is then the full-covariance Gaussian
+    fitted to ``y``.
+
+    Parameters
+    ----------
+    y : array_like, shape (n, d)
+        Training samples.
+    ridge : float
+        Added to the covariance's diagonal.
+    """
+
+    def __init__(self, y: Any, ridge: float = 1e-6) -> None:
+        y = as_array("y", y, ndim=2, min_rows=2)
+        self.mean = y.mean(axis=0)
+        cov = np.cov(y, rowvar=False, bias=True) + check_positive_float(
+            "ridge", ridge, allow_zero=True) * np.eye(y.shape[1])
+        self.L = np.linalg.cholesky(cov)
+        self.log_det = -float(np.sum(np.log(np.diag(self.L))))
+
+    def forward(self, y: Any) -> tuple[np.ndarray, np.ndarray]:
+        """``u`` and ``log |det du/dy|`` per sample (a constant)."""
+        from scipy.linalg import solve_triangular
+
+        y = as_array("y", y, ndim=2, shape=(None, self.mean.size), min_rows=1)
+        u = solve_triangular(self.L, (y - self.mean).T, lower=True).T
+        return u, np.full(y.shape[0], self.log_det)
+
+    def inverse(self, u: Any) -> np.ndarray:
+        """``y = m + L u``."""
+        return self.mean + np.asarray(u, dtype=np.float64) @ self.L.T
 
 
 def bits_per_dim(nll: float | np.ndarray, dim: int) -> float | np.ndarray:

@@ -139,11 +139,11 @@ def predict_model(model: str, x: np.ndarray) -> dict[str, np.ndarray]:
 
     loaded = load_bundle(model)
     p, theta = loaded.problem, loaded.theta
-    d = int(p.settings.get("input_dim", p.point_dim)) if loaded.info["kind"] in CLASSIFIERS \
-        else int(p.point_dim)
-    x = as_array("--input", x, ndim=2, shape=(None, d), min_rows=1)
     if loaded.info["kind"] in CLASSIFIERS:
+        d = int(p.settings["input_dim"])  # before the zero columns of the augmentation
+        x = as_array("--input", x, ndim=2, shape=(None, d), min_rows=1)
         return {"probabilities": p.predict_proba(theta, x), "labels": p.predict(theta, x)}
+    x = as_array("--input", x, ndim=2, shape=(None, int(p.point_dim)), min_rows=1)
     return {"z": p.push_forward(theta, x)}
 
 

@@ -112,7 +112,8 @@ def suite_failed(res: dict[str, Any]) -> bool:
 
 
 def run_verify(out: str, *, quick: bool = False, seed: int = 0,
-               progress: Callable[[str], Any] | None = None) -> dict[str, Any]:
+               progress: Callable[[str], Any] | None = None,
+               info: dict[str, Any] | None = None) -> dict[str, Any]:
     """Run the CasADi reference suite and write ``out/verify.json`` and ``out/verify.md``.
 
     Parameters
@@ -125,6 +126,9 @@ def run_verify(out: str, *, quick: bool = False, seed: int = 0,
         Seed of the suite.
     progress : callable, optional
         ``progress(message)`` for each step of the suite.
+    info : dict, optional
+        The run's description (:func:`~.rundir.run_info`), written to ``out/run.json``;
+        ``out`` is a :class:`~.rundir.RunFolder`.
 
     Returns
     -------
@@ -134,7 +138,7 @@ def run_verify(out: str, *, quick: bool = False, seed: int = 0,
     """
     from ..reference import suite
 
-    with RunFolder(out) as folder:
+    with RunFolder(out, info) as folder:
         res = suite.run_suite(quick=quick, seed=seed, progress=progress)
         folder.write_json("verify.json", res)
         with folder.writing("verify.md") as tmp, open(tmp, "w") as fh:
