@@ -28,7 +28,7 @@ class ForgetfulNet(SingleLayerNet):
 
     def vjp(self, z, t, theta, fbar):
         P = self.unpack(theta)
-        s = self._hidden(z, P)
+        s = np.tanh(z @ P["K1"].T + P["b1"])       # hidden layer sigma(K1 z + b1)
         abar = fbar @ P["K2"]                      # BUG: should be * (1 - s * s)
         g = np.empty(self.n_params)
         G = self.unpack(g)

@@ -47,6 +47,8 @@ class Split:
         Class labels.
     seed : int or None
         The integer seed the split was drawn with.
+    idx_train, idx_val, idx_test : ndarray of int or None
+        Rows of the whole data set in each part.
     """
 
     name: str
@@ -57,6 +59,9 @@ class Split:
     x_test: np.ndarray
     y_test: np.ndarray
     seed: int | None = None
+    idx_train: np.ndarray | None = None
+    idx_val: np.ndarray | None = None
+    idx_test: np.ndarray | None = None
 
     @property
     def n_classes(self) -> int:
@@ -110,12 +115,12 @@ def load_real(name: str, seed: Any = 0, *, val_size: float = 0.2,
     bunch = loaders[name]()
     x, y = np.asarray(bunch.data, dtype=np.float64), np.asarray(bunch.target, dtype=int)
     s = _int_seed(seed)
-    x_rest, x_test, y_rest, y_test = train_test_split(x, y, test_size=test_size, stratify=y,
-                                                      random_state=s)
-    x_train, x_val, y_train, y_val = train_test_split(
-        x_rest, y_rest, test_size=val_size / (1 - test_size), stratify=y_rest,
-        random_state=(s + 1) % (2**31 - 1))
-    return Split(name, x_train, y_train, x_val, y_val, x_test, y_test, s)
+    rest, test = train_test_split(np.arange(len(y)), test_size=test_size, stratify=y,
+                                  random_state=s)
+    train, val = train_test_split(rest, test_size=val_size / (1 - test_size), stratify=y[rest],
+                                  random_state=(s + 1) % (2**31 - 1))
+    return Split(name, x[train], y[train], x[val], y[val], x[test], y[test], s,
+                 train, val, test)
 
 
 def load_digits(seed: Any = 0, **kwargs: Any) -> Split:
@@ -154,7 +159,8 @@ def standardize(split: Split) -> tuple[Split, np.ndarray, np.ndarray]:
     std = np.where(std > 0, std, 1.0)
     f = lambda x: (x - mean) / std  # noqa: E731
     return (Split(split.name, f(split.x_train), split.y_train, f(split.x_val), split.y_val,
-                  f(split.x_test), split.y_test, split.seed), mean, std)
+                  f(split.x_test), split.y_test, split.seed, split.idx_train, split.idx_val,
+                  split.idx_test), mean, std)
 
 
 def dequantize(x: Any, seed: Any = None) -> np.ndarray:

@@ -95,9 +95,9 @@ def digits_density_data(seed: int = 0, alpha: float = 0.01, whiten: bool = True)
     return DensityData(ytr, yva, yte, ltr, lva, lte, (T, W) if whiten else (T,), split.y_test)
 
 
-def density_baselines(data: DensityData, *, components: Sequence[int] = (1, 2, 3, 5, 8, 10),
+def density_baselines(data: DensityData, *, components: Sequence[int] = (1, 2, 3, 5, 8, 10, 15),
                       covariance_types: Sequence[str] = ("full", "diag"),
-                      reg_covars: Sequence[float] = (1e-3, 1e-2, 1e-1, 3e-1),
+                      reg_covars: Sequence[float] = (1e-2, 1e-1, 0.3, 0.5, 1.0),
                       bandwidths: Sequence[float] = (0.3, 0.5, 0.7, 0.8, 0.9, 1.0, 1.2),
                       seed: int = 0) -> dict[str, dict[str, Any]]:
     """Full-covariance Gaussian, Gaussian mixture and kernel density estimate on ``data``.
