@@ -59,12 +59,13 @@ def provenance() -> dict:
 
 def write(name: str, payload: dict, header: list[str], rows: list[list], notes: list[str],
           out: str) -> None:
+    """``out/name.json`` (the payload) and ``out/name.md`` (notes, table, provenance)."""
     os.makedirs(out, exist_ok=True)
     with open(os.path.join(out, f"{name}.json"), "w") as fh:
         json.dump(payload, fh, indent=2, default=float)
     fmt = lambda v: f"{v:.4g}" if isinstance(v, float) else str(v)  # noqa: E731
     p = payload["provenance"]
-    lines = [f"# {name}", "", *notes, "",
+    lines = [*notes, "",
              "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(fmt(v) for v in r) + " |" for r in rows]
     lines += ["", f"argv: `{' '.join(p['argv'])}`; commit {p['git_commit']} "
@@ -96,13 +97,15 @@ def samples_figure(data, prob, theta, path: str, n: int = 24, seed: int = 0) -> 
 
 
 def density(a) -> dict:
+    """Part 1: the density table and the samples figure."""
     t0 = time.perf_counter()
     data = digits_density_data(a.seed, alpha=a.alpha, whiten=a.whiten)
     base = density_baselines(data, seed=a.seed)
     t_base = time.perf_counter() - t0
     prob, theta, info = train_digits_flow(data, width=a.width, nt=a.nt, maxiter=a.flow_iter,
                                           alpha_L=a.alpha_L, alpha_R=a.alpha_R, seed=a.seed,
-                                          patience=a.patience)
+                                          patience=a.patience, input_scale=a.input_scale,
+                                          rank=a.rank, redraw_every=a.redraw_every or None)
     lp = flow_log_density(prob, theta, data.y_test, data.log_det_test)
     lp_fine = flow_log_density(prob, theta, data.y_test, data.log_det_test, nt=4 * a.nt)
     lps = {k: v["log_density_test"] for k, v in base.items()}
@@ -116,7 +119,7 @@ def density(a) -> dict:
             "grid_change": abs(nll_fine - nll), "best_baseline_by_val": best_base,
             "gap_to_best_baseline": gap, "gap_se": gap_se}
     os.makedirs(a.out, exist_ok=True)
-    fig = os.path.join(a.out, "real_data_digits_samples.png")
+    fig = os.path.join(a.out, f"real_data_digits_samples{a.tag}.png")
     samples_figure(data, prob, theta, fig, seed=a.seed)
     payload = {"benchmark": "real_data_density", "provenance": provenance(),
                "reduced": bool(a.quick), "settings": vars(a),
@@ -133,7 +136,9 @@ def density(a) -> dict:
     for r in table:
         k = r["model"]
         settings = base[k]["params"] if k in base else \
-            f"width {a.width}, nt {a.nt}, L-BFGS it {info['best_iteration']}/{info['iterations']}"
+            (f"width {a.width}, nt {a.nt}, rank {info['rank']}, input scale {a.input_scale}, "
+             f"noise redrawn every {a.redraw_every or 'never'}, "
+             f"L-BFGS it {info['best_iteration']}/{info['iterations']}")
         val = base[k]["val_nll"] if k in base else info["val_nll"]
         secs = base[k]["seconds"] if k in base else info["seconds"]
         rows.append([k, settings, val, r["test_nll"], r["test_nll_se"], r["bits_per_dim"],
@@ -147,11 +152,12 @@ def density(a) -> dict:
              f"finer grid (change {abs(nll_fine - nll):.4f} nats); gap to the best baseline by "
              f"validation ({best_base}): {gap:+.3f} +- {gap_se:.3f} nats; training "
              f"{info['seconds']:.1f} s, {info['n_params']} parameters, one thread."]
-    write("real_data_density", payload, header, rows, notes, a.out)
+    write(f"real_data_density{a.tag}", payload, header, rows, notes, a.out)
     return payload
 
 
 def classification(a) -> dict:
+    """Part 2: the classification table."""
     results, times = {}, {}
     for name in a.datasets:
         t0 = time.perf_counter()
@@ -177,7 +183,7 @@ def classification(a) -> dict:
                          f"{results[n]['n_params_node']} parameters)" for n in a.datasets)
              + "; seconds per data set (all methods, all splits): "
              + ", ".join(f"{n} {times[n]:.0f}" for n in a.datasets)]
-    write("real_data_classification", payload, header, rows, notes, a.out)
+    write(f"real_data_classification{a.tag}", payload, header, rows, notes, a.out)
     return payload
 
 
@@ -186,13 +192,19 @@ def main(argv=None) -> None:
     p.add_argument("--part", choices=("density", "classification", "all"), default="all")
     p.add_argument("--quick", action="store_true", help="reduced run (fewer splits/iterations)")
     p.add_argument("--out", default=RESULTS)
+    p.add_argument("--tag", default="", help="suffix of the result files")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--alpha", type=float, default=0.01, help="logit margin")
     p.add_argument("--whiten", action="store_true", help="whiten after the logit")
     p.add_argument("--width", type=int, default=32)
     p.add_argument("--nt", type=int, default=8)
-    p.add_argument("--flow-iter", type=int, default=400)
+    p.add_argument("--flow-iter", type=int, default=1000)
     p.add_argument("--patience", type=int, default=5)
+    p.add_argument("--redraw-every", type=int, default=10,
+                   help="iterations between redraws of the dequantization noise (0: never)")
+    p.add_argument("--rank", type=int, default=None, help="rank of the potential's quadratic")
+    p.add_argument("--input-scale", type=float, default=1.0,
+                   help="factor on the training deviation in the flow's input scale")
     p.add_argument("--alpha-L", type=float, default=0.01)
     p.add_argument("--alpha-R", type=float, default=0.05)
     p.add_argument("--splits", type=int, default=5)

@@ -213,3 +213,15 @@ def generate_optional_pages():
 generate_cli_reference()
 generate_benchmark_tables()
 generate_optional_pages()
+
+
+def _skip_sklearn_routing(app, what, name, obj, skip, options):
+    """scikit-learn adds metadata-routing methods (``set_fit_request``, ...) to estimators;
+    their docstrings point into scikit-learn's own glossary, so they are left out here."""
+    if name == "get_metadata_routing" or (name.startswith("set_") and name.endswith("_request")):
+        return True
+    return skip
+
+
+def setup(app):
+    app.connect("autodoc-skip-member", _skip_sklearn_routing)

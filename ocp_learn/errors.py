@@ -12,6 +12,7 @@ import numpy as np
 
 __all__ = [
     "NonFiniteError",
+    "CheckpointError",
     "as_array",
     "check_positive_int",
     "check_positive_float",
@@ -33,6 +34,19 @@ class NonFiniteError(FloatingPointError):
         self.step = step
 
 
+class CheckpointError(ValueError):
+    """A checkpoint file cannot be used: empty, truncated or corrupt, missing an entry, or
+    written by a different problem or optimizer run.
+
+    The message names the file and what is wrong; ``differences`` lists the mismatching
+    settings as ``(key, saved value, current value)`` triples (empty for damaged files).
+    """
+
+    def __init__(self, message, differences=()):
+        super().__init__(message)
+        self.differences = list(differences)
+
+
 def as_array(name, x, *, ndim=None, shape=None, dtype=np.float64, finite=True,
              min_rows=None):
     """Convert ``x`` to a float array, checking rank, shape and finiteness.
@@ -51,7 +65,20 @@ def as_array(name, x, *, ndim=None, shape=None, dtype=np.float64, finite=True,
     finite : bool
         Reject ``inf``/``NaN`` entries.
     min_rows : int, optional
-        Reject arrays with fewer rows (e.g. empty data sets).
+        Reject arrays with fewer rows (e.g. empty data sets); a data array given
+        ``min_rows`` must also have at least one column.
+
+    Returns
+    -------
+    ndarray
+        C-contiguous, of ``dtype``.
+
+    Raises
+    ------
+    TypeError
+        For strings, ``None``, objects, complex numbers or non-numeric dtypes.
+    ValueError
+        For a wrong rank or shape, too few rows, no columns, or non-finite entries.
     """
     if isinstance(x, (str, bytes)) or x is None:
         raise TypeError(f"{name} must be an array of numbers, got {type(x).__name__}")
@@ -72,6 +99,8 @@ def as_array(name, x, *, ndim=None, shape=None, dtype=np.float64, finite=True,
             raise ValueError(f"{name} must have shape {want}, got {arr.shape}")
     if min_rows is not None and (arr.ndim == 0 or arr.shape[0] < min_rows):
         raise ValueError(f"{name} must have at least {min_rows} row(s), got shape {arr.shape}")
+    if min_rows is not None and arr.ndim >= 2 and 0 in arr.shape[1:]:
+        raise ValueError(f"{name} must have at least one column (feature), got shape {arr.shape}")
     if finite and not np.all(np.isfinite(arr)):
         raise ValueError(f"{name} contains non-finite values (inf or NaN)")
     return arr

@@ -289,6 +289,42 @@ class OCP:
         """
         return self._part(np.zeros(0, dtype=np.intp))
 
+    def with_steps(self, nt: int) -> OCP:
+        """The same problem on a uniform grid of ``nt`` steps (same horizon, samples and
+        parameter layout): a shallow copy with its own ledger, e.g. to measure the
+        discretization error of trained parameters on a finer grid."""
+        fine = copy.copy(self)
+        fine.nt = check_positive_int("nt", nt)
+        fine.times = self.time_grid(fine.nt)
+        fine.ledger = Ledger()
+        return fine
+
+    def with_strategy(self, strategy: Any) -> OCP:
+        """The same problem with the memory strategy ``strategy`` (see
+        :func:`ocp_learn.gradients.get_strategy`): a shallow copy with its own ledger."""
+        other = copy.copy(self)
+        other.strategy = get_strategy(strategy)
+        other.ledger = Ledger()
+        return other
+
+    @property
+    def exact_gradient(self) -> bool:
+        """Whether the gradient is that of the discrete objective (MATH B2), as the memory
+        strategy declares in its ``exact`` attribute; False for the continuous adjoint (B3),
+        whose gradient carries its own discretization error (:meth:`gradient_error`)."""
+        return bool(getattr(self.strategy, "exact", True))
+
+    def gradient_error(self, theta: np.ndarray, reference: Any = "store_all",
+                       batch: Any = None) -> float:
+        """Relative error ``|g - g_ref| / |g_ref|`` (2-norm) of this problem's gradient
+        against that of the same problem with the strategy ``reference`` (the discrete
+        adjoint ``"store_all"``, MATH B2, by default), at ``theta`` on ``batch`` (all rows
+        by default).  Zero up to rounding for every discrete-adjoint strategy; the
+        optimize-then-discretize error of the continuous adjoint (MATH B3)."""
+        g = self.evaluate(theta, batch).gradient
+        g_ref = self.with_strategy(reference).evaluate(theta, batch).gradient
+        return float(np.linalg.norm(g - g_ref) / max(float(np.linalg.norm(g_ref)), 1e-300))
+
     def _part(self, idx):
         part = copy.copy(self)
         part.x0 = self.x0[idx]

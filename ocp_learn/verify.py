@@ -164,6 +164,19 @@ def convergence_order(tableau, *, dim=4, T=1.0, steps=(8, 16, 32, 64), seed=0):
     scaled to unit norm) with ``N`` steps for each ``N`` in ``steps`` and
     compares with the exact solution ``scipy.linalg.expm(T A) y0``.
 
+    Parameters
+    ----------
+    tableau : str or ButcherTableau
+        The integrator (:func:`~ocp_learn.integrators.get_integrator`).
+    dim : int
+        Dimension of the linear ODE.
+    T : float
+        Horizon.
+    steps : sequence of int
+        Step counts ``N``: at least two different positive integers.
+    seed : int or Generator
+        Draws ``A`` and ``y0``.
+
     Returns
     -------
     order : float
@@ -177,6 +190,11 @@ def convergence_order(tableau, *, dim=4, T=1.0, steps=(8, 16, 32, 64), seed=0):
     from .integrators import get_integrator
     from .models.linear import LinearModel
 
+    steps = np.asarray(steps)
+    if steps.ndim != 1 or np.unique(steps).size < 2 or steps.dtype.kind not in "iu" \
+            or np.any(steps < 1):
+        raise ValueError(f"steps must hold at least 2 different positive step counts (an order "
+                         f"is the slope through several step sizes), got {steps.tolist()}")
     rng = check_rng(seed)
     integ = get_integrator(tableau)
     B = rng.standard_normal((dim, dim))

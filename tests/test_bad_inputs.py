@@ -1,4 +1,4 @@
-"""Table of bad inputs at every public entry point (issue 12, item 1).
+"""Table of bad inputs at every public entry point.
 
 Each row calls one public entry point (problem, model, integrator, optimizer,
 data set, cost, CLI option) with one bad argument and expects a ``ValueError``
@@ -6,6 +6,7 @@ or ``TypeError`` whose message names that argument.  CLI rows call
 ``ocp_learn.cli.main([...])`` and expect exit status 2 and a one-line
 ``error:`` message on stderr naming the option -- never a traceback.
 """
+# ruff: noqa: E501  -- one row per bad input: the table reads best unwrapped
 import numpy as np
 import pytest
 
@@ -77,6 +78,10 @@ LIBRARY = [
     ("x-object", lambda: clf(x=[[1.0, "a"], [2.0, 3.0]], labels=[0, 1]), TypeError, r"\bx must hold real numbers"),
     ("labels-length", lambda: clf(labels=Y[:-1]), ValueError, r"labels must have one entry per row"),
     ("labels-logistic-2", lambda: clf(labels=np.full(16, 2)), ValueError, r"labels must be"),
+    ("labels-strings", lambda: clf(labels=Y.astype(int).astype(str)), TypeError, r"labels must be numbers"),
+    ("labels-softmax-huge", lambda: clf(labels=np.r_[Y[:-1], 10 ** 7].astype(int), loss="softmax"), ValueError, r"labels must be class indices 0..K-1: label 10000000"),
+    ("labels-softmax-nan", lambda: clf(labels=np.r_[Y[:-1], np.nan], loss="softmax"), ValueError, r"labels must be non-negative integer class indices, got nan"),
+    ("x-no-columns", lambda: clf(x=np.zeros((16, 0))), ValueError, r"\bx must have at least one column"),
     ("labels-nan-squares", lambda: clf(labels=np.full(16, np.nan), loss="squares"), ValueError, r"labels must be"),
     ("augment-negative", lambda: clf(augment=-1), ValueError, r"augment must be a non-negative integer"),
     ("augment-float", lambda: clf(augment=1.5), TypeError, r"augment must be a non-negative integer"),

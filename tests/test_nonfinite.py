@@ -1,4 +1,4 @@
-"""Non-finite objective or gradient during optimization (issue 12, item 2).
+"""Non-finite objective or gradient during optimization.
 
 Real blow-ups, no mocks: a linear ODE ``z' = a z`` with forward Euler on a long
 horizon overflows for ``a`` beyond ~67 (``nt = 200``, ``h = 0.5``).  Each
@@ -164,3 +164,33 @@ def test_objective_wrapper_never_evaluates_nan_parameters():
     f, g = obj(np.array([np.nan, 1.0]))
     assert f == np.inf and np.all(g == 0.0)
     assert "non-finite parameters" in obj.failure
+
+
+# --- the potential flow (CNF, MFG): an overflow inside a stage, every backend ---------------
+def _flows(backend):
+    from ocp_learn.problems.cnf import ContinuousNormalizingFlow
+    from ocp_learn.problems.mfg import mfg_preset
+
+    x = np.random.default_rng(0).standard_normal((16, 2))
+    return {"cnf": ContinuousNormalizingFlow(x, width=4, nt=2, backend=backend),
+            "cnf-hjb": ContinuousNormalizingFlow(x, width=4, nt=2, backend=backend, alpha_R=1.0),
+            "mfg-ot": mfg_preset("ot", dim=2, n_samples=16, backend=backend),
+            "mfg-crowd": mfg_preset("crowd", dim=2, n_samples=16, backend=backend)}
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+@pytest.mark.parametrize("scale", [1e100, 1e200, 1e300])
+def test_a_diverging_flow_raises_nonfinite_error_on_every_backend(backend, scale):
+    for prob in _flows(backend).values():
+        theta = prob.init_params(0) * scale
+        for gradient in (False, True):
+            with pytest.raises(NonFiniteError, match="overflowed"):
+                prob.evaluate(theta, None, gradient=gradient)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+def test_adam_on_a_diverging_flow_returns_a_finite_iterate(backend):
+    prob = _flows(backend)["cnf"]
+    res = adam(prob, maxiter=5, lr=1e150, progress=False)
+    assert not res.success and "non-finite" in res.message
+    assert_finite_result(prob, res)

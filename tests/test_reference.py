@@ -314,8 +314,9 @@ def test_single_agent_check_value_consistency():
 
 
 # ------------------------------------------------------------------ CLI
-def test_verify_command_writes_json_and_markdown(suite, tmp_path, monkeypatch):
+def test_verify_command_writes_json_and_markdown(suite, tmp_path, monkeypatch, capsys):
     from ocp_learn.cli import main
+    from ocp_learn.recipes.verify import format_value
     from ocp_learn.reference import suite as suite_mod
 
     monkeypatch.setattr(suite_mod, "run_suite", lambda quick, seed, progress: suite)
@@ -326,6 +327,34 @@ def test_verify_command_writes_json_and_markdown(suite, tmp_path, monkeypatch):
     md = (tmp_path / "verify.md").read_text()
     assert "| problem | model | integrator | theta(t) | strategy | rel_grad_diff" in md
     assert md.count("\n| ") >= len(suite["gradients"])
+    # the continuous adjoint's error figures, in full
+    assert "rel. to discrete adjoint" in md
+    assert "## Continuous adjoint (optimize-then-discretize) against the discrete adjoint" in md
+    assert "| integrator | cases | min | median | max | worst case |" in md
+    for r in suite["continuous_adjoint"]:
+        assert (f"| {r['integrator']} | {r['cases']} | {format_value(r['min'])} | "
+                f"{format_value(r['median'])} | {format_value(r['max'])} | {r['worst case']} |") in md
+    for r in suite["gradients"]:
+        if r.get("rel_to_discrete_adjoint") is not None:
+            assert f"| {format_value(r['rel_to_discrete_adjoint'])} |" in md
+    # the analytic tables: oracle and Hutchinson rows with their figures and status
+    from ocp_learn.reference.hutchinson import HUTCHINSON_CHECK
+    from ocp_learn.reference.mfg_oracle import ORACLE_CHECK
+
+    assert "| case | J* | J_hat | gap | se | bound | disc | excess | excess se |" in md
+    assert "| case | tr H | mean of draws | z_mean | variance | var_hat | z_var | draws |" in md
+    for r in suite["analytic"]:
+        if r["check"] == ORACLE_CHECK and "gap" not in r:      # closed form vs numerical root
+            assert (f"{r['case']}: largest relative difference {format_value(r['value'])} "
+                    f"({r['status']}).") in md
+        elif r["check"] in (ORACLE_CHECK, HUTCHINSON_CHECK):
+            assert f"| {r['case']} |" in md and f"{r['status']} |" in md
+    out = capsys.readouterr().out
+    s = suite["summary"]
+    assert (f"continuous adjoint vs discrete adjoint: {s['continuous_adjoint_cases']} cases, "
+            f"rel. gradient error min {format_value(s['continuous_adjoint_min_rel_err'])}, "
+            f"median {format_value(s['continuous_adjoint_median_rel_err'])}, "
+            f"max {format_value(s['continuous_adjoint_max_rel_err'])}") in out
     bad = dict(suite, summary=dict(suite["summary"], gradient_failures=1))
     monkeypatch.setattr(suite_mod, "run_suite", lambda quick, seed, progress: bad)
     assert main(["verify", "--quick", "--out", str(tmp_path)]) == 1

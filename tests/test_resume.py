@@ -1,4 +1,4 @@
-"""Kill-and-resume of the training loops (issue 12, item 3).
+"""Kill-and-resume of the training loops.
 
 A training subprocess is killed with SIGKILL mid-run (no chance to clean up: the
 checkpoint on disk is whatever the last atomic write left), then the run is

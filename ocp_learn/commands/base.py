@@ -49,12 +49,21 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
 
 
 def print_metrics(metrics: dict[str, Any]) -> None:
-    """Print a metrics dict one ``key: value`` per line (floats to 5 digits); the run's
-    description and the units (``"run"``, ``"units"``) stay in ``metrics.json``."""
-    metrics = {k: v for k, v in metrics.items() if k not in ("run", "units")}
-    w = max((len(k) for k in metrics), default=0)
-    for k, v in metrics.items():
-        print(f"{k:>{w}}: {v:.5g}" if isinstance(v, float) else f"{k:>{w}}: {v}")
+    """Print a metrics dict one ``key: value`` per line (floats to 5 digits); a figure with a
+    standard error and sample count (``key_se``, ``key_n``) as ``value +- se (n = N)``.  The
+    run's description, the units and the notes (``"run"``, ``"units"``, ``*_note``) stay in
+    ``metrics.json``."""
+    shown = {k: v for k, v in metrics.items() if k not in ("run", "units")
+             and not k.endswith("_note")}
+    shown = {k: v for k, v in shown.items()
+             if not (k.endswith(("_se", "_n")) and k.rsplit("_", 1)[0] in shown)}
+    w = max((len(k) for k in shown), default=0)
+    for k, v in shown.items():
+        text = f"{v:.5g}" if isinstance(v, float) else str(v)
+        if f"{k}_n" in metrics:
+            se = metrics.get(f"{k}_se")
+            text += (" +- n/a" if se is None else f" +- {se:.2g}") + f" (n = {metrics[f'{k}_n']})"
+        print(f"{k:>{w}}: {text}")
 
 
 def format_table(rows: Sequence[Sequence[Any]], headers: Sequence[str]) -> str:

@@ -90,15 +90,18 @@ def configure_evaluate(p: argparse.ArgumentParser) -> None:
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
-    """Recompute the run's metrics from its bundle and print them beside the saved ones."""
+    """Recompute the run's metrics from its bundle and print them beside the saved ones, with
+    the Monte Carlo standard error and sample count of each."""
     res = evaluate_model(args.model)
     rows = []
     for k, v in res.items():
-        s, r = v["saved"], v["recomputed"]
+        s, r, se = v["saved"], v["recomputed"], v.get("se")
         diff = abs(r - s) / max(abs(s), 1e-300) if isinstance(s, (int, float)) else None
         rows.append([k, "-" if s is None else f"{s:.6g}", f"{r:.6g}",
-                     "-" if diff is None else f"{diff:.1e}"])
-    print(format_table(rows, ["metric", "saved", "recomputed", "rel. diff"]))
+                     "-" if se is None else f"{se:.2g}", "-" if v.get("n") is None else
+                     str(v["n"]), "-" if diff is None else f"{diff:.1e}"])
+    print(format_table(rows, ["metric", "saved", "recomputed", "std. error", "samples",
+                              "rel. diff"]))
     return 0
 
 

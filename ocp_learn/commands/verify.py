@@ -38,6 +38,10 @@ def run(args: argparse.Namespace) -> int:
     print(f"potential: max rel. diff {format_value(s['potential_max_rel_diff'])}")
     print(f"IPOPT: {s['ipopt_agreements']} of {s['ipopt_rows']} solves agree to "
           f"{res['opt_tol']:.0e}")
+    print(f"continuous adjoint vs discrete adjoint: {s['continuous_adjoint_cases']} cases, "
+          f"rel. gradient error min {format_value(s['continuous_adjoint_min_rel_err'])}, "
+          f"median {format_value(s['continuous_adjoint_median_rel_err'])}, "
+          f"max {format_value(s['continuous_adjoint_max_rel_err'])}")
     print(f"analytic failures: {s['analytic_failures']}")
     print(f"written {os.path.abspath(os.path.join(args.out, 'verify.json'))} and verify.md")
     return 1 if suite_failed(res) else 0

@@ -15,6 +15,17 @@ from ..protocols import Loss, check_protocol
 __all__ = ["Logistic", "SoftmaxCrossEntropy", "SquaredError", "get_loss", "LOSSES"]
 
 
+def _numeric_labels(labels, what):
+    """``labels`` as an array of real numbers; strings and objects raise ``TypeError``."""
+    labels = np.asarray(labels)
+    if labels.dtype.kind not in "biuf":
+        raise TypeError(f"labels must be numbers ({what}), got dtype {labels.dtype}; map other "
+                        "labels to class indices first (numpy.unique(labels, "
+                        "return_inverse=True)) or use NeuralODEClassifierEstimator, which maps "
+                        "them")
+    return labels
+
+
 class Logistic:
     """Binary cross-entropy on one logit: ``l = log(1 + e^r) - y r``, ``y in {0, 1}``."""
 
@@ -24,9 +35,11 @@ class Logistic:
         return 1
 
     def check_labels(self, labels):
-        labels = np.asarray(labels)
+        labels = _numeric_labels(labels, "0/1 for the logistic loss")
         if labels.ndim != 1 or not np.all((labels == 0) | (labels == 1)):
-            raise ValueError("labels must be a 1-D array of 0/1 for the logistic loss")
+            bad = labels[~((labels == 0) | (labels == 1))] if labels.ndim == 1 else ()
+            which = f" (e.g. {bad[0].item()!r})" if len(bad) else ""
+            raise ValueError(f"labels must be a 1-D array of 0/1 for the logistic loss{which}")
         return labels.astype(np.float64)
 
     def value(self, r, y):
@@ -50,12 +63,28 @@ class SoftmaxCrossEntropy:
     name = "softmax"
 
     def n_outputs(self, labels):
-        return int(np.max(labels)) + 1
+        """``K = max(labels) + 1`` classes; refused when fewer than half of the classes
+        ``0..K-1`` occur among the labels (labels that are not class indices, such as
+        ``[0, 1, 10**7]``, would otherwise build a head of ``K`` rows)."""
+        labels = np.asarray(labels)
+        k = int(np.max(labels)) + 1
+        present = np.unique(labels).size
+        if 2 * present < k:
+            raise ValueError(f"labels must be class indices 0..K-1: label {k - 1} implies {k} "
+                             f"classes but only {present} distinct label(s) occur; map the "
+                             "labels to 0..K-1 (numpy.unique(labels, return_inverse=True)), "
+                             "pass n_outputs, or use NeuralODEClassifierEstimator")
+        return k
 
     def check_labels(self, labels):
-        labels = np.asarray(labels)
-        if labels.ndim != 1 or labels.size == 0 or not np.all(labels == np.round(labels)) or labels.min() < 0:
-            raise ValueError("labels must be a 1-D array of non-negative integer class indices")
+        labels = _numeric_labels(labels, "class indices 0..K-1 for the softmax loss")
+        if labels.ndim != 1 or labels.size == 0:
+            raise ValueError(f"labels must be a non-empty 1-D array of class indices, got shape "
+                             f"{labels.shape}")
+        bad = labels[~((labels == np.round(labels)) & (labels >= 0) & np.isfinite(labels))]
+        if bad.size:
+            raise ValueError(f"labels must be non-negative integer class indices, got "
+                             f"{bad[0].item()!r}")
         return labels.astype(np.int64)
 
     def value(self, r, y):
@@ -83,7 +112,7 @@ class SquaredError:
         return 1 if np.ndim(labels) == 1 else np.shape(labels)[1]
 
     def check_labels(self, labels):
-        labels = np.asarray(labels, dtype=np.float64)
+        labels = _numeric_labels(labels, "regression targets").astype(np.float64)
         if labels.ndim == 1:
             labels = labels[:, None]
         if labels.ndim != 2 or not np.all(np.isfinite(labels)):

@@ -112,6 +112,9 @@ class LinearHeadLoss(TerminalCost):
         self.dim = check_positive_int("dim", dim)
         k = (self.loss.n_outputs(self.labels) if n_outputs is None
              else check_positive_int("n_outputs", n_outputs))
+        if self.loss.name == "softmax" and int(np.max(self.labels)) >= k:
+            raise ValueError(f"labels must be class indices below n_outputs = {k}, got label "
+                             f"{int(np.max(self.labels))}")
         self.n_outputs = k
         self.fit_head = bool(fit_head)
         if self.fit_head:

@@ -49,6 +49,8 @@ class GaussianMixture:
         x = np.asarray(x, dtype=np.float64)
         if x.ndim != 2 or x.shape[1] != self.dim:
             raise ValueError(f"x must have shape (n, {self.dim}), got {x.shape}")
+        if not np.all(np.isfinite(x)):
+            raise ValueError("x contains non-finite values (inf or NaN)")
         d2 = np.empty((x.shape[0], self.weights.size))  # |x - mu_k|^2, one pass per component
         for k, mu in enumerate(self.means):
             diff = x - mu

@@ -49,10 +49,14 @@ class ContinuousAdjoint(GradientStrategy):
     Notes
     -----
     The tape is reusable: the backward sweep reads the kept states and leaves them.
+    The gradient is not that of the discrete objective (``exact = False``): an optimizer
+    starting with this strategy measures its error against the discrete adjoint
+    (:meth:`ocp_learn.OCP.gradient_error`) and warns when it is large.
     """
 
     name = "continuous"
     reusable_tape = True
+    exact = False
 
     def __init__(self, variant: str = "backsolve") -> None:
         self.variant = check_choice("variant", variant, {"backsolve", "interpolate"})

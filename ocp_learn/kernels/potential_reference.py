@@ -187,8 +187,10 @@ def vjp(P, cache, h, d, phibar, Gbar, lapbar):
     else:
         B["K0"][:, :d] += np.tensordot(C0bar, W, axes=([0, 2], [0, 2]))
     # ---- (2) reverse sweep
-    sbar = Gbar @ (A.T @ A)
-    B["A"] += A @ (s.T @ Gbar + Gbar.T @ s)
+    # G = As A + ...: products with A only, never the (d+1) x (d+1) matrix A^T A
+    GA = Gbar @ A.T                                                # (n, r)
+    sbar = GA @ A
+    B["A"] += As.T @ Gbar + GA.T @ s
     B["b"] += Gbar.sum(axis=0)
     ybar = Gbar @ K0.T
     B["K0"] += y[0].T @ Gbar

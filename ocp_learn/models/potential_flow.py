@@ -37,7 +37,7 @@ import numpy as np
 
 from typing import Any
 
-from ..errors import check_positive_float
+from ..errors import NonFiniteError, check_positive_float
 from ..protocols import Interaction, check_protocol
 from .base import Model
 
@@ -144,7 +144,19 @@ class PotentialFlowField(Model):
                  keep: bool = True) -> tuple[np.ndarray, Any]:
         """``(rhs, aux)``: the right-hand side and the residuals ``aux`` that :meth:`vjp`
         at the same ``(y, t, theta)`` may reuse instead of recomputing the forward pass
-        (the fused backend's, on the Gram path of the exact trace; else ``None``)."""
+        (the fused backend's, on the Gram path of the exact trace; else ``None``).
+
+        Raises
+        ------
+        NonFiniteError
+            If a stage's agent states are not finite (an earlier stage overflowed); the
+            message names the stage time ``t``.
+        """
+        if not np.all(np.isfinite(y[:, :self.dim])):
+            when = f"t = {float(t):.6g}" if np.ndim(t) == 0 else "the stage times given"
+            raise NonFiniteError(f"ODE solution overflowed inside a step: the agents' states at "
+                                 f"the stage {when} are not finite; reduce the step size or "
+                                 f"the parameter scale")
         if not self.fused or np.ndim(t) != 0:
             return self._rhs(y, t, theta), None
         d, n = self.dim, y.shape[0]

@@ -18,7 +18,7 @@ from scipy.optimize import OptimizeResult
 
 from ..errors import NonFiniteError, check_positive_float, check_positive_int, check_rng
 from ..protocols import Problem
-from .checkpoint import rng_state, set_rng_state
+from .checkpoint import check_fingerprint, rng_state, run_fingerprint, set_rng_state
 from .driver import Callback, Driver
 
 __all__ = ["adam", "get_schedule"]
@@ -92,7 +92,9 @@ def adam(problem: Problem, theta0: Any = None, *, maxiter: int = 1000, lr: float
         Continue from ``checkpoint`` if it exists, up to ``maxiter``; the result
         is bitwise that of an uninterrupted run with the same arguments (the
         schedule's horizon is ``maxiter``, so interrupt a run by its callback or
-        a signal, not by a smaller ``maxiter``).
+        a signal, not by a smaller ``maxiter``).  A checkpoint of another problem or of
+        other settings is refused (:class:`~ocp_learn.errors.CheckpointError` naming what
+        differs).
     final_objective : bool
         Evaluate the full-batch objective at the last iterate for ``fun``/``jac``
         (otherwise the last mini-batch values are reported).
@@ -131,9 +133,13 @@ def adam(problem: Problem, theta0: Any = None, *, maxiter: int = 1000, lr: float
     v = np.zeros_like(x)
     perm = rng.permutation(n) if batch_size else np.arange(0)
     pos = 0
+    fp = run_fingerprint(problem, run.method, lr=lr, betas=[b1, b2], eps=eps,
+                         batch_size=batch_size, schedule=schedule,
+                         horizon=None if schedule in (None, "constant") else run.maxiter)
     restored = run.restore()
     if restored is not None:
         arrays, meta = restored
+        check_fingerprint(checkpoint, meta, fp)
         if meta["batch_size"] != batch_size or meta["n_samples"] != n:
             raise ValueError(f"checkpoint {checkpoint!r} used batch_size={meta['batch_size']} "
                              f"on {meta['n_samples']} samples; this run: {batch_size} on {n}")
@@ -144,7 +150,7 @@ def adam(problem: Problem, theta0: Any = None, *, maxiter: int = 1000, lr: float
 
     def state():
         return ({"m": m, "v": v, "perm": perm},
-                {"pos": pos, "batch_size": batch_size, "n_samples": n,
+                {"pos": pos, "batch_size": batch_size, "n_samples": n, "fingerprint": fp,
                  "rng": rng_state(rng)})
 
     def next_batch():

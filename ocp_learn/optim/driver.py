@@ -6,11 +6,15 @@ A method (:func:`~ocp_learn.optim.lbfgs`, :func:`~ocp_learn.optim.gauss_newton`,
 :func:`~ocp_learn.optim.lbfgs_resampled`) is its update rule only; around it a
 :class:`Driver`
 
-1. validates the start (``problem.check_theta``; ``problem.init_params(seed)`` by default),
+1. validates the start (``problem.check_theta``; ``problem.init_params(seed)`` by default);
+   for an :class:`~ocp_learn.OCP` whose memory strategy declares an inexact gradient
+   (``exact = False``: the continuous adjoint, MATH B3), measures that gradient's error
+   against the discrete adjoint at the start (:meth:`~ocp_learn.OCP.gradient_error`) and
+   warns (``RuntimeWarning``) when it exceeds ``gradient_tol``,
 2. restores the run from a checkpoint written by the same method and problem size,
 3. counts every evaluation and adds up its ledger (:class:`~.history.Objective`),
 4. after each iteration: advances the progress bar, writes the checkpoint every
-   ``checkpoint_every`` iterations (atomic, :mod:`.checkpoint`), calls
+   ``checkpoint_every`` iterations (atomic, :mod:`ocp_learn.optim.checkpoint`), calls
    ``callback(iteration, theta, f, g)`` (a true return value stops the run),
 5. returns an ``OptimizeResult`` whose ``x`` is finite: when the objective at the last
    iterate is not finite, the best finite iterate seen, with ``success=False`` and a message
@@ -19,6 +23,7 @@ A method (:func:`~ocp_learn.optim.lbfgs`, :func:`~ocp_learn.optim.gauss_newton`,
 from __future__ import annotations
 
 import time
+import warnings
 from contextlib import contextmanager
 from typing import Any, Callable, Iterator
 
@@ -28,11 +33,16 @@ from tqdm.auto import tqdm
 
 from ..errors import check_positive_int
 from ..ledger import Ledger
+from ..ocp import OCP
 from ..protocols import Problem, check_protocol
 from .checkpoint import load_checkpoint, save_checkpoint
 from .history import History, Objective, count_sweeps, sweep_unit
 
-__all__ = ["Driver", "Callback", "RESULT_FIELDS"]
+__all__ = ["Driver", "Callback", "RESULT_FIELDS", "GRADIENT_TOL"]
+
+#: Largest accepted relative error of an inexact gradient at the start point (see
+#: :meth:`Driver.start`).
+GRADIENT_TOL = 1e-2
 
 #: ``callback(iteration, theta, f, g) -> bool`` (true: stop the run).
 Callback = Callable[[int, np.ndarray, float, Any], Any]
@@ -74,13 +84,16 @@ class Driver:
         Whether this process writes the checkpoint (one writer among parallel processes).
     label : str, optional
         ``OptimizeResult.method``; ``method`` by default.
+    gradient_tol : float
+        Largest accepted relative error of an inexact gradient (a strategy with
+        ``exact = False``) against the discrete adjoint at the start (:meth:`start`).
     """
 
     def __init__(self, problem: Problem, method: str, *, theta0: Any = None, seed: Any = 0,
                  maxiter: int, batch: Any = None, progress: bool = True,
                  callback: Callback | None = None, checkpoint: Any = None,
                  checkpoint_every: int = 10, resume: bool = False, writes: bool = True,
-                 label: str | None = None) -> None:
+                 label: str | None = None, gradient_tol: float = GRADIENT_TOL) -> None:
         self.problem = check_protocol(problem, Problem, "problem")
         self.method, self.label = method, method if label is None else label
         self.maxiter = check_positive_int("maxiter", maxiter)
@@ -92,6 +105,7 @@ class Driver:
         self.x0 = (np.array(problem.init_params(seed), dtype=np.float64) if theta0 is None
                    else problem.check_theta(theta0, "theta0").copy())
         self.objective = Objective(problem, batch)
+        self.batch, self.gradient_tol = batch, float(gradient_tol)
         self.history = History()
         self.nit = 0
         self.stopped = False  # the callback asked to stop
@@ -114,14 +128,34 @@ class Driver:
 
     def start(self, x: np.ndarray) -> tuple[float, np.ndarray]:
         """``(f, g)`` at the start ``x``; raise ``ValueError`` naming ``theta0`` if not finite.
-        Records row 0 of a fresh history."""
+        Records row 0 of a fresh history, and there checks an inexact gradient
+        (:meth:`check_gradient`)."""
         f, g = self.objective(x)
         if not np.isfinite(f):
             raise ValueError(f"theta0: the objective is not finite at the start "
                              f"({self.objective.failure})")
         if not self.history.iteration:
+            self.check_gradient(x)
             self.record(0, f, g)
         return f, g
+
+    def check_gradient(self, x: np.ndarray) -> float | None:
+        """For an :class:`~ocp_learn.OCP` whose gradient is not that of the discrete objective
+        (``problem.exact_gradient`` false), its relative error against the discrete adjoint
+        at ``x`` (:meth:`~ocp_learn.OCP.gradient_error`); a ``RuntimeWarning`` names it when
+        it exceeds :attr:`gradient_tol`.  None for an exact gradient (nothing computed)."""
+        prob = self.problem
+        if not isinstance(prob, OCP) or prob.exact_gradient:
+            return None
+        err = prob.gradient_error(x, batch=self.batch)
+        if err > self.gradient_tol:
+            warnings.warn(
+                f"the gradient of strategy {prob.strategy.name!r} differs from the gradient of "
+                f"the discrete objective (discrete adjoint 'store_all') by a relative error of "
+                f"{err:.3g} at the start point, above the tolerance {self.gradient_tol:.1e}: the "
+                "optimizer follows an inexact gradient (use an exact strategy such as "
+                "'store_all', or more time steps)", RuntimeWarning, stacklevel=3)
+        return err
 
     # --- checkpoints -------------------------------------------------------------------
     def load(self, accept: tuple[str, ...] = ()) -> tuple[dict, dict] | None:

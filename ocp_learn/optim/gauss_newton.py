@@ -20,6 +20,7 @@ from scipy.optimize import OptimizeResult
 
 from ..errors import NonFiniteError, check_nonneg_int, check_positive_float, check_positive_int
 from ..protocols import GaussNewtonProblem, check_protocol
+from .checkpoint import check_fingerprint, run_fingerprint
 from .driver import Callback, Driver
 
 __all__ = ["gauss_newton", "conjugate_gradient"]
@@ -164,14 +165,19 @@ def gauss_newton(problem: GaussNewtonProblem, theta0: Any = None, *, maxiter: in
     x = run.x0
     counts = {"n_products": 0, "cg_iterations": 0}
     done = None  # the message of a converged run
+    fp = run_fingerprint(problem, run.method, gtol=gtol, ftol=ftol, cg_maxiter=cg_maxiter,
+                         cg_rtol=cg_rtol, min_damping=min_damping, c1=c1,
+                         max_backtracks=max_backtracks, line_search=bool(line_search),
+                         batch=None if batch is None else np.asarray(batch))
     restored = run.restore()
     if restored is not None:
         arrays, meta = restored
+        check_fingerprint(checkpoint, meta, fp)
         x, lam, done = arrays["x"], float(meta["damping"]), meta["message"]
         counts = {k: int(meta[k]) for k in counts}
 
     def state():
-        return {}, {"damping": lam, "message": done, **counts}
+        return {}, {"damping": lam, "message": done, "fingerprint": fp, **counts}
 
     failure = None        # a non-finite value that stopped the run
     last_nonfinite = None  # message of the last non-finite trial point

@@ -8,6 +8,7 @@ from scipy.optimize import OptimizeResult, minimize
 
 from ..errors import check_positive_float, check_positive_int
 from ..protocols import Problem
+from .checkpoint import check_fingerprint, run_fingerprint
 from .driver import Callback, Driver
 
 __all__ = ["lbfgs", "check_tolerances"]
@@ -60,7 +61,10 @@ def lbfgs(problem: Problem, theta0: Any = None, *, maxiter: int = 200, gtol: flo
         step is a scaled gradient step, and the iterates differ from an
         uninterrupted run's after the restart point (both are descent runs
         from the same iterate; they agree only up to the optimization
-        tolerance ``gtol``/``ftol``).  Adam and Gauss--Newton resume bitwise.
+        tolerance ``gtol``/``ftol``).  Adam and Gauss--Newton resume bitwise.  A finished
+        run resumes to its own result (unless ``maxiter`` grew past the limit it stopped
+        at).  A checkpoint of another problem or of other settings is refused
+        (:class:`~ocp_learn.errors.CheckpointError` naming what differs).
 
     Returns
     -------
@@ -74,19 +78,31 @@ def lbfgs(problem: Problem, theta0: Any = None, *, maxiter: int = 200, gtol: flo
     run = Driver(problem, "L-BFGS-B", theta0=theta0, seed=seed, maxiter=maxiter, batch=batch,
                  progress=progress, callback=callback, checkpoint=checkpoint,
                  checkpoint_every=checkpoint_every, resume=resume)
+    fp = run_fingerprint(problem, run.method, gtol=gtol, ftol=ftol, memory=memory,
+                         batch=None if batch is None else np.asarray(batch))
     restored = run.restore()
+    finished = None
+    if restored is not None:
+        check_fingerprint(checkpoint, restored[1], fp)
+        finished = restored[1].get("finished")
     x0 = run.x0 if restored is None else restored[0]["x"]
     done = run.nit
     run.start(x0)
+    if finished is not None and (done < finished["maxiter"] or done >= run.maxiter):
+        return run.result(x0, finished["success"], finished["message"])
     if done >= run.maxiter:
         return run.result(x0, True, "maximum number of iterations reached (checkpoint)")
+
+    def state():
+        return {}, {"fingerprint": fp}
 
     def cb(intermediate_result):
         x = intermediate_result.x
         f, g = run.objective(x)
         it = run.history.iteration[-1] + 1
         run.record(it, f, g)
-        if run.iteration(it, x, f, g, postfix={"f": f"{f:.4e}", "g": f"{np.linalg.norm(g):.2e}"}):
+        postfix = {"f": f"{f:.4e}", "g": f"{np.linalg.norm(g):.2e}"}
+        if run.iteration(it, x, f, g, state=state, postfix=postfix):
             raise StopIteration
 
     with run.progress("L-BFGS"):
@@ -94,5 +110,8 @@ def lbfgs(problem: Problem, theta0: Any = None, *, maxiter: int = 200, gtol: flo
                        options={"maxiter": run.maxiter - done, "gtol": gtol, "ftol": ftol,
                                 "maxcor": memory})
     run.nit = done + res.nit
-    run.save(res.x)
-    return run.result(res.x, res.success, res.message)
+    result = run.result(res.x, res.success, res.message)
+    run.save(result.x, fingerprint=fp, finished=None if run.stopped else {
+        "success": bool(result.success), "message": str(result.message),
+        "maxiter": run.maxiter})
+    return result

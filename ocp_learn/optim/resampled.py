@@ -20,7 +20,7 @@ from scipy.optimize import OptimizeResult
 from ..errors import NonFiniteError, check_positive_int, check_rng
 from ..ledger import Ledger
 from ..protocols import ResamplableProblem, check_protocol
-from .checkpoint import rng_state, set_rng_state
+from .checkpoint import SAMPLE_KEYS, check_fingerprint, rng_state, run_fingerprint, set_rng_state
 from .driver import Callback, Driver
 from .lbfgs import lbfgs
 from .parallel import SERIAL, Parallel
@@ -78,8 +78,11 @@ def lbfgs_resampled(problem: ResamplableProblem, draw: Callable[[int, Any], np.n
         checkpoint); returning True stops the run.
     checkpoint : str, optional
         File written after every chunk; with ``resume`` the run continues from it.  A
-        checkpoint of :func:`~ocp_learn.optim.lbfgs` (a fixed-batch run) is accepted as a
-        warm start: its iterate and iteration count.  A finished run resumed with more
+        checkpoint of :func:`~ocp_learn.optim.lbfgs` (a fixed-batch run) of the same problem
+        is accepted as a warm start: its iterate and iteration count.  A checkpoint of
+        another problem or of other settings (``resample_every``, ``keep_pairs``,
+        ``memory``) is refused (:class:`~ocp_learn.errors.CheckpointError` naming what
+        differs).  A finished run resumed with more
         iterations in its last stage continues that stage.
     resume : bool
         Continue from ``checkpoint`` if it exists.
@@ -117,8 +120,13 @@ def lbfgs_resampled(problem: ResamplableProblem, draw: Callable[[int, Any], np.n
                  writes=parallel.is_writer,
                  label="L-BFGS, resampled, pairs kept" if keep_pairs else "L-BFGS-B, resampled")
     rng = check_rng(seed)
+    fp = run_fingerprint(problem, METHOD, samples=False, resample_every=resample_every,
+                         keep_pairs=bool(keep_pairs), memory=memory)
     loaded = run.load(accept=("L-BFGS-B",))
     arrays, meta = loaded if loaded is not None else ({}, {})
+    if loaded is not None:
+        check_fingerprint(checkpoint, meta, fp, optimizer=meta.get("method") == METHOD,
+                          ignore=SAMPLE_KEYS)
     saved = meta.get("resampled")
     if saved is not None:
         # the validation sample is the first draw of the stream: the same size gives the
@@ -151,7 +159,7 @@ def lbfgs_resampled(problem: ResamplableProblem, draw: Callable[[int, Any], np.n
 
     def state():
         return ({"best": best[1], **(pairs.state() if keep_pairs else {})},
-                {"history": hist, "resampled": {
+                {"history": hist, "fingerprint": fp, "resampled": {
                     "stage": s, "done": done, "n_val": n_val, "nfev": run.objective.nfev,
                     "seconds": seconds(), "history": hist, "best_val": best[0],
                     "rng": rng_state(rng)}})

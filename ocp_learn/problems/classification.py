@@ -26,7 +26,7 @@ from ..ledger import Ledger
 from ..models import SingleLayerNet
 from ..ocp import OCP
 from ..protocols import Field, check_protocol
-from .persistence import Persistable, register_problem
+from .persistence import Persistable, fingerprint_value, register_problem
 
 __all__ = ["NeuralODEClassifier", "GaussNewtonOperator"]
 
@@ -163,6 +163,10 @@ class NeuralODEClassifier(Persistable, OCP):
             regularizers=list(regularizers), running=list(running), strategy=strategy,
             fit_head=fit_head, init_scale=init_scale)
 
+    def fingerprint_data(self) -> dict:
+        """The labels' digest, for :meth:`fingerprint`."""
+        return {"labels": fingerprint_value(np.asarray(self.labels))}
+
     @classmethod
     def from_settings(cls, settings: dict) -> NeuralODEClassifier:
         """The classifier of :attr:`settings`, holding no samples (for inference; see
@@ -228,11 +232,26 @@ class NeuralODEClassifier(Persistable, OCP):
         return self.terminal.loss.predict(self.decision_function(theta, x))
 
     def accuracy(self, theta, x=None, labels=None):
-        """Fraction of correctly classified points (training data by default)."""
+        """Fraction of correctly classified points (training data by default).
+
+        Parameters
+        ----------
+        theta : ndarray
+            Parameters.
+        x, labels : array_like, optional
+            Points and their labels (both, or neither: the training data); the labels are
+            checked as for training (0/1 for the logistic loss, class indices for softmax:
+            strings or ``NaN`` raise).
+
+        Returns
+        -------
+        float
+            In ``[0, 1]``.
+        """
         self._require_classes("accuracy")
         if (x is None) != (labels is None):
             raise ValueError("give both x and labels, or neither (training data)")
-        y = self.labels if labels is None else np.asarray(labels)
+        y = self.labels if labels is None else self.terminal.loss.check_labels(labels)
         pred = self.predict(theta, x)
         if y.shape != pred.shape:
             raise ValueError(f"labels must have shape {pred.shape}, got {y.shape}")

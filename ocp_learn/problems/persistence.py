@@ -18,6 +18,7 @@ naming it.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from importlib.metadata import PackageNotFoundError, version
@@ -136,6 +137,37 @@ def _rebuild(data: Any, arrays: Any) -> Any:
     return {k: _rebuild(v, arrays) for k, v in data.items()}
 
 
+def fingerprint_value(value: Any) -> Any:
+    """A setting as fingerprint data: arrays by shape, dtype and SHA-256 of their bytes;
+    objects settings cannot describe by their type's name."""
+    if isinstance(value, np.ndarray):
+        a = np.ascontiguousarray(value)
+        return {"shape": list(a.shape), "dtype": a.dtype.name,
+                "sha256": hashlib.sha256(a.tobytes()).hexdigest()}
+    if isinstance(value, (list, tuple)):
+        return [fingerprint_value(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): fingerprint_value(v) for k, v in value.items()}
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return float(value)
+    if isinstance(value, np.dtype) or (isinstance(value, type) and issubclass(value, np.generic)):
+        return np.dtype(value).name
+    name = _BY_TYPE.get(type(value))
+    if name is not None:
+        return {"object": name, "args": fingerprint_value(_BLOCKS[name][1](value))}
+    return {"object": f"{type(value).__module__}.{type(value).__qualname__}"}
+
+
+def _stable_repr(obj: Any) -> str:
+    """``repr(obj)``, or its type's name when the repr holds a memory address."""
+    text = repr(obj)
+    return f"{type(obj).__module__}.{type(obj).__qualname__}" if " at 0x" in text else text
+
+
 class Persistable:
     """Mixin of the problems that can be saved: :meth:`save`, and the settings they keep.
 
@@ -151,6 +183,34 @@ class Persistable:
     def settings(self) -> dict:
         """The arguments the problem was built with (what :meth:`save` writes)."""
         return dict(self._settings)
+
+    def fingerprint(self) -> dict:
+        """What identifies this problem in a checkpoint (JSON data).
+
+        Returns
+        -------
+        dict
+            ``kind`` and ``class``; ``settings`` (:attr:`settings`, arrays and data sets as
+            shape, dtype and SHA-256); the sizes ``n_params``, ``state_dim``,
+            ``n_samples``; the time grid (``T``, ``t0``, ``nt``), ``integrator``,
+            ``strategy``, ``time_param`` and ``dtype``; ``samples``, the digest of the
+            initial states (the data set), and :meth:`fingerprint_data`'s entries.
+        """
+        cls = type(self)
+        out = {"kind": self.saved_kind, "class": f"{cls.__module__}.{cls.__qualname__}",
+               "settings": fingerprint_value(self._settings), "n_params": int(self.n_params),
+               "state_dim": int(self.x0.shape[1]), "n_samples": int(self.n_samples),
+               "T": float(self.T), "t0": float(self.t0), "nt": int(self.nt),
+               "integrator": self.integrator.name, "strategy": _stable_repr(self.strategy),
+               "time_param": _stable_repr(self.time_param), "dtype": np.dtype(self.dtype).name,
+               "samples": fingerprint_value(np.asarray(self.x0))}
+        out.update(self.fingerprint_data())
+        return out
+
+    def fingerprint_data(self) -> dict:
+        """Further data of the problem for :meth:`fingerprint` (labels of a classifier);
+        none by default."""
+        return {}
 
     def save(self, path: str | os.PathLike, theta: np.ndarray) -> None:
         """Write the problem's settings and ``theta`` to ``path`` (one ``.npz`` file).

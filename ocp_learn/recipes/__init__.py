@@ -2,9 +2,10 @@
 ``ocp-learn`` subcommands, for scripts, benchmarks and notebooks.
 
 * :mod:`.flow` -- continuous normalizing flows: :func:`flow_data`, :func:`train_flow`,
-  :func:`flow_metrics`, :func:`run_flow` (writes a folder);
+  :func:`flow_estimates`, :func:`flow_metrics`, :func:`run_flow` (writes a folder);
 * :mod:`.classify` -- neural-ODE classifiers: :func:`train_classifier`, :func:`classify`;
-* :mod:`.mfg` -- mean field games: :func:`train_mfg`, :func:`run_mfg`, :func:`figure3`;
+* :mod:`.mfg` -- mean field games: :func:`train_mfg`, :func:`mfg_estimates`, :func:`run_mfg`,
+  :func:`figure3`;
 * :mod:`.demo` -- :func:`run_demo`, a small run of each;
 * :mod:`.verify` -- :func:`run_verify`, the CasADi reference suite written to a folder;
 * :mod:`.rundir` -- :class:`~.rundir.RunFolder`, a run's folder as one set of files (locked,
@@ -14,12 +15,14 @@
 A recipe runs on one process unless its caller hands it a data-parallel context
 (``parallel=``, an :class:`ocp_learn.optim.Parallel` such as
 :class:`ocp_learn.distributed.Parallel`); results are written before optional metrics and
-figures.
+figures.  Every Monte Carlo figure is reported with its standard error and sample count
+(``key_se``, ``key_n``; :mod:`ocp_learn.metrics`), on samples not used in training or
+selection.
 """
 from .classify import OPTIMIZERS, classify, parse_time_param, train_classifier
-from .flow import flow_data, flow_metrics, run_flow, train_flow
-from .mfg import figure3, run_mfg, train_mfg
+from .flow import flow_data, flow_estimates, flow_metrics, run_flow, train_flow
+from .mfg import figure3, mfg_estimates, run_mfg, train_mfg
 
 __all__ = ["OPTIMIZERS", "classify", "parse_time_param", "train_classifier",
-           "flow_data", "flow_metrics", "run_flow", "train_flow", "figure3", "run_mfg",
-           "train_mfg"]
+           "flow_data", "flow_estimates", "flow_metrics", "run_flow", "train_flow", "figure3",
+           "mfg_estimates", "run_mfg", "train_mfg"]

@@ -172,7 +172,8 @@ def evaluate_model(model_dir: str) -> dict[str, dict[str, Any]]:
     Returns
     -------
     dict
-        ``metric -> {"saved": value in metrics.json, "recomputed": value}``.
+        ``metric -> {"saved": value in metrics.json, "recomputed": value, "se": its Monte
+        Carlo standard error, "n": the samples behind it}``.
     """
     if not os.path.isdir(model_dir):
         raise RunError(f"--model {model_dir!r} is not a folder (a run folder of ocp-learn "
@@ -182,29 +183,30 @@ def evaluate_model(model_dir: str) -> dict[str, dict[str, Any]]:
     p, theta, kind = loaded.problem, loaded.theta, loaded.info["kind"]
     seed = int(m.get("seed", m.get("run", {}).get("hyperparameters", {}).get("seed", 0)))
     new: dict[str, Any] = {}
+    est: dict[str, Any] = {}
     if kind == "continuous_normalizing_flow":
-        from ..metrics import mmd
-        from .flow import flow_data
+        from .flow import flow_data, flow_estimates
 
         x_test, _ = flow_data(m["data"], int(m["n_test"]), seed + 1000, int(m["dim"]))
-        lp = p.log_density(theta, x_test)
-        n_eval = 2000
-        terms = p.terms(theta, x_test[:n_eval])
-        new = {"test_nll": float(-np.mean(lp)),
-               "test_nll_se": float(np.std(lp) / np.sqrt(lp.size)),
-               "inverse_error": p.inverse_error(theta, x_test[:n_eval]),
-               "mmd": mmd(p.sample(theta, n_eval, seed=seed + 7), x_test[:n_eval]),
-               "transport_cost": terms["transport_cost"], "hjb_penalty": terms["hjb_penalty"]}
+        est = flow_estimates(p, theta, x_test, seed)
+        new = {k: est[k] for k in ("test_nll", "inverse_error", "mmd", "transport_cost",
+                                   "hjb_penalty")}
     elif kind in CLASSIFIERS:
         from ..datasets import get_dataset, train_test_split
 
         n_train, n_test = int(m["n_train"]), int(m["n_test"])
         x, y = get_dataset(m["data"], n_train + n_test, seed=seed)
         *_, x_test, y_test = train_test_split(x, y, n_test / (n_train + n_test), seed=seed)
-        new = {"test_accuracy": float(np.mean(p.predict(theta, x_test) == y_test))}
+        acc = float(np.mean(p.predict(theta, x_test) == y_test))
+        n = int(len(y_test))
+        est = {"test_accuracy": acc, "test_accuracy_se": float(np.sqrt(acc * (1 - acc) / n)),
+               "test_accuracy_n": n}
+        new = {"test_accuracy": acc}
     elif kind == "potential_mfg":
+        from .mfg import MFG_TERMS, mfg_estimates
+
         n_eval = int(m.get("n_eval") or m["stages"][-1][0])
-        terms = p.evaluate_on(theta, p.rho0.sample(n_eval, seed + 999))
-        new = {k: terms.get(k, 0.0) for k in ("objective", "L", "F", "G", "hjb", "hjb_terminal")
-               if k in m}
-    return {k: {"saved": m.get(k), "recomputed": float(v)} for k, v in new.items()}
+        est = mfg_estimates(p, theta, p.rho0.sample(n_eval, seed + 999))
+        new = {k: est[k] for k in MFG_TERMS if k in m}
+    return {k: {"saved": m.get(k), "recomputed": float(v), "se": est.get(k + "_se"),
+                "n": est.get(k + "_n")} for k, v in new.items()}

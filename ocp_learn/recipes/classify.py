@@ -109,9 +109,17 @@ def train_classifier(x_train: np.ndarray, y_train: np.ndarray, *, augment: int =
 
 
 def _metrics(prob, res, secs, optimizer, x_test, y_test):
-    return {"train_accuracy": prob.accuracy(res.x),
-            "test_accuracy": prob.accuracy(res.x, x_test, y_test),
-            "objective": float(res.fun), "n_params": int(prob.n_params), "iterations": int(res.nit),
+    """The run's metrics; the test accuracy with its binomial standard error
+    ``sqrt(a (1 - a) / n_test)`` and sample count; ``objective`` is the training objective
+    at the returned parameters (on the training samples, not a fresh-sample estimate)."""
+    acc = prob.accuracy(res.x, x_test, y_test)
+    n = int(len(y_test))
+    return {"train_accuracy": prob.accuracy(res.x), "test_accuracy": acc,
+            "test_accuracy_se": float(np.sqrt(acc * (1.0 - acc) / n)), "test_accuracy_n": n,
+            "objective": float(res.fun),
+            "objective_note": "training objective at the returned parameters, on the training "
+                              "samples",
+            "n_params": int(prob.n_params), "iterations": int(res.nit),
             "seconds": float(secs), "optimizer": optimizer, "nfev": int(res.nfev),
             "sweeps": res.get("sweeps")}
 

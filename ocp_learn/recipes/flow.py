@@ -13,7 +13,7 @@ from scipy.optimize import OptimizeResult
 from ._common import UNITS, Parallel, RunFolder, serial_or, write_results
 from .bundle import BUNDLE, save_bundle
 
-__all__ = ["flow_data", "train_flow", "flow_metrics", "run_flow", "demo_flow"]
+__all__ = ["flow_data", "train_flow", "flow_estimates", "flow_metrics", "run_flow", "demo_flow"]
 
 
 def flow_data(name: str, n: int, seed: int | np.random.Generator,
@@ -158,10 +158,63 @@ def train_flow(x: np.ndarray, *, optimizer: str = "lbfgs", maxiter: int = 300, s
     return prob, res, res.get("seconds", time.perf_counter() - t0)
 
 
+def flow_estimates(prob: Any, theta: np.ndarray, x_test: np.ndarray, seed: int = 0,
+                   n_eval: int = 2000, n_batches: int = 20) -> dict[str, Any]:
+    """The Monte Carlo figures of a trained flow on test samples, each with its standard
+    error and sample count (``key``, ``key_se``, ``key_n``; :mod:`ocp_learn.metrics`).
+
+    Parameters
+    ----------
+    prob : ContinuousNormalizingFlow
+        The trained problem.
+    theta : ndarray
+        Its parameters.
+    x_test : ndarray, shape (n_test, d)
+        Test samples (data coordinates), not used in training or selection.
+    seed : int
+        Seed of the generated samples (MMD: ``seed + 7``).
+    n_eval : int
+        Test samples (the first rows) of the inverse error, MMD and the transport/HJB terms,
+        and generated samples of the MMD.
+    n_batches : int
+        Batches of the standard errors of the transport/HJB terms and the inverse error.
+
+    Returns
+    -------
+    dict
+        ``test_nll`` (training grid, ``se = std(log p) / sqrt(n_test)``), ``test_nll_fine``
+        (4 times finer grid), ``test_nll_fine_diff`` (``test_nll - test_nll_fine``, paired
+        standard error), ``inverse_error``, ``transport_cost``, ``hjb_penalty`` (batch
+        standard errors), ``mmd`` (split-estimator standard error,
+        :func:`~ocp_learn.metrics.mmd_se`; ``mmd_n`` test samples, ``mmd_n_generated``
+        generated ones), each with ``_se`` and ``_n``.
+    """
+    from ..metrics import (batch_means, combine_batches, mean_se, mmd, mmd_se,
+                           put_estimate)
+
+    m: dict[str, Any] = {}
+    lp = prob.log_density(theta, x_test)
+    lp_fine = prob.log_density(theta, x_test, nt=4 * prob.nt)
+    put_estimate(m, "test_nll", *mean_se(-lp))
+    put_estimate(m, "test_nll_fine", *mean_se(-lp_fine))
+    put_estimate(m, "test_nll_fine_diff", *mean_se(lp_fine - lp))
+    xe = x_test[:n_eval]
+    sizes, bm = batch_means(lambda b: {**prob.terms(theta, b),
+                                       "inverse_error": prob.inverse_error(theta, b)},
+                            xe, n_batches)
+    for key in ("inverse_error", "transport_cost", "hjb_penalty"):
+        put_estimate(m, key, *combine_batches(sizes, bm[key]))
+    gen = prob.sample(theta, n_eval, seed=seed + 7)
+    put_estimate(m, "mmd", mmd(gen, xe), mmd_se(gen, xe, min(10, len(xe) // 2)), len(xe))
+    m["mmd_n_generated"] = int(len(gen))
+    return m
+
+
 def flow_metrics(prob: Any, res: OptimizeResult, secs: float, x_test: np.ndarray,
                  floor: float | None, seed: int = 0, n_eval: int = 2000,
                  grid_tol: float = 0.05) -> dict[str, Any]:
-    """Test NLL, inverse error, MMD, transport and HJB terms of a trained flow.
+    """Test NLL, inverse error, MMD, transport and HJB terms of a trained flow, each with
+    its standard error and sample count (:func:`flow_estimates`).
 
     The discrete ``ell`` is the flow's log-determinant only up to the time-stepping error,
     and training can exploit that error (an NLL below the floor); when the NLL on the 4 times
@@ -190,33 +243,26 @@ def flow_metrics(prob: Any, res: OptimizeResult, secs: float, x_test: np.ndarray
     Returns
     -------
     dict
-        ``test_nll`` (training grid) with its Monte Carlo standard error ``test_nll_se``
-        (``std(log p) / sqrt(n_test)``), ``test_nll_fine`` (4 times finer grid),
-        ``nll_floor``, ``inverse_error``, ``mmd``, ``transport_cost``, ``hjb_penalty``, and
-        the run's size and optimizer statistics.
+        :func:`flow_estimates`, ``nll_floor``, ``se_note``, and the run's size and optimizer
+        statistics.
     """
-    from ..metrics import mmd
+    from ..metrics import SE_NOTE
 
     th = res.x
-    terms = prob.terms(th, x_test[:n_eval])
-    gen = prob.sample(th, n_eval, seed=seed + 7)
-    lp = prob.log_density(th, x_test)
-    nll = float(-np.mean(lp))
-    fine = prob.nll(th, x_test, nt=4 * prob.nt)
+    m = flow_estimates(prob, th, x_test, seed, n_eval)
+    nll, fine = m["test_nll"], m["test_nll_fine"]
     if abs(fine - nll) > grid_tol:
-        warnings.warn(f"the test NLL moves from {nll:.4f} to {fine:.4f} nats on a 4 "
-                      f"times finer time grid: the {prob.nt}-step flow's log-determinant is not "
-                      "resolved (train with a larger nt)", RuntimeWarning, stacklevel=2)
-    return {"test_nll": nll, "test_nll_se": float(np.std(lp) / np.sqrt(lp.size)),
-            "nll_floor": floor, "test_nll_fine": fine,
-            "inverse_error": prob.inverse_error(th, x_test[:n_eval]),
-            "mmd": mmd(gen, x_test[:n_eval]), "transport_cost": terms["transport_cost"],
-            "hjb_penalty": terms["hjb_penalty"], "iterations": int(res.nit),
-            "seconds": float(secs), "n_params": int(prob.n_params), "nfev": int(res.nfev),
-            "nt": int(prob.nt), "width": int(prob.potential.width),
-            "layers": int(prob.potential.n_layers),
-            "alpha_L": float(prob.alpha_L), "alpha_R": float(prob.alpha_R),
-            "optimizer": res.method, "success": bool(res.success)}
+        warnings.warn(f"the test NLL moves from {nll:.4f} to {fine:.4f} nats "
+                      f"(+- {m['test_nll_fine_diff_se']:.1e}, paired) on a 4 times finer time "
+                      f"grid: the {prob.nt}-step flow's log-determinant is not resolved (train "
+                      "with a larger nt)", RuntimeWarning, stacklevel=2)
+    m.update({"nll_floor": floor, "se_note": SE_NOTE, "iterations": int(res.nit),
+              "seconds": float(secs), "n_params": int(prob.n_params), "nfev": int(res.nfev),
+              "nt": int(prob.nt), "width": int(prob.potential.width),
+              "layers": int(prob.potential.n_layers),
+              "alpha_L": float(prob.alpha_L), "alpha_R": float(prob.alpha_R),
+              "optimizer": res.method, "success": bool(res.success)})
+    return m
 
 
 def run_flow(data: str = "8gaussians", *, out: str, n_train: int = 2048, n_test: int = 10000,

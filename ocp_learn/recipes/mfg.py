@@ -9,15 +9,26 @@ iterate with the best objective on a fixed validation sample is kept.
 from __future__ import annotations
 
 import os
+import warnings
 from typing import Any, Callable, Sequence
 
 import numpy as np
 from scipy.optimize import OptimizeResult
 
+from ..metrics import SE_NOTE
 from ._common import UNITS, Parallel, RunFolder, serial_or, write_results
 from .bundle import BUNDLE, save_bundle
 
-__all__ = ["train_mfg", "run_mfg", "figure3", "demo_mfg"]
+__all__ = ["train_mfg", "mfg_estimates", "run_mfg", "figure3", "demo_mfg", "MFG_TERMS",
+           "VALIDATION_NOTE"]
+
+#: The objective and its terms as reported (each with ``_se`` and ``_n``).
+MFG_TERMS = ("objective", "L", "F", "G", "hjb", "hjb_terminal")
+
+VALIDATION_NOTE = ("validation_best_selected: the lowest objective over the checkpoints of the "
+                   "run on one fixed validation sample, the figure the parameters were selected "
+                   "by; biased low, not the objective reached (that is 'objective', on fresh "
+                   "agents, with its standard error)")
 
 
 def train_mfg(prob: Any, theta0: np.ndarray | None = None, *,
@@ -63,8 +74,11 @@ def train_mfg(prob: Any, theta0: np.ndarray | None = None, *,
     -------
     scipy.optimize.OptimizeResult
         :func:`~ocp_learn.optim.lbfgs_resampled`'s: ``theta`` (best on validation),
-        ``validation``, ``history`` (per chunk: iteration, stage, train objective, validation
-        objective, seconds), ``iterations``, ``nfev``, ``seconds``.
+        ``validation`` (the best objective over the checkpoints on one fixed validation
+        sample: the selection figure, biased low; evaluate ``theta`` on fresh agents,
+        :func:`mfg_estimates`, for the objective reached), ``history`` (per chunk:
+        iteration, stage, train objective, validation objective, seconds), ``iterations``,
+        ``nfev``, ``seconds``.
     """
     from ..optim.resampled import lbfgs_resampled
 
@@ -81,6 +95,64 @@ def _obstacle(prob: Any) -> Callable[[np.ndarray], np.ndarray] | None:
     from ..costs.interactions import ObstacleCost
 
     return next((F.Q for F in prob.field.interactions if isinstance(F, ObstacleCost)), None)
+
+
+def mfg_estimates(prob: Any, theta: np.ndarray, x_eval: np.ndarray, *, n_batches: int = 20,
+                  grid_factor: int = 4, grid_rtol: float = 1e-2) -> dict[str, Any]:
+    """The objective and its terms on fresh agents with standard errors, and the
+    discretization check on a finer time grid.
+
+    Each term is a mean over independent agents; its standard error comes from the means
+    of ``n_batches`` equal batches of ``x_eval`` (:func:`ocp_learn.metrics.batch_means`).
+    The same parameters and agents are evaluated on a grid of ``grid_factor * nt`` steps:
+    ``objective_fine`` and the paired difference ``objective_fine_diff = objective -
+    objective_fine`` with its standard error.  A :class:`RuntimeWarning` says when
+    ``|objective_fine_diff|`` exceeds ``max(3 se, objective_fine_tol)``, the tolerance
+    ``objective_fine_tol = grid_rtol * max(1, |objective|)`` (train with a larger ``nt``).
+
+    Parameters
+    ----------
+    prob : PotentialMFG
+        The game (its time grid is the training one).
+    theta : ndarray
+        The parameters.
+    x_eval : ndarray, shape (n, d)
+        Fresh agents from ``rho_0`` (not the training or validation draws).
+    n_batches : int
+        Batches of the standard errors.
+    grid_factor : int
+        Refinement of the time grid of the check.
+    grid_rtol : float
+        Relative tolerance of the check.
+
+    Returns
+    -------
+    dict
+        ``objective``, ``L``, ``F``, ``G``, ``hjb``, ``hjb_terminal`` (:data:`MFG_TERMS`),
+        ``objective_fine``, ``objective_fine_diff``, each with ``_se`` and ``_n``;
+        ``nt_fine`` and ``objective_fine_tol``.
+    """
+    from ..metrics import batch_means, combine_batches, put_estimate
+
+    fine = prob.with_steps(grid_factor * prob.nt)
+    sizes, coarse = batch_means(lambda b: prob.evaluate_on(theta, b), x_eval, n_batches)
+    _, refined = batch_means(lambda b: fine.evaluate_on(theta, b), x_eval, n_batches)
+    m: dict[str, Any] = {}
+    for key in MFG_TERMS:
+        put_estimate(m, key, *combine_batches(sizes, coarse.get(key, np.zeros(len(sizes)))))
+    put_estimate(m, "objective_fine", *combine_batches(sizes, refined["objective"]))
+    put_estimate(m, "objective_fine_diff",
+                 *combine_batches(sizes, coarse["objective"] - refined["objective"]))
+    tol = grid_rtol * max(1.0, abs(m["objective"]))
+    m.update(nt_fine=int(fine.nt), objective_fine_tol=float(tol))
+    diff, se = m["objective_fine_diff"], m["objective_fine_diff_se"]
+    if abs(diff) > max(3.0 * se, tol):
+        warnings.warn(f"the objective moves from {m['objective']:.4f} to "
+                      f"{m['objective_fine']:.4f} (difference {diff:.3g} +- {se:.1e}, paired) on "
+                      f"a {grid_factor} times finer time grid, above max(3 se, {tol:.3g}): the "
+                      f"{prob.nt}-step game is not resolved in time (train with a larger nt)",
+                      RuntimeWarning, stacklevel=2)
+    return m
 
 
 def run_mfg(problem: str = "crowd", dim: int = 2, *, out: str,
@@ -135,8 +207,10 @@ def run_mfg(problem: str = "crowd", dim: int = 2, *, out: str,
     Returns
     -------
     metrics : dict
-        Objective and its terms ``L``, ``F``, ``G``, ``hjb``, ``hjb_terminal`` on the
-        evaluation agents, and the run's statistics (empty on a non-root process).
+        :func:`mfg_estimates` on the evaluation agents (the objective and its terms with
+        standard errors and sample counts, the finer-grid check),
+        ``validation_best_selected`` (the selection figure, biased low: see
+        :data:`VALIDATION_NOTE`), and the run's statistics (empty on a non-root process).
     problem : PotentialMFG
     theta : ndarray
         The selected parameters.
@@ -159,13 +233,11 @@ def run_mfg(problem: str = "crowd", dim: int = 2, *, out: str,
         unsaved = save_bundle(folder, prob, theta)
         n_eval = int(n_eval or stages[-1][0])
         x_eval = prob.rho0.sample(n_eval, seed + 999)
-        terms = prob.evaluate_on(theta, x_eval)
-        m = {"problem": problem, "dim": int(dim), "objective": terms["objective"],
-             "L": terms.get("L"), "F": terms.get("F", 0.0), "G": terms.get("G"),
-             "hjb": terms.get("hjb", 0.0), "hjb_terminal": terms.get("hjb_terminal", 0.0),
+        m = {"problem": problem, "dim": int(dim), **mfg_estimates(prob, theta, x_eval),
              "iterations": int(r["iterations"]), "seconds": float(r["seconds"]),
              "n_params": int(prob.n_params), "stages": [list(s) for s in stages],
-             "validation": float(r["validation"]), "nfev": int(r["nfev"]),
+             "validation_best_selected": float(r["validation"]),
+             "validation_note": VALIDATION_NOTE, "se_note": SE_NOTE, "nfev": int(r["nfev"]),
              "optimizer": "L-BFGS, pairs kept across redraws" if keep_pairs else
              "L-BFGS-B, restarted on every redraw",
              "resample_every": int(resample_every), "seed": int(seed), "backend": backend,
@@ -179,6 +251,12 @@ def run_mfg(problem: str = "crowd", dim: int = 2, *, out: str,
 
                 zT = prob.trajectories(theta, x_eval[:1000])[-1]
                 m["w2_to_rho1"] = wasserstein2(zT, prob.rho1.sample(1000, seed + 5))
+                m["w2_to_rho1_n"] = int(len(zT))
+                m["w2_to_rho1_se"] = None
+                m["w2_to_rho1_se_note"] = (
+                    "not available: the empirical W2 between two samples is biased upward at "
+                    "finite n (it stays positive for two samples of one law), so a standard "
+                    "error would not bound its error")
             except ImportError as exc:
                 m.setdefault("skipped", {})["w2_to_rho1"] = (
                     f'needs POT (pip install "ocp_learn[test]" or pip install pot): {exc}')
@@ -228,7 +306,8 @@ def figure3(out: str, *, iters: int = 150, n: int = 256, seed: int = 0,
     -------
     dict
         Per game (``"OT"``, ``"crowd motion"``): the objective's terms on 4000 fresh agents
-        and ``max_deviation_from_chord``, the largest deviation of a path from the chord
+        with their standard errors and the finer-grid check (:func:`mfg_estimates`), and
+        ``max_deviation_from_chord``, the largest deviation of a path from the chord
         between its end points.
     """
     from ..costs.interactions import EntropyCost, ObstacleCost
@@ -252,7 +331,7 @@ def figure3(out: str, *, iters: int = 150, n: int = 256, seed: int = 0,
             paths = prob.trajectories(r.x, x, nt=32)[..., 0]
             times = np.linspace(0, 1, paths.shape[0])
             panels.append((name, times, paths))
-            ev = prob.evaluate_on(r.x, rho0.sample(4000, seed + 4))
+            ev = mfg_estimates(prob, r.x, rho0.sample(4000, seed + 4))
             # straightness: the largest deviation of a path from the chord between its ends
             chord = paths[0] + times[:, None] * (paths[-1] - paths[0])
             ev["max_deviation_from_chord"] = float(np.max(np.abs(paths - chord)))
@@ -284,5 +363,6 @@ def demo_mfg(out: str, seed: int = 0, progress: bool = False) -> dict[str, Any]:
     """
     m, _, _ = run_mfg("crowd", 2, out=os.path.join(out, "mfg"), stages=((256, 40),),
                       resample_every=20, seed=seed, n_eval=1000, progress=progress)
-    keep = ("objective", "L", "F", "G", "hjb", "hjb_terminal", "iterations", "seconds")
+    keep = ("objective", "objective_se", "objective_n", "L", "F", "G", "hjb", "hjb_terminal",
+            "iterations", "seconds")
     return {"problem": "mfg (crowd motion, d=2, short)", **{k: m[k] for k in keep}}

@@ -3,8 +3,10 @@
 :func:`run_verify` writes ``out/verify.json`` (every row) and ``out/verify.md`` (the tables):
 for each (problem, model, integrator, theta(t), strategy) the relative gradient difference to
 CasADi's AD of the same discrete objective; the potential model's derivatives against AD;
-each IPOPT reference solve's objective gap to ocp_learn's optimizers; the analytic checks
-(Riccati, Gaussian OT, MFG single agent).
+each IPOPT reference solve's objective gap to ocp_learn's optimizers; the continuous adjoint's
+relative gradient error against the discrete adjoint (min / median / max per integrator); the
+analytic checks (Riccati, Gaussian OT, MFG single agent, the Gaussian OT-MFG trained against its
+closed-form optimum, the Hutchinson Laplacian against its exact mean and variance).
 """
 from __future__ import annotations
 
@@ -47,9 +49,15 @@ def render_markdown(res: dict[str, Any]) -> str:
     Returns
     -------
     str
-        Markdown: a summary table, then the gradient, potential, IPOPT and analytic tables.
+        Markdown: a summary table, then the gradient table, the continuous adjoint's error
+        distribution, the potential, IPOPT and analytic tables (Riccati, Gaussian OT,
+        single agent, the Gaussian OT-MFG oracle, Hutchinson).
     """
+    from ..reference.hutchinson import HUTCHINSON_CHECK
+    from ..reference.mfg_oracle import ORACLE_CHECK
+
     s = res["summary"]
+    oracle = [r for r in res["analytic"] if r["check"] == ORACLE_CHECK]
     out = ["# ocp-learn verify: CasADi reference suite", "",
            f"Mode: {'quick' if res['quick'] else 'full'}; {res['seconds']:.1f} s. "
            f"Gradient tolerance {res['grad_tol']:.0e} (relative, 2-norm), optimum tolerance "
@@ -60,7 +68,11 @@ def render_markdown(res: dict[str, Any]) -> str:
                         ("gradient failures", "gradient_failures"),
                         ("potential max rel. diff", "potential_max_rel_diff"),
                         ("IPOPT agreements", "ipopt_agreements"), ("IPOPT rows", "ipopt_rows"),
-                        ("analytic failures", "analytic_failures")]), "",
+                        ("analytic failures", "analytic_failures"),
+                        ("continuous adjoint cases", "continuous_adjoint_cases"),
+                        ("continuous adjoint min rel. err", "continuous_adjoint_min_rel_err"),
+                        ("median", "continuous_adjoint_median_rel_err"),
+                        ("max", "continuous_adjoint_max_rel_err")]), "",
            "## Gradients against CasADi's AD of the same discrete objective", "",
            "`rel_grad_diff = |g - g_casadi| / |g_casadi|`. `continuous` is the optimize-then-"
            "discretize adjoint (MATH B3): its difference is its discretization error, by design. "
@@ -68,9 +80,17 @@ def render_markdown(res: dict[str, Any]) -> str:
            _table(res["gradients"], [("problem", "problem"), ("model", "model"),
                                      ("integrator", "integrator"), ("theta(t)", "theta(t)"),
                                      ("strategy", "strategy"), ("rel_grad_diff", "rel_grad_diff"),
+                                     ("rel. to discrete adjoint", "rel_to_discrete_adjoint"),
                                      ("rel. value diff", "rel_value_diff"),
                                      ("params", "n_params"), ("CasADi", "casadi"),
                                      ("status", "status")]), "",
+           "## Continuous adjoint (optimize-then-discretize) against the discrete adjoint", "",
+           "Relative gradient error `|g_continuous - g_discrete| / |g_discrete|` of the continuous "
+           "adjoint (MATH B3) over the gradient cases above, per integrator and over all; it "
+           "shrinks with the time step at the integrator's order.", "",
+           _table(res.get("continuous_adjoint", []),
+                  [("integrator", "integrator"), ("cases", "cases"), ("min", "min"),
+                   ("median", "median"), ("max", "max"), ("worst case", "worst case")]), "",
            "## Potential model (MATH D1-D3, D6) against CasADi's AD", "",
            _table(res["potential"], [("model", "model"), ("backend", "backend"), ("Phi", "phi"),
                                      ("grad_x", "grad"), ("d_t", "dt"), ("Laplacian", "lap"),
@@ -99,7 +119,23 @@ def render_markdown(res: dict[str, Any]) -> str:
            _table([r for r in res["analytic"] if r["check"].startswith("MFG")],
                   [("check", "check"), ("case", "case"), ("J optimal (collocation)", "reference"),
                    ("J feedback", "value"), ("improvement", "improvement"), ("tol", "tol"),
-                   ("status", "status")]), ""]
+                   ("status", "status")]), "",
+           "Gaussian OT-MFG trained against its closed-form optimum `J*` on fresh agents: "
+           "`gap = J_hat - J*` with its standard error `se`, `bound = 3 se + disc_tol`, `disc` "
+           "the same parameters on a finer time grid, `excess` the paired mean of `J_i - J*_i` "
+           "with its standard error.", "",
+           *[f"{r['case']}: largest relative difference {format_value(r.get('value'))} "
+             f"({r['status']})." for r in oracle if "gap" not in r], "",
+           _table([r for r in oracle if "gap" in r],
+                  [("case", "case"), ("J*", "reference"), ("J_hat", "value"), ("gap", "gap"),
+                   ("se", "se"), ("bound", "bound"), ("disc", "disc"), ("excess", "excess"),
+                   ("excess se", "excess_se"), ("seconds", "seconds"), ("status", "status")]), "",
+           "Hutchinson Laplacian (MATH D3) against its exact mean `tr H` and variance: "
+           "`z_mean`, `z_var` are the standardized errors of the sample mean and variance.", "",
+           _table([r for r in res["analytic"] if r["check"] == HUTCHINSON_CHECK],
+                  [("case", "case"), ("tr H", "reference"), ("mean of draws", "value"),
+                   ("z_mean", "z_mean"), ("variance", "variance"), ("var_hat", "var_hat"),
+                   ("z_var", "z_var"), ("draws", "n_draws"), ("status", "status")]), ""]
     return "\n".join(out)
 
 

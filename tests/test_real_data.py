@@ -1,0 +1,176 @@
+"""Real data sets (scikit-learn's digits, breast cancer, wine): splits, the exact
+log-determinant of the density preprocessing, and the density and classification recipes on
+small subsets."""
+import dataclasses
+
+import numpy as np
+import pytest
+from scipy.stats import multivariate_normal, norm
+
+from ocp_learn.datasets.real import (LogitPreprocessing, Whitening, bits_per_dim, dequantize,
+                                     load_real, standardize)
+from ocp_learn.recipes.real_data import (DensityData, density_baselines, density_table,
+                                         digits_density_data, flow_log_density,
+                                         mlp_hidden_for, paired_gap, train_digits_flow,
+                                         tune_classifier)
+
+SIZES = {"digits": (1797, 64, 10), "breast_cancer": (569, 30, 2), "wine": (178, 13, 3)}
+
+
+@pytest.mark.parametrize("name", sorted(SIZES))
+def test_split_stratified_disjoint_reproducible(name):
+    n, d, k = SIZES[name]
+    s = load_real(name, 3)
+    idx = [s.idx_train, s.idx_val, s.idx_test]
+    assert sum(len(i) for i in idx) == n
+    assert len(np.unique(np.concatenate(idx))) == n  # disjoint, covering
+    assert s.dim == d and s.n_classes == k
+    assert abs(len(s.idx_test) - 0.2 * n) <= 1 and abs(len(s.idx_val) - 0.2 * n) <= 1
+    y = np.concatenate([s.y_train, s.y_val, s.y_test])
+    overall = np.bincount(y, minlength=k) / n
+    for part in (s.y_train, s.y_val, s.y_test):
+        frac = np.bincount(part, minlength=k) / len(part)
+        assert np.all(np.abs(frac - overall) <= 1.0 / len(part) + 1e-12)  # stratified
+    again = load_real(name, 3)
+    for a, b in zip(idx, [again.idx_train, again.idx_val, again.idx_test]):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(s.x_train, again.x_train)
+    assert not np.array_equal(load_real(name, 4).idx_test, s.idx_test)
+
+
+def test_split_arguments_checked():
+    with pytest.raises(ValueError, match="name"):
+        load_real("iris")
+    with pytest.raises(ValueError, match="val_size"):
+        load_real("wine", val_size=0.5, test_size=0.5)
+    fresh = [load_real("wine", None).idx_test for _ in range(2)]  # fresh entropy
+    assert all(len(f) == len(fresh[0]) for f in fresh)
+
+
+def test_standardize_uses_training_statistics():
+    s, mean, std = standardize(load_real("wine", 0))
+    np.testing.assert_allclose(s.x_train.mean(0), 0, atol=1e-12)
+    np.testing.assert_allclose(s.x_train.std(0), 1, atol=1e-12)
+    raw = load_real("wine", 0)
+    np.testing.assert_allclose(s.x_test, (raw.x_test - mean) / std)
+
+
+def test_dequantize_seeded():
+    x = np.arange(12.0).reshape(3, 4)
+    a, b = dequantize(x, 1), dequantize(x, 1)
+    np.testing.assert_array_equal(a, b)
+    assert np.all((a >= x) & (a < x + 1))
+
+
+def test_logit_log_det_matches_finite_differences():
+    T = LogitPreprocessing(0.05, levels=17)
+    x = np.random.default_rng(0).uniform(0, 17, (5, 4))
+    y, ld = T.forward(x)
+    np.testing.assert_allclose(T.inverse(y), x, rtol=1e-12, atol=1e-12)
+    h = 1e-6
+    for i in range(len(x)):
+        J = np.empty((4, 4))
+        for j in range(4):
+            e = np.zeros(4)
+            e[j] = h
+            J[:, j] = (T(x[i:i + 1] + e)[0] - T(x[i:i + 1] - e)[0]) / (2 * h)
+        assert abs(np.linalg.slogdet(J)[1] - ld[i]) < 1e-6
+
+
+def test_logit_transformed_gaussian_is_a_density_on_pixels():
+    """``N(T(x)) |T'(x)|`` integrates to one over the pixel range ``[0, levels]``."""
+    T = LogitPreprocessing(0.01, levels=17)
+    x = np.linspace(0, 17, 200_001)[:, None]
+    y, ld = T.forward(x)
+    p = np.exp(norm.logpdf(y[:, 0], 0.3, 1.7) + ld)
+    mass = np.sum((p[1:] + p[:-1]) / 2 * np.diff(x[:, 0]))
+    # the Gaussian's mass outside T([0, levels]) is lost
+    lo, hi = T(np.array([[0.0], [17.0]]))[:, 0]
+    assert abs(mass - (norm.cdf(hi, 0.3, 1.7) - norm.cdf(lo, 0.3, 1.7))) < 1e-8
+
+
+def test_whitening_log_det_and_preprocessing_chain():
+    rng = np.random.default_rng(1)
+    A = rng.standard_normal((3, 3))
+    y = rng.standard_normal((400, 3)) @ A.T + 2.0
+    W = Whitening(y, ridge=0.0)
+    u, ld = W.forward(y)
+    np.testing.assert_allclose(np.cov(u, rowvar=False, bias=True), np.eye(3), atol=1e-10)
+    np.testing.assert_allclose(W.inverse(u), y, atol=1e-10)
+    # N(0, I) in u is the Gaussian fitted to y: the log-determinant is exact
+    direct = multivariate_normal(y.mean(0), np.cov(y, rowvar=False, bias=True)).logpdf(y)
+    np.testing.assert_allclose(norm.logpdf(u).sum(1) + ld, direct, rtol=1e-10)
+
+
+def test_density_data_log_det_is_that_of_the_whole_map():
+    data = digits_density_data(0, whiten=True)
+    T, W = data.preprocessing
+    x = data.to_pixels(data.y_test[:3])
+    assert np.all((x >= 0) & (x < 17))
+    y1, ld1 = T.forward(x)
+    _, ld2 = W.forward(y1)
+    np.testing.assert_allclose(ld1 + ld2, data.log_det_test[:3], rtol=1e-10)
+    assert bits_per_dim(64 * np.log(2), 64) == pytest.approx(1.0)
+
+
+def _small(data, n=120):
+    return DensityData(data.y_train[:n], data.y_val[:60], data.y_test[:60],
+                       data.log_det_train[:n], data.log_det_val[:60], data.log_det_test[:60],
+                       data.preprocessing, data.labels_test[:60], data.pixels_train[:n])
+
+
+def test_density_baselines_and_table_on_a_subset():
+    data = _small(digits_density_data(0))
+    base = density_baselines(data, components=(1, 2), covariance_types=("diag",),
+                             reg_covars=(0.1,), bandwidths=(0.5, 1.0))
+    assert set(base) == {"gaussian", "gmm", "kde"}
+    assert base["kde"]["params"]["bandwidth"] in (0.5, 1.0)
+    rows = density_table({k: v["log_density_test"] for k, v in base.items()}, data.dim)
+    assert {r["model"] for r in rows} == set(base)
+    assert all(np.isfinite(r["test_nll"]) and r["test_nll_se"] > 0 for r in rows)
+    gap, se = paired_gap(base["gmm"]["log_density_test"], base["kde"]["log_density_test"])
+    assert gap == pytest.approx(np.mean(-base["gmm"]["log_density_test"])
+                                - np.mean(-base["kde"]["log_density_test"]))
+    assert se > 0
+
+
+def test_tiny_flow_trains_on_digits():
+    data = _small(digits_density_data(0), n=64)
+    prob, theta, info = train_digits_flow(data, width=4, nt=2, maxiter=3, backend="numpy",
+                                          val_every=1)
+    assert info["iterations"] <= 3 and np.isfinite(info["val_nll"])
+    lp = flow_log_density(prob, theta, data.y_test, data.log_det_test)
+    assert lp.shape == (60,) and np.all(np.isfinite(lp))
+    assert float(-lp.mean()) == pytest.approx(
+        -np.mean(prob.log_density(theta, data.y_test) + data.log_det_test))
+
+
+def test_tiny_flow_with_redrawn_noise():
+    data = _small(digits_density_data(1), n=48)
+    y, ld = data.preprocess(data.to_pixels(data.y_train[:2]))
+    np.testing.assert_allclose(y, data.y_train[:2], atol=1e-8)
+    np.testing.assert_allclose(ld, data.log_det_train[:2], rtol=1e-10)
+    prob, theta, info = train_digits_flow(data, width=4, nt=2, maxiter=2, backend="numpy",
+                                          redraw_every=1, val_every=1)
+    assert info["redraw_every"] == 1 and np.isfinite(info["val_nll"])
+    with pytest.raises(ValueError, match="pixels_train"):
+        train_digits_flow(dataclasses.replace(data, pixels_train=None), width=4, nt=2,
+                          maxiter=1, backend="numpy", redraw_every=1)
+
+
+@pytest.mark.parametrize("method,grid", [
+    ("logreg", (0.1, 1.0)), ("mlp", ((1e-2, 50),)), ("svc", ((1.0, "scale"),)),
+    ("node_lbfgs", (1e-3,)), ("node_gn", (1e-3,))])
+def test_classifier_selection_on_a_subset(method, grid):
+    s, _, _ = standardize(load_real("wine", 0))
+    r = tune_classifier(method, s, grid, node_kwargs=dict(augment=1, width=4, nt=2), maxiter=3,
+                        check_every=1, mlp_hidden=mlp_hidden_for(100, s.dim, s.n_classes))
+    assert 0 <= r["test_accuracy"] <= 1 and r["val_accuracy"] >= 0
+    assert r["n_params"] > 0
+
+
+def test_mlp_hidden_matches_parameter_count():
+    h = mlp_hidden_for(2950, 64, 10)
+    assert abs((64 + 1) * h + (h + 1) * 10 - 2950) <= 75
+    with pytest.raises(ValueError, match="method"):
+        tune_classifier("forest", load_real("wine", 0), (1,))
