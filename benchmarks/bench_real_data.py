@@ -65,7 +65,7 @@ def write(name: str, payload: dict, header: list[str], rows: list[list], notes: 
         json.dump(payload, fh, indent=2, default=float)
     fmt = lambda v: f"{v:.4g}" if isinstance(v, float) else str(v)  # noqa: E731
     p = payload["provenance"]
-    lines = [*notes, "",
+    lines = [line for n in notes for line in (n, "")] + [
              "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(fmt(v) for v in r) + " |" for r in rows]
     lines += ["", f"argv: `{' '.join(p['argv'])}`; commit {p['git_commit']} "

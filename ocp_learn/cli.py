@@ -41,7 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _debug_requested(args: argparse.Namespace | None) -> bool:
-    return bool(getattr(args, "debug", False)) or \
+    return bool(vars(args).get("debug", False)) or \
         os.environ.get("OCP_LEARN_DEBUG", "") not in ("", "0")
 
 
@@ -90,7 +90,7 @@ def _interrupted(args: argparse.Namespace) -> str:
     """What an interrupted run left behind, in one line."""
     from .recipes.rundir import saved_files
 
-    out = getattr(args, "out", None)
+    out = vars(args).get("out")
     if not out or not os.path.isdir(out):
         return "interrupted; nothing was saved"
     files = saved_files(out)

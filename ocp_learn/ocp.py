@@ -312,7 +312,7 @@ class OCP:
         """Whether the gradient is that of the discrete objective (MATH B2), as the memory
         strategy declares in its ``exact`` attribute; False for the continuous adjoint (B3),
         whose gradient carries its own discretization error (:meth:`gradient_error`)."""
-        return bool(getattr(self.strategy, "exact", True))
+        return bool(self.strategy.exact)
 
     def gradient_error(self, theta: np.ndarray, reference: Any = "store_all",
                        batch: Any = None) -> float:
@@ -566,6 +566,9 @@ class OCP:
 
     def _trajectory(self, theta, x, times, field):
         times = self.times if times is None else as_array("times", times, ndim=1)
+        if times.shape[0] < 2:
+            raise ValueError(f"times must hold at least 2 time points (start and end), got "
+                             f"{times.shape[0]}")
         return self._states(theta, x, times, field, True)
 
     def _states(self, theta, x, times, field, path):

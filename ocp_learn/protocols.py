@@ -409,9 +409,9 @@ def check_field_shapes(field: Field, y: np.ndarray, t: float, theta: np.ndarray,
 def _members(protocol: type) -> list[str]:
     names: list[str] = []
     for klass in reversed(protocol.__mro__):
-        if klass in (object, Protocol, Any) or not getattr(klass, "_is_protocol", False):
+        if klass in (object, Protocol, Any) or not vars(klass).get("_is_protocol", False):
             continue
-        for k in list(getattr(klass, "__annotations__", {})) + list(vars(klass)):
+        for k in list(vars(klass).get("__annotations__", {})) + list(vars(klass)):
             if not k.startswith("_") and k not in names:
                 names.append(k)
     return names

@@ -203,7 +203,6 @@ def test_convergence_order_needs_two_step_sizes(steps):
     assert convergence_order("rk4", steps=(8, 16))[0] == pytest.approx(4.0, abs=0.3)
 
 
-@pytest.mark.xfail(reason="needs the check in OCP._trajectory (ocp_learn/ocp.py)", strict=False)
 def test_trajectory_needs_two_times():
     prob = classifier()
     with pytest.raises(ValueError, match="times"):

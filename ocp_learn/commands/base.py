@@ -101,7 +101,7 @@ def run_info_of(args: argparse.Namespace, **extra: Any) -> dict[str, Any]:
 
     hp = {k: v for k, v in vars(args).items() if not k.startswith("_") and k not in ("debug", "command")}
     hp.update(extra)
-    argv = getattr(args, "_argv", None)  # set by ocp_learn.cli.main
+    argv = vars(args).get("_argv")  # set by ocp_learn.cli.main
     return run_info(hp, ["ocp-learn", *argv] if argv is not None else None)
 
 

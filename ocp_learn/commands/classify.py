@@ -67,12 +67,12 @@ def _check(args: argparse.Namespace) -> tuple[str, object]:
 
     for name in ("n_train", "n_test", "maxiter", "width", "nt"):
         check_positive_int("--" + {"maxiter": "iters"}.get(name, name.replace("_", "-")),
-                           getattr(args, name))
+                           vars(args)[name])
     check_nonneg_int("--augment", args.augment)
     check_nonneg_int("--seed", args.seed)
     check_positive_float("--T", args.T)
     for name in ("tikhonov", "smoothness", "viscosity"):
-        check_positive_float("--" + name, getattr(args, name), allow_zero=True)
+        check_positive_float("--" + name, vars(args)[name], allow_zero=True)
     integrator = args.integrator or ("euler" if args.viscosity > 0 else "rk4")
     if args.viscosity > 0 and integrator != "euler":
         raise ValueError(f"--integrator {integrator}: the viscous model (--viscosity > 0) is "

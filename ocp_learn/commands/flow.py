@@ -99,7 +99,7 @@ def _check(args: argparse.Namespace) -> None:
 
     for name in ("n", "n_test", "iters", "width", "layers", "nt", "dim"):
         check_positive_int("--" + {"n": "n-train"}.get(name, name.replace("_", "-")),
-                           getattr(args, name))
+                           vars(args)[name])
     check_nonneg_int("--seed", args.seed)
     if args.n_test < 2:
         raise ValueError(f"--n-test must be at least 2 (the MMD compares pairs of test "

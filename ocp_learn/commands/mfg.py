@@ -93,14 +93,14 @@ def _check(args: argparse.Namespace) -> None:
     if args.iters is not None:
         check_positive_int("--iters", args.iters)
     if args.figure3:
-        given = [k for k, v in _NOT_FIGURE3.items() if getattr(args, k) != v]
+        given = [k for k, v in _NOT_FIGURE3.items() if vars(args)[k] != v]
         if given:
             opts = ", ".join("--" + k.replace("_", "-") for k in given)
             raise ValueError(f"{opts}: --figure3 runs the article's fixed 1-D games (it uses "
                              "--iters, --seed and --backend only)")
         return
     for name in ("samples", "iters_stages"):
-        for v in getattr(args, name) or []:
+        for v in vars(args)[name] or []:
             check_positive_int("--" + name.replace("_", "-"), v)
     if args.iters is not None and args.iters_stages:
         raise ValueError("--iters and --iters-stages: give the iterations of every stage "

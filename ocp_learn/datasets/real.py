@@ -24,7 +24,7 @@ from ..errors import as_array, check_positive_float, check_rng
 
 __all__ = ["Split", "load_real", "load_digits", "load_breast_cancer", "load_wine",
            "REAL_DATASETS", "standardize", "dequantize", "LogitPreprocessing",
-           "Whitening", "bits_per_dim", "DIGITS_LEVELS"]
+           "Whitening", "bits_per_dim", "DIGITS_LEVELS", "DensityData", "digits_density_data"]
 
 #: Number of grey levels of the scikit-learn digits (pixel values 0..16).
 DIGITS_LEVELS = 17
@@ -293,3 +293,82 @@ class Whitening:
 def bits_per_dim(nll: float | np.ndarray, dim: int) -> float | np.ndarray:
     """Negative log-likelihood in nats per sample as bits per dimension, ``nll / (d ln 2)``."""
     return nll / (dim * np.log(2.0))
+
+
+@dataclass(frozen=True)
+class DensityData:
+    """Dequantized, preprocessed digits for density estimation.
+
+    Attributes
+    ----------
+    y_train, y_val, y_test : ndarray, shape (n_part, 64)
+        ``T(x)`` of the dequantized pixels ``x`` of each split.
+    log_det_train, log_det_val, log_det_test : ndarray, shape (n_part,)
+        ``log |det T'(x)|`` per sample.
+    preprocessing : tuple
+        The maps composed into ``T`` (:class:`LogitPreprocessing`,
+        then :class:`Whitening`), each with ``inverse``.
+    labels_test : ndarray of int
+        Test labels (for figures only).
+    pixels_train : ndarray, optional
+        The integer training images (for redrawing the dequantization noise).
+    """
+
+    y_train: np.ndarray
+    y_val: np.ndarray
+    y_test: np.ndarray
+    log_det_train: np.ndarray
+    log_det_val: np.ndarray
+    log_det_test: np.ndarray
+    preprocessing: Any
+    labels_test: np.ndarray
+    pixels_train: np.ndarray | None = None
+
+    def preprocess(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``T(x)`` and ``log |det T'(x)|`` of dequantized pixels ``x``."""
+        ld = np.zeros(len(x))
+        for t in self.preprocessing:
+            x, d = t.forward(x)
+            ld = ld + d
+        return x, ld
+
+    def to_pixels(self, y: np.ndarray) -> np.ndarray:
+        """``T^{-1}(y)``: preprocessed samples back to dequantized pixels."""
+        for t in reversed(self.preprocessing):
+            y = t.inverse(y)
+        return y
+
+    @property
+    def dim(self) -> int:
+        """Dimension ``d`` (64)."""
+        return int(self.y_train.shape[1])
+
+
+def digits_density_data(seed: int = 0, alpha: float = 0.01, whiten: bool = True) -> DensityData:
+    """The digits split by ``seed``, dequantized (noise seeded by ``[seed, part]``) and
+    preprocessed by ``LogitPreprocessing(alpha)``, then (``whiten``) by the
+    :class:`Whitening` fitted to the training split.
+
+    Parameters
+    ----------
+    seed : int
+        Seed of the split and of the dequantization noise.
+    alpha : float
+        Margin of the logit map.
+    whiten : bool
+        Whiten with the training split's mean and covariance (a fixed affine map).
+
+    Returns
+    -------
+    DensityData
+    """
+    split = load_digits(seed)
+    T = LogitPreprocessing(alpha)
+    parts = [T.forward(dequantize(x, np.random.default_rng([seed, k])))
+             for k, x in enumerate((split.x_train, split.x_val, split.x_test))]
+    if whiten:
+        W = Whitening(parts[0][0])
+        parts = [(W.forward(y)[0], ld + W.log_det) for y, ld in parts]
+    (ytr, ltr), (yva, lva), (yte, lte) = parts
+    return DensityData(ytr, yva, yte, ltr, lva, lte, (T, W) if whiten else (T,), split.y_test,
+                       split.x_train)

@@ -114,10 +114,14 @@ class Strategy(Protocol):
     3. ``forward(sweep, y0)`` -> ``(yN, tape)``.
     4. ``backward(sweep, tape, lamN)`` -> ``lam0``; parameter gradients accumulate in the
        sweep's controls.
+    5. ``exact`` -- whether the gradient is the exact gradient of the discrete objective
+       (True for the discrete adjoint in any memory strategy; False for the continuous
+       adjoint, an approximation that converges with the time grid).
     """
 
     name: str
     reusable_tape: bool
+    exact: bool
 
     def forward(self, sweep: Sweep, y0: Any) -> tuple[Any, Any]: ...
 
@@ -130,6 +134,8 @@ class GradientStrategy:
     name = "base"
     #: a strategy keeps a tape valid after its backward sweep only when it says so
     reusable_tape = False
+    #: the discrete adjoint: the exact gradient of the discrete objective
+    exact = True
 
     def forward(self, sweep: Sweep, y0: Any) -> tuple[Any, Any]:  # pragma: no cover - contract
         raise NotImplementedError

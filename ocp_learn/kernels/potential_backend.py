@@ -158,6 +158,6 @@ def checked_array(xp: ModuleType, name: str, v: Any, shape: tuple | None = None)
 def checked_vector(xp: ModuleType, name: str, v: Any, n: int) -> Any:
     """A number (or 0-d array) broadcast to ``(n,)``, or an ``(n,)`` array, in module ``xp``
     (:func:`checked_array`)."""
-    if np.ndim(v) == 0 or getattr(v, "ndim", None) == 0:
+    if np.ndim(v) == 0:  # reads v.ndim where it exists (also for device arrays)
         return xp.zeros(n) + checked_array(xp, name, v, ())
     return checked_array(xp, name, v, (n,))

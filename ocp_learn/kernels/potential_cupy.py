@@ -71,8 +71,8 @@ def act_kernel():
         # numba-cuda <= 0.30 registers an overload of ``np.row_stack``, an alias that
         # numpy 2.5 removed (seen on the GPU machine: numba-cuda 0.30.4, numpy 2.5.2);
         # restore the alias so that the CUDA target can load at all
-        if not hasattr(np, "row_stack"):
-            np.vstack = np.vstack
+        if "row_stack" not in vars(np):
+            np.row_stack = np.vstack  # noqa: NPY201 - the alias numba-cuda looks up
         # ``cuda`` must be a module global (not a closure variable): the simulator swaps it
         from numba import cuda as _cuda
         cuda = _cuda

@@ -31,7 +31,7 @@ import numpy as np
 from scipy.optimize import OptimizeResult
 from tqdm.auto import tqdm
 
-from ..errors import check_positive_int
+from ..errors import CheckpointError, check_positive_int
 from ..ledger import Ledger
 from ..ocp import OCP
 from ..protocols import Problem, check_protocol
@@ -158,29 +158,31 @@ class Driver:
         return err
 
     # --- checkpoints -------------------------------------------------------------------
-    def load(self, accept: tuple[str, ...] = ()) -> tuple[dict, dict] | None:
+    def load(self, accept: tuple[str, ...] = (),
+             require: tuple[str, ...] = ()) -> tuple[dict, dict] | None:
         """``(arrays, meta)`` of the checkpoint to resume from, or ``None`` (resuming off, no
-        file yet).  The checkpoint must be of this method (or one of ``accept``) and of
-        ``problem.n_params`` parameters."""
+        file yet).  The checkpoint must be of this method (or one of ``accept``), of
+        ``problem.n_params`` parameters and hold the ``require`` keys
+        (:class:`~ocp_learn.errors.CheckpointError` otherwise)."""
         if not self.resume or self.checkpoint is None:
             return None
         try:
-            arrays, meta = load_checkpoint(self.checkpoint)
+            arrays, meta = load_checkpoint(self.checkpoint, require=require)
         except FileNotFoundError:
             return None
         if meta.get("method") not in (self.method, *accept):
-            raise ValueError(f"checkpoint {self.checkpoint!r} was written by "
+            raise CheckpointError(f"checkpoint {self.checkpoint!r} was written by "
                              f"{meta.get('method')!r}, not {self.method!r}")
         n = int(self.problem.n_params)
         if meta.get("n_params") != n:
-            raise ValueError(f"checkpoint {self.checkpoint!r} holds {meta.get('n_params')} "
+            raise CheckpointError(f"checkpoint {self.checkpoint!r} holds {meta.get('n_params')} "
                              f"parameters, the problem has {n}")
         return arrays, meta
 
     def restore(self) -> tuple[dict, dict] | None:
         """:meth:`load`, then continue its history, iteration count, evaluation count and
         ledger (the elapsed time carries over)."""
-        loaded = self.load()
+        loaded = self.load(require=("nit", "nfev", "history", "ledger"))
         if loaded is None:
             return None
         arrays, meta = loaded

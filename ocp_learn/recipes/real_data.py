@@ -1,9 +1,10 @@
 """Real data: density estimation on the digits with OT-Flow against classical density
 estimators, and neural-ODE classifiers against classical classifiers.
 
-Density (:func:`digits_density_data`, :func:`density_baselines`, :func:`train_digits_flow`,
-:func:`density_table`): the digits are dequantized and mapped by
-:class:`~ocp_learn.datasets.real.LogitPreprocessing`; every model is fitted to the
+Density (:func:`~ocp_learn.datasets.real.digits_density_data`, :func:`density_baselines`,
+:func:`train_digits_flow`, :func:`density_table`): the digits are dequantized and mapped by
+:class:`~ocp_learn.datasets.real.LogitPreprocessing` (and
+:class:`~ocp_learn.datasets.real.Whitening`); every model is fitted to the
 preprocessed training split and scored by ``log p_x(x) = log p_y(T(x)) + log |det T'(x)|``,
 the log-density of the dequantized test digits in the original pixel scale (nats).
 
@@ -17,95 +18,15 @@ from __future__ import annotations
 
 import time
 import warnings
-from dataclasses import dataclass
 from typing import Any, Sequence
 
 import numpy as np
 
+from ..datasets.real import DensityData, digits_density_data
+
 __all__ = ["DensityData", "digits_density_data", "density_baselines", "train_digits_flow",
            "flow_log_density", "paired_gap", "density_table", "mlp_hidden_for",
            "tune_classifier", "classification_runs", "CLASSIFIERS"]
-
-
-@dataclass(frozen=True)
-class DensityData:
-    """Dequantized, preprocessed digits for density estimation.
-
-    Attributes
-    ----------
-    y_train, y_val, y_test : ndarray, shape (n_part, 64)
-        ``T(x)`` of the dequantized pixels ``x`` of each split.
-    log_det_train, log_det_val, log_det_test : ndarray, shape (n_part,)
-        ``log |det T'(x)|`` per sample.
-    preprocessing : tuple
-        The maps composed into ``T`` (:class:`~ocp_learn.datasets.real.LogitPreprocessing`,
-        then :class:`~ocp_learn.datasets.real.Whitening`), each with ``inverse``.
-    labels_test : ndarray of int
-        Test labels (for figures only).
-    pixels_train : ndarray, optional
-        The integer training images (for redrawing the dequantization noise).
-    """
-
-    y_train: np.ndarray
-    y_val: np.ndarray
-    y_test: np.ndarray
-    log_det_train: np.ndarray
-    log_det_val: np.ndarray
-    log_det_test: np.ndarray
-    preprocessing: Any
-    labels_test: np.ndarray
-    pixels_train: np.ndarray | None = None
-
-    def preprocess(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """``T(x)`` and ``log |det T'(x)|`` of dequantized pixels ``x``."""
-        ld = np.zeros(len(x))
-        for t in self.preprocessing:
-            x, d = t.forward(x)
-            ld = ld + d
-        return x, ld
-
-    def to_pixels(self, y: np.ndarray) -> np.ndarray:
-        """``T^{-1}(y)``: preprocessed samples back to dequantized pixels."""
-        for t in reversed(self.preprocessing):
-            y = t.inverse(y)
-        return y
-
-    @property
-    def dim(self) -> int:
-        """Dimension ``d`` (64)."""
-        return int(self.y_train.shape[1])
-
-
-def digits_density_data(seed: int = 0, alpha: float = 0.01, whiten: bool = True) -> DensityData:
-    """The digits split by ``seed``, dequantized (noise seeded by ``[seed, part]``) and
-    preprocessed by ``LogitPreprocessing(alpha)``, then (``whiten``) by the
-    :class:`~ocp_learn.datasets.real.Whitening` fitted to the training split.
-
-    Parameters
-    ----------
-    seed : int
-        Seed of the split and of the dequantization noise.
-    alpha : float
-        Margin of the logit map.
-    whiten : bool
-        Whiten with the training split's mean and covariance (a fixed affine map).
-
-    Returns
-    -------
-    DensityData
-    """
-    from ..datasets.real import LogitPreprocessing, Whitening, dequantize, load_digits
-
-    split = load_digits(seed)
-    T = LogitPreprocessing(alpha)
-    parts = [T.forward(dequantize(x, np.random.default_rng([seed, k])))
-             for k, x in enumerate((split.x_train, split.x_val, split.x_test))]
-    if whiten:
-        W = Whitening(parts[0][0])
-        parts = [(W.forward(y)[0], ld + W.log_det) for y, ld in parts]
-    (ytr, ltr), (yva, lva), (yte, lte) = parts
-    return DensityData(ytr, yva, yte, ltr, lva, lte, (T, W) if whiten else (T,), split.y_test,
-                       split.x_train)
 
 
 def density_baselines(data: DensityData, *, components: Sequence[int] = (1, 2, 3, 5, 8, 10, 15),
@@ -289,7 +210,8 @@ def train_digits_flow(data: DensityData, *, width: int = 32, nt: int = 8, maxite
     prob, res, secs = train_flow(y, optimizer="lbfgs", maxiter=maxiter, seed=seed,
                                  progress=progress, callback=callback,
                                  resample_every=redraw_every, draw=draw, **kw)
-    check(int(res.nit), res.x, prob)
+    if not state["curve"] or state["curve"][-1][0] != int(res.nit):
+        check(int(res.nit), res.x, prob)
     return prob, state["theta"], {
         "seconds": float(secs), "iterations": int(res.nit), "nfev": int(res.nfev),
         "best_iteration": state["it"], "val_nll": state["best"], "val_curve": state["curve"],
