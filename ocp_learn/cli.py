@@ -120,8 +120,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     optional dependency, :class:`~ocp_learn.NonFiniteError`) prints one line
     ``ocp-learn COMMAND: error: <cause>`` to stderr and returns 2, without a
     traceback; ``--debug`` (or ``OCP_LEARN_DEBUG=1``) re-raises it instead.
-    Ctrl-C returns 130 after one line saying what was saved.
+    Ctrl-C returns 130 and SIGTERM 143, each after one line saying what was saved (the
+    optimizers write the checkpoint of the last completed iteration when interrupted).
     """
+    import signal
+    import threading
     import zipfile
 
     from .allocator import tune_malloc
@@ -136,6 +139,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     args._argv = argv
+    terminated = []
+
+    def _terminate(signum: int, frame: object) -> None:  # SIGTERM takes the path of Ctrl-C
+        terminated.append(signum)
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    in_main = threading.current_thread() is threading.main_thread()
+    old = signal.signal(signal.SIGTERM, _terminate) if in_main else None
     try:
         with warnings.catch_warnings():
             warnings.showwarning = _show_warning
@@ -144,13 +155,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         if _debug_requested(args):
             raise
         print(f"ocp-learn {args.command}: {_interrupted(args)}", file=sys.stderr)
-        return 130
+        return 143 if terminated else 130
     except (ValueError, TypeError, NonFiniteError, RunError, OSError, MemoryError, ImportError,
             EOFError, zipfile.BadZipFile) as exc:
         if _debug_requested(args):
             raise
         print(f"ocp-learn {args.command}: error: {describe_error(exc)}", file=sys.stderr)
         return 2
+    finally:
+        if old is not None:
+            signal.signal(signal.SIGTERM, old)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -154,7 +154,7 @@ class OCP:
 
     @property
     def n_samples(self) -> int:
-        """Number of training samples (rows of :attr:`x0`)."""
+        """Number of training samples (rows of ``x0``)."""
         return self.x0.shape[0]
 
     def init_params(self, seed: Any = None) -> np.ndarray:
@@ -257,7 +257,7 @@ class OCP:
         Parameters
         ----------
         rows : array_like of int or boolean mask
-            Rows of :attr:`x0`.
+            Rows of ``x0``.
 
         Returns
         -------

@@ -69,7 +69,7 @@ class Driver:
     maxiter : int
         Iteration limit (the total, also when resuming).
     batch : index array, optional
-        The rows the counted objective (:attr:`objective`) evaluates.
+        The rows the counted objective (``objective``) evaluates.
     progress : bool
         Show a tqdm bar (:meth:`progress`).
     callback : callable, optional
@@ -111,6 +111,7 @@ class Driver:
         self.stopped = False  # the callback asked to stop
         self.unit = sweep_unit(problem)
         self._bar = None
+        self._unsaved: Callable[[], None] | None = None  # checkpoint of the last iterate, if due
 
     # --- state -------------------------------------------------------------------------
     @property
@@ -143,7 +144,7 @@ class Driver:
         """For an :class:`~ocp_learn.OCP` whose gradient is not that of the discrete objective
         (``problem.exact_gradient`` false), its relative error against the discrete adjoint
         at ``x`` (:meth:`~ocp_learn.OCP.gradient_error`); a ``RuntimeWarning`` names it when
-        it exceeds :attr:`gradient_tol`.  None for an exact gradient (nothing computed)."""
+        it exceeds ``gradient_tol``.  None for an exact gradient (nothing computed)."""
         prob = self.problem
         if not isinstance(prob, OCP) or prob.exact_gradient:
             return None
@@ -207,11 +208,18 @@ class Driver:
     # --- the iteration loop ----------------------------------------------------------------
     @contextmanager
     def progress(self, desc: str) -> Iterator[Driver]:
-        """The tqdm bar of the run (closed on exit, also on errors)."""
+        """The tqdm bar of the run (closed on exit, also on errors).  An interruption
+        (``KeyboardInterrupt``: Ctrl-C, or SIGTERM as the command line maps it) first writes
+        the checkpoint of the last completed iteration, so that ``resume`` loses no work."""
         self._bar = tqdm(total=self.maxiter, initial=self.nit, disable=not self.show_progress,
                          desc=desc, leave=False)
         try:
             yield self
+        except KeyboardInterrupt:
+            if self._unsaved is not None:
+                self._unsaved()
+                self._unsaved = None
+            raise
         finally:
             self._bar.close()
             self._bar = None
@@ -222,7 +230,7 @@ class Driver:
         """After iteration ``it`` (iterate ``x``, values ``f``, ``g``): progress, the
         checkpoint when due (or ``final``), the callback.  ``state()`` gives the method's
         ``(arrays, meta)`` for the checkpoint; ``postfix`` the progress bar's figures.
-        Returns True when the callback stops the run (then :attr:`stopped` is set and the
+        Returns True when the callback stops the run (then ``stopped`` is set and the
         checkpoint written)."""
         self.nit = int(it)
         if self._bar is not None:
@@ -237,10 +245,12 @@ class Driver:
         due = self.checkpoint is not None and (self.nit % self.checkpoint_every == 0 or final)
         if due:
             save()
+        self._unsaved = None if due or self.checkpoint is None else save
         if self.callback is not None and self.callback(self.nit, x, f, g):
             self.stopped = True
-            if self.checkpoint is not None and not due:
+            if self._unsaved is not None:
                 save()
+                self._unsaved = None
         return self.stopped
 
     # --- the result ----------------------------------------------------------------------
