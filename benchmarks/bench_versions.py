@@ -3,27 +3,28 @@
 Each case is timed in a fresh subprocess per tree (the other commit is checked out into a
 temporary ``git worktree``), alternating the two trees over several rounds so that a change of
 machine load hits both alike.  A round reports the best of ``--repeat`` calls after a warm-up
-call (numba compilation, caches); the table gives the median over rounds and the ratio
-``this / base`` (below 1: this checkout is faster).
+call (numba compilation, caches), in wall-clock and in CPU time of the process (less
+sensitive to other load on the machine); the table gives the medians over rounds and the
+ratios ``this / base`` (below 1: this checkout is faster).
 
 Run::
 
-    python benchmarks/bench_versions.py --base 3acd014 --rounds 3 --threads 1
+    python -m benchmarks.bench_versions --base 3acd014 --rounds 3 --threads 1
 
 Writes ``benchmarks/results/versions.json`` and ``versions.md``.
 """
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
 
 import numpy as np
+
+from benchmarks._common import RESULTS, provenance
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -68,12 +69,14 @@ import numpy as np
 {setup}
 theta = p.init_params(seed=0)
 {stmt}
-best = float('inf')
+best = cpu = float('inf')
 for _ in range({repeat}):
-    t = time.perf_counter(); {stmt}; best = min(best, time.perf_counter() - t)
+    t, c = time.perf_counter(), time.process_time()
+    {stmt}
+    best, cpu = min(best, time.perf_counter() - t), min(cpu, time.process_time() - c)
 J = float(p.objective(theta))
 import ocp_learn
-print(json.dumps({{"seconds": best, "J": J, "file": ocp_learn.__file__}}))
+print(json.dumps({{"seconds": best, "cpu_seconds": cpu, "J": J, "file": ocp_learn.__file__}}))
 """
 
 
@@ -106,7 +109,8 @@ def main(argv=None):
     ap.add_argument("--repeat", type=int, default=5, help="timed calls per round (best kept)")
     ap.add_argument("--threads", type=int, default=1, help="numba and BLAS threads")
     ap.add_argument("--only", nargs="*", default=None, help="case names (substrings) to run")
-    ap.add_argument("--name", default="versions", help="output file stem in benchmarks/results")
+    ap.add_argument("--name", default="versions", help="output file stem")
+    ap.add_argument("--out", default=RESULTS, help="output folder")
     args = ap.parse_args(argv)
     cases = [c for c in CASES if not args.only or any(s in c for s in args.only)]
     base = _git("rev-parse", args.base)
@@ -119,31 +123,33 @@ def main(argv=None):
         try:
             for case in cases:
                 t = {"this": [], "base": []}
+                c = {"this": [], "base": []}
                 J = {}
                 for _ in range(args.rounds):
                     for label, tree in (("base", wt), ("this", ROOT)):
                         r = _time(tree, case, args.repeat, args.threads)
                         t[label].append(r["seconds"])
+                        c[label].append(r["cpu_seconds"])
                         J[label] = r["J"]
                 mb, mt = float(np.median(t["base"])), float(np.median(t["this"]))
+                cb, ct = float(np.median(c["base"])), float(np.median(c["this"]))
                 rel = abs(J["this"] - J["base"]) / max(abs(J["base"]), 1e-300)
-                rows.append([case, mb, mt, mt / mb, rel])
-                print(f"{case}: base {mb:.4f} s, this {mt:.4f} s, ratio {mt / mb:.3f}, "
+                rows.append([case, mb, mt, mt / mb, cb, ct, ct / cb, rel])
+                print(f"{case}: wall base {mb:.4f} s, this {mt:.4f} s, ratio {mt / mb:.3f}; "
+                      f"cpu base {cb:.4f} s, this {ct:.4f} s, ratio {ct / cb:.3f}; "
                       f"|dJ|/|J| {rel:.1e}", flush=True)
         finally:
             _git("worktree", "remove", "--force", wt)
-    meta = {"argv": ["python", "benchmarks/bench_versions.py", *(argv or sys.argv[1:])],
-            "commit": head, "dirty": dirty, "base": base,
-            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            "machine": {"python": platform.python_version(), "numpy": np.__version__,
-                        "platform": platform.platform(), "cpus": os.cpu_count(),
-                        "load_1min": os.getloadavg()[0]},
+    prov = provenance(["python", "-m", "benchmarks.bench_versions", *(argv or sys.argv[1:])])
+    meta = {**prov, "commit": head, "dirty": dirty, "base": base,
             "threads": args.threads, "rounds": args.rounds, "repeat": args.repeat}
-    headers = ["case", "base s", "this s", "this / base", "rel. change of J"]
-    os.makedirs(os.path.join(HERE, "results"), exist_ok=True)
-    stem = os.path.join(HERE, "results", args.name)
+    headers = ["case", "base s", "this s", "this / base", "base cpu s", "this cpu s",
+               "this / base (cpu)", "rel. change of J"]
+    os.makedirs(args.out, exist_ok=True)
+    stem = os.path.join(args.out, args.name)
     with open(stem + ".json", "w") as fh:
-        json.dump({"meta": meta, "rows": [dict(zip(headers, r)) for r in rows]}, fh, indent=2)
+        json.dump({"benchmark": args.name, "provenance": prov, "meta": meta,
+                   "rows": [dict(zip(headers, r)) for r in rows]}, fh, indent=2)
     fmt = lambda v: f"{v:.4g}" if isinstance(v, float) else str(v)  # noqa: E731
     lines = [f"Objective + gradient, this checkout ({head[:7]}{'+' if dirty else ''}) against "
              f"{base[:7]}; {args.threads} thread(s), median over {args.rounds} alternating "
