@@ -9,23 +9,20 @@
    viscous model (Euler--Maruyama, Feynman--Kac ensemble prediction), same
    network, data and optimizer.  -> results/classifier_robustness.{json,md}
 
-    python benchmarks/bench_classifier.py [--n 1000] [--out DIR] [--nu 0.05]
+    python -m benchmarks.bench_classifier [--n 1000] [--out DIR] [--nu 0.05]
 """
 import argparse
-import os
-import sys
 import time
 
 
-sys.path.insert(0, os.path.dirname(__file__))
-from _common import write  # noqa: E402
+from benchmarks._common import write
 
-from ocp_learn.datasets import get_dataset, train_test_split  # noqa: E402
-from ocp_learn.optim import gauss_newton, lbfgs  # noqa: E402
-from ocp_learn.problems import NeuralODEClassifier, ViscousClassifier  # noqa: E402
-from ocp_learn.problems.viscous import robustness_curve  # noqa: E402
+from ocp_learn.datasets import get_dataset, train_test_split
+from ocp_learn.optim import gauss_newton, lbfgs
+from ocp_learn.problems import NeuralODEClassifier, ViscousClassifier
+from ocp_learn.problems.viscous import robustness_curve
 
-COMMAND = "NUMBA_NUM_THREADS=1 python benchmarks/bench_classifier.py"
+COMMAND = "NUMBA_NUM_THREADS=1 python -m benchmarks.bench_classifier"
 
 
 def first_reach(hist, target):

@@ -4,17 +4,15 @@ n = 4096, d = 2, m = 32, softmax head; side by side: objective only,
 objective + gradient under each memory strategy (ratio to the objective).
 Writes results/core.json and results/core.md.
 
-    python benchmarks/bench_core.py [--n 4096] [--out DIR]
+    python -m benchmarks.bench_core [--n 4096] [--out DIR]
 """
 import argparse
-import sys
 
 import numpy as np
 
-sys.path.insert(0, __import__("os").path.dirname(__file__))
-from _common import best_time, write  # noqa: E402
+from benchmarks._common import best_time, write
 
-import ocp_learn as ol  # noqa: E402
+import ocp_learn as ol
 
 
 def main(argv=None):

@@ -9,24 +9,22 @@ the first ``--n-fine`` samples how much ``log p`` moves on a 4 times finer time 
 A ``metrics.json`` beside ``theta.npy`` (written by ``ocp-learn flow``) supplies the flow's
 fixed input map (``input_shift``, ``input_scale``).
 
-    python benchmarks/bench_flow_eval.py --n-test 1000000 \\
-        --run checkerboard_4775 checkerboard 2 32 2 results/figure2_checkerboard_16k/theta.npy
+    python -m benchmarks.bench_flow_eval --n-test 1000000 \\
+        --run checkerboard_4775 checkerboard 2 32 2 benchmarks/artifacts/figure2_checkerboard_16k/theta.npy
 
 Writes results/flows_eval.json and .md (``--name``).
 """
 import argparse
 import json
 import os
-import sys
 import time
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(__file__))
-from _common import write  # noqa: E402
+from benchmarks._common import write
 
-from ocp_learn.recipes.flow import flow_data  # noqa: E402
-from ocp_learn.problems.cnf import ContinuousNormalizingFlow  # noqa: E402
+from ocp_learn.recipes.flow import flow_data
+from ocp_learn.problems.cnf import ContinuousNormalizingFlow
 
 
 def evaluate(data, dim, width, layers, theta, n_test, seed, chunk=100_000, nt=8, shift=None,

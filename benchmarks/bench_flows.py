@@ -13,20 +13,18 @@ Parts (``--only``):
 
 Writes results/flows_<part>.json and .md.
 
-    python benchmarks/bench_flows.py --only nll --iters 200
+    python -m benchmarks.bench_flows --only nll --iters 200
 """
 import argparse
 import os
-import sys
 import time
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(__file__))
-from _common import best_time, write  # noqa: E402
+from benchmarks._common import ARTIFACTS, best_time, write
 
-from ocp_learn.recipes.flow import flow_data, train_flow  # noqa: E402
-from ocp_learn.problems.cnf import ContinuousNormalizingFlow  # noqa: E402
+from ocp_learn.recipes.flow import flow_data, train_flow
+from ocp_learn.problems.cnf import ContinuousNormalizingFlow
 
 
 def part_nll(a):
@@ -42,11 +40,12 @@ def part_nll(a):
         rows.append([data, dim, n, a.iters, res.nit, nll, floor, nll - floor, fine - floor, secs,
                      res.nfev])
         print(rows[-1], flush=True)
-        np.save(os.path.join(a.out or "benchmarks/results", f"theta_{data}{dim}.npy"), res.x)
+        np.save(os.path.join(a.out or ARTIFACTS, f"theta_{data}{dim}.npy"), res.x)
     write("flows_nll" + (("_" + "_".join(a.data)) if a.data else ""), rows,
           ["data", "dim", "n_train", "maxiter", "iterations", "test_nll", "nll_floor", "gap_nats",
-           "gap_nats_4x_steps", "seconds", "nfev"], meta={"load": os.getloadavg(), "width": 32, "nt": 8, "rk": "rk4",
-                                     "alpha_L": 0.01, "alpha_R": 0.05}, out=a.out)
+           "gap_nats_4x_steps", "seconds", "nfev"],
+          meta={"load": os.getloadavg(), "width": 32, "nt": 8, "rk": "rk4", "alpha_L": 0.01,
+                "alpha_R": 0.05}, out=a.out)
 
 
 def part_contrast(a):

@@ -6,17 +6,15 @@ exact trace) per (d, m, threads), best of ``--repeat`` after a warm-up, with the
 relative difference of the two gradients.  This measurement decides ``path="auto"``
 (:func:`ocp_learn.kernels.potential_numba.numba_potential_backend`).  Writes results/kernels_fused_vs_blas.*.
 
-    python benchmarks/bench_fused_vs_blas.py [--n 256] [--dims 2 8 64 128] [--widths 32 128]
+    python -m benchmarks.bench_fused_vs_blas [--n 256] [--dims 2 8 64 128] [--widths 32 128]
 """
 # ruff: noqa: B023  (each timed lambda is called within the loop iteration that defines it)
 import argparse
 import os
-import sys
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(__file__))
-from _common import best_time, write
+from benchmarks._common import best_time, write
 
 from ocp_learn.kernels import set_num_threads
 from ocp_learn.kernels.potential_backend import potential_backend

@@ -33,7 +33,7 @@ measurement whose predicted time (linear in n from the previous size) exceeds th
 left before ``--deadline`` seconds is skipped, each size is in its own try/except (an
 out-of-memory error costs one row), and the JSON + markdown are rewritten after every row.
 
-    python benchmarks/bench_gpu.py [--sizes 2^14 2^16 2^18 2^20] [--widths 32 128]
+    python -m benchmarks.bench_gpu [--sizes 2^14 2^16 2^18 2^20] [--widths 32 128]
         [--dims 64] [--cpu-max-n 2^18] [--cnf-sizes 2^14 2^16 2^18] [--cnf-dims 2 64]
         [--out DIR]
 
@@ -52,9 +52,8 @@ os.environ.setdefault("NUMBA_NUM_THREADS", str(os.cpu_count() or 1))
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import write
-from bench_potential import flops
+from benchmarks._common import write
+from benchmarks.bench_potential import flops
 
 from ocp_learn.kernels import cupy_available, get_num_threads
 from ocp_learn.models import PotentialResNet

@@ -12,7 +12,7 @@ actually gets.  Observed orders are the slopes of log(error) over log(N).
 Writes integrators.json / integrators.md and integrators.png (error vs steps,
 error vs seconds).
 
-    python benchmarks/bench_integrators.py [--n 256] [--out DIR]
+    python -m benchmarks.bench_integrators [--n 256] [--out DIR]
 """
 from __future__ import annotations
 
@@ -22,12 +22,11 @@ import sys
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import RESULTS, best_time, write  # noqa: E402
+from benchmarks._common import RESULTS, best_time, write
 
-import ocp_learn as ol  # noqa: E402
-from ocp_learn.datasets import rings  # noqa: E402
-from ocp_learn.models import HamiltonianNet  # noqa: E402
+import ocp_learn as ol
+from ocp_learn.datasets import rings
+from ocp_learn.models import HamiltonianNet
 
 INTEGRATORS = ["euler", "heun", "rk4", "leapfrog"]
 FIELD_EVALS = {"euler": 1, "heun": 2, "rk4": 4, "leapfrog": 1.5}  # full-field evaluations per step

@@ -5,21 +5,18 @@ For each problem and seed, :func:`ocp_learn.optim.lbfgs_resampled` runs the same
 draws, same validation sample) both ways and reports the objective + gradient evaluations, the
 training seconds and the best validation objective, then the ratios kept / restarted.
 
-    NUMBA_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 python benchmarks/bench_keep_pairs.py
+    NUMBA_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 python -m benchmarks.bench_keep_pairs
 
 Writes results/keep_pairs.json and .md.
 """
 import argparse
-import os
-import sys
 
-sys.path.insert(0, os.path.dirname(__file__))
-from _common import write  # noqa: E402
+from benchmarks._common import write
 
-from ocp_learn.recipes.flow import flow_data  # noqa: E402
-from ocp_learn.optim import lbfgs_resampled  # noqa: E402
-from ocp_learn.problems.cnf import ContinuousNormalizingFlow  # noqa: E402
-from ocp_learn.problems.mfg import mfg_preset  # noqa: E402
+from ocp_learn.recipes.flow import flow_data
+from ocp_learn.optim import lbfgs_resampled
+from ocp_learn.problems.cnf import ContinuousNormalizingFlow
+from ocp_learn.problems.mfg import mfg_preset
 
 
 def _problems(a):

@@ -9,7 +9,7 @@ exact trace, alpha_L = 100, alpha_R = 5), thread count and dtype it times ONE
 * ``ocp_numba``       -- the same with the generic field code (``field.fused = False``:
   the potential's kernels only);
 * ``ocp_numpy``       -- the numpy reference backend;
-* ``torch_otflow``    -- :class:`torch_reference.TorchOTFlow`: the SAME discrete objective in
+* ``torch_otflow``    -- :class:`benchmarks.peers.torch_reference.TorchOTFlow`: the SAME discrete objective in
   torch, OT-Flow style (hand-coded gradient and trace in torch ops, torch.autograd for the
   parameter gradient);
 * ``torch_autograd``  -- the same with grad and Laplacian by autograd (d <= 8 only);
@@ -29,7 +29,7 @@ implementation, and ``%DGEMM`` divides by this machine's measured DGEMM rate at 
 thread count.  Also measures the cold (empty cache) and warm (cache=True) Numba
 compilation time of the whole kernel suite.  Writes results/kernels.json and .md.
 
-    OPENBLAS_NUM_THREADS=2 NUMBA_NUM_THREADS=2 python benchmarks/bench_kernels.py \\
+    OPENBLAS_NUM_THREADS=2 NUMBA_NUM_THREADS=2 python -m benchmarks.bench_kernels \\
         [--ns 1024 4096 16384] [--dims 2 8 64] [--widths 32 128] [--threads 1 2] \\
         [--dtypes float64 float32]
 
@@ -40,7 +40,7 @@ d = 100, n = 8464, nt = 4 (m = 16) -- fused numba field (interactions in numpy) 
 numba field (``derivatives`` then ``derivatives_vjp``) -- best of ``--repeat``, with the load
 average around each measurement (the machine is shared):
 
-    OPENBLAS_NUM_THREADS=1 NUMBA_NUM_THREADS=1 python benchmarks/bench_kernels.py --quick
+    OPENBLAS_NUM_THREADS=1 NUMBA_NUM_THREADS=1 python -m benchmarks.bench_kernels --quick
 """
 # ruff: noqa: B023  (each timed lambda is called within the loop iteration that defines it)
 import argparse
@@ -54,9 +54,8 @@ os.environ.setdefault("NUMBA_NUM_THREADS", str(os.cpu_count() or 1))
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import write
-from bench_potential import flops
+from benchmarks._common import write
+from benchmarks.bench_potential import flops
 
 from ocp_learn.kernels import set_num_threads
 from ocp_learn.problems.cnf import ContinuousNormalizingFlow
@@ -135,7 +134,7 @@ def quick(a):
     """The ``--quick`` side-by-side rows (module docstring); one thread everywhere."""
     try:
         import torch
-        from torch_reference import TorchOTFlow
+        from benchmarks.peers.torch_reference import TorchOTFlow
     except ImportError:  # the torch rows are left out
         torch = None
 
@@ -220,7 +219,7 @@ def main(argv=None):
         return quick(a)
 
     import torch
-    from torch_reference import TorchFFJORD, TorchOTFlow
+    from benchmarks.peers.torch_reference import TorchFFJORD, TorchOTFlow
 
     meta = {"loadavg_start": os.getloadavg(), "nt": a.nt, "M": 1, "integrator": "rk4",
             "trace": "exact", "torch": torch.__version__}

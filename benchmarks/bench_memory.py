@@ -26,7 +26,7 @@ gradient by O(h^4).
 Writes memory.json / memory.md and memory.png (stored floats and RSS vs N,
 seconds vs N, continuous-adjoint error vs N).
 
-    python benchmarks/bench_memory.py [--n 256] [--Ns 8,32,128,512,2048] [--out DIR]
+    python -m benchmarks.bench_memory [--n 256] [--Ns 8,32,128,512,2048] [--out DIR]
 """
 from __future__ import annotations
 
@@ -41,8 +41,7 @@ import tracemalloc
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import RESULTS, write  # noqa: E402
+from benchmarks._common import RESULTS, ROOT, write
 
 D_HALF, T_HORIZON = 2, 2.0
 
@@ -225,9 +224,9 @@ def torch_gradient_fn(n, N, adjoint):
 
 
 def run_one(spec):
-    cmd = [sys.executable, os.path.abspath(__file__), "--worker", json.dumps(spec)]
+    cmd = [sys.executable, "-m", "benchmarks.bench_memory", "--worker", json.dumps(spec)]
     env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
-    res = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    res = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT)
     for line in res.stdout.splitlines():
         if line.startswith("RESULT "):
             return json.loads(line[7:])
@@ -290,7 +289,8 @@ def main(argv=None):
         r.pop("gradient", None)
     meta = {"model": "HamiltonianNet d=2 (D=4)", "n": a.n, "T": T_HORIZON,
             "torchdiffeq": use_torch, "records": recs,
-            "rss": "peak RSS during the first gradient (VmHWM after resetting it) minus RSS before, fresh process",
+            "rss": "peak RSS during the first gradient (VmHWM after resetting it) minus RSS "
+                   "before, fresh process",
             "traced": "tracemalloc peak over one gradient (numpy buffers are traced)"}
     jp, mp = write("memory", rows, headers, meta=meta, out=out)
     plot(recs, Ns, os.path.join(out, "memory.png"))

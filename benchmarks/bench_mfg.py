@@ -16,23 +16,21 @@ Parts (``--only``):
 
 Writes results/mfg_<part>.json and .md.
 
-    python benchmarks/bench_mfg.py --only table --dims 2 10 --scale 0.2
+    python -m benchmarks.bench_mfg --only table --dims 2 10 --scale 0.2
 """
 import argparse
 import json
 import os
-import sys
 import time
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(__file__))
-from _common import RESULTS, write  # noqa: E402
+from benchmarks._common import ARTIFACTS, write
 
-from ocp_learn.recipes.mfg import run_mfg, train_mfg  # noqa: E402
-from ocp_learn.datasets.densities import gaussian  # noqa: E402
-from ocp_learn.problems.mfg import PRESETS, PotentialMFG, mfg_preset  # noqa: E402
-from ocp_learn.reference.gaussian_mfg import gaussian_mfg_optimum  # noqa: E402
+from ocp_learn.recipes.mfg import run_mfg, train_mfg
+from ocp_learn.datasets.densities import gaussian
+from ocp_learn.problems.mfg import PRESETS, PotentialMFG, mfg_preset
+from ocp_learn.reference.gaussian_mfg import gaussian_mfg_optimum
 
 
 def part_table(a):
@@ -44,7 +42,7 @@ def part_table(a):
             if a.sample_scale != 1.0:
                 ns = tuple(max(64, int(n * a.sample_scale)) for n in ns)
             its = tuple(max(1, int(i * a.scale)) for i in p["iters"])
-            out = os.path.join(a.out or RESULTS, f"mfg_{problem}_d{d}")
+            out = os.path.join(a.out or ARTIFACTS, f"mfg_{problem}_d{d}")
             t = time.perf_counter()
             m, _, _ = run_mfg(problem, d, out=out, stages=tuple(zip(ns, its)), seed=0,
                               backend="numba", figure=True)
@@ -153,7 +151,7 @@ def main(argv=None):
     ap.add_argument("--pontryagin-iters", type=int, default=150)
     ap.add_argument("--pontryagin-from", default=None,
                     help="check trained potentials from DIR/theta.npy instead of training; DIR may "
-                         "hold {problem}, e.g. benchmarks/results/mfg_{problem}_d2")
+                         "hold {problem}, e.g. benchmarks/artifacts/mfg_{problem}_d2")
     ap.add_argument("--out", default=None)
     a = ap.parse_args(argv)
     for part in a.only or ["gaussian", "pontryagin", "table"]:

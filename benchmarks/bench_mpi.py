@@ -18,9 +18,9 @@ the load is below the core count.
 
 Usage::
 
-    python benchmarks/bench_mpi.py                       # n = 2^16, 2^18 (CNF, MFG), 1 -> 2 ranks
-    python benchmarks/bench_mpi.py --sizes 16 18 20 --repeat 3
-    python benchmarks/bench_mpi.py --problems mfg --ranks 1 2 4
+    python -m benchmarks.bench_mpi                       # n = 2^16, 2^18 (CNF, MFG), 1 -> 2 ranks
+    python -m benchmarks.bench_mpi --sizes 16 18 20 --repeat 3
+    python -m benchmarks.bench_mpi --problems mfg --ranks 1 2 4
 
 The script launches itself as ``mpiexec -n K python bench_mpi.py --worker ...``
 (mpiexec of the virtual environment, from the ``mpi`` extra).
@@ -39,7 +39,7 @@ import time
 import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
+ROOT = os.path.dirname(HERE)
 
 
 def build(problem, n, backend, shard=None):
@@ -144,7 +144,7 @@ def worker(args):
 
 
 def run(args):
-    from _common import write
+    from benchmarks._common import write
 
     mpiexec = shutil.which("mpiexec", path=os.path.dirname(sys.executable)) or shutil.which("mpiexec")
     if mpiexec is None:
@@ -159,12 +159,12 @@ def run(args):
             for K in args.ranks:
                 with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as fh:
                     path = fh.name
-                cmd = [mpiexec, "-n", str(K), sys.executable, os.path.abspath(__file__), "--worker",
+                cmd = [mpiexec, "-n", str(K), sys.executable, "-m", "benchmarks.bench_mpi", "--worker",
                        "--problem", problem, "--n", str(n), "--repeat", str(args.repeat),
                        "--backend", args.backend, "--out", path]
                 t = time.perf_counter()
                 try:
-                    proc = subprocess.run(cmd, env=env, capture_output=True, text=True,
+                    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=ROOT,
                                           timeout=args.timeout)
                 except subprocess.TimeoutExpired:
                     skipped.append(f"{problem} n=2^{k} K={K}: over {args.timeout} s")

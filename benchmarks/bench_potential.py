@@ -16,17 +16,14 @@ and the flop rate from the multiply-add counts of the module docstring's program
 (2 flops per multiply-add, transcendental functions not counted; see ``flops``).
 Writes results/potential.json and results/potential.md.
 
-    NUMBA_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 python benchmarks/bench_potential.py [--n 256]
+    NUMBA_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 python -m benchmarks.bench_potential [--n 256]
 """
 # ruff: noqa: B023  (each timed lambda is called within the loop iteration that defines it)
 import argparse
-import os
-import sys
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(__file__))
-from _common import best_time, write
+from benchmarks._common import best_time, write
 
 from ocp_learn.models import PotentialResNet
 

@@ -15,17 +15,14 @@ Side by side in one run, for each ``d``:
 on the ``jacobian`` and ``gram`` paths, with the ratio and the largest relative difference
 of the two gradients (they must agree to rounding).  Writes results/trace_path.{json,md}.
 
-    NUMBA_NUM_THREADS=2 python benchmarks/bench_trace_path.py [--dims 10 50 100] [--sample-scale 1]
+    NUMBA_NUM_THREADS=2 python -m benchmarks.bench_trace_path [--dims 10 50 100] [--sample-scale 1]
 """
 # ruff: noqa: B023  (each timed lambda is called within the loop iteration that defines it)
 import argparse
-import os
-import sys
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(__file__))
-from _common import best_time, write
+from benchmarks._common import best_time, write
 
 from ocp_learn.models import PotentialResNet
 from ocp_learn.problems.mfg import mfg_preset

@@ -2,7 +2,7 @@
 # The prepared GPU check (run from the repository root on the GPU machine):
 #   1. tests/test_gpu.py (simulator test, CPU chunking tests, GPU tests: CuPy vs numpy to 1e-12,
 #      chunked == one chunk, CuPy in -> CuPy out);
-#   2. benchmarks/bench_gpu.py: CuPy vs numba CPU, n up to 2^20, d = 64, + CNF objective/gradient.
+#   2. python -m benchmarks.bench_gpu: CuPy vs numba CPU, n up to 2^20, d = 64, + CNF objective/gradient.
 # Results go to $OUT (gpu_tests.log, bench.log, gpu.json, gpu.md); nothing is installed and
 # nothing needs the network.  Each step runs even if the one before failed.  Usage:
 #   OUT=/some/dir bash benchmarks/gpu_check.sh
@@ -44,8 +44,8 @@ echo "== tests/test_gpu.py"
 timeout 150 "$PY" -m pytest -p no:cacheprovider -q -rs tests/test_gpu.py 2>&1 | tee "$OUT/gpu_tests.log"
 echo "pytest exit: ${PIPESTATUS[0]}" | tee -a "$OUT/gpu_tests.log"
 
-echo "== benchmarks/bench_gpu.py ($(( $(date +%s) - T0 )) s so far)"
-timeout 420 "$PY" benchmarks/bench_gpu.py --deadline 270 --out "$OUT" 2>&1 | tee "$OUT/bench.log"
+echo "== python -m benchmarks.bench_gpu ($(( $(date +%s) - T0 )) s so far)"
+timeout 420 "$PY" -m benchmarks.bench_gpu --deadline 270 --out "$OUT" 2>&1 | tee "$OUT/bench.log"
 echo "bench exit: ${PIPESTATUS[0]}" | tee -a "$OUT/bench.log"
 echo "== done in $(( $(date +%s) - T0 )) s; files in $OUT:"
 ls -l "$OUT"

@@ -3,7 +3,12 @@
 Build (warnings are errors, as in CI)::
 
     pip install -e ".[docs]"
-    sphinx-build -W -b html docs docs/_build/html
+    sphinx-build -W --keep-going -j 1 -b html docs docs/_build/html
+
+The gallery runs ``examples/plot_*.py`` (several minutes); for a quick build of the
+other pages set ``OCP_LEARN_DOCS_NO_GALLERY=1``.  Every cross-reference must
+resolve (``nitpicky``); links to Python, NumPy, SciPy, matplotlib and scikit-learn
+use their websites' inventories, or the copies in ``_intersphinx/`` offline.
 
 Two pages are generated at build time so that they never go stale:
 ``_generated/cli.rst`` from the ``ocp-learn`` argument parser, and
@@ -32,6 +37,7 @@ version = release = ocp_learn.__version__
 extensions = [
     "sphinx.ext.autodoc",
     "sphinx.ext.autosummary",
+    "sphinx.ext.intersphinx",
     "sphinx.ext.mathjax",
     "numpydoc",
     "myst_parser",
@@ -42,8 +48,27 @@ source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
 templates_path = ["_templates"]
 # _generated/ holds files that pages include; verify_table.md is included by
 # verifying.rst (it is written by the verification suite, not a page of its own).
-exclude_patterns = ["_build", "_generated", "verify_table.md", "sg_execution_times.rst"]
+exclude_patterns = ["_build", "_generated", "_intersphinx", "verify_table.md", "sg_execution_times.rst"]
 suppress_warnings = ["myst.header"]
+# Every cross-reference must resolve (``-W`` turns a dangling one into an error).
+nitpicky = True
+
+# --- links to other projects ------------------------------------------------------
+# Each inventory is read from the project's website; where that cannot be reached
+# (no network), from the small copy in _intersphinx/ (written by
+# _intersphinx/make_inventories.py), so the build never depends on the network.
+def _inventory(key):
+    return (None, os.path.join("_intersphinx", key + ".inv"))
+
+
+intersphinx_mapping = {
+    "python": ("https://docs.python.org/3", _inventory("python")),
+    "numpy": ("https://numpy.org/doc/stable", _inventory("numpy")),
+    "scipy": ("https://docs.scipy.org/doc/scipy", _inventory("scipy")),
+    "matplotlib": ("https://matplotlib.org/stable", _inventory("matplotlib")),
+    "sklearn": ("https://scikit-learn.org/stable", _inventory("sklearn")),
+}
+intersphinx_timeout = 10
 
 # --- API reference ------------------------------------------------------------
 autosummary_generate = True
@@ -69,7 +94,9 @@ sphinx_gallery_conf = {
     "download_all_examples": False,
     "remove_config_comments": True,
     "abort_on_example_error": True,
-    "plot_gallery": "True",
+    # OCP_LEARN_DOCS_NO_GALLERY=1 builds the gallery pages without running the
+    # examples (a quick check of the rest of the documentation).
+    "plot_gallery": "False" if os.environ.get("OCP_LEARN_DOCS_NO_GALLERY") == "1" else "True",
     "write_computation_times": False,
 }
 
@@ -121,50 +148,50 @@ def generate_cli_reference():
 
 BENCHMARKS = [
     ("core", "Objective and gradient of the core problem",
-     "``python benchmarks/bench_core.py``"),
+     "``python -m benchmarks.bench_core``"),
     ("memory", "Gradient strategies: memory (exact ledger and measured) and time",
-     "``python benchmarks/bench_memory.py``"),
+     "``python -m benchmarks.bench_memory``"),
     ("integrators", "Integrators: accuracy against cost",
-     "``python benchmarks/bench_integrators.py``"),
+     "``python -m benchmarks.bench_integrators``"),
     ("classifier_optimizers", "Optimizers on the classifier (L-BFGS against Gauss--Newton--CG)",
-     "``python benchmarks/bench_classifier.py``"),
+     "``python -m benchmarks.bench_classifier``"),
     ("classifier_robustness", "Viscous against deterministic classifier under input noise",
-     "``python benchmarks/bench_classifier.py``"),
+     "``python -m benchmarks.bench_classifier``"),
     ("potential", "Potential-model kernels: numpy against numba",
-     "``python benchmarks/bench_potential.py``"),
+     "``python -m benchmarks.bench_potential``"),
     ("potential_phi_vjp", "Value-only pullback of Phi against the full derivative adjoint",
-     "``python benchmarks/bench_potential.py --dims 100 2 --widths 16 32 --n 4232 --ops phi_vjp "
+     "``python -m benchmarks.bench_potential --dims 100 2 --widths 16 32 --n 4232 --ops phi_vjp "
      "vjp_phi --repeat 5 --name potential_phi_vjp``"),
     ("keep_pairs", "L-BFGS on redrawn samples: restarted against correction pairs kept",
-     "``python benchmarks/bench_keep_pairs.py --n 512 --iters 100 --seeds 0 1``"),
+     "``python -m benchmarks.bench_keep_pairs --n 512 --iters 100 --seeds 0 1``"),
     ("kernels_fused_vs_blas", "Fused per-sample kernels against the batched-GEMM program",
-     "``python benchmarks/bench_fused_vs_blas.py``"),
+     "``python -m benchmarks.bench_fused_vs_blas``"),
     ("kernels_grid", "CNF objective + gradient against the PyTorch peers, n = 1024, one thread",
-     "``python benchmarks/bench_kernels.py --ns 1024 --threads 1 --no-compile --name kernels_grid``"),
-    ("kernels_grid_m128_fused", "The grid's m = 128 cells on the fused kernels (the default now)",
-     "``python benchmarks/bench_kernels.py --ns 1024 --widths 128 --threads 1 --dtypes float64 "
+     "``python -m benchmarks.bench_kernels --ns 1024 --threads 1 --no-compile --name kernels_grid``"),
+    ("kernels_grid_m128_fused", "The grid's m = 128 cells on the fused kernels (the default)",
+     "``python -m benchmarks.bench_kernels --ns 1024 --widths 128 --threads 1 --dtypes float64 "
      "--impls ocp_numba_fused torch_otflow --no-compile --name kernels_grid_m128_fused``"),
     ("kernels_inner_blas", "m = 128 with BLAS inside the fused kernels (d >= 16)",
-     "``python benchmarks/bench_kernels.py --ns 1024 --dims 8 16 64 --widths 128 --threads 1 "
+     "``python -m benchmarks.bench_kernels --ns 1024 --dims 8 16 64 --widths 128 --threads 1 "
      "--dtypes float64 --impls ocp_numba_fused torch_otflow --no-compile --name kernels_inner_blas``"),
     ("kernels_float32", "float32 kernels (the Jacobian path) against float64 and torch",
-     "``python benchmarks/bench_kernels.py --ns 4096 --dims 2 --widths 32 --threads 1 "
+     "``python -m benchmarks.bench_kernels --ns 4096 --dims 2 --widths 32 --threads 1 "
      "--impls ocp_numba_fused torch_otflow --no-compile --name kernels_float32``"),
     ("trace_path", "Exact trace by Jacobians or by Gram matrices (high dimension)",
-     "``python benchmarks/bench_trace_path.py``"),
+     "``python -m benchmarks.bench_trace_path``"),
     ("gpu", "GPU (CuPy, numba-cuda) against numba on the CPU, one H200",
      "``OUT=DIR bash benchmarks/gpu_check.sh`` on a GPU machine"),
     ("gpu_numba_cuda", "GPU rerun with the numba-cuda activation kernel",
-     "``python benchmarks/bench_gpu.py --sizes 65536 1048576 --widths 32``"),
+     "``python -m benchmarks.bench_gpu --sizes 65536 1048576 --widths 32``"),
     ("mfg_table_full", "Potential MFGs (article Table 1): OT and crowd motion at d = 2, 10, 50, 100 "
      "on the full MATH F schedule",
      "``mpiexec -n 2 ocp-learn mfg --problem ot|crowd --dim D --out DIR`` for each cell, then "
-     "``python benchmarks/bench_mfg.py --only collect --from DIR ... --tag _full``"),
+     "``python -m benchmarks.bench_mfg --only collect --from DIR ... --tag _full``"),
     ("flows_eval", "Trained flows on a million fresh test samples (NLL with its standard error)",
-     "``python benchmarks/bench_flow_eval.py --run LABEL DATA DIM WIDTH LAYERS THETA``"),
+     "``python -m benchmarks.bench_flow_eval --run LABEL DATA DIM WIDTH LAYERS THETA``"),
     ("flows_eval_gmm16", "The d = 16 mixture within 0.20 nats (input map, 16 RK4 steps)",
      "``ocp-learn flow --data gmm --dim 16 --scale 0.5477 --center 2048 --nt 16 --keep-pairs "
-     "--resample-every 50|25 --n 2048|8192 ...``, then ``python benchmarks/bench_flow_eval.py "
+     "--resample-every 50|25 --n 2048|8192 ...``, then ``python -m benchmarks.bench_flow_eval "
      "--run gmm16 gmm 16 32 1 DIR/theta.npy --name flows_eval_gmm16``"),
 ]
 
@@ -176,7 +203,10 @@ def generate_benchmark_tables():
     result file is appended, so new benchmarks appear without editing the docs.
     """
     res = os.path.join(ROOT, "benchmarks", "results")
-    files = sorted(f[:-3] for f in os.listdir(res) if f.endswith(".md")) if os.path.isdir(res) else []
+    # INDEX.md lists the result files with links relative to that folder: it is the
+    # folder's own table of contents, not a result, and is left out here.
+    files = (sorted(f[:-3] for f in os.listdir(res) if f.endswith(".md") and f != "INDEX.md")
+             if os.path.isdir(res) else [])
     known = {k: (t, c) for k, t, c in BENCHMARKS}
     order = [k for k, _, _ in BENCHMARKS if k in files] + [f for f in files if f not in known]
     out = [".. This file is generated by docs/conf.py from benchmarks/results/*.md; do not edit.", ""]
@@ -223,5 +253,65 @@ def _skip_sklearn_routing(app, what, name, obj, skip, options):
     return skip
 
 
+def _lookup(path):
+    """The object named by the dotted ``path`` (a module, then attributes), or None."""
+    import importlib
+
+    parts = path.split(".")
+    for i in range(len(parts), 0, -1):
+        try:
+            obj = importlib.import_module(".".join(parts[:i]))
+        except Exception:  # any import failure: not a module
+            continue
+        try:
+            for name in parts[i:]:
+                obj = getattr(obj, name)
+        except AttributeError:
+            return None
+        return obj
+    return None
+
+
+def _canonical_name(obj):
+    """``module.qualname`` where ``obj`` is defined (its documented name), or None."""
+    if isinstance(obj, property):
+        obj = obj.fget
+    obj = getattr(obj, "__func__", obj)
+    mod, qual = getattr(obj, "__module__", None), getattr(obj, "__qualname__", None)
+    if isinstance(mod, str) and isinstance(qual, str) and "<" not in qual:
+        return f"{mod}.{qual}"
+    return None
+
+
+def _resolve_reexport(app, env, node, contnode):
+    """Resolve a Python reference to a name re-exported by a package.
+
+    The API pages document each object once, in the module that defines it
+    (``ocp_learn.ocp.OCP``); docstrings may name it where users import it from
+    (``ocp_learn.OCP``).  The name is imported and its defining module and
+    qualified name are looked up instead.
+    """
+    if node.get("refdomain") != "py":
+        return None
+    target = node["reftarget"].lstrip("~.")
+    mod, cls = node.get("py:module"), node.get("py:class")
+    candidates = [target]
+    if mod:
+        candidates = ([f"{mod}.{cls}.{target}"] if cls else []) + [f"{mod}.{target}", target]
+    domain = env.get_domain("py")
+    for cand in candidates:
+        obj = _lookup(cand)
+        if obj is None:
+            continue
+        name = obj.__name__ if isinstance(obj, type(sys)) else _canonical_name(obj)
+        if name is not None and name in domain.objects:
+            new = node.deepcopy()
+            new["reftarget"] = name
+            return domain.resolve_xref(env, node["refdoc"], app.builder, node["reftype"], name,
+                                       new, contnode)
+    return None
+
+
 def setup(app):
     app.connect("autodoc-skip-member", _skip_sklearn_routing)
+    app.connect("missing-reference", _resolve_reexport)

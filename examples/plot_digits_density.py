@@ -3,10 +3,11 @@ Density of handwritten digits: OT-Flow against classical estimators
 ===================================================================
 
 The 8 x 8 digits of scikit-learn (pixel values 0..16) are dequantized, ``x + u`` with
-``u ~ U[0, 1)``, and mapped by ``y = logit(alpha + (1 - 2 alpha) x / 17)``; every model is
-fitted to ``y`` and scored by the density of the dequantized digits in the original pixel
+``u ~ U[0, 1)``, mapped by ``logit(alpha + (1 - 2 alpha) x / 17)`` and whitened with the
+training split's mean and covariance, giving ``y``; every model is fitted to ``y`` and
+scored by the density of the dequantized digits in the original pixel
 scale, ``log p_x(x) = log p_y(y) + log |det dy/dx|``
-(:func:`ocp_learn.recipes.real_data.digits_density_data`).  A full-covariance Gaussian and a
+(:func:`ocp_learn.datasets.real.digits_density_data`).  A full-covariance Gaussian and a
 kernel density estimate (bandwidth chosen on the validation split) are compared with OT-Flow
 (:class:`~ocp_learn.problems.cnf.ContinuousNormalizingFlow`) trained with L-BFGS.
 

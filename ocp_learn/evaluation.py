@@ -12,7 +12,7 @@ __all__ = ["Evaluation"]
 
 @dataclass
 class Evaluation:
-    """Result of :meth:`OCP.evaluate`.
+    """Result of :meth:`.OCP.evaluate`.
 
     Attributes
     ----------

@@ -173,7 +173,7 @@ def test_strategy_input_errors():
 
 
 def test_bench_command_writes_tables_and_plots(tmp_path):
-    """`ocp-learn bench integrators` (tiny sizes) writes JSON, markdown and PNG."""
+    """`ocp-learn bench integrators` (tiny sizes) writes JSON, markdown, PNG and the index."""
     import json
 
     from ocp_learn.cli import main
@@ -181,7 +181,7 @@ def test_bench_command_writes_tables_and_plots(tmp_path):
     rc = main(["bench", "integrators", "--out", str(tmp_path),
                "--args", "--n 16 --maxiter 2 --Ns 4,8 --ref-N 128"])
     assert rc == 0
-    for f in ("integrators.json", "integrators.md", "integrators.png"):
+    for f in ("integrators.json", "integrators.md", "integrators.png", "INDEX.md"):
         assert (tmp_path / f).stat().st_size > 0
     rows = json.loads((tmp_path / "integrators.json").read_text())["rows"]
     assert {r["integrator"] for r in rows} == {"euler", "heun", "rk4", "leapfrog"}
@@ -194,9 +194,10 @@ def test_bench_memory_stored_floats_match_formulas(tmp_path):
     import sys
     from pathlib import Path
 
-    script = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_memory.py"
-    subprocess.run([sys.executable, str(script), "--n", "8", "--Ns", "4,16", "--no-torch",
-                    "--out", str(tmp_path)], check=True, capture_output=True)
+    root = Path(__file__).resolve().parents[1]
+    subprocess.run([sys.executable, "-m", "benchmarks.bench_memory", "--n", "8", "--Ns", "4,16",
+                    "--no-torch", "--out", str(tmp_path)], check=True, capture_output=True,
+                   cwd=str(root))
     rows = json.loads((tmp_path / "memory.json").read_text())["rows"]
     assert len(rows) == 16 and all(r["match"] for r in rows)
     for r in rows:

@@ -136,7 +136,7 @@ LOSSES = {c.name: c for c in (Logistic, SoftmaxCrossEntropy, SquaredError)}
 
 
 def get_loss(spec: str | Loss) -> Loss:
-    """The loss named ``spec`` (one of :data:`LOSSES`), or ``spec`` itself if it follows
+    """The loss named ``spec`` (one of ``LOSSES``), or ``spec`` itself if it follows
     the :class:`~ocp_learn.protocols.Loss` contract (a ``TypeError`` names what it lacks)."""
     if isinstance(spec, str):
         check_choice("loss", spec, set(LOSSES))

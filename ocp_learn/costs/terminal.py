@@ -32,7 +32,7 @@ class TerminalCost:
     reads_theta_T : bool
         Whether ``G`` also depends on the dynamics parameters at the final time,
         ``theta(T)``; :class:`~ocp_learn.OCP` then passes ``theta_T`` and ``t_T`` to
-        ``value_and_grad`` and adds :attr:`TerminalResult.theta_T_bar` to the gradient.
+        ``value_and_grad`` and adds ``TerminalResult.theta_T_bar`` to the gradient.
     """
 
     layout = ParamLayout([])
@@ -70,7 +70,7 @@ class TerminalCost:
         idx : ndarray of int, optional
             The batch rows, for per-sample data (labels); ``None``: all rows.
         theta_T, t_T : ndarray, float, optional
-            ``theta(T)`` and ``T``, given when :attr:`reads_theta_T` is true.
+            ``theta(T)`` and ``T``, given when ``reads_theta_T`` is true.
 
         Returns
         -------
@@ -157,7 +157,7 @@ class LinearHeadLoss(TerminalCost):
         Returns
         -------
         LinearHeadLoss
-            A shallow copy whose :attr:`labels` are ``labels[rows]``.
+            A shallow copy whose ``labels`` are ``labels[rows]``.
         """
         part = copy.copy(self)
         part.labels = self.labels[rows]

@@ -87,7 +87,7 @@ DATASETS = {"rings": rings, "moons": moons, "spirals": spirals}
 
 
 def get_dataset(name, n=400, seed=0, **kwargs):
-    """``(x, y)`` of the toy set ``name`` (one of :data:`DATASETS`)."""
+    """``(x, y)`` of the toy set ``name`` (one of ``DATASETS``)."""
     if name not in DATASETS:
         raise ValueError(f"data must be one of {sorted(DATASETS)}, got {name!r}")
     return DATASETS[name](n, seed=seed, **kwargs)

@@ -85,7 +85,7 @@ def nll_floor(name, n=200_000, seed=0):
 
 
 def toy_sample(name, n, seed=None):
-    """``n`` samples of the 2-D toy density ``name`` (one of :data:`TOY2D`)."""
+    """``n`` samples of the 2-D toy density ``name`` (one of ``TOY2D``)."""
     check_choice("name", name, set(TOY2D))
     n = check_positive_int("n", n)
     return TOY2D[name](n, check_rng(seed)).astype(np.float64)

@@ -1,6 +1,6 @@
 """The collective protocol of a data-parallel problem: the root rank names each operation and
-broadcasts its arguments, every rank runs it on its shard (:meth:`RootDriven._do`), and the
-root's optimizer drives the others (:meth:`RootDriven.minimize`)."""
+broadcasts its arguments, every rank runs it on its shard (``RootDriven._do``), and the
+root's optimizer drives the others (:meth:`.RootDriven.minimize`)."""
 from __future__ import annotations
 
 import pickle

@@ -16,7 +16,7 @@ __all__ = ["DistributedGaussNewtonOperator"]
 
 
 class DistributedGaussNewtonOperator:
-    """The Gauss--Newton model of a :class:`DistributedProblem` at one point (MATH G1).
+    """The Gauss--Newton model of a :class:`.DistributedProblem` at one point (MATH G1).
 
     ``value`` and ``gradient`` are the reduced ones; :meth:`matvec` is a
     collective call (the root broadcasts ``v``; every rank applies its shard's

@@ -96,7 +96,7 @@ class Sweep:
 
     def tape_floats(self, y: Any) -> int:
         """Floats one step's tape holds for states shaped like ``y``: the integrator's
-        stage states plus, when :attr:`residuals`, ``stages * aux_floats(n)``."""
+        stage states plus, when ``residuals``, ``stages * aux_floats(n)``."""
         n = self.integ.tape_floats(*y.shape)
         if self.residuals:
             n += self.integ.stages * int(self.field.aux_floats(y.shape[0]))

@@ -33,7 +33,7 @@ def get_integrator(spec: Any) -> Integrator:
     Parameters
     ----------
     spec : str, ButcherTableau or Integrator
-        A name of :data:`TABLEAUX` (``"euler"``, ``"heun"``, ``"midpoint"``, ``"rk3"``,
+        A name of ``TABLEAUX`` (``"euler"``, ``"heun"``, ``"midpoint"``, ``"rk3"``,
         ``"rk4"``) or of :data:`INTEGRATORS` (``"leapfrog"``), a :class:`ButcherTableau`
         (an :class:`ExplicitRK` of it), or an object following the
         :class:`~ocp_learn.integrators.base.Integrator` contract (returned as it is).

@@ -4,7 +4,7 @@ An explicit RK step forms ``Y_i = y + h sum_j a_ij K_j`` and ``y + h sum_i b_i K
 adjoint ``Kbar_i = h b_i lam + h sum_j a_ji Ybar_j``.  :func:`axpy`, :func:`add_scaled` and
 :func:`scaled` are the only places these sums are written:
 
-* C-contiguous NumPy float arrays of one dtype and at least :data:`MIN_SIZE` entries take
+* C-contiguous NumPy float arrays of one dtype and at least ``MIN_SIZE`` entries take
   one Numba loop (``prange`` over rows): one pass over the ``(n, D)`` array instead of a
   temporary and three passes.  The loops round exactly as the NumPy expressions (one
   product, one sum, no FMA contraction), so results do not change;

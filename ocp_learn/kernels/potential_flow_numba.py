@@ -27,7 +27,7 @@ interactions' own partials afterwards.
 On the Gram path of the exact trace (high ``d``; :func:`.potential_gram_numba.trace_gram`)
 both calls go through :mod:`.potential_gram_numba` (the products with the samples as
 GEMMs over the batch, a per-sample kernel in ``R^m``), with the same per-sample formulas
-(:func:`_rhs_row`, :func:`_cotangent_row`) applied row by row.  Tested against the
+(``_rhs_row``, ``_cotangent_row``) applied row by row.  Tested against the
 generic field to 1e-12 in ``tests/test_kernels.py``.
 """
 from __future__ import annotations
@@ -80,7 +80,7 @@ def _cotangent_row(G, ybar_n, a1, c_R, extra_n, d, Gb):
 
 @njit(cache=True, parallel=True, fastmath=FASTMATH)
 def _rhs_rows(G, lap, a1, c_R, extra, d, edges, out):
-    """:func:`_rhs_row` for every sample (the Gram path's ``G`` and ``lap`` come from GEMMs)."""
+    """``_rhs_row`` for every sample (the Gram path's ``G`` and ``lap`` come from GEMMs)."""
     for blk in prange(edges.size - 1):
         for n in range(edges[blk], edges[blk + 1]):
             _rhs_row(G[n], lap[n], a1, c_R, extra[n], d, out[n])
@@ -88,7 +88,7 @@ def _rhs_rows(G, lap, a1, c_R, extra, d, edges, out):
 
 @njit(cache=True, parallel=True, fastmath=FASTMATH)
 def _cotangent_rows(G, ybar, a1, c_R, extra, d, edges, Gb, wout):
-    """:func:`_cotangent_row` for every sample."""
+    """``_cotangent_row`` for every sample."""
     for blk in prange(edges.size - 1):
         for n in range(edges[blk], edges[blk + 1]):
             wout[n] = _cotangent_row(G[n], ybar[n], a1, c_R, extra[n], d, Gb[n])
@@ -96,7 +96,7 @@ def _cotangent_rows(G, ybar, a1, c_R, extra, d, edges, Gb, wout):
 
 @njit(cache=True, parallel=True, fastmath=FASTMATH)
 def _rhs_kernel(S, W, exact, d, h, P, a1, c_R, extra, edges, out):
-    """The right-hand side of every sample on the Jacobian path (:func:`_rhs_row`)."""
+    """The right-hand side of every sample on the Jacobian path (``_rhs_row``)."""
     M = P.K.shape[0]
     m = P.K0.shape[0]
     r = P.A.shape[0]
@@ -114,7 +114,7 @@ def _rhs_kernel(S, W, exact, d, h, P, a1, c_R, extra, edges, out):
 @njit(cache=True, parallel=True, fastmath=FASTMATH)
 def _vjp_kernel(S, W, exact, d, h, P, a1, c_R, extra, ybar, edges, out, wout, acc):
     """The vjp of every sample on the Jacobian path: forward pass, cotangents
-    (:func:`_cotangent_row`), adjoint; the parameter cotangents go to ``acc``."""
+    (``_cotangent_row``), adjoint; the parameter cotangents go to ``acc``."""
     M = P.K.shape[0]
     m = P.K0.shape[0]
     r = P.A.shape[0]
@@ -142,7 +142,7 @@ def _state(x, t, W, gram_path):
     """``(S, exact, W, dt)``: the samples ``[x, t]``, the trace directions and the kernels'
     dtype ``dt`` -- float32 for float32 states, else float64; ``S`` and ``W`` are in ``dt``.
     On the Gram path (exact trace only) ``S`` is the pair ``(x, t)`` (a view:
-    :func:`potential_gram_numba.forward`) and ``W`` is ``None``."""
+    ``potential_gram_numba.forward``) and ``W`` is ``None``."""
     d = x.shape[1]
     dt = np.dtype(np.float32) if x.dtype == np.float32 else np.dtype(np.float64)
     if gram_path:
@@ -158,7 +158,7 @@ def flow_rhs(P, x, t, W, h, a1, c_R, extra, out, keep, trace_path="auto"):
     """The field's right-hand side columns ``[:d+2]`` and ``c_R`` (D4) into ``out``.
 
     Returns the residuals ``aux = (P_A, Y_A, G, NT, extra)`` on the Gram path with ``keep``
-    (:func:`potential_gram_numba.forward`'s products ``[P_0, A s]``, ``[Y_0, A s, 1]``,
+    (``potential_gram_numba.forward``'s products ``[P_0, A s]``, ``[Y_0, A s, 1]``,
     ``grad_s Phi``, for one residual layer the tiles' forward values ``NT``, and the
     interaction part of the HJB residual), which :func:`flow_vjp` at the same stage
     reuses; ``None`` otherwise.

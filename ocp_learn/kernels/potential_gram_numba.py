@@ -24,7 +24,7 @@ The fused flow field passes the samples as the pair ``(x, t)``: a view of the st
 ``d`` columns and the stage's scalar time, so that no ``(n, d+1)`` copy of the state is
 formed; the time column enters as a rank-one term, the biases ``b_0`` and ``b`` ride in the
 GEMMs (a column of ones next to ``[Y_0, A s]``), and the samples' cotangent is written by its
-GEMM straight into the field's output (:func:`_mul_st`, :func:`_mul_s`; 0.85 s against
+GEMM straight into the field's output (``_mul_st``, ``_mul_s``; 0.85 s against
 0.95--1.04 s for a crowd-motion gradient at d = 100, n = 8464, one thread).
 
 One residual layer (``M = 1``) has a cheaper trace and runs in tiles of samples:
@@ -134,7 +134,7 @@ def gram_trace(h, K, g, q, z, G0, Gam, R):
 
 @njit(cache=True, fastmath=FASTMATH)
 def gram_trace_vjp(h, lb, K, g, q, z, G0, Gam, R, gbar, qbar, zbar, Gb, Rb, Sb, BK, BG0):
-    """Adjoint of :func:`_gram_trace` for the cotangent ``lb`` of the trace.
+    """Adjoint of ``_gram_trace`` for the cotangent ``lb`` of the trace.
 
     Adds to ``gbar``, ``qbar``, ``zbar`` (as the Jacobian path does), to the ``K_i``
     cotangents ``BK`` and to ``BG0``, the cotangent of ``G_0`` (turned into a ``K_0``
@@ -307,7 +307,7 @@ def _mul_st(M, S, bias=None):
 
 
 def _mul_s(L, S):
-    """``L S`` for ``L`` (k, n) and the samples of :func:`_mul_st` (the time column of a pair is
+    """``L S`` for ``L`` (k, n) and the samples of ``_mul_st`` (the time column of a pair is
     ``t sum_n L[:, n]``)."""
     if isinstance(S, tuple):
         x, t = S
@@ -321,8 +321,8 @@ def _mul_s(L, S):
 def forward(P, S, h, G0, edges, trace=True, value=True, tape=False):
     """``(phi, G, lap, cache)`` of the potential (D1--D3) on the Gram path for the samples
     ``S`` (an (n, d+1) array, or a pair ``(x, t)`` of the states (n, d) and a scalar time:
-    :func:`_mul_st`); ``cache`` serves :func:`vjp` at the same point, and with ``tape``
-    (``M = 1``) it holds the tiles' forward values too (:func:`_fwd_tiles`, :func:`tape_floats`
+    ``_mul_st``); ``cache`` serves :func:`vjp` at the same point, and with ``tape``
+    (``M = 1``) it holds the tiles' forward values too (``_fwd_tiles``, ``tape_floats``
     floats), which the vjp then reads instead of recomputing them.  ``phi`` (``lap``) is
     ``None`` when ``value`` (``trace``) is False.
 

@@ -35,7 +35,7 @@ BLAS_INNER_C = 16
 @njit(cache=True, fastmath=FASTMATH)
 def fwd_sample(s, Wn, exact, d, h, P, F, G):
     """Steps 1--3 (D1--D3) for one sample ``s``, the trace by the Jacobians ``J_i`` (the
-    Gram path is :mod:`.potential_gram_numba`); fills the :class:`Forward` scratch ``F``,
+    Gram path is :mod:`.potential_gram_numba`); fills the ``Forward`` scratch ``F``,
     returns ``(phi, lap)``, writes ``G = grad_s Phi``."""
     w, A, b, c, K0, b0, K, bK = P
     a, g, q, u, z, y, J, Pm, C0, As = F
@@ -141,8 +141,8 @@ def derivatives_kernel(S, W, exact, d, h, P, edges, phi, G, lap):
 def vjp_sample(s, Wn, exact, d, h, P, phib, Gb, lb, F, V, sbar, B):
     """Adjoint of :func:`fwd_sample` (D6, :mod:`.potential_reference`) for the cotangents
     ``phib``, ``Gb``, ``lb`` of ``phi``, ``G``, ``lap``, with ``F`` the forward scratch of
-    the same sample and ``V`` an :class:`Adjoint` scratch: writes ``sbar``, adds to the
-    parameter cotangents ``B`` (a :class:`Params` of one block's accumulators)."""
+    the same sample and ``V`` an ``Adjoint`` scratch: writes ``sbar``, adds to the
+    parameter cotangents ``B`` (a ``Params`` of one block's accumulators)."""
     K, A = P.K, P.A
     BA = B.A
     gbar, qbar, zbar, AW = V.gbar, V.qbar, V.zbar, V.AW
@@ -305,7 +305,7 @@ def _vjp_rest(s, Gb, phib, h, P, F, V, sbar, B):
 @njit(cache=True, parallel=True, fastmath=FASTMATH)
 def vjp_kernel(S, W, exact, d, h, P, phib, Gb, lb, edges, sbar, acc):
     """:func:`fwd_sample` then :func:`vjp_sample` for every sample; the parameter
-    cotangents go to the per-block accumulators ``acc`` (:func:`accumulators`)."""
+    cotangents go to the per-block accumulators ``acc`` (``accumulators``)."""
     M = P.K.shape[0]
     m = P.K0.shape[0]
     r = P.A.shape[0]

@@ -32,7 +32,7 @@ class Tangent(NamedTuple):
 @njit(cache=True, fastmath=FASTMATH)
 def jvp_sample(s, Wn, exact, d, h, P, ds, T, F, V, dG):
     """Tangent of :func:`~.potential_jacobian_numba.fwd_sample` along ``ds`` and the
-    parameter tangents ``T`` (a :class:`Params`), with ``F`` the forward scratch of the
+    parameter tangents ``T`` (a ``Params``), with ``F`` the forward scratch of the
     same sample and ``V`` a :class:`Tangent` scratch; returns ``(dphi, dlap)``, writes
     ``dG``."""
     w, A, b, c, K0, b0, K, bK = P

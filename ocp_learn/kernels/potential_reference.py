@@ -61,7 +61,7 @@ estimator are constants (not differentiated).
 b0 (m,), K (M, m, m), bK (M, m)``.
 
 The functions here work on one chunk of samples (rows) with the parameter blocks ``P``
-(a dict of arrays, :meth:`ParamLayout.unpack`) and ``s = [x, t]`` of shape ``(n, d+1)``;
+(a dict of arrays, :meth:`.ParamLayout.unpack`) and ``s = [x, t]`` of shape ``(n, d+1)``;
 ``W`` is ``None`` (exact trace) or the trace directions ``(n, d, c)``.  They call only
 array-API operations, so NumPy and CuPy arrays run them unchanged: they are the program
 of the ``numpy`` backend (:mod:`.potential_numpy`) and of the ``cupy`` backend

@@ -252,7 +252,7 @@ def fwd_tiles(P0, h, w, K, bK, G0, H, trace, nblk, Y0, phin, lapn, NT):
 @njit(cache=True, parallel=True, fastmath=FASTMATH)
 def vjp_tiles(P0, h, w, K, bK, G0, H, Y0bar, phib, lb, nblk, A0bar, Bw, BK, BbK, BG0, BH, NT):
     """:func:`.potential_gram_numba.vjp_kernel` for M = 1 in tiles: the adjoint of :func:`fwd_tiles` (trace
-    through ``H``, module docstring; then :func:`net_vjp`'s M = 1 sweep) down to
+    through ``H``, module docstring; then ``net_vjp``'s M = 1 sweep) down to
     ``abar_0``, written to ``A0bar`` (which may be ``Y0bar``: a tile is read before it is
     written).  Padded columns get zero cotangents, so they add nothing.  The forward
     values come from :func:`fwd_tiles`' tape ``NT`` when it is not empty, else they are
@@ -367,7 +367,7 @@ def vjp_tiles(P0, h, w, K, bK, G0, H, Y0bar, phib, lb, nblk, A0bar, Bw, BK, BbK,
 
 
 def tape_floats(n, m, M):
-    """Floats of :func:`forward`'s tape of the tiles for ``n`` samples (0 unless ``M = 1``)."""
+    """Floats of ``forward``'s tape of the tiles for ``n`` samples (0 unless ``M = 1``)."""
     return -(-n // TILE) * NT_ARRAYS * m * TILE if M == 1 else 0
 
 

@@ -35,7 +35,7 @@ __all__ = ["Model"]
 class Model:
     """Base class of models: a field with hand-derived derivatives (:class:`ocp_learn.protocols.Field`).
 
-    A subclass sets :attr:`layout` and :attr:`state_dim` and implements ``init_params``
+    A subclass sets ``layout`` and ``state_dim`` and implements ``init_params``
     and items 5--7 of the contract (``rhs``, ``jvp``, ``vjp``); the base class provides
     :attr:`n_params`, :meth:`unpack` and the identity :meth:`initial_state`.
 
@@ -74,7 +74,7 @@ class Model:
         Raises
         ------
         ValueError
-            If ``x`` does not have :attr:`state_dim` columns.
+            If ``x`` does not have ``state_dim`` columns.
         """
         if x.shape[1] != self.state_dim:
             raise ValueError(f"x must have {self.state_dim} columns for this model, got shape {x.shape}")

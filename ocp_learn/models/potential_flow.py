@@ -107,7 +107,7 @@ class PotentialFlowField(Model):
         ----------
         probes : ndarray, shape (k, n, d) or (n, d), or None
             The probe vectors of the Hutchinson trace estimate for the ``n`` samples the
-            field will be evaluated at (:meth:`PotentialResNet.sample_probes`); ``None``
+            field will be evaluated at (:meth:`.PotentialResNet.sample_probes`); ``None``
             for a potential with the exact trace.  They are checked when the field is
             evaluated.
 

@@ -74,7 +74,7 @@ def adam(problem: Problem, theta0: Any = None, *, maxiter: int = 1000, lr: float
         Denominator guard.
     batch_size : int, optional
         Mini-batch size; ``None`` (or ``>= n_samples``) is full batch.
-    schedule : see :func:`get_schedule`
+    schedule : see ``get_schedule``
     seed : int or Generator
         Seeds the batch generator (and ``init_params`` when ``theta0`` is None).
     progress : bool

@@ -178,7 +178,7 @@ class Fingerprinted(Protocol):
 
 
 def problem_fingerprint(problem: Any) -> dict:
-    """The fingerprint of ``problem``: its own :meth:`fingerprint` when it declares one
+    """The fingerprint of ``problem``: its own ``fingerprint`` when it declares one
     (every problem of :mod:`ocp_learn.problems`), else its class and sizes.
 
     Parameters

@@ -58,7 +58,7 @@ class Objective:
     last point and the best finite iterate.
 
     A :class:`~ocp_learn.errors.NonFiniteError` becomes ``(inf, 0)`` so that line searches
-    backtrack; its message is kept in :attr:`failure`.  Non-finite parameters are never
+    backtrack; its message is kept in ``failure``.  Non-finite parameters are never
     evaluated.
     """
 
@@ -71,7 +71,7 @@ class Objective:
         self.failure: str | None = None
 
     def count(self, evaluation: Any) -> Any:
-        """Count one evaluation made outside :meth:`__call__` and add its ledger."""
+        """Count one evaluation made outside ``__call__`` and add its ledger."""
         self.nfev += 1
         self.ledger += evaluation.ledger
         return evaluation

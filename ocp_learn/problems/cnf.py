@@ -67,7 +67,7 @@ class ContinuousNormalizingFlow(Persistable, OCP):
         ``1/2 s^T A^T A s`` is convex, so ``-grad Phi`` can only contract linearly; data whose
         modes are narrower than the Gaussian's unit scale (a mixture with component variance
         0.3) train far faster when ``scale`` brings the modes near unit width.  ``x`` is given
-        in data coordinates; :attr:`x0`, the objective, the transport cost and the
+        in data coordinates; ``x0``, the objective, the transport cost and the
         output of :meth:`push_forward` are in the ``u`` coordinates, :meth:`log_density`,
         :meth:`sample` and :meth:`inverse_error` in data coordinates (:meth:`input_map`
         and :meth:`inverse_input_map` convert).

@@ -124,7 +124,7 @@ class NeuralODEClassifierEstimator(ClassifierMixin, BaseEstimator):
 
     def predict_proba(self, X: Any) -> np.ndarray:
         """Class probabilities, shape ``(m, n_classes)``, columns in the order of
-        :attr:`classes_`."""
+        ``classes_``."""
         check_is_fitted(self, "theta_")
         return self.problem_.predict_proba(self.theta_, X)
 

@@ -13,8 +13,8 @@ Settings are the constructor's arguments.  Numbers, strings, arrays, tuples and 
 library's own building blocks (:class:`~ocp_learn.SingleLayerNet`, Gaussian mixtures,
 obstacle and entropy costs, Tikhonov and time-smoothness regularizers, time
 parameterizations) are described by their arguments; an object of another type (a model, a
-density or a cost written by a user) cannot be, and :meth:`save` raises a ``TypeError``
-naming it.
+density or a cost written by a user) cannot be, and :meth:`save <Persistable.save>` raises a
+``TypeError`` naming it.
 """
 from __future__ import annotations
 

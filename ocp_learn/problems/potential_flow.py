@@ -73,7 +73,7 @@ class PotentialTerminal(TerminalCost):
 
     def value_and_grad(self, y: np.ndarray, p: np.ndarray, idx: Any = None,
                        theta_T: np.ndarray | None = None, t_T: float | None = 1.0) -> TerminalResult:
-        """The terminal objective, ``dJ/dy`` and, with :attr:`reads_theta_T`, ``dJ/dtheta(T)``;
+        """The terminal objective, ``dJ/dy`` and, with ``reads_theta_T``, ``dJ/dtheta(T)``;
         ``terms`` holds ``G``, ``L`` and, where present, ``F``, ``hjb``, ``hjb_terminal``."""
         f, w, d = self.field, self.w, self.field.dim
         n = y.shape[0]

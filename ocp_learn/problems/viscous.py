@@ -219,7 +219,7 @@ class ViscousClassifier(NeuralODEClassifier):
         """``z(T)`` (or the path): of the training paths (``x=None``) or of one path per new
         point, drawn with the prediction seed (see :meth:`NeuralODEClassifier.push_forward
         <ocp_learn.OCP.push_forward>`).  The noise lives on the problem's own grid, so
-        ``nt`` must be ``None`` or :attr:`nt`."""
+        ``nt`` must be ``None`` or ``nt``."""
         if nt is not None and nt != self.nt:
             raise ValueError(f"nt must be None or {self.nt} (the viscous classifier's noise "
                              f"lives on its own grid), got {nt!r}")

@@ -3,11 +3,11 @@
 
 * :mod:`.flow` -- continuous normalizing flows: :func:`flow_data`, :func:`train_flow`,
   :func:`flow_estimates`, :func:`flow_metrics`, :func:`run_flow` (writes a folder);
-* :mod:`.classify` -- neural-ODE classifiers: :func:`train_classifier`, :func:`classify`;
+* :mod:`.classify` -- neural-ODE classifiers: ``train_classifier``, :func:`classify`;
 * :mod:`.mfg` -- mean field games: :func:`train_mfg`, :func:`mfg_estimates`, :func:`run_mfg`,
   :func:`figure3`;
-* :mod:`.demo` -- :func:`run_demo`, a small run of each;
-* :mod:`.verify` -- :func:`run_verify`, the CasADi reference suite written to a folder;
+* :mod:`.demo` -- :func:`~.demo.run_demo`, a small run of each;
+* :mod:`.verify` -- :func:`~.verify.run_verify`, the CasADi reference suite written to a folder;
 * :mod:`.rundir` -- :class:`~.rundir.RunFolder`, a run's folder as one set of files (locked,
   written atomically, marked ``INCOMPLETE`` until the run has finished);
 * :mod:`.bundle` -- the trained model ``model.npz`` of a run: sample, predict, evaluate.

@@ -14,7 +14,7 @@ from .bundle import save_bundle
 
 __all__ = ["OPTIMIZERS", "parse_time_param", "train_classifier", "classify", "demo_classifier"]
 
-#: The optimizers :func:`train_classifier` accepts.
+#: The optimizers ``train_classifier`` accepts.
 OPTIMIZERS = ("lbfgs", "gauss-newton", "adam")
 
 
@@ -153,7 +153,7 @@ def classify(data: str = "rings", *, augment: int = 1, n_train: int = 1000, n_te
     Parameters
     ----------
     data : str
-        Toy data set (:data:`ocp_learn.datasets.DATASETS`).
+        Toy data set (``ocp_learn.datasets.DATASETS``).
     augment : int
         Zero columns appended to the input (``q``).
     n_train, n_test : int
@@ -183,7 +183,7 @@ def classify(data: str = "rings", *, augment: int = 1, n_train: int = 1000, n_te
         The run's description (:func:`~.rundir.run_info`), stored with the metrics and in
         ``out/run.json``; ``out`` is a :class:`~.rundir.RunFolder`, opened before training.
     **problem_kwargs
-        Passed to :func:`train_classifier`.
+        Passed to ``train_classifier``.
 
     Returns
     -------

@@ -23,7 +23,7 @@ def flow_data(name: str, n: int, seed: int | np.random.Generator,
     Parameters
     ----------
     name : str
-        A 2-D toy set (see :data:`ocp_learn.datasets.toy2d.TOY2D`) or ``"gmm"``: a Gaussian
+        A 2-D toy set (see ``ocp_learn.datasets.toy2d.TOY2D``) or ``"gmm"``: a Gaussian
         mixture in ``dim`` dimensions with exact log-density (8 components, means on a scaled
         hypercube corner pattern, variance 0.3; the mixture is fixed, the samples follow
         ``seed``).

@@ -210,7 +210,7 @@ def run_mfg(problem: str = "crowd", dim: int = 2, *, out: str,
         :func:`mfg_estimates` on the evaluation agents (the objective and its terms with
         standard errors and sample counts, the finer-grid check),
         ``validation_best_selected`` (the selection figure, biased low: see
-        :data:`VALIDATION_NOTE`), and the run's statistics (empty on a non-root process).
+        ``VALIDATION_NOTE``), and the run's statistics (empty on a non-root process).
     problem : PotentialMFG
     theta : ndarray
         The selected parameters.

@@ -5,7 +5,7 @@ Five parts, each a list of row dicts:
 * ``gradients`` -- for each (problem, model, integrator, theta(t), strategy)
   the relative difference of ocp_learn's gradient to CasADi's AD of the same
   discrete objective (:func:`.discrete.compare_gradient`); strategies are read
-  from :data:`ocp_learn.gradients.STRATEGIES` (those that do not apply to an
+  from ``ocp_learn.gradients.STRATEGIES`` (those that do not apply to an
   integrator are listed as ``n/a`` with the reason).  The continuous adjoint
   (optimize-then-discretize, MATH B3) differs from the discrete gradient by its
   discretization error: its rows give that relative error (``rel_grad_diff``,
@@ -95,7 +95,7 @@ def run_gradients(quick: bool = True, seed: int = 0, problems: dict | None = Non
     problems : dict, optional
         In the form of :func:`gradient_problems` (all by default).
     time_params : dict, optional
-        ``label -> time_param`` (:data:`TIME_PARAMS` by default).
+        ``label -> time_param`` (``TIME_PARAMS`` by default).
 
     Returns
     -------

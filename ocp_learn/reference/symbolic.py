@@ -139,7 +139,7 @@ def lookup(registry, obj, what):
 
 def unpack_sym(layout, v):
     """Named blocks of a symbolic column ``v`` laid out by ``layout`` (row-major,
-    as :meth:`ParamLayout.unpack`); 1-D blocks are columns, 2-D blocks matrices,
+    as :meth:`.ParamLayout.unpack`); 1-D blocks are columns, 2-D blocks matrices,
     3-D blocks lists of matrices."""
     out = {}
     for name, (a, b, shp) in layout.offsets.items():

@@ -1,0 +1,1 @@
+"""Peer implementations (PyTorch, torchdiffeq) that the benchmarks time ocp_learn against."""
