@@ -312,6 +312,20 @@ def _resolve_reexport(app, env, node, contnode):
     return None
 
 
+def _skip_reexport(app, what, name, obj, skip, options):
+    """A module's ``__all__`` may re-export an object of another ``ocp_learn`` module; the
+    API pages document each object once, where it is defined, so it is left out here."""
+    if what != "module" or skip:
+        return None
+    documenting = app.env.temp_data.get("autodoc:module")
+    defined = getattr(obj, "__module__", None)
+    if (isinstance(defined, str) and documenting and defined != documenting
+            and defined.startswith("ocp_learn.") and (callable(obj) or isinstance(obj, type))):
+        return True
+    return None
+
+
 def setup(app):
     app.connect("autodoc-skip-member", _skip_sklearn_routing)
+    app.connect("autodoc-skip-member", _skip_reexport, priority=400)  # before the one above
     app.connect("missing-reference", _resolve_reexport)
