@@ -24,6 +24,7 @@ from .costs.running import AugmentedDynamics
 from .costs.terminal import MeanOfColumns
 from .evaluation import Evaluation
 from .errors import NonFiniteError, as_array, check_positive_float, check_positive_int, check_rng
+from .arrays import Workspace
 from .gradients import Sweep, get_strategy
 from .integrators import get_integrator
 from .ledger import Ledger
@@ -146,6 +147,7 @@ class OCP(StateMaps):
         self.layout = ParamLayout([("dynamics", (self.time_param.n_nodes, p)),
                                    ("terminal", (terminal.layout.size,))])
         self.ledger = Ledger()
+        self._work = Workspace()  # the sweeps' scratch arrays, kept from one evaluation to the next
 
     # --- parameters -----------------------------------------------------
     @property
@@ -345,7 +347,7 @@ class OCP(StateMaps):
         ctrls = [StepControl(self.time_param, nodes, times[k], times[k + 1] - times[k], self.t0,
                              self.T, grad, dnodes) for k in range(len(times) - 1)]
         return Sweep(self.field if field is None else field, self.integrator, times, ctrls,
-                     ledger)
+                     ledger, self._work)
 
     def evaluate(self, theta: np.ndarray, batch: Any = None, gradient: bool = True, *,
                  x: Any = None) -> Evaluation:

@@ -42,16 +42,18 @@ class Sweep:
         Whether kept steps store the field's residuals: the integrator uses them and the
         field is a :class:`~ocp_learn.protocols.FieldWithResiduals` (decided here, once).
     work : Workspace
-        Scratch arrays of the integrator's steps, reused from step to step.
+        Scratch arrays of the integrator's steps, reused from step to step; pass one
+        ``work`` to reuse them from sweep to sweep as well (an :class:`~ocp_learn.ocp.OCP`
+        does), so that repeated evaluations touch the same memory.
     """
 
     def __init__(self, field: Any, integrator: Any, times: Sequence[float], controls: Sequence[Any],
-                 ledger: Ledger) -> None:
+                 ledger: Ledger, work: Workspace | None = None) -> None:
         self.field, self.integ, self.times = field, integrator, times
         self.controls, self.ledger = controls, ledger
         self.nt = len(times) - 1
         self.residuals = bool(integrator.uses_residuals) and isinstance(field, FieldWithResiduals)
-        self.work = Workspace()
+        self.work = Workspace() if work is None else work
 
     def h(self, k: int) -> float:
         """Size of step ``k``."""

@@ -149,15 +149,18 @@ class PotentialFlowField(Model):
         Raises
         ------
         NonFiniteError
-            If a stage's agent states are not finite (an earlier stage overflowed); the
-            message names the stage time ``t``.
+            If a stage's agent states are not finite (an earlier stage overflowed); on the
+            generic path the message names the stage time ``t``, on the fused path the
+            sweep names the step.
         """
-        if not np.all(np.isfinite(y[:, :self.dim])):
-            when = f"t = {float(t):.6g}" if np.ndim(t) == 0 else "the stage times given"
-            raise NonFiniteError(f"ODE solution overflowed inside a step: the agents' states at "
-                                 f"the stage {when} are not finite; reduce the step size or "
-                                 f"the parameter scale")
         if not self.fused or np.ndim(t) != 0:
+            # the generic code checks its inputs: name an overflow as one (the fused kernels
+            # propagate it, and the sweep names the step)
+            if not np.all(np.isfinite(y[:, :self.dim])):
+                when = f"t = {float(t):.6g}" if np.ndim(t) == 0 else "the stage times given"
+                raise NonFiniteError(f"ODE solution overflowed inside a step: the agents' states "
+                                     f"at the stage {when} are not finite; reduce the step size "
+                                     f"or the parameter scale")
             return self._rhs(y, t, theta), None
         d, n = self.dim, y.shape[0]
         W = self.potential.directions(self.probes, n)
