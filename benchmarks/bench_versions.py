@@ -66,6 +66,9 @@ CASES = {
 _RUNNER = """
 import sys, time, json
 import numpy as np
+if {malloc}:
+    from ocp_learn.allocator import tune_malloc
+    tune_malloc()
 {setup}
 theta = p.init_params(seed=0)
 {stmt}
@@ -85,12 +88,12 @@ def _git(*args, cwd=ROOT):
                           check=True).stdout.strip()
 
 
-def _time(tree, case, repeat, threads):
+def _time(tree, case, repeat, threads, malloc=False):
     setup, stmt = CASES[case]
     env = dict(os.environ, PYTHONPATH=tree, NUMBA_NUM_THREADS=str(threads),
                OPENBLAS_NUM_THREADS=str(threads), OMP_NUM_THREADS=str(threads),
                MKL_NUM_THREADS=str(threads))
-    code = _RUNNER.format(setup=setup, stmt=stmt, repeat=repeat)
+    code = _RUNNER.format(setup=setup, stmt=stmt, repeat=repeat, malloc=bool(malloc))
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
                          cwd=tempfile.gettempdir())
     if out.returncode != 0:
@@ -108,6 +111,9 @@ def main(argv=None):
     ap.add_argument("--rounds", type=int, default=3, help="alternating rounds per case")
     ap.add_argument("--repeat", type=int, default=5, help="timed calls per round (best kept)")
     ap.add_argument("--threads", type=int, default=1, help="numba and BLAS threads")
+    ap.add_argument("--tune-malloc", action="store_true",
+                    help="keep freed arrays in the process in both trees "
+                         "(ocp_learn.allocator.tune_malloc, what the ocp-learn command does)")
     ap.add_argument("--only", nargs="*", default=None, help="case names (substrings) to run")
     ap.add_argument("--name", default="versions", help="output file stem")
     ap.add_argument("--out", default=RESULTS, help="output folder")
@@ -127,7 +133,7 @@ def main(argv=None):
                 J = {}
                 for _ in range(args.rounds):
                     for label, tree in (("base", wt), ("this", ROOT)):
-                        r = _time(tree, case, args.repeat, args.threads)
+                        r = _time(tree, case, args.repeat, args.threads, args.tune_malloc)
                         t[label].append(r["seconds"])
                         c[label].append(r["cpu_seconds"])
                         J[label] = r["J"]
