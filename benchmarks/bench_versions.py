@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -160,7 +161,7 @@ def main(argv=None):
     lines = [f"Objective + gradient, this checkout ({head[:7]}{'+' if dirty else ''}) against "
              f"{base[:7]}; {args.threads} thread(s), median over {args.rounds} alternating "
              f"rounds of the best of {args.repeat} calls.", "",
-             "Reproduce: `" + " ".join(meta["argv"]) + "`", "",
+             "Reproduce: `" + shlex.join(meta["argv"]) + "`", "",
              "| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
     lines += ["| " + " | ".join(fmt(v) for v in r) + " |" for r in rows]
     with open(stem + ".md", "w") as fh:
