@@ -94,6 +94,15 @@ class Workspace:
             out = self._arrays[key] = namespace(like).empty_like(like, dtype=dtype)
         return out
 
+    def array(self, slot: Any, shape: tuple, dtype: Any, xp: Any = np) -> Any:
+        """An uninitialized ``xp`` array of ``shape`` and ``dtype`` (same keying as
+        :meth:`empty`)."""
+        key = (slot, tuple(shape), np.dtype(dtype), xp)
+        out = self._arrays.get(key)
+        if out is None:
+            out = self._arrays[key] = xp.empty(shape, dtype=dtype)
+        return out
+
     def __len__(self) -> int:
         return len(self._arrays)
 

@@ -176,10 +176,12 @@ def flow_rhs(P, x, t, W, h, a1, c_R, extra, out, keep, trace_path="auto"):
     return None
 
 
-def flow_vjp(P, x, t, W, h, a1, c_R, extra, ybar, out, wR, aux, trace_path="auto"):
+def flow_vjp(P, x, t, W, h, a1, c_R, extra, ybar, out, wR, aux, trace_path="auto", work=None):
     """The field's vjp through the potential (module docstring): writes ``out[:, :d]`` and
     the HJB weights ``wR``; returns the parameter cotangents (a dict of blocks).  ``aux``
-    are :func:`flow_rhs`'s residuals at the same point, or ``None`` (recomputed)."""
+    are :func:`flow_rhs`'s residuals at the same point, or ``None`` (recomputed); ``work``
+    (a :class:`~ocp_learn.arrays.Workspace`) keeps the per-sample cotangents' scratch array
+    from one call to the next."""
     d, n = x.shape[1], x.shape[0]
     G0 = gram.trace_gram(P, d, W is None, trace_path)
     S, exact, Wa, dt = _state(x, t, W, G0.size > 0)
@@ -190,10 +192,10 @@ def flow_vjp(P, x, t, W, h, a1, c_R, extra, ybar, out, wR, aux, trace_path="auto
         else:
             PA, YA, G, NT, _ = aux
             cache = (S, PA, YA, NT)
-        Gb = np.empty_like(G)
+        Gb = np.empty_like(G) if work is None else work.empty("Gb", G)
         _cotangent_rows(G, ybar, float(a1), c_R, extra, d, edges, Gb, wR)
         _, B = gram.vjp(P, S, h, G0, edges, None, Gb, ybar[:, d] / -float(a1), cache,
-                        sbar_out=out[:, :d])
+                        sbar_out=out[:, :d], work=work)
         return B
     prm = params(P, dt)
     acc = accumulators(prm, edges.size - 1)

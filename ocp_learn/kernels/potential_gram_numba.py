@@ -362,11 +362,12 @@ def forward(P, S, h, G0, edges, trace=True, value=True, tape=False):
     return phi, G, lap, (S, PA, YA, NT)
 
 
-def vjp(P, S, h, G0, edges, phib, Gb, lb, cache=None, sbar_out=None):
+def vjp(P, S, h, G0, edges, phib, Gb, lb, cache=None, sbar_out=None, work=None):
     """``(sbar, parameter cotangents)`` of :func:`forward` for the cotangents
     ``phib`` (n,) or ``None`` (zero), ``Gb`` (n, d+1) and ``lb`` (n,) (D6).  ``sbar`` is
     (n, d+1) for an array ``S`` and (n, d) (the states' part) for a pair ``(x, t)``;
-    written into ``sbar_out`` when given.
+    written into ``sbar_out`` when given; ``work`` (a :class:`~ocp_learn.arrays.Workspace`)
+    keeps the scratch product ``AB`` from one call to the next.
 
     GEMMs (with the transposed products of :func:`forward`): ``[Ybar_0, A Gbar]^T = KA Gbar^T``,
     ``sbar = [Abar_0, A Gbar + phibar A s] KA`` and
@@ -386,7 +387,9 @@ def vjp(P, S, h, G0, edges, phib, Gb, lb, cache=None, sbar_out=None):
     Bw, BK, BbK = np.zeros((nb,) + prm["w"].shape), np.zeros((nb,) + K.shape), \
         np.zeros((nb,) + prm["bK"].shape)
     BG0, BH = np.zeros((nb,) + G0.shape), np.zeros((nb,) + H.shape)
-    AB = KA @ Gb.T                        # [Ybar_0, A Gbar]^T, then [Abar_0, A Gbar]^T
+    # [Ybar_0, A Gbar]^T, then [Abar_0, A Gbar]^T
+    AB = KA @ Gb.T if work is None else np.matmul(
+        KA, Gb.T, out=work.array("AB", (KA.shape[0], Gb.shape[0]), np.result_type(KA, Gb)))
     if H.shape[0]:  # M = 1: tiles of samples
         vjp_tiles(PA[:m], float(h), prm["w"], K, prm["bK"], G0, H, AB[:m], phin, lb,
                    nb, AB[:m], Bw, BK, BbK, BG0, BH, NT)

@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from ..arrays import Workspace
 from . import potential_reference as reference
 from .numba_common import blocks
 from .potential_gram_numba import forward as gram_forward
@@ -108,6 +109,7 @@ class NumbaPotentialBackend:
 
     def __init__(self, trace_path: str = "auto", **options: Any) -> None:
         self.trace_path = trace_path
+        self._work = Workspace()  # the fused vjp's per-sample cotangents, reused from call to call
 
     def array_module(self, *args: Any) -> ModuleType:
         """NumPy, whatever the arguments."""
@@ -140,7 +142,8 @@ class NumbaPotentialBackend:
                  extra: np.ndarray, ybar: np.ndarray, out: np.ndarray, wR: np.ndarray,
                  aux: Any) -> dict:
         from .potential_flow_numba import flow_vjp
-        return flow_vjp(P, x, t, W, h, a1, c_R, extra, ybar, out, wR, aux, self.trace_path)
+        return flow_vjp(P, x, t, W, h, a1, c_R, extra, ybar, out, wR, aux, self.trace_path,
+                        work=self._work)
 
     def flow_aux_floats(self, n: int, d: int, m: int, M: int, r: int, exact: bool) -> int:
         from .potential_flow_numba import flow_aux_floats
