@@ -33,6 +33,22 @@ BLAS_INNER_C = 16
 
 
 @njit(cache=True, fastmath=FASTMATH)
+def first_layer_directions(K0, Wn, exact, d, cc, m, C0):
+    """``C0 = (K0_x W)^T``: the first layer's weights on the trace directions ``W`` (D3), or
+    ``K0_x^T`` itself for the exact trace (``W = I``); linear in ``K0``, so the tangent
+    applies the same map to ``dK0``."""
+    for j in range(m):
+        for col in range(cc):
+            if exact:
+                C0[col, j] = K0[j, col]
+            else:
+                acc = 0.0
+                for k in range(d):
+                    acc += K0[j, k] * Wn[k, col]
+                C0[col, j] = acc
+
+
+@njit(cache=True, fastmath=FASTMATH)
 def fwd_sample(s, Wn, exact, d, h, P, F, G):
     """Steps 1--3 (D1--D3) for one sample ``s``, the trace by the Jacobians ``J_i`` (the
     Gram path is :mod:`.potential_gram_numba`); fills the ``Forward`` scratch ``F``,
@@ -70,15 +86,7 @@ def fwd_sample(s, Wn, exact, d, h, P, F, G):
         for k in range(D):
             G[k] += A[l, k] * As[l]
     # (3) trace
-    for j in range(m):
-        for col in range(cc):
-            if exact:
-                C0[col, j] = K0[j, col]
-            else:
-                acc = 0.0
-                for k in range(d):
-                    acc += K0[j, k] * Wn[k, col]
-                C0[col, j] = acc
+    first_layer_directions(K0, Wn, exact, d, cc, m, C0)
     lap = 0.0
     for j in range(m):
         csq = 0.0

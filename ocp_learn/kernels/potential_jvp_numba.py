@@ -9,7 +9,7 @@ import numpy as np
 from numba import njit, prange
 
 from .numba_common import FASTMATH
-from .potential_jacobian_numba import fwd_sample
+from .potential_jacobian_numba import first_layer_directions, fwd_sample
 from .potential_net_numba import forward_workspace
 
 __all__ = ["Tangent", "jvp_sample", "jvp_kernel"]
@@ -97,15 +97,7 @@ def jvp_sample(s, Wn, exact, d, h, P, ds, T, F, V, dG):
         for k in range(D):
             dG[k] += dA[l, k] * As[l] + A[l, k] * dAs[l]
     # (3)
-    for j in range(m):
-        for col in range(cc):
-            if exact:
-                dC0[col, j] = dK0[j, col]
-            else:
-                acc = 0.0
-                for k in range(d):
-                    acc += dK0[j, k] * Wn[k, col]
-                dC0[col, j] = acc
+    first_layer_directions(dK0, Wn, exact, d, cc, m, dC0)
     dlap = 0.0
     for j in range(m):
         csq = 0.0
