@@ -12,7 +12,8 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["namespace", "copy", "scalar", "Workspace"]
+__all__ = ["namespace", "is_numpy", "copy", "scalar", "to_host", "to_namespace", "concat",
+           "astype", "contiguous", "Workspace"]
 
 
 def namespace(*arrays: Any) -> Any:
@@ -39,16 +40,78 @@ def namespace(*arrays: Any) -> Any:
     for x in arrays:
         if x is None or isinstance(x, (bool, int, float, complex)):
             continue
-        try:
-            ns = x.__array_namespace__()
-        except AttributeError:
-            ns = np
+        if type(x).__module__.partition(".")[0] == "cupy":
+            import cupy  # a CuPy array: its own module (whatever its __array_namespace__)
+            ns = cupy
+        else:
+            try:
+                ns = x.__array_namespace__()
+            except AttributeError:
+                ns = np
         if xp is None:
             xp = ns
         elif ns is not xp:
             raise TypeError(f"arrays must come from one array namespace, got {xp.__name__} and "
                             f"{ns.__name__} arrays")
     return np if xp is None else xp
+
+
+def is_numpy(xp: Any) -> bool:
+    """Whether ``xp`` is NumPy itself (the host path, where NumPy-only fast paths apply)."""
+    return xp is np
+
+
+def to_host(x: Any) -> Any:
+    """``x`` as a NumPy array (a device array is copied to the host; ``None`` stays ``None``).
+
+    NumPy arrays are returned as they are; CuPy arrays through ``.get()``; other
+    namespaces' arrays through the DLPack protocol (``numpy.from_dlpack``).
+    """
+    if x is None or isinstance(x, np.ndarray):
+        return x
+    if isinstance(x, (bool, int, float, np.generic)):
+        return np.asarray(x)
+    if type(x).__module__.partition(".")[0] == "cupy":
+        return x.get()
+    return np.from_dlpack(x)
+
+
+def to_namespace(x: Any, xp: Any, dtype: Any = None) -> Any:
+    """``x`` as an array of the namespace ``xp`` (copied to its device when it lives elsewhere),
+    in ``dtype`` when given; a NumPy ``xp`` returns NumPy arrays unchanged (no copy)."""
+    if x is None:
+        return None
+    if xp is np:
+        a = to_host(x)
+        return a if dtype is None or a.dtype == np.dtype(dtype) else a.astype(dtype)
+    if namespace(x) is not xp:
+        x = np.asarray(to_host(x))
+    a = xp.asarray(x)
+    return a if dtype is None else astype(a, dtype)
+
+
+def concat(arrays: Any, axis: int = 0) -> Any:
+    """``concat`` of the array API (``concatenate`` where a namespace has only that name)."""
+    xp = namespace(*arrays)
+    f = getattr(xp, "concat", None) or xp.concatenate
+    return f(list(arrays), axis=axis)
+
+
+def astype(x: Any, dtype: Any) -> Any:
+    """``x`` in ``dtype`` (``x`` itself when it already is): ``xp.astype`` of the array API,
+    or the array's ``astype`` method where a namespace lacks the function."""
+    if x.dtype == dtype:
+        return x
+    f = getattr(namespace(x), "astype", None)
+    return f(x, dtype) if f is not None else x.astype(dtype)
+
+
+def contiguous(x: Any) -> Any:
+    """A C-contiguous ``x``: ``numpy.ascontiguousarray`` on NumPy and CuPy (no copy when it
+    already is), a copy on namespaces that do not expose memory layout."""
+    xp = namespace(x)
+    f = getattr(xp, "ascontiguousarray", None)
+    return f(x) if f is not None else copy(x)
 
 
 def copy(x: Any) -> Any:

@@ -24,7 +24,7 @@ from .costs.running import AugmentedDynamics
 from .costs.terminal import MeanOfColumns
 from .evaluation import Evaluation
 from .errors import NonFiniteError, as_array, check_positive_float, check_positive_int, check_rng
-from .arrays import Workspace
+from .arrays import Workspace, astype, namespace, to_host, to_namespace
 from .gradients import Sweep, get_strategy
 from .integrators import get_integrator
 from .ledger import Ledger
@@ -68,6 +68,15 @@ class OCP(StateMaps):
         and of the states, stages, adjoints and the returned gradient (default
         float64).  ``theta`` is still passed and validated as a float64 vector
         (what scipy's optimizers use) and cast to ``dtype`` for the sweeps.
+
+    Attributes
+    ----------
+    xp : module
+        The array namespace the sweeps run in: ``dynamics.array_namespace`` (NumPy for
+        the CPU backends, CuPy for a model on the ``cupy`` backend).  The samples are
+        copied to it once and kept there; per evaluation only ``theta`` goes in and the
+        gradient and a few scalars come out.  :class:`Evaluation`'s ``state`` and
+        ``lam0`` are arrays of this namespace.
 
     Raises
     ------
@@ -117,6 +126,8 @@ class OCP(StateMaps):
         if not isinstance(terminal.reads_theta_T, bool):
             raise TypeError(f"terminal.reads_theta_T must be a bool, got {terminal.reads_theta_T!r}")
         self.model = dynamics
+        # user fields that are not Models run on the host (NumPy)
+        self.xp = getattr(dynamics, "array_namespace", np)
         self.field = AugmentedDynamics(dynamics, self.running) if self.running else dynamics
         self.terminal = terminal
         self._running_cost = MeanOfColumns(self.field.cost_columns) if self.running else None
@@ -137,10 +148,11 @@ class OCP(StateMaps):
         self.time_param = get_time_param(time_param)
         self.strategy = get_strategy(strategy)
         self.x0 = as_array("x0", x0, ndim=2, min_rows=1, dtype=self.dtype)
-        check_initial_state(self.field, self.x0[:1], "x0")
+        self._x0_device = (None, None)  # (x0, its copy in xp): see _device_rows
+        check_initial_state(self.field, self._on_device(self.x0[:1]), "x0")
         field = self._field_on(self.x0[:1])
         check_field_shapes(field, self._initial_state(self.x0[:1], field), self.t0,
-                           np.zeros(dynamics.layout.size, dtype=self.dtype),
+                           self._on_device(np.zeros(dynamics.layout.size, dtype=self.dtype)),
                            running=self.running, point_dim=self.model.state_dim)
         self.times = self.t0 + self.T * np.arange(self.nt + 1) / self.nt
         p = dynamics.layout.size
@@ -209,9 +221,31 @@ class OCP(StateMaps):
         return P["dynamics"].astype(self.dtype), P["terminal"].astype(self.dtype)
 
     def _initial_state(self, x, field=None):
-        """``y(0)`` of the field, in the problem's dtype."""
-        y0 = (self.field if field is None else field).initial_state(x)
-        return y0 if y0.dtype == self.dtype else y0.astype(self.dtype)
+        """``y(0)`` of the field for the samples ``x`` (host or :attr:`xp` arrays), in the
+        problem's dtype and namespace."""
+        y0 = (self.field if field is None else field).initial_state(self._on_device(x))
+        if self.xp is np:
+            return y0 if y0.dtype == self.dtype else y0.astype(self.dtype)
+        return astype(y0, getattr(self.xp, self.dtype.name))
+
+    def _on_device(self, a):
+        """``a`` as an array of :attr:`xp` in the problem's dtype (NumPy: ``a`` itself)."""
+        if self.xp is np or a is None:
+            return a
+        return to_namespace(a, self.xp, getattr(self.xp, self.dtype.name))
+
+    def _device_rows(self, idx, x):
+        """The samples ``x`` (``x0`` or its rows ``idx``) in :attr:`xp`: ``x0`` is copied to
+        the device once and kept; rows are taken from that copy on the device."""
+        if self.xp is np:
+            return x
+        ref, dev = self._x0_device
+        if ref is not self.x0:
+            dev = self._on_device(self.x0)
+            self._x0_device = (self.x0, dev)
+        if idx is None:
+            return dev
+        return self.xp.take(dev, self.xp.asarray(idx), axis=0)
 
     def _batch(self, batch, name="batch"):
         if self.n_samples == 0:
@@ -384,16 +418,18 @@ class OCP(StateMaps):
                                  "evaluate other samples with a problem built on them")
             idx, xs = None, self._samples(x)
             field = self._field_on(xs)
-        ev = self._evaluate(theta, idx, xs, gradient, field)
+        ev = self._evaluate(theta, idx, xs, gradient, field, own=x is None)
         self.ledger += ev.ledger
         return ev
 
-    def _evaluate(self, theta, idx, x, gradient, field):
-        nodes, p = self._split(theta)
+    def _evaluate(self, theta, idx, x, gradient, field, own=True):
+        xp = self.xp
+        nodes_host, p = self._split(theta)
+        nodes, p = self._on_device(nodes_host), self._on_device(p)
         ledger = Ledger()
-        gnodes = np.zeros_like(nodes) if gradient else None
+        gnodes = xp.zeros_like(nodes) if gradient else None
         sweep = self._sweep(nodes, ledger, gnodes, field=field)
-        y0 = self._initial_state(x, field)
+        y0 = self._initial_state(self._device_rows(idx, x) if own else x, field)
         if gradient:
             yN, tape = self.strategy.forward(sweep, y0)
         else:
@@ -419,17 +455,17 @@ class OCP(StateMaps):
         if self._running_cost is not None:
             run = self._running_cost.value_and_grad(yN, None)
             ybar = ybar + run.ybar
-            terms["running"] = [float(np.mean(yN[:, c])) for c in self.field.cost_columns]
+            terms["running"] = [float(xp.mean(yN[:, c])) for c in self.field.cost_columns]
             J += run.value
         Jreg, greg = 0.0, 0.0
-        for reg in self.regularizers:
-            v, g = reg.value_grad(nodes)
+        for reg in self.regularizers:  # on the host: the parameters are small
+            v, g = reg.value_grad(nodes_host)
             Jreg += v
             greg = greg + g
         terms["regularization"] = Jreg
         J += Jreg
-        if ybar.dtype != self.dtype:
-            ybar = ybar.astype(self.dtype)
+        ybar = self._on_device(ybar) if xp is not np else (
+            ybar if ybar.dtype == self.dtype else ybar.astype(self.dtype))
         if not np.isfinite(J):
             raise NonFiniteError(f"objective is not finite ({J}) although the ODE solution is; "
                                  f"terms: {terms}")
@@ -438,8 +474,8 @@ class OCP(StateMaps):
             lam0 = self.strategy.backward(sweep, tape, ybar)
             grad = np.empty(self.n_params, dtype=self.dtype)
             G = self.layout.unpack(grad)
-            G["dynamics"][...] = gnodes + greg
-            G["terminal"][...] = pbar
+            G["dynamics"][...] = to_host(gnodes) + greg
+            G["terminal"][...] = to_host(pbar)
             if not np.all(np.isfinite(grad)):
                 raise NonFiniteError("gradient is not finite although the objective is "
                                      f"({J}); the adjoint sweep overflowed")

@@ -12,6 +12,8 @@ from math import prod
 
 import numpy as np
 
+from .arrays import concat, namespace
+
 __all__ = ["ParamLayout"]
 
 
@@ -56,15 +58,24 @@ class ParamLayout:
         Leading axes of ``theta`` are kept: a ``(k, size)`` array unpacks into
         ``(k, *shape)`` views, which is how time-dependent parameters are laid out.
         """
-        theta = np.asarray(theta)
+        xp = namespace(theta) if hasattr(theta, "shape") else np
+        if xp is np:
+            theta = np.asarray(theta)
         if theta.shape[-1] != self.size:
-            raise ValueError(f"theta must have last dimension {self.size}, got shape {theta.shape}")
-        lead = theta.shape[:-1]
-        return {n: theta[..., a:b].reshape(lead + shp) for n, (a, b, shp) in self.offsets.items()}
+            raise ValueError(f"theta must have last dimension {self.size}, got shape "
+                             f"{tuple(theta.shape)}")
+        lead = tuple(theta.shape[:-1])
+        if xp is np:
+            return {n: theta[..., a:b].reshape(lead + shp) for n, (a, b, shp) in self.offsets.items()}
+        return {n: xp.reshape(theta[..., a:b], lead + shp) for n, (a, b, shp) in self.offsets.items()}
 
     def pack(self, values, out=None):
         """Inverse of :meth:`unpack` for a 1-D vector: a dict of arrays -> ``theta``."""
-        out = np.zeros(self.size) if out is None else out
+        if out is None:
+            xp = namespace(*values.values())
+            if xp is not np:  # device arrays: one concatenation in their namespace
+                return concat([xp.reshape(values[n], (-1,)) for n in self.offsets])
+            out = np.zeros(self.size)
         for n, (a, b, _) in self.offsets.items():
             out[a:b] = np.asarray(values[n], dtype=out.dtype).reshape(-1)
         return out

@@ -112,7 +112,7 @@ _DROPS = {
                ("(gbar[0] - 2.0 * g[0] * qbar[0])", "gbar[0]")],
     "zbar_trace": [("zbar[i + 1] += h * lb * q[i] * Psq", "pass"),
                    ("zbar[1] += lb * q[0] * C0sq", "pass")],
-    "Jbar_chain": [("Jbar = Jbar + K[i - 1].T @ Pbar", "pass")],
+    "Jbar_chain": [("Jbar = Jbar + K[i - 1, ...].T @ Pbar", "pass")],
 }
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..arrays import namespace
 from ..errors import as_array, check_positive_float
 
 __all__ = ["ObstacleCost", "EntropyCost"]
@@ -42,19 +43,26 @@ class ObstacleCost:
             raise ValueError(f"var must be positive, got {self.var}")
         self._c = self.scale / ((2 * np.pi) ** (self.k / 2) * np.sqrt(np.prod(self.var)))
 
+    def _u(self, z):
+        """``(xp, u = z_lead - center, var)`` in the namespace of ``z``."""
+        xp = namespace(z)
+        if xp is np:
+            return np, z[:, :self.k] - self.center, self.var
+        return xp, z[:, :self.k] - xp.asarray(self.center), xp.asarray(self.var)
+
     def Q(self, z):
-        u = z[:, :self.k] - self.center
-        return self._c * np.exp(-0.5 * np.sum(u * u / self.var, axis=1))
+        xp, u, var = self._u(z)
+        return self._c * xp.exp(-0.5 * xp.sum(u * u / var, axis=1))
 
     def _grad_lead(self, z):
         """``grad Q`` in the ``k`` coordinates ``Q`` depends on, ``(n, k)``."""
-        u = z[:, :self.k] - self.center
-        q = self._c * np.exp(-0.5 * np.sum(u * u / self.var, axis=1))
-        return -(q[:, None] * u / self.var)
+        xp, u, var = self._u(z)
+        q = self._c * xp.exp(-0.5 * xp.sum(u * u / var, axis=1))
+        return -(q[:, None] * u / var)
 
     def grad_Q(self, z):
         """``grad Q``, ``(n, d)``."""
-        g = np.zeros_like(z)
+        g = namespace(z).zeros_like(z)
         g[:, :self.k] = self._grad_lead(z)
         return g
 
@@ -62,7 +70,7 @@ class ObstacleCost:
         return self.Q(z)
 
     def value_partials(self, z, logrho):
-        return self._grad_lead(z), np.zeros(z.shape[0])
+        return self._grad_lead(z), namespace(z).zeros(z.shape[0], dtype=namespace(z).float64)
 
     drho = value
     drho_partials = value_partials
@@ -80,7 +88,9 @@ class EntropyCost:
         return self.lam * logrho
 
     def value_partials(self, z, logrho):
-        return np.zeros((z.shape[0], 0)), np.full(z.shape[0], self.lam)
+        xp = namespace(z)
+        return (xp.zeros((z.shape[0], 0), dtype=xp.float64),
+                xp.full(z.shape[0], self.lam, dtype=xp.float64))
 
     def drho(self, z, logrho):
         return self.lam * (logrho + 1.0)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import logsumexp
 
+from ..arrays import concat, namespace
 from ..errors import as_array, check_positive_int, check_rng
 
 __all__ = ["GaussianMixture", "gaussian", "eight_gaussians_mixture"]
@@ -46,6 +47,9 @@ class GaussianMixture:
         return self.means[k] + np.sqrt(self.variances[k])[:, None] * rng.standard_normal((n, self.dim))
 
     def _log_components(self, x):
+        xp = namespace(x)
+        if xp is not np:
+            return self._log_components_xp(xp, x)
         x = np.asarray(x, dtype=np.float64)
         if x.ndim != 2 or x.shape[1] != self.dim:
             raise ValueError(f"x must have shape (n, {self.dim}), got {x.shape}")
@@ -58,9 +62,30 @@ class GaussianMixture:
         return (np.log(self.weights) - 0.5 * d2 / self.variances
                 - 0.5 * self.dim * np.log(2 * np.pi * self.variances))
 
+    def _log_components_xp(self, xp, x):
+        """:meth:`_log_components` in the array namespace ``xp`` of ``x`` (a device)."""
+        if x.ndim != 2 or x.shape[1] != self.dim:
+            raise ValueError(f"x must have shape (n, {self.dim}), got {tuple(x.shape)}")
+        if not bool(xp.all(xp.isfinite(x))):
+            raise ValueError("x contains non-finite values (inf or NaN)")
+        means = xp.asarray(self.means, dtype=x.dtype)
+        cols = [xp.sum((x - means[k, :]) ** 2, axis=1)[:, None] for k in range(self.weights.size)]
+        d2 = concat(cols, axis=1)
+        c = np.log(self.weights) - 0.5 * self.dim * np.log(2 * np.pi * self.variances)
+        return xp.asarray(c, dtype=x.dtype) - 0.5 * d2 / xp.asarray(self.variances, dtype=x.dtype)
+
+    @staticmethod
+    def _logsumexp(lc):
+        """``log sum_k exp(lc[:, k])`` (scipy's on NumPy; the max-shifted sum elsewhere)."""
+        xp = namespace(lc)
+        if xp is np:
+            return logsumexp(lc, axis=1)
+        m = xp.max(lc, axis=1)
+        return m + xp.log(xp.sum(xp.exp(lc - m[:, None]), axis=1))
+
     def logpdf(self, x):
-        """``log rho(x)``, shape ``(n,)``."""
-        return logsumexp(self._log_components(x), axis=1)
+        """``log rho(x)``, shape ``(n,)``, in the array namespace of ``x``."""
+        return self._logsumexp(self._log_components(x))
 
     def score(self, x):
         """``grad_x log rho(x)``, shape ``(n, d)``."""
@@ -70,7 +95,11 @@ class GaussianMixture:
         """``(log rho(x), grad_x log rho(x))`` from one pass over the components:
         ``grad log rho = sum_k r_k (mu_k - x) / s_k^2`` with the responsibilities ``r_k``."""
         lc = self._log_components(x)
-        lp = logsumexp(lc, axis=1)
+        lp = self._logsumexp(lc)
+        xp = namespace(lc)
+        if xp is not np:
+            r = xp.exp(lc - lp[:, None]) / xp.asarray(self.variances, dtype=lc.dtype)
+            return lp, r @ xp.asarray(self.means, dtype=lc.dtype) - xp.sum(r, axis=1)[:, None] * x
         r = np.exp(lc - lp[:, None]) / self.variances
         return lp, r @ self.means - r.sum(1)[:, None] * np.asarray(x, dtype=np.float64)
 

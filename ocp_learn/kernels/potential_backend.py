@@ -24,9 +24,10 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from ..arrays import astype, contiguous
 from .registry import BackendRegistry
 
-__all__ = ["PotentialBackend", "FusedFlowBackend", "register_potential_backend",
+__all__ = ["PotentialBackend", "FusedFlowBackend", "DeviceBackend", "register_potential_backend",
            "potential_backend", "potential_backends", "checked_array", "checked_vector"]
 
 
@@ -95,6 +96,19 @@ class FusedFlowBackend(PotentialBackend, Protocol):
     def flow_aux_floats(self, n: int, d: int, m: int, M: int, r: int, exact: bool) -> int: ...
 
 
+@runtime_checkable
+class DeviceBackend(Protocol):
+    """A backend that keeps the whole computation in another array namespace (a device).
+
+    ``namespace`` is that module (CuPy for the ``cupy`` backend).  A model on such a
+    backend declares it as its ``array_namespace``, and :class:`~ocp_learn.OCP` then keeps
+    the samples, states, stages, tapes and adjoints there (only ``theta``, the gradient and
+    scalars cross to the host).  CPU backends do not declare it: their namespace is NumPy.
+    """
+
+    namespace: ModuleType
+
+
 #: the potential's backends: name -> factory ("module:attribute" is imported on first use)
 REGISTRY = BackendRegistry("PotentialResNet", PotentialBackend, {
     "numpy": "ocp_learn.kernels.potential_numpy:NumpyPotentialBackend",
@@ -141,16 +155,20 @@ def checked_array(xp: ModuleType, name: str, v: Any, shape: tuple | None = None)
         a = xp.asarray(v)
     except (TypeError, ValueError) as exc:
         raise TypeError(f"{name} must be array-like in {xp.__name__}, got {type(v).__name__}") from exc
-    if a.dtype.kind not in "biuf":
+    kind = getattr(a.dtype, "kind", None)  # NumPy-style dtypes; else the array API's isdtype
+    real = (kind in tuple("biuf") if kind is not None
+            else xp.isdtype(a.dtype, ("bool", "integral", "real floating")))
+    if not real:
         raise TypeError(f"{name} must hold real numbers, got dtype {a.dtype}")
-    a = a.astype(xp.float64, copy=False)
-    if a.ndim and not a.flags.c_contiguous:
-        a = xp.ascontiguousarray(a)
+    if a.dtype != xp.float32:  # float32 stays float32 (a float32 problem's states)
+        a = astype(a, xp.float64)
+    if a.ndim:
+        a = contiguous(a)
     if shape is not None and (a.ndim != len(shape) or
                               any(s is not None and s != z for s, z in zip(shape, a.shape))):
         want = tuple("any" if s is None else s for s in shape)
         raise ValueError(f"{name} must have shape {want}, got {tuple(a.shape)}")
-    if not bool(xp.isfinite(a).all()):
+    if not bool(xp.all(xp.isfinite(a))):
         raise ValueError(f"{name} contains non-finite values (inf or NaN)")
     return a
 
@@ -159,5 +177,5 @@ def checked_vector(xp: ModuleType, name: str, v: Any, n: int) -> Any:
     """A number (or 0-d array) broadcast to ``(n,)``, or an ``(n,)`` array, in module ``xp``
     (:func:`checked_array`)."""
     if np.ndim(v) == 0:  # reads v.ndim where it exists (also for device arrays)
-        return xp.zeros(n) + checked_array(xp, name, v, ())
+        return xp.zeros(n, dtype=xp.float64) + checked_array(xp, name, v, ())
     return checked_array(xp, name, v, (n,))

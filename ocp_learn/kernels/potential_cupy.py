@@ -45,6 +45,7 @@ from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
+from ..arrays import namespace
 from ..errors import check_positive_int
 from . import potential_reference as reference
 
@@ -138,7 +139,7 @@ def activation(a, threads=256, strict=False):
 def _cupy_activation(cp):
     """The same fused formula as :func:`act_kernel`, as a CuPy ``ElementwiseKernel`` (fallback)."""
     kern = cp.ElementwiseKernel(
-        "float64 x", "float64 u, float64 g",
+        "T x", "T u, T g",
         "double aa = fabs(x); double em = expm1(-2.0 * aa); double t = -em / (2.0 + em);"
         " u = aa + log(2.0 + em); g = x >= 0.0 ? t : -t;",
         "ocp_learn_log_cosh_tanh")
@@ -160,10 +161,7 @@ def is_device_array(v):
 
 
 def _xp(a):
-    if is_device_array(a):
-        import cupy
-        return cupy
-    return np
+    return namespace(a)
 
 
 def _cupy():
@@ -172,10 +170,11 @@ def _cupy():
 
 
 def _act_for(xp):
-    """The activation of array module ``xp``: the numba-cuda kernel on CuPy, the reference on numpy."""
-    if xp is np:
-        return reference.activation
-    return activation
+    """The activation of array module ``xp``: the fused kernel on CuPy, the reference
+    (array-API calls) on any other namespace."""
+    if getattr(xp, "__name__", "").partition(".")[0] == "cupy":
+        return activation
+    return reference.activation
 
 
 def _to(xp, P):
@@ -234,7 +233,7 @@ def _forward_by_chunk(P, S, W, h, chunk):
     act = _act_for(_xp(S))
     d = S.shape[1] - 1
     for sl in chunk_slices(S.shape[0], _chunk_for(P, S, W, chunk)):
-        yield sl, reference.forward(P, S[sl], None if W is None else W[sl], h, d, act=act)
+        yield sl, reference.forward(P, S[sl, ...], None if W is None else W[sl, ...], h, d, act=act)
 
 
 def forward_chunks(P, S, W, h, chunk=None):
@@ -259,9 +258,10 @@ def forward_chunks(P, S, W, h, chunk=None):
     """
     xp = _xp(S)
     n, D = S.shape
-    phi, G, lap = xp.empty(n), xp.empty((n, D)), xp.empty(n)
+    dt = S.dtype
+    phi, G, lap = xp.empty(n, dtype=dt), xp.empty((n, D), dtype=dt), xp.empty(n, dtype=dt)
     for sl, (phi_c, G_c, lap_c, _) in _forward_by_chunk(P, S, W, h, chunk):
-        phi[sl], G[sl], lap[sl] = phi_c, G_c, lap_c
+        phi[sl], G[sl, ...], lap[sl] = phi_c, G_c, lap_c
     return phi, G, lap
 
 
@@ -275,10 +275,10 @@ def vjp_chunks(P, S, W, h, phibar, Gbar, lapbar, chunk=None):
     xp = _xp(S)
     n, D = S.shape
     d = D - 1
-    sbar = xp.empty((n, D))
+    sbar = xp.empty((n, D), dtype=S.dtype)
     B = {k: xp.zeros_like(v) for k, v in P.items()}
     for sl, (_, _, _, cache) in _forward_by_chunk(P, S, W, h, chunk):
-        sbar[sl], Bc = reference.vjp(P, cache, h, d, phibar[sl], Gbar[sl], lapbar[sl])
+        sbar[sl, ...], Bc = reference.vjp(P, cache, h, d, phibar[sl], Gbar[sl, ...], lapbar[sl])
         for k in B:
             B[k] += Bc[k]
     return sbar, B
@@ -289,9 +289,10 @@ def jvp_chunks(P, T, S, dS, W, h, chunk=None):
     xp = _xp(S)
     n, D = S.shape
     d = D - 1
-    dphi, dG, dlap = xp.empty(n), xp.empty((n, D)), xp.empty(n)
+    dt = S.dtype
+    dphi, dG, dlap = xp.empty(n, dtype=dt), xp.empty((n, D), dtype=dt), xp.empty(n, dtype=dt)
     for sl, (_, _, _, cache) in _forward_by_chunk(P, S, W, h, chunk):
-        dphi[sl], dG[sl], dlap[sl] = reference.jvp(P, T, cache, h, d, dS[sl])
+        dphi[sl], dG[sl, ...], dlap[sl] = reference.jvp(P, T, cache, h, d, dS[sl, ...])
     return dphi, dG, dlap
 
 
@@ -378,6 +379,12 @@ class CupyPotentialBackend:
         self.chunk = chunk
         self.xp = xp
 
+    @property
+    def namespace(self) -> ModuleType:
+        """The device namespace (:class:`~.potential_backend.DeviceBackend`): CuPy, or the
+        ``xp`` given (e.g. ``array_api_strict`` in the CPU tests of the device path)."""
+        return _cupy() if self.xp is None else self.xp
+
     def array_module(self, *args: Any) -> ModuleType:
         """CuPy when any argument is a CuPy array, else NumPy (or ``xp`` when given)."""
         if self.xp is not None:
@@ -394,10 +401,10 @@ class CupyPotentialBackend:
     def derivatives_jvp(self, P: dict, T: dict, S: Any, dS: Any, W: Any, h: float) -> tuple:
         return derivatives_jvp(P, T, S, dS, W, h, self.chunk, self.xp)
 
-    def phi(self, P: dict, S: np.ndarray, h: float) -> np.ndarray:
-        """On the host (NumPy, BLAS)."""
+    def phi(self, P: dict, S: Any, h: float) -> Any:
+        """The reference program in the namespace of ``S`` (host or device)."""
         return reference.phi(P, S, h)
 
-    def phi_vjp(self, P: dict, S: np.ndarray, h: float) -> tuple[np.ndarray, Callable]:
-        """On the host (NumPy, BLAS)."""
+    def phi_vjp(self, P: dict, S: Any, h: float) -> tuple[Any, Callable]:
+        """The reference program in the namespace of ``S`` (host or device)."""
         return reference.phi_vjp(P, S, h)

@@ -74,18 +74,21 @@ from typing import Any
 
 import numpy as np
 
+from ..arrays import concat, namespace
+
 __all__ = ["log_cosh", "activation", "forward", "vjp", "jvp", "phi", "phi_vjp"]
 
 
 def log_cosh(a):
     """``sigma(a) = log(exp(a) + exp(-a))`` computed stably as ``|a| + log1p(exp(-2|a|))`` (D1)."""
-    aa = np.abs(a)
-    return aa + np.log1p(np.exp(-2.0 * aa))
+    xp = namespace(a)
+    aa = xp.abs(a)
+    return aa + xp.log1p(xp.exp(-2.0 * aa))
 
 
 def activation(a):
     """``(sigma(a), sigma'(a)) = (log_cosh(a), tanh(a))`` elementwise (D1)."""
-    return log_cosh(a), np.tanh(a)
+    return log_cosh(a), namespace(a).tanh(a)
 
 
 def forward(P, s, W, h, d, act=activation):
@@ -96,6 +99,7 @@ def forward(P, s, W, h, d, act=activation):
     Written with array-API calls only, so that CuPy arrays run it unchanged
     (``__array_function__`` dispatch; :mod:`ocp_learn.kernels.potential_cupy`).
     """
+    xp = namespace(s)
     K0, b0, K, bK, w, A, b = P["K0"], P["b0"], P["K"], P["bK"], P["w"], P["A"], P["b"]
     M = K.shape[0]
     n = s.shape[0]
@@ -105,41 +109,41 @@ def forward(P, s, W, h, d, act=activation):
     g = [g0]
     u = [u0]
     for i in range(1, M + 1):
-        a.append(u[i - 1] @ K[i - 1].T + bK[i - 1])
+        a.append(u[i - 1] @ K[i - 1, ...].T + bK[i - 1, ...])
         ui, gi = act(a[i])
         g.append(gi)
         u.append(u[i - 1] + h * ui)
     q = [1.0 - gi * gi for gi in g]
     As = s @ A.T
-    phi = u[M] @ w + 0.5 * np.sum(As * As, axis=1) + s @ b + P["c"][0]
+    phi = u[M] @ w + 0.5 * xp.sum(As * As, axis=1) + s @ b + P["c"][0]
     # (2) reverse sweep (D2)
     z = [None] * (M + 2)
     y = [None] * (M + 1)
-    z[M + 1] = np.broadcast_to(w, (n, w.size))
+    z[M + 1] = xp.broadcast_to(w, (n, w.shape[0]))
     for i in range(M, 0, -1):
         y[i] = g[i] * z[i + 1]
-        z[i] = z[i + 1] + h * (y[i] @ K[i - 1])
+        z[i] = z[i + 1] + h * (y[i] @ K[i - 1, ...])
     y[0] = g[0] * z[1]
     z0 = y[0] @ K0
     G = z0 + As @ A + b
     # (3) Jacobian propagation and trace (D3)
     Kx = K0[:, :d]
     if W is None:
-        C0 = np.broadcast_to(Kx, (n,) + Kx.shape)
+        C0 = xp.broadcast_to(Kx, (n,) + tuple(Kx.shape))
         Ax = A[:, :d]
-        lap_A = np.zeros_like(s[:, 0]) + np.sum(Ax * Ax)
+        lap_A = xp.zeros_like(s[:, 0]) + xp.sum(Ax * Ax)
     else:
         C0 = Kx @ W                                      # (n, m, c)
         AW = A[:, :d] @ W                                # (n, r, c)
-        lap_A = np.sum(AW * AW, axis=(1, 2))
-    C0sq = np.sum(C0 * C0, axis=2)
-    lap = np.sum(q[0] * z[1] * C0sq, axis=1)
+        lap_A = xp.sum(AW * AW, axis=(1, 2))
+    C0sq = xp.sum(C0 * C0, axis=2)
+    lap = xp.sum(q[0] * z[1] * C0sq, axis=1)
     J = [g[0][:, :, None] * C0]
     Pm = [None]
     for i in range(1, M + 1):
-        Pi = K[i - 1] @ J[i - 1]
+        Pi = K[i - 1, ...] @ J[i - 1]
         Pm.append(Pi)
-        lap = lap + h * np.sum(q[i] * z[i + 1] * np.sum(Pi * Pi, axis=2), axis=1)
+        lap = lap + h * xp.sum(q[i] * z[i + 1] * xp.sum(Pi * Pi, axis=2), axis=1)
         J.append(J[i - 1] + h * g[i][:, :, None] * Pi)
     lap = lap + lap_A
     cache = dict(a=a, g=g, q=q, u=u, z=z, y=y, J=J, Pm=Pm, C0=C0, C0sq=C0sq, As=As, s=s, W=W)
@@ -154,55 +158,56 @@ def vjp(P, cache, h, d, phibar, Gbar, lapbar):
     M = K.shape[0]
     g, q, u, z, y, J, Pm = (cache[k] for k in ("g", "q", "u", "z", "y", "J", "Pm"))
     s, W, As, C0, C0sq = cache["s"], cache["W"], cache["As"], cache["C0"], cache["C0sq"]
+    xp = namespace(s)
     n, D = s.shape
-    B = {k: np.zeros_like(v) for k, v in P.items()}
-    gbar = [np.zeros_like(gi) for gi in g]
-    qbar = [np.zeros_like(gi) for gi in g]
-    zbar = [None] + [np.zeros_like(g[0]) for _ in range(M + 1)]  # zbar[1..M+1]
+    B = {k: xp.zeros_like(v) for k, v in P.items()}
+    gbar = [xp.zeros_like(gi) for gi in g]
+    qbar = [xp.zeros_like(gi) for gi in g]
+    zbar = [None] + [xp.zeros_like(g[0]) for _ in range(M + 1)]  # zbar[1..M+1]
     # ---- (3) trace
     lb = lapbar[:, None]
     if W is None:
-        B["A"][:, :d] += 2.0 * lapbar.sum() * A[:, :d]
+        B["A"][:, :d] += 2.0 * xp.sum(lapbar) * A[:, :d]
     else:
         AW = A[:, :d] @ W                                          # (n, r, c)
-        B["A"][:, :d] += 2.0 * np.tensordot(lb[:, :, None] * AW, W, axes=([0, 2], [0, 2]))
-    Jbar = np.zeros_like(J[0]) if M > 0 else None
+        B["A"][:, :d] += 2.0 * xp.tensordot(lb[:, :, None] * AW, W, axes=([0, 2], [0, 2]))
+    Jbar = xp.zeros_like(J[0]) if M > 0 else None
     for i in range(M, 0, -1):
         Pi = Pm[i]
-        Psq = np.sum(Pi * Pi, axis=2)
-        gbar[i] += h * np.sum(Jbar * Pi, axis=2)
+        Psq = xp.sum(Pi * Pi, axis=2)
+        gbar[i] += h * xp.sum(Jbar * Pi, axis=2)
         qbar[i] += h * lb * z[i + 1] * Psq
         zbar[i + 1] += h * lb * q[i] * Psq
         Pbar = h * g[i][:, :, None] * Jbar + (2.0 * h) * (lb * q[i] * z[i + 1])[:, :, None] * Pi
-        B["K"][i - 1] += np.tensordot(Pbar, J[i - 1], axes=([0, 2], [0, 2]))
-        Jbar = Jbar + K[i - 1].T @ Pbar
+        B["K"][i - 1, ...] += xp.tensordot(Pbar, J[i - 1], axes=([0, 2], [0, 2]))
+        Jbar = Jbar + K[i - 1, ...].T @ Pbar
     qbar[0] += lb * z[1] * C0sq
     zbar[1] += lb * q[0] * C0sq
     C0bar = 2.0 * (lb * q[0] * z[1])[:, :, None] * C0
     if M > 0:
-        gbar[0] += np.sum(Jbar * C0, axis=2)
+        gbar[0] += xp.sum(Jbar * C0, axis=2)
         C0bar = C0bar + g[0][:, :, None] * Jbar
     if W is None:
-        B["K0"][:, :d] += C0bar.sum(axis=0)
+        B["K0"][:, :d] += xp.sum(C0bar, axis=0)
     else:
-        B["K0"][:, :d] += np.tensordot(C0bar, W, axes=([0, 2], [0, 2]))
+        B["K0"][:, :d] += xp.tensordot(C0bar, W, axes=([0, 2], [0, 2]))
     # ---- (2) reverse sweep
     # G = As A + ...: products with A only, never the (d+1) x (d+1) matrix A^T A
     GA = Gbar @ A.T                                                # (n, r)
     sbar = GA @ A
     B["A"] += As.T @ Gbar + GA.T @ s
-    B["b"] += Gbar.sum(axis=0)
+    B["b"] += xp.sum(Gbar, axis=0)
     ybar = Gbar @ K0.T
     B["K0"] += y[0].T @ Gbar
     gbar[0] += ybar * z[1]
     zbar[1] += ybar * g[0]
     for i in range(1, M + 1):
         zbar[i + 1] += zbar[i]
-        ybar = h * (zbar[i] @ K[i - 1].T)
-        B["K"][i - 1] += h * (y[i].T @ zbar[i])
+        ybar = h * (zbar[i] @ K[i - 1, ...].T)
+        B["K"][i - 1, ...] += h * (y[i].T @ zbar[i])
         gbar[i] += ybar * z[i + 1]
         zbar[i + 1] += ybar * g[i]
-    B["w"] += zbar[M + 1].sum(axis=0)
+    B["w"] += xp.sum(zbar[M + 1], axis=0)
     # ---- (1) forward pass
     pb = phibar[:, None]
     ubar = pb * w
@@ -210,15 +215,15 @@ def vjp(P, cache, h, d, phibar, Gbar, lapbar):
     sbar += pb * (As @ A + P["b"])
     B["A"] += (As * pb).T @ s
     B["b"] += phibar @ s
-    B["c"][0] += phibar.sum()
+    B["c"][0] += xp.sum(phibar)
     for i in range(M, 0, -1):
         abar = h * g[i] * ubar + (gbar[i] - 2.0 * g[i] * qbar[i]) * q[i]
-        B["K"][i - 1] += abar.T @ u[i - 1]
-        B["bK"][i - 1] += abar.sum(axis=0)
-        ubar = ubar + abar @ K[i - 1]
+        B["K"][i - 1, ...] += abar.T @ u[i - 1]
+        B["bK"][i - 1, ...] += xp.sum(abar, axis=0)
+        ubar = ubar + abar @ K[i - 1, ...]
     abar = g[0] * ubar + (gbar[0] - 2.0 * g[0] * qbar[0]) * q[0]
     B["K0"] += abar.T @ s
-    B["b0"] += abar.sum(axis=0)
+    B["b0"] += xp.sum(abar, axis=0)
     sbar += abar @ K0
     return sbar, B
 
@@ -229,45 +234,46 @@ def jvp(P, T, cache, h, d, ds):
     M = K.shape[0]
     g, q, u, z, y, J, Pm = (cache[k] for k in ("g", "q", "u", "z", "y", "J", "Pm"))
     s, W, As, C0 = cache["s"], cache["W"], cache["As"], cache["C0"]
+    xp = namespace(s)
     # (1)
     da = s @ T["K0"].T + ds @ K0.T + T["b0"]
     dg = [q[0] * da]
     du = g[0] * da
     dus = [du]
     for i in range(1, M + 1):
-        da = dus[i - 1] @ K[i - 1].T + u[i - 1] @ T["K"][i - 1].T + T["bK"][i - 1]
+        da = dus[i - 1] @ K[i - 1, ...].T + u[i - 1] @ T["K"][i - 1, ...].T + T["bK"][i - 1, ...]
         dg.append(q[i] * da)
         dus.append(dus[i - 1] + h * g[i] * da)
     dq = [-2.0 * gi * dgi for gi, dgi in zip(g, dg)]
     dAs = s @ T["A"].T + ds @ A.T
-    dphi = (dus[M] @ w + u[M] @ T["w"] + np.sum(As * dAs, axis=1) + s @ T["b"] + ds @ P["b"]
+    dphi = (dus[M] @ w + u[M] @ T["w"] + xp.sum(As * dAs, axis=1) + s @ T["b"] + ds @ P["b"]
             + T["c"][0])
     # (2)
     dz = [None] * (M + 2)
-    dz[M + 1] = np.broadcast_to(T["w"], z[M + 1].shape)
+    dz[M + 1] = xp.broadcast_to(T["w"], z[M + 1].shape)
     for i in range(M, 0, -1):
         dy = dg[i] * z[i + 1] + g[i] * dz[i + 1]
-        dz[i] = dz[i + 1] + h * (y[i] @ T["K"][i - 1] + dy @ K[i - 1])
+        dz[i] = dz[i + 1] + h * (y[i] @ T["K"][i - 1, ...] + dy @ K[i - 1, ...])
     dy = dg[0] * z[1] + g[0] * dz[1]
     dG = y[0] @ T["K0"] + dy @ K0 + As @ T["A"] + dAs @ A + T["b"]
     # (3)
     dKx = T["K0"][:, :d]
     if W is None:
-        dC0 = np.broadcast_to(dKx, C0.shape)
-        dlap_A = np.zeros_like(s[:, 0]) + 2.0 * np.sum(A[:, :d] * T["A"][:, :d])
+        dC0 = xp.broadcast_to(dKx, C0.shape)
+        dlap_A = xp.zeros_like(s[:, 0]) + 2.0 * xp.sum(A[:, :d] * T["A"][:, :d])
     else:
         dC0 = dKx @ W
         AW = A[:, :d] @ W
         dAW = T["A"][:, :d] @ W
-        dlap_A = 2.0 * np.sum(AW * dAW, axis=(1, 2))
-    dlap = (np.sum((dq[0] * z[1] + q[0] * dz[1]) * np.sum(C0 * C0, axis=2), axis=1)
-            + 2.0 * np.sum(q[0] * z[1] * np.sum(C0 * dC0, axis=2), axis=1))
+        dlap_A = 2.0 * xp.sum(AW * dAW, axis=(1, 2))
+    dlap = (xp.sum((dq[0] * z[1] + q[0] * dz[1]) * xp.sum(C0 * C0, axis=2), axis=1)
+            + 2.0 * xp.sum(q[0] * z[1] * xp.sum(C0 * dC0, axis=2), axis=1))
     dJ = dg[0][:, :, None] * C0 + g[0][:, :, None] * dC0
     for i in range(1, M + 1):
         Pi = Pm[i]
-        dP = T["K"][i - 1] @ J[i - 1] + K[i - 1] @ dJ
-        dlap = dlap + h * (np.sum((dq[i] * z[i + 1] + q[i] * dz[i + 1]) * np.sum(Pi * Pi, axis=2), axis=1)
-                           + 2.0 * np.sum(q[i] * z[i + 1] * np.sum(Pi * dP, axis=2), axis=1))
+        dP = T["K"][i - 1, ...] @ J[i - 1] + K[i - 1, ...] @ dJ
+        dlap = dlap + h * (xp.sum((dq[i] * z[i + 1] + q[i] * dz[i + 1]) * xp.sum(Pi * Pi, axis=2), axis=1)
+                           + 2.0 * xp.sum(q[i] * z[i + 1] * xp.sum(Pi * dP, axis=2), axis=1))
         dJ = dJ + h * (dg[i][:, :, None] * Pi + g[i][:, :, None] * dP)
     dlap = dlap + dlap_A
     return dphi, dG, dlap
@@ -278,9 +284,9 @@ def phi(P, s, h):
     a = s @ P["K0"].T + P["b0"]
     u = log_cosh(a)
     for i in range(P["K"].shape[0]):
-        u = u + h * log_cosh(u @ P["K"][i].T + P["bK"][i])
+        u = u + h * log_cosh(u @ P["K"][i, ...].T + P["bK"][i, ...])
     As = s @ P["A"].T
-    return u @ P["w"] + 0.5 * np.sum(As * As, axis=1) + s @ P["b"] + P["c"][0]
+    return u @ P["w"] + 0.5 * namespace(s).sum(As * As, axis=1) + s @ P["b"] + P["c"][0]
 
 
 def phi_vjp(P, s, h) -> tuple[Any, Callable]:
@@ -300,31 +306,33 @@ def phi_vjp(P, s, h) -> tuple[Any, Callable]:
       ``sbar = C KA + phibar b^T``, ``[Kbar_0; Abar] = C^T s``, ``Kbar_i = abar_i^T u_i``,
       ``wbar = u_M^T phibar``, ``bbar = s^T phibar``.
     """
+    xp = namespace(s)
     m = P["K0"].shape[0]
-    KA = np.concatenate([P["K0"], P["A"]])
+    KA = concat([P["K0"], P["A"]])
     PA = s @ KA.T
     a = PA[:, :m] + P["b0"]
-    u, gs = [log_cosh(a)], [np.tanh(a)]
+    u, gs = [log_cosh(a)], [xp.tanh(a)]
     for i in range(P["K"].shape[0]):
-        a = u[-1] @ P["K"][i].T + P["bK"][i]
-        gs.append(np.tanh(a))
+        a = u[-1] @ P["K"][i, ...].T + P["bK"][i, ...]
+        gs.append(xp.tanh(a))
         u.append(u[-1] + h * log_cosh(a))
     As = PA[:, m:]
-    value = u[-1] @ P["w"] + 0.5 * np.einsum("nr,nr->n", As, As) + s @ P["b"] + P["c"][0]
+    AsAs = np.einsum("nr,nr->n", As, As) if xp is np else xp.sum(As * As, axis=1)
+    value = u[-1] @ P["w"] + 0.5 * AsAs + s @ P["b"] + P["c"][0]
 
     def pullback(pb):
-        B = {"w": u[-1].T @ pb, "b": s.T @ pb, "c": np.array([pb.sum()]),
-             "K": np.empty_like(P["K"]), "bK": np.empty_like(P["bK"])}
+        B = {"w": u[-1].T @ pb, "b": s.T @ pb, "c": xp.reshape(xp.sum(pb), (1,)),
+             "K": xp.empty_like(P["K"]), "bK": xp.empty_like(P["bK"])}
         ub = pb[:, None] * P["w"]
         for i in range(P["K"].shape[0] - 1, -1, -1):
             ab = h * ub * gs[i + 1]
-            B["K"][i], B["bK"][i] = ab.T @ u[i], ab.sum(0)
-            ub = ub + ab @ P["K"][i]
-        C = np.concatenate([ub * gs[0], pb[:, None] * As], axis=1)
+            B["K"][i, ...], B["bK"][i, ...] = ab.T @ u[i], xp.sum(ab, axis=0)
+            ub = ub + ab @ P["K"][i, ...]
+        C = concat([ub * gs[0], pb[:, None] * As], axis=1)
         sbar = C @ KA
         sbar += pb[:, None] * P["b"]
         BKA = C.T @ s
-        B["K0"], B["A"], B["b0"] = BKA[:m], BKA[m:], C[:, :m].sum(0)
+        B["K0"], B["A"], B["b0"] = BKA[:m, ...], BKA[m:, ...], xp.sum(C[:, :m], axis=0)
         return sbar, B
 
     return value, pullback

@@ -22,9 +22,10 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from ..arrays import astype, concat, contiguous, copy
 from ..errors import as_array, check_choice, check_positive_int, check_rng
-from ..kernels.potential_backend import (PotentialBackend, checked_array, checked_vector,
-                                         potential_backend)
+from ..kernels.potential_backend import (DeviceBackend, PotentialBackend, checked_array,
+                                         checked_vector, potential_backend)
 from ..kernels.potential_reference import log_cosh
 from ..params import ParamLayout
 
@@ -124,6 +125,12 @@ class PotentialResNet:
     def n_params(self) -> int:
         return self.layout.size
 
+    @property
+    def array_namespace(self) -> ModuleType:
+        """The array namespace of the backend's computation: the device module of a
+        :class:`~ocp_learn.kernels.potential_backend.DeviceBackend` (CuPy), else NumPy."""
+        return self.backend.namespace if isinstance(self.backend, DeviceBackend) else np
+
     def unpack(self, theta: Any) -> dict:
         """Named views of ``theta`` (see :class:`~ocp_learn.params.ParamLayout`)."""
         return self.layout.unpack(theta)
@@ -174,7 +181,11 @@ class PotentialResNet:
         n = x.shape[0]
         tt = self._vector(xp, "t", t, n)
         theta = self._array(xp, "theta", theta, (self.n_params,))
-        s = xp.empty((n, self.dim + 1))
+        if xp is np:
+            s = np.empty((n, self.dim + 1))
+        else:  # a float32 state computes in float32 on a device
+            s = xp.empty((n, self.dim + 1), dtype=x.dtype)
+            tt, theta = astype(tt, x.dtype), astype(theta, x.dtype)
         s[:, :-1] = x
         s[:, -1] = tt
         return s, theta
@@ -199,33 +210,36 @@ class PotentialResNet:
         pr = as_array("probes", probes) if xp is np else checked_array(xp, "probes", probes)
         got = tuple(pr.shape)
         if pr.ndim == 2:
-            pr = pr[None]
+            pr = pr[None, ...]
         if pr.ndim != 3 or tuple(pr.shape[1:]) != (n, self.dim):
             raise ValueError(f"probes must have shape (k, {n}, {self.dim}) or ({n}, {self.dim}), "
                              f"got {got}")
         k = pr.shape[0]
-        return xp.ascontiguousarray(xp.transpose(pr, (1, 2, 0))) / np.sqrt(k)
+        if xp is np:
+            return np.ascontiguousarray(np.transpose(pr, (1, 2, 0))) / np.sqrt(k)
+        permute = getattr(xp, "permute_dims", None) or xp.transpose
+        return contiguous(permute(pr, (1, 2, 0))) / float(np.sqrt(k))
 
-    def _bar(self, xp, name, v, shape):
+    def _bar(self, xp, name, v, shape, dtype=None):
         if v is None:
-            return xp.zeros(shape)
+            return xp.zeros(shape) if dtype is None else xp.zeros(shape, dtype=dtype)
         return self._array(xp, name, v, shape)
 
     def _pack(self, xp, B):
         if xp is np:
             return self.layout.pack(B)
-        return xp.concatenate([B[k].reshape(-1) for k in self.layout.offsets])
+        return concat([xp.reshape(B[k], (-1,)) for k in self.layout.offsets])
 
     def _split(self, xp, D):
         """A :class:`PotentialDerivatives` from ``(phi, G = [grad_x, d_t], lap)``."""
         phi, G, lap = D
         d = self.dim
-        return PotentialDerivatives(phi, xp.ascontiguousarray(G[:, :d]), G[:, d].copy(), lap)
+        return PotentialDerivatives(phi, contiguous(G[:, :d]), copy(G[:, d]), lap)
 
     # ---------------------------------------------------------------- evaluation
     def phi(self, x: Any, t: Any, theta: Any) -> np.ndarray:
         """``Phi(x, t; theta)`` per sample, shape ``(n,)`` (D1)."""
-        s, theta = self._inputs(np, x, t, theta)
+        s, theta = self._inputs(self.backend.array_module(x, t, theta), x, t, theta)
         return self.backend.phi(self.unpack(theta), s, self.h)
 
     def phi_vjp(self, x: Any, t: Any, theta: Any) -> tuple[np.ndarray, Callable]:
@@ -238,13 +252,14 @@ class PotentialResNet:
         (:func:`ocp_learn.kernels.potential_reference.phi_vjp`).  The same numbers as
         :meth:`derivatives_vjp` with only ``phi_bar`` (to rounding).
         """
-        s, theta = self._inputs(np, x, t, theta)
+        xp = self.backend.array_module(x, t, theta)
+        s, theta = self._inputs(xp, x, t, theta)
         value, pull = self.backend.phi_vjp(self.unpack(theta), s, self.h)
         d = self.dim
 
         def pullback(phi_bar):
-            sbar, B = pull(self._bar(np, "phi_bar", phi_bar, value.shape))
-            return sbar[:, :d].copy(), sbar[:, d].copy(), self.layout.pack(B)
+            sbar, B = pull(astype(self._bar(xp, "phi_bar", phi_bar, value.shape), s.dtype))
+            return copy(sbar[:, :d]), copy(sbar[:, d]), self._pack(xp, B)
 
         return value, pullback
 
@@ -296,14 +311,17 @@ class PotentialResNet:
         s, theta = self._inputs(xp, x, t, theta)
         n, d = s.shape[0], self.dim
         W = self.directions(probes, n, xp)
-        phibar = self._bar(xp, "phi_bar", phi_bar, (n,))
-        lapbar = self._bar(xp, "lap_bar", lap_bar, (n,))
-        Gbar = xp.empty((n, d + 1))
-        Gbar[:, :d] = self._bar(xp, "grad_bar", grad_bar, (n, d))
-        Gbar[:, d] = self._bar(xp, "dt_bar", dt_bar, (n,))
+        dt = None if xp is np else s.dtype
+        phibar = self._bar(xp, "phi_bar", phi_bar, (n,), dt)
+        lapbar = self._bar(xp, "lap_bar", lap_bar, (n,), dt)
+        Gbar = xp.empty((n, d + 1)) if xp is np else xp.empty((n, d + 1), dtype=dt)
+        Gbar[:, :d] = self._bar(xp, "grad_bar", grad_bar, (n, d), dt)
+        Gbar[:, d] = self._bar(xp, "dt_bar", dt_bar, (n,), dt)
+        if xp is not np:
+            phibar, lapbar = astype(phibar, dt), astype(lapbar, dt)
         sbar, B = self.backend.derivatives_vjp(self.unpack(theta), s, W, self.h, phibar, Gbar,
                                                lapbar)
-        return xp.ascontiguousarray(sbar[:, :d]), sbar[:, d].copy(), self._pack(xp, B)
+        return contiguous(sbar[:, :d]), copy(sbar[:, d]), self._pack(xp, B)
 
     def derivatives_jvp(self, x: Any, t: Any, theta: Any, dx: Any = None, dt: Any = None,
                         dtheta: Any = None, probes: Any = None) -> PotentialDerivatives:
@@ -323,7 +341,7 @@ class PotentialResNet:
             ds[:, :d] = self._array(xp, "dx", dx, (n, d))
         if dt is not None:
             ds[:, d] = self._vector(xp, "dt", dt, n)
-        dth = (xp.zeros(self.n_params) if dtheta is None
-               else self._array(xp, "dtheta", dtheta, (self.n_params,)))
+        dth = (xp.zeros(self.n_params, dtype=s.dtype) if dtheta is None
+               else astype(self._array(xp, "dtheta", dtheta, (self.n_params,)), s.dtype))
         return self._split(xp, self.backend.derivatives_jvp(self.unpack(theta), self.unpack(dth),
                                                             s, ds, W, self.h))

@@ -32,11 +32,12 @@ after it, exactly as the generic code does.
 from __future__ import annotations
 
 import copy
+from types import ModuleType
+from typing import Any
 
 import numpy as np
 
-from typing import Any
-
+from ..arrays import namespace
 from ..errors import NonFiniteError, check_positive_float
 from ..protocols import Interaction, check_protocol
 from .base import Model
@@ -120,13 +121,19 @@ class PotentialFlowField(Model):
         field.probes = probes
         return field
 
+    @property
+    def array_namespace(self) -> ModuleType:
+        """The potential's array namespace (:attr:`.PotentialResNet.array_namespace`)."""
+        return self.potential.array_namespace
+
     def init_params(self, rng: Any = None) -> np.ndarray:
         return self.potential.init_params(rng)
 
-    def initial_state(self, x: np.ndarray) -> np.ndarray:
+    def initial_state(self, x: Any) -> Any:
         if x.ndim != 2 or x.shape[1] != self.dim:
-            raise ValueError(f"x must have shape (n, {self.dim}), got {x.shape}")
-        y = np.zeros((x.shape[0], self.state_dim))
+            raise ValueError(f"x must have shape (n, {self.dim}), got {tuple(x.shape)}")
+        xp = namespace(x)
+        y = xp.zeros((x.shape[0], self.state_dim), dtype=xp.float64)
         y[:, :self.dim] = x
         if self.c_lr0 is not None:
             y[:, self.c_lr0] = self.log_rho0(x)
@@ -156,7 +163,8 @@ class PotentialFlowField(Model):
         if not self.fused or np.ndim(t) != 0:
             # the generic code checks its inputs: name an overflow as one (the fused kernels
             # propagate it, and the sweep names the step)
-            if not np.all(np.isfinite(y[:, :self.dim])):
+            xp = namespace(y)
+            if not bool(xp.all(xp.isfinite(y[:, :self.dim]))):
                 when = f"t = {float(t):.6g}" if np.ndim(t) == 0 else "the stage times given"
                 raise NonFiniteError(f"ODE solution overflowed inside a step: the agents' states "
                                      f"at the stage {when} are not finite; reduce the step size "
@@ -203,11 +211,12 @@ class PotentialFlowField(Model):
     def _rhs(self, y, t, theta):
         """The generic right-hand side (module docstring)."""
         d, a1 = self.dim, self.a1
+        xp = namespace(y)
         z = y[:, :d]
         D = self.potential.derivatives(z, t, theta, probes=self.probes)
         g = D.grad
-        gg = np.sum(g * g, axis=1)
-        out = np.zeros_like(y)
+        gg = xp.sum(g * g, axis=1)
+        out = xp.zeros_like(y)
         out[:, :d] = -g / a1
         out[:, self.c_ell] = -D.lap / a1
         out[:, self.c_L] = gg / (2 * a1)
@@ -217,7 +226,7 @@ class PotentialFlowField(Model):
             out[:, c] = F.value(z, lr)
             dF = dF + F.drho(z, lr)
         if self.hjb:
-            out[:, self.c_R] = np.abs(-D.dt + gg / (2 * a1) - self.a2 * dF)
+            out[:, self.c_R] = xp.abs(-D.dt + gg / (2 * a1) - self.a2 * dF)
         return out
 
     def hjb_residual(self, y: np.ndarray, t: Any, theta: np.ndarray) -> np.ndarray:
@@ -226,7 +235,7 @@ class PotentialFlowField(Model):
         D = self.potential.derivatives(z, t, theta, probes=self.probes)
         lr = self._logrho(y)
         dF = sum((F.drho(z, lr) for F in self.interactions), 0.0)
-        return -D.dt + np.sum(D.grad ** 2, axis=1) / (2 * self.a1) - self.a2 * dF
+        return -D.dt + namespace(y).sum(D.grad ** 2, axis=1) / (2 * self.a1) - self.a2 * dF
 
     def vjp(self, y: np.ndarray, t: Any, theta: np.ndarray, ybar: np.ndarray,
             aux: Any = None) -> tuple[np.ndarray, np.ndarray]:
@@ -249,6 +258,7 @@ class PotentialFlowField(Model):
     def _vjp(self, y, t, theta, ybar):
         """The generic vjp (module docstring)."""
         d, a1, a2 = self.dim, self.a1, self.a2
+        xp = namespace(y)
         z = y[:, :d]
         D = self.potential.derivatives(z, t, theta, probes=self.probes)
         g = D.grad
@@ -259,13 +269,13 @@ class PotentialFlowField(Model):
         w = None
         if self.hjb:
             dF = sum((F.drho(z, lr) for F in self.interactions), 0.0)
-            res = -D.dt + np.sum(g * g, axis=1) / (2 * a1) - a2 * dF
-            w = ybar[:, self.c_R] * np.sign(res)
+            res = -D.dt + xp.sum(g * g, axis=1) / (2 * a1) - a2 * dF
+            w = ybar[:, self.c_R] * xp.sign(res)
             grad_bar = grad_bar + (w / a1)[:, None] * g
             dt_bar = -w
         xb, _, thb = self.potential.derivatives_vjp(z, t, theta, grad_bar=grad_bar, dt_bar=dt_bar,
                                                     lap_bar=lap_bar, probes=self.probes)
-        out = np.zeros_like(y)
+        out = xp.zeros_like(y)
         out[:, :d] = xb
         self._interaction_vjp(z, lr, ybar, w, out)
         return out, thb
@@ -277,7 +287,8 @@ class PotentialFlowField(Model):
         columns (``log rho = log rho_0 - ell``, E2)."""
         if not self.interactions:
             return
-        lr_bar = np.zeros(z.shape[0])
+        xp = namespace(z)
+        lr_bar = xp.zeros(z.shape[0], dtype=xp.float64)
         for F, c in zip(self.interactions, self.c_F):
             vz, vl = F.value_partials(z, lr)  # vz: the leading vz.shape[1] columns
             coef = ybar[:, c]
@@ -297,14 +308,15 @@ class PotentialFlowField(Model):
     def jvp(self, y: np.ndarray, t: Any, theta: np.ndarray, dy: np.ndarray | None,
             dtheta: np.ndarray | None) -> np.ndarray:
         d, a1, a2 = self.dim, self.a1, self.a2
+        xp = namespace(y)
         z = y[:, :d]
-        dy = np.zeros_like(y) if dy is None else dy
+        dy = xp.zeros_like(y) if dy is None else dy
         dz = dy[:, :d]
         D = self.potential.derivatives(z, t, theta, probes=self.probes)
         dD = self.potential.derivatives_jvp(z, t, theta, dx=dz, dtheta=dtheta, probes=self.probes)
         g = D.grad
-        gdg = np.sum(g * dD.grad, axis=1)
-        out = np.zeros_like(y)
+        gdg = xp.sum(g * dD.grad, axis=1)
+        out = xp.zeros_like(y)
         out[:, :d] = -dD.grad / a1
         out[:, self.c_ell] = -dD.lap / a1
         out[:, self.c_L] = gdg / a1
@@ -313,13 +325,13 @@ class PotentialFlowField(Model):
         dFd = 0.0
         for F, c in zip(self.interactions, self.c_F):
             vz, vl = F.value_partials(z, lr)
-            out[:, c] = np.sum(vz * dz[:, :vz.shape[1]], axis=1) + (0.0 if dlr is None else vl * dlr)
+            out[:, c] = xp.sum(vz * dz[:, :vz.shape[1]], axis=1) + (0.0 if dlr is None else vl * dlr)
             pz, pl = F.drho_partials(z, lr)
-            dFd = dFd + np.sum(pz * dz[:, :pz.shape[1]], axis=1) + (0.0 if dlr is None else pl * dlr)
+            dFd = dFd + xp.sum(pz * dz[:, :pz.shape[1]], axis=1) + (0.0 if dlr is None else pl * dlr)
         if self.hjb:
             dF = sum((F.drho(z, lr) for F in self.interactions), 0.0)
-            res = -D.dt + np.sum(g * g, axis=1) / (2 * a1) - a2 * dF
-            out[:, self.c_R] = np.sign(res) * (-dD.dt + gdg / a1 - a2 * dFd)
+            res = -D.dt + xp.sum(g * g, axis=1) / (2 * a1) - a2 * dF
+            out[:, self.c_R] = xp.sign(res) * (-dD.dt + gdg / a1 - a2 * dFd)
         return out
 
 

@@ -109,6 +109,7 @@ class ContinuousNormalizingFlow(Persistable, OCP):
         self._settings = dict(self._kwargs, input_dim=d, nt=nt,
                               seed=int(seed) if isinstance(seed, numbers.Integral) else None)
         self._probes = None
+        self._probes_device = (None, None)  # (probes, their copy in xp): see _field
         if trace == "hutchinson":
             self.resample_probes()
 
@@ -133,7 +134,15 @@ class ContinuousNormalizingFlow(Persistable, OCP):
         """The field with the Hutchinson probes of the training rows ``rows``."""
         if self.trace != "hutchinson":
             return self.field
-        return self.field.with_probes(self._probes if rows is None else self._probes[:, rows])
+        if self.xp is np:
+            return self.field.with_probes(self._probes if rows is None else self._probes[:, rows])
+        ref, dev = self._probes_device
+        if ref is not self._probes:  # the probes go to the device once per draw
+            dev = self._on_device(self._probes)
+            self._probes_device = (self._probes, dev)
+        if rows is not None:
+            dev = self.xp.take(dev, self.xp.asarray(rows), axis=1)
+        return self.field.with_probes(dev)
 
     def _field_on(self, x):
         """The field with probes for the samples ``x`` (drawn as a flow built on ``x`` would)."""
@@ -141,7 +150,7 @@ class ContinuousNormalizingFlow(Persistable, OCP):
             return self.field
         probes = self.potential.sample_probes(x.shape[0], check_rng(self._eval_seed),
                                               k=self.n_probes)
-        return self.field.with_probes(probes)
+        return self.field.with_probes(self._on_device(probes))
 
     def _samples(self, x, name="x"):
         """Samples ``x`` in data coordinates, mapped to the flow's start ``z(0)``."""

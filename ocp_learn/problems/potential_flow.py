@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from ..arrays import namespace
 from ..costs.terminal import TerminalCost
 from ..errors import check_choice, check_positive_float
 from ..protocols import ScoredDensity, TerminalResult, check_protocol
@@ -67,7 +68,8 @@ class PotentialTerminal(TerminalCost):
         f, d = self.field, self.field.dim
         z, ell = y[:, :d], y[:, f.c_ell]
         if self.kind == "nll":
-            return 0.5 * np.sum(z * z, 1) + 0.5 * d * np.log(2 * np.pi) - ell, z, None
+            xp = namespace(y)
+            return 0.5 * xp.sum(z * z, axis=1) + 0.5 * d * float(np.log(2 * np.pi)) - ell, z, None
         lr1, score1 = self.rho1.logpdf_and_score(z)
         return y[:, f.c_lr0] - ell - lr1, -score1, lr1
 
@@ -76,10 +78,11 @@ class PotentialTerminal(TerminalCost):
         """The terminal objective, ``dJ/dy`` and, with ``reads_theta_T``, ``dJ/dtheta(T)``;
         ``terms`` holds ``G``, ``L`` and, where present, ``F``, ``hjb``, ``hjb_terminal``."""
         f, w, d = self.field, self.w, self.field.dim
+        xp = namespace(y)
         n = y.shape[0]
-        ybar = np.zeros_like(y)
+        ybar = xp.zeros_like(y)
         G, Gz, lr1 = self._G(y)
-        terms = {"G": float(np.mean(G)), "L": float(np.mean(y[:, f.c_L]))}
+        terms = {"G": float(xp.mean(G)), "L": float(xp.mean(y[:, f.c_L]))}
         J = w["G"] * terms["G"] + w["L"] * terms["L"]
         ybar[:, :d] += (w["G"] / n) * Gz
         ybar[:, f.c_ell] -= w["G"] / n
@@ -87,11 +90,12 @@ class PotentialTerminal(TerminalCost):
             ybar[:, f.c_lr0] += w["G"] / n
         ybar[:, f.c_L] += w["L"] / n
         if f.c_F:
-            terms["F"] = float(np.mean(np.sum(y[:, f.c_F], axis=1)))
+            cF = slice(f.c_F[0], f.c_F[-1] + 1)  # the interaction columns are consecutive
+            terms["F"] = float(xp.mean(xp.sum(y[:, cF], axis=1)))
             J += w["F"] * terms["F"]
-            ybar[:, f.c_F] += w["F"] / n
+            ybar[:, cF] += w["F"] / n
         if f.hjb:
-            terms["hjb"] = float(np.mean(y[:, f.c_R]))
+            terms["hjb"] = float(xp.mean(y[:, f.c_R]))
             J += w["R"] * terms["hjb"]
             ybar[:, f.c_R] += w["R"] / n
         g_T = None
@@ -100,9 +104,9 @@ class PotentialTerminal(TerminalCost):
             dGdrho = 1.0 + y[:, f.c_lr0] - y[:, f.c_ell] - lr1
             phi, pullback = f.potential.phi_vjp(z, t_T, theta_T)
             res = phi - self.a3 * dGdrho
-            terms["hjb_terminal"] = float(np.mean(np.abs(res)))
+            terms["hjb_terminal"] = float(xp.mean(xp.abs(res)))
             J += w["RT"] * terms["hjb_terminal"]
-            s = (w["RT"] / n) * np.sign(res)
+            s = (w["RT"] / n) * xp.sign(res)
             xb, _, g_T = pullback(s)
             # d(dG/drho)/dz = -score_1(z); d/dell = -1; d/dlogrho0 = +1
             ybar[:, :d] += xb - (self.a3 * s)[:, None] * Gz
