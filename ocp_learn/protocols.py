@@ -387,7 +387,7 @@ def check_field_shapes(field: Field, y: np.ndarray, t: float, theta: np.ndarray,
     if np.shape(F) != y.shape:
         raise ValueError(f"dynamics.rhs(y, t, theta) must return shape (n, state_dim) = "
                          f"{y.shape} for y of shape {y.shape}, got {np.shape(F)}")
-    out = field.vjp(y, t, theta, np.ones_like(y))
+    out = field.vjp(y, t, theta, y * 0.0 + 1.0)  # ones in the namespace of y
     if not isinstance(out, tuple) or len(out) != 2:
         raise TypeError("dynamics.vjp(y, t, theta, ybar) must return a pair (ybar_y, "
                         f"ybar_theta), got {type(out).__name__}")

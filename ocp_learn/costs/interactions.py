@@ -41,7 +41,7 @@ class ObstacleCost:
         self.var = as_array("var", var, shape=(self.k,))
         if np.any(self.var <= 0):
             raise ValueError(f"var must be positive, got {self.var}")
-        self._c = self.scale / ((2 * np.pi) ** (self.k / 2) * np.sqrt(np.prod(self.var)))
+        self._c = float(self.scale / ((2 * np.pi) ** (self.k / 2) * np.sqrt(np.prod(self.var))))
 
     def _u(self, z):
         """``(xp, u = z_lead - center, var)`` in the namespace of ``z``."""
