@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from .arrays import to_host
 from .errors import as_array, check_positive_int
 from .ledger import Ledger
 
@@ -26,24 +27,24 @@ class StateMaps:
     # --- tangent and adjoint maps of theta -> y(T) (for Gauss--Newton) -----
     def final_state(self, theta: np.ndarray, batch: Any = None) -> np.ndarray:
         """``y(T)`` of the training rows ``batch``, all columns of the field (new points:
-        :meth:`push_forward`)."""
+        :meth:`push_forward`), as a NumPy array."""
         theta = self.check_theta(theta)
         idx, x = self._batch(batch)
-        return self._states(theta, x, self.times, self._field(idx), False)
+        return self._states(theta, self._device_rows(idx, x), self.times, self._field(idx), False)
 
     def final_state_jvp(self, theta: np.ndarray, dtheta: np.ndarray,
                         batch: Any = None) -> tuple[np.ndarray, np.ndarray]:
-        """``(y(T), dy(T))`` for a parameter direction ``dtheta`` (tangent sweep)."""
+        """``(y(T), dy(T))`` for a parameter direction ``dtheta`` (tangent sweep), arrays of
+        the problem's namespace ``xp``."""
         theta = self.check_theta(theta)
         dtheta = self.check_theta(dtheta, "dtheta")
         idx, x = self._batch(batch)
         field = self._field(idx)
-        nodes, _ = self._split(theta)
-        dnodes, _ = self._split(dtheta)
+        nodes, dnodes = (self._on_device(self._split(v)[0]) for v in (theta, dtheta))
         ledger = Ledger()
         sweep = self._sweep(nodes, ledger, dnodes=dnodes, field=field)
-        y = self._initial_state(x, field)
-        dy = np.zeros_like(y)
+        y = self._initial_state(self._device_rows(idx, x), field)
+        dy = self.xp.zeros_like(y)
         for k in range(self.nt):
             y, dy = sweep.step_tangent(k, y, dy)
         self.ledger += ledger
@@ -52,20 +53,27 @@ class StateMaps:
     def final_state_vjp(self, theta: np.ndarray, ybar: np.ndarray,
                         batch: Any = None) -> tuple[np.ndarray, np.ndarray]:
         """``(dJ/dtheta_dynamics as a full-length vector, dJ/dy(0))`` for
-        ``ybar = dJ/dy(T)`` (adjoint sweep; terminal part of the result is zero)."""
+        ``ybar = dJ/dy(T)`` (adjoint sweep; terminal part of the result is zero).  The
+        gradient is a NumPy vector; ``dJ/dy(0)`` an array of the problem's namespace."""
         theta = self.check_theta(theta)
         idx, x = self._batch(batch)
         field = self._field(idx)
-        nodes, _ = self._split(theta)
+        nodes = self._on_device(self._split(theta)[0])
         ledger = Ledger()
-        gnodes = np.zeros_like(nodes)
+        gnodes = self.xp.zeros_like(nodes)
         sweep = self._sweep(nodes, ledger, gnodes, field=field)
-        y0 = self._initial_state(x, field)
-        ybar = as_array("ybar", ybar, shape=y0.shape, dtype=self.dtype)
+        y0 = self._initial_state(self._device_rows(idx, x), field)
+        if self.xp is np:
+            ybar = as_array("ybar", ybar, shape=y0.shape, dtype=self.dtype)
+        else:
+            ybar = self._on_device(ybar)
+            if tuple(ybar.shape) != tuple(y0.shape):
+                raise ValueError(f"ybar must have shape {tuple(y0.shape)}, got "
+                                 f"{tuple(ybar.shape)}")
         _, tape = self.strategy.forward(sweep, y0)
         lam0 = self.strategy.backward(sweep, tape, ybar)
         g = np.zeros(self.n_params, dtype=self.dtype)
-        self.layout.unpack(g)["dynamics"][...] = gnodes
+        self.layout.unpack(g)["dynamics"][...] = to_host(gnodes)
         self.ledger += ledger
         return g, lam0
 
@@ -143,13 +151,16 @@ class StateMaps:
         return self._states(theta, x, times, field, True)
 
     def _states(self, theta, x, times, field, path):
-        """The states of ``x`` on ``times``: the final ones, or every one (``path``)."""
-        nodes, _ = self._split(theta)
+        """The states of ``x`` on ``times``: the final ones, or every one (``path``), as
+        NumPy arrays (computed in the problem's namespace)."""
+        nodes = self._on_device(self._split(theta)[0])
         sweep = self._sweep(nodes, Ledger(), times=times, field=field)
         y = self._initial_state(x, field)
         ys = [y]
         for k in range(len(times) - 1):
             y = sweep.step(k, y, keep=False)[0]
             if path:
-                ys.append(y)
+                ys.append(to_host(y) if self.xp is not np else y)
+        if self.xp is not np:
+            return np.stack([to_host(ys[0])] + ys[1:]) if path else to_host(y)
         return np.stack(ys) if path else y

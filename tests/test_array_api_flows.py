@@ -91,3 +91,26 @@ def test_the_strict_check_catches_a_numpy_call(monkeypatch):
     monkeypatch.setattr(pf, "namespace", lambda *a: np)
     with pytest.raises((TypeError, ValueError)):
         dev.evaluate(theta)
+
+
+def test_state_maps_on_strict_arrays():
+    """Push-forward, density, sampling (NumPy results) and the Gauss-Newton state maps
+    (results in the problem's namespace) of a device flow equal NumPy's."""
+    ref, dev = _pair("cnf-exact", "rk4", "store_all")
+    theta = ref.init_params(2)
+    x = np.random.default_rng(5).standard_normal((4, 2))
+    for f in (lambda p: p.push_forward(theta, x, trajectory=True),
+              lambda p: p.log_density(theta, x),
+              lambda p: p.sample(theta, 3, seed=1),
+              lambda p: p.final_state(theta)):
+        a, b = f(ref), f(dev)
+        assert isinstance(b, np.ndarray)
+        np.testing.assert_allclose(b, a, rtol=1e-12, atol=1e-12)
+    dth = np.random.default_rng(6).standard_normal(ref.n_params)
+    (ya, dya), (yb, dyb) = ref.final_state_jvp(theta, dth), dev.final_state_jvp(theta, dth)
+    assert namespace(dyb) is xps
+    np.testing.assert_allclose(np.asarray(dyb), dya, rtol=1e-12, atol=1e-12)
+    ybar = np.random.default_rng(7).standard_normal(ya.shape)
+    (ga, la), (gb, lb) = ref.final_state_vjp(theta, ybar), dev.final_state_vjp(theta, ybar)
+    np.testing.assert_allclose(gb, ga, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(np.asarray(lb), la, rtol=1e-12, atol=1e-12)
