@@ -147,11 +147,16 @@ class PotentialFlowField(Model):
     def rhs(self, y: np.ndarray, t: Any, theta: np.ndarray) -> np.ndarray:
         return self.rhs_tape(y, t, theta, keep=False)[0]
 
+    def _derivatives(self, y, t, theta):
+        return self.potential.derivatives(y[:, :self.dim], t, theta, probes=self.probes)
+
     def rhs_tape(self, y: np.ndarray, t: Any, theta: np.ndarray,
                  keep: bool = True) -> tuple[np.ndarray, Any]:
         """``(rhs, aux)``: the right-hand side and the residuals ``aux`` that :meth:`vjp`
         at the same ``(y, t, theta)`` may reuse instead of recomputing the forward pass
-        (the fused backend's, on the Gram path of the exact trace; else ``None``).
+        (the fused backend's, on the Gram path of the exact trace; on a device namespace
+        the potential's derivatives ``(Phi, grad Phi, d_t Phi, lap Phi)`` at the stage, so
+        that the vjp runs the network's forward pass once instead of twice; else ``None``).
 
         Raises
         ------
@@ -169,7 +174,8 @@ class PotentialFlowField(Model):
                 raise NonFiniteError(f"ODE solution overflowed inside a step: the agents' states "
                                      f"at the stage {when} are not finite; reduce the step size "
                                      f"or the parameter scale")
-            return self._rhs(y, t, theta), None
+            out, D = self._rhs(y, t, theta)
+            return out, (D if keep and xp is not np else None)
         d, n = self.dim, y.shape[0]
         W = self.potential.directions(self.probes, n)
         out = np.empty_like(y)  # the backend writes the columns :d+2 and c_R
@@ -184,8 +190,8 @@ class PotentialFlowField(Model):
 
     def aux_floats(self, n: int) -> int:
         """Floats of :meth:`rhs_tape`'s residuals for ``n`` samples."""
-        if not self.fused:
-            return 0
+        if not self.fused:  # a device keeps the derivatives (n x (d + 3)); NumPy nothing
+            return 0 if self.array_namespace is np else n * (self.dim + 3)
         pot = self.potential
         return int(pot.backend.flow_aux_floats(n, self.dim, pot.width, pot.n_layers, pot.rank,
                                                pot.trace == "exact"))
@@ -227,7 +233,7 @@ class PotentialFlowField(Model):
             dF = dF + F.drho(z, lr)
         if self.hjb:
             out[:, self.c_R] = xp.abs(-D.dt + gg / (2 * a1) - self.a2 * dF)
-        return out
+        return out, D
 
     def hjb_residual(self, y: np.ndarray, t: Any, theta: np.ndarray) -> np.ndarray:
         """``-d_t Phi + H(x, grad Phi) - a2 dF/drho`` at the agents' states (E4)."""
@@ -242,7 +248,7 @@ class PotentialFlowField(Model):
         """``((dF/dy)^T ybar, (dF/dtheta)^T ybar)``; ``aux`` are :meth:`rhs_tape`'s residuals
         at the same ``(y, t, theta)`` (optional: recomputed when ``None``)."""
         if not self.fused or np.ndim(t) != 0:
-            return self._vjp(y, t, theta, ybar)
+            return self._vjp(y, t, theta, ybar, aux)
         d, n = self.dim, y.shape[0]
         W = self.potential.directions(self.probes, n)
         out = np.zeros_like(y)
@@ -255,12 +261,14 @@ class PotentialFlowField(Model):
         self._interaction_vjp(z, lr, ybar, wR if self.hjb else None, out)
         return out, self.potential.layout.pack(B)
 
-    def _vjp(self, y, t, theta, ybar):
-        """The generic vjp (module docstring)."""
+    def _vjp(self, y, t, theta, ybar, D=None):
+        """The generic vjp (module docstring); ``D`` the potential's derivatives at the
+        stage when :meth:`rhs_tape` kept them."""
         d, a1, a2 = self.dim, self.a1, self.a2
         xp = namespace(y)
         z = y[:, :d]
-        D = self.potential.derivatives(z, t, theta, probes=self.probes)
+        if D is None:
+            D = self._derivatives(y, t, theta)
         g = D.grad
         grad_bar = -ybar[:, :d] / a1 + (ybar[:, self.c_L] / a1)[:, None] * g
         lap_bar = -ybar[:, self.c_ell] / a1
