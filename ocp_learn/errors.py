@@ -13,6 +13,7 @@ import numpy as np
 __all__ = [
     "NonFiniteError",
     "CheckpointError",
+    "BackendUnavailableError",
     "as_array",
     "check_positive_int",
     "check_positive_float",
@@ -32,6 +33,12 @@ class NonFiniteError(FloatingPointError):
     def __init__(self, message, step=None):
         super().__init__(message)
         self.step = step
+
+
+class BackendUnavailableError(ImportError, RuntimeError):
+    """A backend was asked for whose library or device is missing on this machine (e.g.
+    ``backend="cupy"`` without CuPy or without a CUDA device).  The message names the
+    backend and the backends available here."""
 
 
 class CheckpointError(ValueError):

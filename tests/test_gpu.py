@@ -16,7 +16,12 @@ import pytest
 
 from ocp_learn.kernels import cupy_available
 
-gpu = pytest.mark.skipif(not cupy_available(), reason="needs cupy and a CUDA device")
+_needs_device = pytest.mark.skipif(not cupy_available(), reason="needs cupy and a CUDA device")
+
+
+def gpu(test):
+    """Marks a device test: ``pytest -m gpu`` selects it; it skips without a device."""
+    return pytest.mark.gpu(_needs_device(test))
 
 _SIM = textwrap.dedent(r"""
     import numpy as np

@@ -51,8 +51,9 @@ def configure(p: argparse.ArgumentParser) -> None:
                    help="weight of the HJB penalty R")
     p.add_argument("--trace", choices=["exact", "hutchinson"], default="exact",
                    help="trace of the Hessian: exact or Hutchinson's estimator")
-    p.add_argument("--backend", choices=["numpy", "numba"], default="numba",
-                   help="kernel backend")
+    p.add_argument("--backend", choices=["numpy", "numba", "cupy"], default="numba",
+                   help="kernel backend: numpy (reference), numba (CPU kernels) or cupy (the "
+                        "whole solve on a CUDA GPU; needs the gpu extra)")
     p.add_argument("--seed", type=int, default=0, help="random seed")
     p.add_argument("--checkpoint-every", type=int, default=None,
                    help="iterations between checkpoints (default: 50; fixed-batch L-BFGS and "

@@ -35,8 +35,9 @@ def configure(p: argparse.ArgumentParser) -> None:
                    help="iterations of each stage, instead of --iters (default: the preset's)")
     p.add_argument("--resample-every", type=int, default=25,
                    help="iterations between redraws of the agents")
-    p.add_argument("--backend", choices=["numpy", "numba"], default="numba",
-                   help="kernel backend")
+    p.add_argument("--backend", choices=["numpy", "numba", "cupy"], default="numba",
+                   help="kernel backend: numpy (reference), numba (CPU kernels) or cupy (the "
+                        "whole solve on a CUDA GPU; needs the gpu extra)")
     p.add_argument("--seed", type=int, default=0, help="random seed")
     p.add_argument("--figure3", action="store_true",
                    help="the article's 1-D Figure 3 instead (uses --iters, --seed, --backend)")

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import importlib
 
-from ..errors import check_choice, check_positive_int
+from ..errors import BackendUnavailableError, check_choice, check_positive_int
 
 __all__ = ["BACKENDS", "available_backends", "check_backend", "default_backend",
            "set_num_threads", "get_num_threads", "cupy_available", "numba_available"]
@@ -67,15 +67,16 @@ def check_backend(backend, allowed=BACKENDS):
     ------
     ValueError
         Unknown name, or a backend not offered by the caller (``allowed``).
-    RuntimeError
-        A known backend whose library or device is missing (e.g. ``"cupy"`` with no GPU).
+    BackendUnavailableError
+        A known backend whose library or device is missing (e.g. ``"cupy"`` with no GPU);
+        a ``RuntimeError`` and an ``ImportError``.
     """
     if backend is None:
         backend = default_backend()
     check_choice("backend", backend, set(allowed))
     if backend not in available_backends():
         what = "cupy with a CUDA device" if backend == "cupy" else backend
-        raise RuntimeError(f"backend={backend!r} needs {what}, which is not available here; "
+        raise BackendUnavailableError(f"backend={backend!r} needs {what}, which is not available here; "
                            f"available: {available_backends()}")
     return backend
 
