@@ -79,6 +79,8 @@ def provenance(argv: Sequence[str] | None = None) -> dict:
         argv = ["python", "-m", "benchmarks." + os.path.basename(argv[0])[:-3], *argv[1:]]
     commit = _git("rev-parse", "HEAD")
     status = _git("status", "--porcelain", "--untracked-files=no")
+    if commit is None:  # a copy of the tree without its history (a GPU machine, say)
+        commit = os.environ.get("OCP_LEARN_COMMIT")
     return {"argv": argv,
             "commit": commit, "dirty": None if status is None else bool(status),
             "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),

@@ -22,6 +22,7 @@ Usage (on the GPU machine, from the repository root)::
     python -m benchmarks.bench_gpu_e2e --out DIR            # all parts
     python -m benchmarks.bench_gpu_e2e --cpu-reference      # on the CPU machine: the baseline
     python -m benchmarks.bench_gpu_e2e --rehearse --out DIR # tiny sizes on the CPU, no GPU
+    python -m benchmarks.bench_gpu_e2e --combine DIR/gpu_e2e.json  # add the CPU columns
 
 ``--rehearse`` runs every part at tiny sizes with the device backend's program on the host
 (``CupyPotentialBackend(xp=numpy)``), to check the script itself without a GPU.
@@ -232,6 +233,27 @@ def part_checkerboard(args, rows):
     _log(f"checkerboard: {sec:.1f} s, {res.nit} iterations, NLL {nll:.4f} gap {nll - floor:.4f}")
 
 
+def combine(args):
+    """Fill the CPU columns of a GPU run's rows from the CPU baseline (``gpu_e2e_cpu.json``)
+    and write the table again, next to the baseline; the GPU run's provenance is kept."""
+    with open(args.combine) as fh:
+        data = json.load(fh)
+    headers = list(data["rows"][0]) if data["rows"] else []
+    rows = []
+    for r in data["rows"]:
+        if r["case"] == "cnf" and r["seconds"] is not None:
+            per, threads = _cpu_per_sample(r["d"])
+            if per is not None:
+                r["cpu_seconds"] = per * r["n"]
+                r["speedup_vs_cpu"] = r["cpu_seconds"] / r["seconds"]
+                r["note"] = r["note"].split("; CPU:")[0] + (
+                    f"; CPU: numba, {threads} threads, measured per-sample time x n")
+        rows.append([r[h] for h in headers])
+    meta = dict(data["meta"], gpu_run=data["provenance"],
+                cpu_baseline=os.path.join("benchmarks", "results", NAME + "_cpu.json"))
+    write(NAME, rows, headers, meta, args.out)
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--parts", nargs="+", default=["cnf", "mfg", "checkerboard"],
@@ -250,10 +272,14 @@ def main(argv=None):
     ap.add_argument("--cpu-reference", action="store_true")
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--rehearse", action="store_true")
+    ap.add_argument("--combine", default=None, metavar="GPU_JSON",
+                    help="fill the CPU columns of a GPU run's JSON from the CPU baseline")
     ap.add_argument("--out", default=None)
     args = ap.parse_args(argv)
     if args.cpu_reference:
         return cpu_reference(args)
+    if args.combine:
+        return combine(args)
     if args.rehearse:
         args.sizes, args.dims, args.check_n = [64, 128], [2, 3], 64
         args.mfg_dim, args.flow_iters = 3, 8

@@ -1,22 +1,28 @@
 #!/usr/bin/env bash
-# The prepared GPU check (run from the repository root on the GPU machine):
-#   1. tests/test_gpu.py (simulator test, CPU chunking tests, GPU tests: CuPy vs numpy to 1e-12,
-#      chunked == one chunk, CuPy in -> CuPy out);
-#   2. python -m benchmarks.bench_gpu: CuPy vs numba CPU, n up to 2^20, d = 64, + CNF objective/gradient.
-# Results go to $OUT (gpu_tests.log, bench.log, gpu.json, gpu.md); nothing is installed and
-# nothing needs the network.  Each step runs even if the one before failed.  Usage:
-#   OUT=/some/dir bash benchmarks/gpu_check.sh
+# The prepared GPU check, one run of at most 8 minutes (from the repository root on the GPU
+# machine):
+#   1. install the package with its gpu extra where pip can (the GPU machine is offline and
+#      has CuPy and numba-cuda already; the tree is then used through PYTHONPATH);
+#   2. pytest -m gpu: tests/test_gpu.py and tests/test_gpu_resident.py (device vs NumPy for
+#      the CNF and MFG objective + gradient, transfers, float32, training, the command line);
+#   3. python -m benchmarks.bench_gpu_e2e: CNF objective + gradient up to n = 2^20 (d = 2, 64),
+#      the crowd-motion game in d = 100 on its full schedule, the checkerboard flow.
+# Results go to $OUT (versions.log, gpu_tests.log, bench.log, gpu_e2e.json, gpu_e2e.md).
+# Each step runs even if the one before failed.  Usage:
+#   OUT=/some/dir OCP_LEARN_COMMIT=<sha> bash benchmarks/gpu_check.sh
+# Afterwards, on the CPU machine: python -m benchmarks.bench_gpu_e2e --cpu-reference, then
+#   python -m benchmarks.bench_gpu_e2e --combine $OUT/gpu_e2e.json (the speedup columns).
 set -uo pipefail
 OUT="${OUT:-benchmarks/results}"
 mkdir -p "$OUT"
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 export NUMBA_CACHE_DIR=/tmp/nbcache
-export PYTHONUNBUFFERED=1
+export PYTHONUNBUFFERED=1 MPLBACKEND=Agg
 PY="${PYTHON:-python3}"
 T0=$(date +%s)
 
 echo "== machine"
-nvidia-smi || echo "nvidia-smi failed"
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv || echo "nvidia-smi failed"
 nproc
 "$PY" - <<'PYEOF' 2>&1 | tee "$OUT/versions.log"
 import platform, sys
@@ -28,11 +34,6 @@ for mod in ("numpy", "scipy", "numba", "numba_cuda", "cupy"):
     except Exception as exc:  # report, do not stop
         print(mod, "NOT IMPORTABLE:", repr(exc))
 try:
-    import cupy
-    print("cuda available:", cupy.cuda.is_available(), "runtime", cupy.cuda.runtime.runtimeGetVersion())
-except Exception as exc:
-    print("cupy check failed:", repr(exc))
-try:
     import ocp_learn
     from ocp_learn.kernels import available_backends
     print("ocp_learn", ocp_learn.__file__, "backends", available_backends())
@@ -40,12 +41,18 @@ except Exception as exc:
     print("ocp_learn import FAILED:", repr(exc))
 PYEOF
 
-echo "== tests/test_gpu.py"
-timeout 150 "$PY" -m pytest -p no:cacheprovider -q -rs tests/test_gpu.py 2>&1 | tee "$OUT/gpu_tests.log"
+echo "== install (offline: no index, no dependencies)"
+timeout 90 "$PY" -m pip install -q --no-index --no-deps --no-build-isolation -e ".[gpu]" \
+    >>"$OUT/versions.log" 2>&1 && echo "installed" || echo "pip install not possible here; using PYTHONPATH"
+
+echo "== pytest -m gpu ($(( $(date +%s) - T0 )) s so far)"
+timeout 200 "$PY" -m pytest -p no:cacheprovider -q -rs -m gpu tests/test_gpu.py \
+    tests/test_gpu_resident.py 2>&1 | tee "$OUT/gpu_tests.log"
 echo "pytest exit: ${PIPESTATUS[0]}" | tee -a "$OUT/gpu_tests.log"
 
-echo "== python -m benchmarks.bench_gpu ($(( $(date +%s) - T0 )) s so far)"
-timeout 420 "$PY" -m benchmarks.bench_gpu --deadline 270 --out "$OUT" 2>&1 | tee "$OUT/bench.log"
+echo "== python -m benchmarks.bench_gpu_e2e ($(( $(date +%s) - T0 )) s so far)"
+timeout 400 "$PY" -m benchmarks.bench_gpu_e2e --deadline 100 --mfg-cap 100 --flow-cap 100 \
+    --out "$OUT" 2>&1 | tee "$OUT/bench.log"
 echo "bench exit: ${PIPESTATUS[0]}" | tee -a "$OUT/bench.log"
 echo "== done in $(( $(date +%s) - T0 )) s; files in $OUT:"
 ls -l "$OUT"

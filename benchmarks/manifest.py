@@ -294,9 +294,20 @@ BENCHMARKS: dict[str, Bench] = {
         outputs=("results/gpu_numba_cuda.json", "results/gpu_numba_cuda.md"),
         full_runtime="~3 min on one H200", needs=("gpu",)),
     "gpu_check": Bench(
-        "gpu_check.sh", "The prepared GPU check: tests/test_gpu.py, then bench_gpu",
-        outputs=("results/gpu.json", "results/gpu.md"), generated_only=True,
+        "gpu_check.sh", "The prepared GPU check: pytest -m gpu, then bench_gpu_e2e",
+        outputs=("results/gpu_e2e.json", "results/gpu_e2e.md"), generated_only=True,
         full_runtime="~8 min on one H200", needs=("gpu",)),
+    "gpu_e2e": Bench(
+        "bench_gpu_e2e.py", "Device-resident training on one GPU against the CPU numba backend",
+        full=("--deadline", "100", "--mfg-cap", "100", "--flow-cap", "100"),
+        quick=("--rehearse", "--parts", "cnf"),
+        outputs=("results/gpu_e2e.json", "results/gpu_e2e.md"),
+        quick_s=3.0, full_runtime="~6 min on one H200", needs=("gpu",), quick_needs=()),
+    "gpu_e2e_cpu": Bench(
+        "bench_gpu_e2e.py", "The CPU baseline of the GPU comparison (numba, all cores)",
+        full=("--cpu-reference", "--repeat", "2"),
+        outputs=("results/gpu_e2e_cpu.json", "results/gpu_e2e_cpu.md"),
+        full_runtime="~2 min on 2 cores"),
     "mpi": Bench(
         "bench_mpi.py", "Strong scaling of data-parallel objective + gradient, 1 -> K ranks",
         quick=("--problems", "mfg", "--sizes", "8", "--ranks", "1", "2", "--repeat", "1"),
