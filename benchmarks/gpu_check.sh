@@ -42,16 +42,16 @@ except Exception as exc:
 PYEOF
 
 echo "== install (offline: no index, no dependencies)"
-timeout 90 "$PY" -m pip install -q --no-index --no-deps --no-build-isolation -e ".[gpu]" \
+timeout 60 "$PY" -m pip install -q --no-index --no-deps --no-build-isolation -e ".[gpu]" \
     >>"$OUT/versions.log" 2>&1 && echo "installed" || echo "pip install not possible here; using PYTHONPATH"
 
 echo "== pytest -m gpu ($(( $(date +%s) - T0 )) s so far)"
-timeout 200 "$PY" -m pytest -p no:cacheprovider -q -rs -m gpu tests/test_gpu.py \
+timeout 180 "$PY" -m pytest -p no:cacheprovider -q -rs -m gpu tests/test_gpu.py \
     tests/test_gpu_resident.py 2>&1 | tee "$OUT/gpu_tests.log"
 echo "pytest exit: ${PIPESTATUS[0]}" | tee -a "$OUT/gpu_tests.log"
 
 echo "== python -m benchmarks.bench_gpu_e2e ($(( $(date +%s) - T0 )) s so far)"
-timeout 400 "$PY" -m benchmarks.bench_gpu_e2e --deadline 100 --mfg-cap 100 --flow-cap 100 \
+timeout 340 "$PY" -m benchmarks.bench_gpu_e2e --deadline 70 --mfg-cap 80 --flow-cap 80 \
     --out "$OUT" 2>&1 | tee "$OUT/bench.log"
 echo "bench exit: ${PIPESTATUS[0]}" | tee -a "$OUT/bench.log"
 echo "== done in $(( $(date +%s) - T0 )) s; files in $OUT:"

@@ -299,7 +299,7 @@ BENCHMARKS: dict[str, Bench] = {
         full_runtime="~8 min on one H200", needs=("gpu",)),
     "gpu_e2e": Bench(
         "bench_gpu_e2e.py", "Device-resident training on one GPU against the CPU numba backend",
-        full=("--deadline", "100", "--mfg-cap", "100", "--flow-cap", "100"),
+        full=("--deadline", "70", "--mfg-cap", "80", "--flow-cap", "80"),
         quick=("--rehearse", "--parts", "cnf"),
         outputs=("results/gpu_e2e.json", "results/gpu_e2e.md"),
         quick_s=3.0, full_runtime="~6 min on one H200", needs=("gpu",), quick_needs=()),
