@@ -3,12 +3,17 @@
 Each loss gives the value per sample, the gradient ``dl/dr`` and the product
 with its Hessian ``d^2 l/dr^2`` (positive semidefinite: these are the convex
 outer losses of the generalized Gauss--Newton method, MATH G1).
+
+``value``, ``grad``, ``hvp`` and ``predict`` compute in the array namespace of ``r``
+(NumPy with SciPy's special functions on the host; the same formulas in array-API calls on
+other namespaces, e.g. CuPy); the labels ``y`` are in that namespace too.
 """
 from __future__ import annotations
 
 import numpy as np
 from scipy.special import expit, log_softmax, softmax
 
+from ..arrays import astype, namespace
 from ..errors import check_choice
 from ..protocols import Loss, check_protocol
 
@@ -24,6 +29,28 @@ def _numeric_labels(labels, what):
                         "return_inverse=True)) or use NeuralODEClassifierEstimator, which maps "
                         "them")
     return labels
+
+
+def _expit(xp, r):
+    """``1 / (1 + e^-r)`` without overflow: ``e^-|r|`` is at most one."""
+    e = xp.exp(-xp.abs(r))
+    return xp.where(r >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+
+
+def _log_softmax(xp, r):
+    """``r - logsumexp(r)`` along rows, shifted by the row maximum (as SciPy computes it)."""
+    s = r - xp.max(r, axis=1, keepdims=True)
+    return s - xp.log(xp.sum(xp.exp(s), axis=1, keepdims=True))
+
+
+def _softmax(xp, r):
+    e = xp.exp(r - xp.max(r, axis=1, keepdims=True))
+    return e / xp.sum(e, axis=1, keepdims=True)
+
+
+def _one_hot(xp, y, k, dtype):
+    """Rows ``e_{y_i}`` of ``k`` columns, in ``dtype``."""
+    return astype(xp.arange(k)[None, :] == y[:, None], dtype)
 
 
 class Logistic:
@@ -43,18 +70,27 @@ class Logistic:
         return labels.astype(np.float64)
 
     def value(self, r, y):
+        xp = namespace(r)
         r = r[:, 0]
-        return np.logaddexp(0.0, r) - y * r
+        if xp is np:
+            return np.logaddexp(0.0, r) - y * r
+        return xp.logaddexp(xp.zeros_like(r), r) - y * r
 
     def grad(self, r, y):
-        return (expit(r[:, 0]) - y)[:, None]
+        xp = namespace(r)
+        p = expit(r[:, 0]) if xp is np else _expit(xp, r[:, 0])
+        return (p - y)[:, None]
 
     def hvp(self, r, y, dr):
-        p = expit(r[:, 0])
+        xp = namespace(r)
+        p = expit(r[:, 0]) if xp is np else _expit(xp, r[:, 0])
         return (p * (1 - p))[:, None] * dr
 
     def predict(self, r):
-        return (r[:, 0] > 0).astype(int)
+        xp = namespace(r)
+        if xp is np:
+            return (r[:, 0] > 0).astype(int)
+        return astype(r[:, 0] > 0, xp.int64)
 
 
 class SoftmaxCrossEntropy:
@@ -88,19 +124,27 @@ class SoftmaxCrossEntropy:
         return labels.astype(np.int64)
 
     def value(self, r, y):
-        return -log_softmax(r, axis=1)[np.arange(r.shape[0]), y]
+        xp = namespace(r)
+        if xp is np:
+            return -log_softmax(r, axis=1)[np.arange(r.shape[0]), y]
+        return -xp.take_along_axis(_log_softmax(xp, r), y[:, None], axis=1)[:, 0]
 
     def grad(self, r, y):
-        g = softmax(r, axis=1)
-        g[np.arange(r.shape[0]), y] -= 1.0
-        return g
+        xp = namespace(r)
+        if xp is np:
+            g = softmax(r, axis=1)
+            g[np.arange(r.shape[0]), y] -= 1.0
+            return g
+        g = _softmax(xp, r)
+        return g - _one_hot(xp, y, r.shape[1], g.dtype)
 
     def hvp(self, r, y, dr):
-        p = softmax(r, axis=1)
-        return p * dr - p * np.sum(p * dr, axis=1, keepdims=True)
+        xp = namespace(r)
+        p = softmax(r, axis=1) if xp is np else _softmax(xp, r)
+        return p * dr - p * xp.sum(p * dr, axis=1, keepdims=True)
 
     def predict(self, r):
-        return np.argmax(r, axis=1)
+        return namespace(r).argmax(r, axis=1)
 
 
 class SquaredError:
@@ -120,7 +164,7 @@ class SquaredError:
         return labels
 
     def value(self, r, y):
-        return 0.5 * np.sum((r - y) ** 2, axis=1)
+        return 0.5 * namespace(r).sum((r - y) ** 2, axis=1)
 
     def grad(self, r, y):
         return r - y

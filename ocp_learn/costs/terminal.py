@@ -3,6 +3,10 @@
 The contract of a terminal cost is :class:`ocp_learn.protocols.TerminalCost` (checked by
 :class:`~ocp_learn.OCP` when it is built); :class:`TerminalCost` here is a convenient base
 class that provides its defaults.
+
+The costs here compute in the array namespace of the final states ``y`` they are handed
+(NumPy on the host, CuPy on a GPU): their per-sample data (labels) and constants are copied
+to that namespace once and kept there, and ``ybar`` and ``pbar`` are arrays of it.
 """
 from __future__ import annotations
 
@@ -11,7 +15,9 @@ from typing import Any
 
 import numpy as np
 
+from ..arrays import astype, concat, namespace
 from ..errors import as_array, check_positive_int, check_rng
+from ..models.base import resident
 from ..params import ParamLayout
 from ..protocols import TerminalResult
 from .losses import get_loss
@@ -133,18 +139,41 @@ class LinearHeadLoss(TerminalCost):
         return self.layout.pack({"W": rng.standard_normal((self.n_outputs, self.dim)) / np.sqrt(self.dim),
                                  "mu": np.zeros(self.n_outputs)})
 
-    def head(self, p):
+    def head(self, p, like=None):
+        """``(W, mu)``: views of ``p``, or the fixed head in the namespace of ``like``
+        (NumPy when ``like`` is ``None``) when ``fit_head`` is false."""
         if not self.fit_head:
-            return self._W, self._mu
+            if like is None:
+                return self._W, self._mu
+            return resident(self, "_W", like), resident(self, "_mu", like)
         P = self.layout.unpack(p)
         return P["W"], P["mu"]
 
-    def _labels(self, idx):
-        return self.labels if idx is None else self.labels[idx]
+    def _labels(self, idx, like=None):
+        """The labels of the rows ``idx`` (all for ``None``) in the namespace of ``like``:
+        copied there once, then taken by rows there."""
+        if like is None or namespace(like) is np:
+            return self.labels if idx is None else self.labels[idx]
+        xp = namespace(like)
+        labels = resident(self, "labels", like)
+        return labels if idx is None else xp.take(labels, xp.asarray(idx), axis=0)
+
+    def _param_grad(self, xp, rbar, z):
+        """``pbar = (rbar^T z, sum_i rbar_i)`` (empty without a head) in the namespace of ``z``."""
+        if xp is np:
+            pbar = np.zeros(self.n_params)
+            if self.fit_head:
+                G = self.layout.unpack(pbar)
+                G["W"][...] = rbar.T @ z
+                G["mu"][...] = rbar.sum(axis=0)
+            return pbar
+        if not self.fit_head:
+            return xp.zeros(0, dtype=z.dtype)
+        return concat([xp.reshape(rbar.T @ z, (-1,)), xp.sum(rbar, axis=0)])
 
     def output(self, y, p):
         """``r = W z + mu`` for every row of ``y``."""
-        W, mu = self.head(p)
+        W, mu = self.head(p, y)
         return y[:, :self.dim] @ W.T + mu
 
     def take(self, rows: np.ndarray) -> LinearHeadLoss:
@@ -161,6 +190,7 @@ class LinearHeadLoss(TerminalCost):
         """
         part = copy.copy(self)
         part.labels = self.labels[rows]
+        part.__dict__.pop("_resident", None)  # the part copies its own labels to a device
         return part
 
     def value_and_grad(self, y: np.ndarray, p: np.ndarray, idx: Any = None,
@@ -168,23 +198,19 @@ class LinearHeadLoss(TerminalCost):
                        t_T: float | None = None) -> TerminalResult:
         """Mean loss of the batch rows ``idx`` with ``dJ/dy`` and ``dJ/d(W, mu)``
         (see the class notes); returns a :class:`~ocp_learn.protocols.TerminalResult`."""
-        lab = self._labels(idx)
+        xp = namespace(y)
+        lab = self._labels(idx, y)
         if lab.shape[0] != y.shape[0]:
             raise ValueError(f"labels select {lab.shape[0]} rows but the state has {y.shape[0]}")
         n = y.shape[0]
         z = y[:, :self.dim]
-        W, mu = self.head(p)
+        W, mu = self.head(p, y)
         r = z @ W.T + mu
-        J = float(np.mean(self.loss.value(r, lab)))
+        J = float(xp.mean(self.loss.value(r, lab)))
         rbar = self.loss.grad(r, lab) / n
-        ybar = np.zeros_like(y)
+        ybar = xp.zeros_like(y)
         ybar[:, :self.dim] = rbar @ W
-        pbar = np.zeros(self.n_params)
-        if self.fit_head:
-            G = self.layout.unpack(pbar)
-            G["W"][...] = rbar.T @ z
-            G["mu"][...] = rbar.sum(axis=0)
-        return TerminalResult(J, ybar, pbar)
+        return TerminalResult(J, ybar, self._param_grad(xp, rbar, z))
 
     def predict(self, y, p):
         return self.loss.predict(self.output(y, p))
@@ -192,7 +218,7 @@ class LinearHeadLoss(TerminalCost):
     # --- pieces the Gauss--Newton method needs (MATH G1) -----------------
     def output_jvp(self, y, p, dy, dp):
         """Tangent of ``r = W z + mu``: ``dW z + W dz + dmu``."""
-        W, _ = self.head(p)
+        W, _ = self.head(p, y)
         dr = dy[:, :self.dim] @ W.T
         if self.fit_head and dp is not None:
             D = self.layout.unpack(dp)
@@ -201,24 +227,24 @@ class LinearHeadLoss(TerminalCost):
 
     def output_vjp(self, y, p, rbar):
         """Adjoint of ``r = W z + mu``: ``(ybar, pbar)``."""
-        W, _ = self.head(p)
-        ybar = np.zeros_like(y)
+        W, _ = self.head(p, y)
+        xp = namespace(y)
+        ybar = xp.zeros_like(y)
         ybar[:, :self.dim] = rbar @ W
-        pbar = np.zeros(self.n_params)
-        if self.fit_head:
-            G = self.layout.unpack(pbar)
-            G["W"][...] = rbar.T @ y[:, :self.dim]
-            G["mu"][...] = rbar.sum(axis=0)
-        return ybar, pbar
+        return ybar, self._param_grad(xp, rbar, y[:, :self.dim])
 
     def loss_hvp(self, y, p, dr, idx=None):
         """``(d^2 l / dr^2) dr / n`` at ``r = W z + mu`` (per-sample blocks)."""
         r = self.output(y, p)
-        return self.loss.hvp(r, self._labels(idx), dr) / y.shape[0]
+        return self.loss.hvp(r, self._labels(idx, y), dr) / y.shape[0]
 
 
 class MeanOfColumns(TerminalCost):
-    """``J = mean_i sum_j w_j y_i[cols_j]``: reads accumulated running costs."""
+    """``J = mean_i sum_j w_j y_i[cols_j]``: reads accumulated running costs.
+
+    On another namespace than NumPy the columns are read with ``take`` and ``dJ/dy`` is the
+    row of the weights (at ``cols``) over ``n``, from copies made once in that namespace.
+    """
 
     def __init__(self, cols, weights=None):
         self.cols = np.asarray(cols, dtype=np.int64)
@@ -229,7 +255,23 @@ class MeanOfColumns(TerminalCost):
                        t_T: float | None = None) -> TerminalResult:
         """``J`` and ``dJ/dy`` (constant ``w_j / n`` in the columns ``cols``)."""
         n = y.shape[0]
-        J = float(np.mean(y[:, self.cols] @ self.weights))
-        ybar = np.zeros_like(y)
-        ybar[:, self.cols] = self.weights / n
-        return TerminalResult(J, ybar, np.zeros(0))
+        xp = namespace(y)
+        if xp is np:
+            J = float(np.mean(y[:, self.cols] @ self.weights))
+            ybar = np.zeros_like(y)
+            ybar[:, self.cols] = self.weights / n
+            return TerminalResult(J, ybar, np.zeros(0))
+        cols, w = resident(self, "cols", y), resident(self, "weights", y)
+        J = float(xp.mean(xp.take(y, cols, axis=1) @ w))
+        ybar = xp.zeros_like(y) + astype(self._row(y) / n, y.dtype)
+        return TerminalResult(J, ybar, xp.zeros(0, dtype=y.dtype))
+
+    def _row(self, y):
+        """The weights scattered to ``cols`` of a zero row as wide as ``y`` (float64), in the
+        namespace of ``y`` (made once per width)."""
+        row = getattr(self, "_weight_row", None)
+        if row is None or row.shape[0] != y.shape[1]:
+            row = np.zeros(y.shape[1])
+            row[self.cols] = self.weights
+            self._weight_row = row
+        return resident(self, "_weight_row", y)

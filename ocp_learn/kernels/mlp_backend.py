@@ -42,6 +42,7 @@ class MLPBackend(Protocol):
 REGISTRY = BackendRegistry("SingleLayerNet", MLPBackend, {
     "numpy": "ocp_learn.kernels.mlp_numpy:NumpyMLPBackend",
     "numba": "ocp_learn.kernels.mlp_numba:NumbaMLPBackend",
+    "cupy": "ocp_learn.kernels.mlp_array:ArrayMLPBackend",
 })
 
 

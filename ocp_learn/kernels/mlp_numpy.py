@@ -7,12 +7,18 @@ With ``a = K1 z + b1`` and ``s = tanh(a)``:
 * adjoint: ``sbar = K2^T fbar``, ``abar = (1 - s^2) sbar``,
   ``K2bar = fbar s^T``, ``b2bar = fbar``, ``K1bar = abar z^T``,
   ``b1bar = abar``, ``zbar = K1^T abar`` (parameter terms summed over samples).
+
+The program calls only the array API on its inputs, so it runs in the namespace of ``z``
+(NumPy, CuPy, ``array_api_strict``) unchanged: :class:`~.mlp_array.ArrayMLPBackend` is
+this program on a device.
 """
 from __future__ import annotations
 
 from typing import Any
 
 import numpy as np
+
+from ..arrays import namespace
 
 __all__ = ["NumpyMLPBackend"]
 
@@ -27,7 +33,7 @@ class NumpyMLPBackend:
 
     @staticmethod
     def _hidden(z, P):
-        return np.tanh(z @ P["K1"].T + P["b1"])
+        return namespace(z).tanh(z @ P["K1"].T + P["b1"])
 
     def rhs(self, P: dict, z: np.ndarray) -> np.ndarray:
         return self._hidden(z, P) @ P["K2"].T + P["b2"]
@@ -46,5 +52,7 @@ class NumpyMLPBackend:
     def vjp(self, P: dict, z: np.ndarray, fbar: np.ndarray) -> tuple[np.ndarray, dict]:
         s = self._hidden(z, P)
         abar = (fbar @ P["K2"]) * (1.0 - s * s)
-        B = {"K1": abar.T @ z, "b1": abar.sum(axis=0), "K2": fbar.T @ s, "b2": fbar.sum(axis=0)}
+        xp = namespace(z)
+        B = {"K1": abar.T @ z, "b1": xp.sum(abar, axis=0), "K2": fbar.T @ s,
+             "b2": xp.sum(fbar, axis=0)}
         return abar @ P["K1"], B

@@ -19,17 +19,74 @@ The contract is stated once in :class:`ocp_learn.protocols.Field` and checked by
 :class:`~ocp_learn.OCP` when it is built.  Derivatives are derived by hand; the test
 suite checks each with a Taylor test, a jvp/vjp dot-product test and CasADi's AD of the
 same computation.
+
+A model computes in the array namespace of the states it is handed (NumPy arrays on the
+host, CuPy arrays on a GPU); its :attr:`Model.array_namespace` tells the OCP where to keep
+the states, stages, tapes and adjoints of its sweeps.  :func:`array_module` resolves a
+namespace argument and :func:`resident` keeps a model's constant arrays (fixed matrices,
+labels) in the namespace of its states.
 """
 from __future__ import annotations
 
+from types import ModuleType
 from typing import Any
 
 import numpy as np
 
+from ..arrays import namespace, to_namespace
 from ..errors import check_rng
 from ..params import ParamLayout
 
-__all__ = ["Model"]
+__all__ = ["Model", "array_module", "resident"]
+
+
+def array_module(spec: Any) -> ModuleType:
+    """The array namespace named by ``spec``.
+
+    Parameters
+    ----------
+    spec : None, str or module
+        ``None`` or ``"numpy"``: NumPy (the host); ``"cupy"``: CuPy (imported here, and
+        only here; a ``RuntimeError`` when CuPy or a CUDA device is missing); a module
+        following the array API standard (e.g. ``array_api_strict``): itself.
+
+    Returns
+    -------
+    module
+    """
+    if spec is None or (isinstance(spec, str) and spec == "numpy"):
+        return np
+    if isinstance(spec, str) and spec == "cupy":
+        from ..kernels import check_backend
+        check_backend("cupy")
+        import cupy
+        return cupy
+    if isinstance(spec, ModuleType) and hasattr(spec, "asarray"):
+        return spec
+    raise TypeError(f"xp must be None, 'numpy', 'cupy' or an array namespace module, got {spec!r}")
+
+
+def resident(owner: Any, name: str, like: Any) -> Any:
+    """The constant array ``owner.<name>`` (held on the host, e.g. a fixed matrix or labels)
+    in the array namespace of the states ``like``.
+
+    NumPy returns the host array itself (NumPy's promotion rules apply as they are).
+    Another namespace gets a copy, made on the first request and kept in ``owner`` (made
+    again only when ``owner.<name>`` is replaced), so a device sweep copies each constant
+    once; a floating-point constant takes the floating dtype of ``like`` there (a float32
+    problem computes in float32 on a device), integer ones (class labels) keep theirs.
+    """
+    host = getattr(owner, name)
+    xp = namespace(like)
+    if xp is np:
+        return host
+    dtype = like.dtype if np.asarray(host).dtype.kind == "f" else None
+    cache = owner.__dict__.setdefault("_resident", {})
+    key = (name, xp.__name__, str(dtype))
+    entry = cache.get(key)
+    if entry is None or entry[0] is not host:
+        entry = cache[key] = (host, to_namespace(host, xp, dtype))
+    return entry[1]
 
 
 class Model:
@@ -49,6 +106,17 @@ class Model:
 
     layout: ParamLayout | None = None
     state_dim: int | None = None
+
+    @property
+    def array_namespace(self) -> ModuleType:
+        """The array namespace of the model's computation: NumPy (the host) by default.
+
+        :class:`~ocp_learn.OCP` keeps the samples, states, stages, tapes and adjoints of
+        its sweeps in this namespace (CuPy: on the GPU); only ``theta``, the gradient and
+        scalars cross to the host.  Models built for another namespace (a ``cupy``
+        backend, or an ``xp`` argument) return that module.
+        """
+        return getattr(self, "_xp", np)
 
     @property
     def n_params(self) -> int:

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..arrays import namespace
 from ..errors import as_array
 from ..params import ParamLayout
-from .base import Model
+from .base import Model, array_module, resident
 
 __all__ = ["ControlledLinearModel", "ControlEnergy"]
 
@@ -23,6 +24,11 @@ class ControlledLinearModel(Model):
     ----------
     A : array_like, shape (d, d)
     B : array_like, shape (d, m)
+    xp : None, "numpy", "cupy" or module
+        The array namespace :class:`~ocp_learn.OCP` runs the sweeps in
+        (:attr:`array_namespace`; see :func:`~ocp_learn.models.base.array_module`).  The
+        model computes in the namespace of the states it is handed (``A`` and ``B`` are
+        copied there once).
 
     Notes
     -----
@@ -31,7 +37,8 @@ class ControlledLinearModel(Model):
     ``ubar = B^T sum_i fbar_i``.
     """
 
-    def __init__(self, A, B):
+    def __init__(self, A, B, xp=None):
+        self._xp = array_module(xp)
         A = as_array("A", A, ndim=2)
         B = as_array("B", B, ndim=2)
         if A.shape[0] != A.shape[1]:
@@ -48,24 +55,28 @@ class ControlledLinearModel(Model):
         return 0.1 * rng.standard_normal(self.n_controls)
 
     def rhs(self, z, t, theta):
-        return z @ self.A.T + theta @ self.B.T
+        A, B = resident(self, "A", z), resident(self, "B", z)
+        return z @ A.T + theta @ B.T
 
     def jvp(self, z, t, theta, dz, dtheta):
-        out = np.zeros_like(z)
+        A, B = resident(self, "A", z), resident(self, "B", z)
+        out = namespace(z).zeros_like(z)
         if dz is not None:
-            out = out + dz @ self.A.T
+            out = out + dz @ A.T
         if dtheta is not None:
-            out = out + dtheta @ self.B.T
+            out = out + dtheta @ B.T
         return out
 
     def vjp(self, z, t, theta, fbar):
-        return fbar @ self.A, self.B.T @ fbar.sum(axis=0)
+        A, B = resident(self, "A", z), resident(self, "B", z)
+        return fbar @ A, B.T @ namespace(z).sum(fbar, axis=0)
 
 
 class ControlEnergy:
     """Running cost ``r = 1/2 u^T R u`` (the same for every sample); ``R`` symmetric.
 
-    Contract of :mod:`ocp_learn.costs.running`: ``value``, ``jvp``, ``vjp``.
+    Contract of :mod:`ocp_learn.costs.running`: ``value``, ``jvp``, ``vjp``; computed in
+    the namespace of the states (``R`` is copied there once).
     """
 
     def __init__(self, R):
@@ -75,12 +86,28 @@ class ControlEnergy:
         self.R = R
 
     def value(self, z, t, theta):
-        return np.full(z.shape[0], 0.5 * theta @ self.R @ theta)
+        xp = namespace(z)
+        if xp is np:
+            return np.full(z.shape[0], 0.5 * theta @ self.R @ theta)
+        return _rows(xp, z, 0.5 * theta @ resident(self, "R", z) @ theta)
 
     def jvp(self, z, t, theta, dz, dtheta):
+        xp = namespace(z)
+        if xp is np:
+            if dtheta is None:
+                return np.zeros(z.shape[0])
+            return np.full(z.shape[0], theta @ self.R @ dtheta)
         if dtheta is None:
-            return np.zeros(z.shape[0])
-        return np.full(z.shape[0], theta @ self.R @ dtheta)
+            return xp.zeros(z.shape[0], dtype=z.dtype)
+        return _rows(xp, z, theta @ resident(self, "R", z) @ dtheta)
 
     def vjp(self, z, t, theta, cbar):
-        return np.zeros_like(z), float(np.sum(cbar)) * (self.R @ theta)
+        xp = namespace(z)
+        if xp is np:
+            return np.zeros_like(z), float(np.sum(cbar)) * (self.R @ theta)
+        return xp.zeros_like(z), xp.sum(cbar) * (resident(self, "R", z) @ theta)
+
+
+def _rows(xp, z, c):
+    """The 0-d array ``c`` repeated for each row of ``z`` (on ``c``'s device, no host copy)."""
+    return xp.zeros(z.shape[0], dtype=c.dtype) + c

@@ -26,9 +26,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..arrays import concat, namespace
 from ..errors import check_positive_int, check_positive_float
 from ..params import ParamLayout
-from .base import Model
+from .base import Model, array_module
 
 __all__ = ["HamiltonianNet"]
 
@@ -44,6 +45,10 @@ class HamiltonianNet(Model):
     init_scale : float
         Standard deviation of the entries of ``K`` at initialization is
         ``init_scale / sqrt(d)``.
+    xp : None, "numpy", "cupy" or module
+        The array namespace :class:`~ocp_learn.OCP` runs the sweeps in
+        (:attr:`array_namespace`; see :func:`~ocp_learn.models.base.array_module`).  The
+        model computes in the namespace of the states it is handed.
 
     Notes
     -----
@@ -62,7 +67,8 @@ class HamiltonianNet(Model):
     as in Haber & Ruthotto) or with ``2 d`` columns (the full state).
     """
 
-    def __init__(self, dim, init_scale=1.0):
+    def __init__(self, dim, init_scale=1.0, xp=None):
+        self._xp = array_module(xp)
         self.dim = check_positive_int("dim", dim)
         self.partition = self.dim
         self.state_dim = 2 * self.dim
@@ -78,7 +84,9 @@ class HamiltonianNet(Model):
 
     def initial_state(self, x):
         if x.shape[1] == self.dim:
-            return np.hstack([x, np.zeros_like(x)])
+            if namespace(x) is np:
+                return np.hstack([x, np.zeros_like(x)])
+            return concat([x, namespace(x).zeros_like(x)], axis=1)
         if x.shape[1] == self.state_dim:
             return x
         raise ValueError(f"x must have {self.dim} columns (y; z(0) = 0) or {self.state_dim} "
@@ -88,16 +96,16 @@ class HamiltonianNet(Model):
     def rhs_y(self, z, t, theta):
         """``dy/dt = sigma(K z + b)``."""
         P = self.unpack(theta)
-        return np.tanh(z @ P["K"].T + P["b"])
+        return namespace(z).tanh(z @ P["K"].T + P["b"])
 
     def rhs_z(self, y, t, theta):
         """``dz/dt = -sigma(K^T y + b)``."""
         P = self.unpack(theta)
-        return -np.tanh(y @ P["K"] + P["b"])
+        return -namespace(y).tanh(y @ P["K"] + P["b"])
 
     def jvp_y(self, z, t, theta, dz, dtheta):
         P = self.unpack(theta)
-        s = np.tanh(z @ P["K"].T + P["b"])
+        s = namespace(z).tanh(z @ P["K"].T + P["b"])
         da = 0.0
         if dz is not None:
             da = dz @ P["K"].T
@@ -108,7 +116,7 @@ class HamiltonianNet(Model):
 
     def jvp_z(self, y, t, theta, dy, dtheta):
         P = self.unpack(theta)
-        s = np.tanh(y @ P["K"] + P["b"])
+        s = namespace(y).tanh(y @ P["K"] + P["b"])
         da = 0.0
         if dy is not None:
             da = dy @ P["K"]
@@ -120,36 +128,41 @@ class HamiltonianNet(Model):
     def vjp_y(self, z, t, theta, vbar):
         """``((d rhs_y/dz)^T vbar, (d rhs_y/dtheta)^T vbar)``."""
         P = self.unpack(theta)
-        s = np.tanh(z @ P["K"].T + P["b"])
+        xp = namespace(z)
+        s = xp.tanh(z @ P["K"].T + P["b"])
         abar = (1.0 - s * s) * vbar
-        g = np.empty(self.n_params)
-        G = self.unpack(g)
-        G["K"][...] = abar.T @ z
-        G["b"][...] = abar.sum(axis=0)
-        return abar @ P["K"], g
+        return abar @ P["K"], self._grad(xp, abar.T @ z, abar)
 
     def vjp_z(self, y, t, theta, vbar):
         """``((d rhs_z/dy)^T vbar, (d rhs_z/dtheta)^T vbar)``."""
         P = self.unpack(theta)
-        s = np.tanh(y @ P["K"] + P["b"])
+        xp = namespace(y)
+        s = xp.tanh(y @ P["K"] + P["b"])
         abar = -(1.0 - s * s) * vbar
-        g = np.empty(self.n_params)
-        G = self.unpack(g)
-        G["K"][...] = y.T @ abar
-        G["b"][...] = abar.sum(axis=0)
-        return abar @ P["K"].T, g
+        return abar @ P["K"].T, self._grad(xp, y.T @ abar, abar)
+
+    def _grad(self, xp, Kbar, abar):
+        """The parameter cotangent ``(Kbar, bbar = sum_i abar_i)`` as one vector (float64 on
+        NumPy; the states' namespace and dtype otherwise)."""
+        if xp is np:
+            g = np.empty(self.n_params)
+            G = self.unpack(g)
+            G["K"][...] = Kbar
+            G["b"][...] = abar.sum(axis=0)
+            return g
+        return concat([xp.reshape(Kbar, (-1,)), xp.sum(abar, axis=0)])
 
     # --- the ordinary model contract ---------------------------------------
     def rhs(self, Y, t, theta):
         d = self.dim
-        out = np.empty_like(Y)
+        out = namespace(Y).empty_like(Y)
         out[:, :d] = self.rhs_y(Y[:, d:], t, theta)
         out[:, d:] = self.rhs_z(Y[:, :d], t, theta)
         return out
 
     def jvp(self, Y, t, theta, dY, dtheta):
         d = self.dim
-        out = np.empty_like(Y)
+        out = namespace(Y).empty_like(Y)
         out[:, :d] = self.jvp_y(Y[:, d:], t, theta, None if dY is None else dY[:, d:], dtheta)
         out[:, d:] = self.jvp_z(Y[:, :d], t, theta, None if dY is None else dY[:, :d], dtheta)
         return out
@@ -158,7 +171,7 @@ class HamiltonianNet(Model):
         d = self.dim
         zbar, g1 = self.vjp_y(Y[:, d:], t, theta, Ybar[:, :d])
         ybar, g2 = self.vjp_z(Y[:, :d], t, theta, Ybar[:, d:])
-        out = np.empty_like(Y)
+        out = namespace(Y).empty_like(Y)
         out[:, :d] = ybar
         out[:, d:] = zbar
         return out, g1 + g2

@@ -1,9 +1,12 @@
 """Linear dynamics ``f(z; A) = A z`` -- the test problem with exact solutions."""
 from __future__ import annotations
 
+import numpy as np
+
+from ..arrays import namespace
 from ..errors import check_positive_int
 from ..params import ParamLayout
-from .base import Model
+from .base import Model, array_module
 
 __all__ = ["LinearModel"]
 
@@ -13,9 +16,19 @@ class LinearModel(Model):
 
     Its flow is ``expm(t A)``, which makes it the reference for integrator
     orders and for the Riccati checks of linear-quadratic problems.
+
+    Parameters
+    ----------
+    dim : int
+        ``d``, the state dimension.
+    xp : None, "numpy", "cupy" or module
+        The array namespace :class:`~ocp_learn.OCP` runs the sweeps in
+        (:attr:`array_namespace`; see :func:`~ocp_learn.models.base.array_module`).  The
+        model computes in the namespace of the states it is handed.
     """
 
-    def __init__(self, dim):
+    def __init__(self, dim, xp=None):
+        self._xp = array_module(xp)
         self.dim = self.state_dim = check_positive_int("dim", dim)
         self.layout = ParamLayout([("A", (dim, dim))])
 
@@ -36,4 +49,6 @@ class LinearModel(Model):
 
     def vjp(self, z, t, theta, fbar):
         A = self.unpack(theta)["A"]
-        return fbar @ A, (fbar.T @ z).ravel()
+        if namespace(z) is np:
+            return fbar @ A, (fbar.T @ z).ravel()
+        return fbar @ A, namespace(z).reshape(fbar.T @ z, (-1,))

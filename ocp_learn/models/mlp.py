@@ -1,12 +1,14 @@
 """Single-hidden-layer network (MATH A1), the neural-ODE right-hand side."""
 from __future__ import annotations
 
+from types import ModuleType
 from typing import Any
 
 import numpy as np
 
 from ..errors import check_choice, check_positive_float, check_positive_int
 from ..kernels.mlp_backend import MLPBackend, mlp_backend
+from ..kernels.potential_backend import DeviceBackend
 from ..params import ParamLayout
 from .base import Model
 
@@ -25,10 +27,11 @@ class SingleLayerNet(Model):
     init_scale : float
         Scale of the output weights ``K2`` at initialization (small values
         start the flow near the identity map).
-    backend : {"numpy", "numba"} or MLPBackend
-        numpy (BLAS, the reference: :mod:`ocp_learn.kernels.mlp_numpy`) or fused
+    backend : {"numpy", "numba", "cupy"} or MLPBackend
+        numpy (BLAS, the reference: :mod:`ocp_learn.kernels.mlp_numpy`), fused
         per-sample Numba kernels (:mod:`ocp_learn.kernels.mlp_numba`, same numbers to
-        rounding), or a name registered with
+        rounding), the reference on the GPU (:mod:`ocp_learn.kernels.mlp_array`: the
+        OCP then keeps its whole sweep on the device), or a name registered with
         :func:`~ocp_learn.kernels.mlp_backend.register_mlp_backend`, or a backend object;
         resolved to ``self.backend`` once, here.
 
@@ -56,6 +59,12 @@ class SingleLayerNet(Model):
         self.backend: MLPBackend = backend
         m, d = self.width, self.dim
         self.layout = ParamLayout([("K1", (m, d)), ("b1", (m,)), ("K2", (d, m)), ("b2", (d,))])
+
+    @property
+    def array_namespace(self) -> ModuleType:
+        """The backend's device namespace (CuPy for ``"cupy"``; a
+        :class:`~ocp_learn.kernels.potential_backend.DeviceBackend`), else NumPy."""
+        return self.backend.namespace if isinstance(self.backend, DeviceBackend) else np
 
     def init_params(self, rng: Any = None) -> np.ndarray:
         rng = self._rng(rng)

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from ..arrays import to_host
 from ..costs import LinearHeadLoss, Tikhonov, TimeSmoothness
 from ..errors import as_array, check_nonneg_int, check_positive_float, check_positive_int
 from ..ledger import Ledger
@@ -115,6 +116,11 @@ class NeuralODEClassifier(Persistable, OCP):
         Train ``(W, mu)`` jointly (default) or keep ``W = [I 0]``, ``mu = 0``.
     init_scale : float
         Output-weight scale of the default model at initialization.
+    backend : {"numpy", "numba", "cupy"}, optional
+        Backend of the default model (:class:`~ocp_learn.SingleLayerNet`; ``"numpy"`` when
+        not given).  With ``"cupy"`` the samples, labels, states, adjoints and costs stay on
+        the GPU; only ``theta``, the gradient and scalars cross to the host.  Give a
+        ``model`` instead for other models or backend objects.
 
     Examples
     --------
@@ -129,7 +135,7 @@ class NeuralODEClassifier(Persistable, OCP):
     def __init__(self, x, labels, *, augment=0, loss="logistic", model=None, width=16,
                  n_outputs=None, T=1.0, nt=8, integrator="rk4", time_param=None, tikhonov=1e-4,
                  smoothness=0.0, regularizers=(), running=(), strategy="store_all", fit_head=True,
-                 init_scale=0.1):
+                 init_scale=0.1, backend=None):
         x = as_array("x", x, ndim=2, min_rows=1)
         model_arg = model
         self.augment = check_nonneg_int("augment", augment)
@@ -138,8 +144,15 @@ class NeuralODEClassifier(Persistable, OCP):
         if np.shape(labels)[:1] != (x.shape[0],):
             raise ValueError(f"labels must have one entry per row of x ({x.shape[0]}), "
                              f"got shape {np.shape(labels)}")
+        if backend is not None and not isinstance(backend, str):
+            raise TypeError(f"backend must be a backend name (str) of the default model, got "
+                            f"{type(backend).__name__}; give model=SingleLayerNet(..., "
+                            "backend=...) for a backend object")
+        if backend is not None and model is not None:
+            raise ValueError("give backend (the default model's) or model, not both")
         if model is None:
-            model = SingleLayerNet(self.dim, check_positive_int("width", width), init_scale=init_scale)
+            model = SingleLayerNet(self.dim, check_positive_int("width", width), init_scale=init_scale,
+                                   backend="numpy" if backend is None else backend)
         elif check_protocol(model, Field, "model").state_dim != self.dim:
             raise ValueError(f"model must have state_dim == d + augment = {self.dim}, "
                              f"got {model.state_dim}")
@@ -162,6 +175,8 @@ class NeuralODEClassifier(Persistable, OCP):
             time_param=time_param, tikhonov=tikhonov, smoothness=smoothness,
             regularizers=list(regularizers), running=list(running), strategy=strategy,
             fit_head=fit_head, init_scale=init_scale)
+        if backend is not None:
+            self._settings["backend"] = backend
 
     def fingerprint_data(self) -> dict:
         """The labels' digest, for :meth:`fingerprint`."""
@@ -208,13 +223,14 @@ class NeuralODEClassifier(Persistable, OCP):
     def decision_function(self, theta, x=None):
         """``r = W z(T) + mu``, shape ``(n, n_outputs)`` (C1)."""
         theta = self.check_theta(theta)
-        z = self.propagate(theta, x)
+        z = to_host(self.propagate(theta, x))
         return self.terminal.output(z, self._split(theta)[1])
 
     def residuals(self, theta, batch=None):
         """``r_i = W z_i(T) + mu`` of the training rows ``batch`` (the residual map of G1)."""
         theta = self.check_theta(theta)
-        return self.terminal.output(self.final_state(theta, batch), self._split(theta)[1])
+        return self.terminal.output(to_host(self.final_state(theta, batch)),
+                                    self._split(theta)[1])
 
     def predict_proba(self, theta, x=None):
         """Class probabilities: ``sigmoid(r)`` as ``(n, 2)`` or ``softmax(r)``."""
@@ -285,15 +301,21 @@ class NeuralODEClassifier(Persistable, OCP):
         With ``v = (dnodes, dp)``: ``dz(T)`` from the tangent sweep (B1 with
         jvps) and ``dr = W dz + dW z + dmu``; ``u = H dr``; ``(zbar, pbar) =
         (u W, (u^T z, sum u))``; the adjoint sweep (B2) carries ``zbar`` back to
-        the dynamics parameters.
+        the dynamics parameters.  The sweeps and the products run in the model's array
+        namespace (:attr:`~ocp_learn.OCP.xp`); ``v`` and the product are host vectors.
         """
         theta = self.check_theta(theta)
         ev = self.evaluate(theta, batch, gradient=True)
         idx, x = self._batch(batch)
         field = self._field(idx)
-        nodes, p = self._split(theta)
+        xp = self.xp
+        nodes_host, p_host = self._split(theta)
+        nodes, p = self._on_device(nodes_host), self._on_device(p_host)
         ledger = Ledger()
-        y0 = field.initial_state(x)
+        if xp is np:
+            y0 = field.initial_state(x)
+        else:
+            y0 = self._initial_state(self._device_rows(idx, x), field)
         reuse = self.strategy.reusable_tape
         if reuse:
             yN, tape = self.strategy.forward(self._sweep(nodes, ledger, field=field), y0)
@@ -306,23 +328,27 @@ class NeuralODEClassifier(Persistable, OCP):
         def matvec(v):
             if v.shape != (self.n_params,):
                 raise ValueError(f"v must have shape ({self.n_params},), got {v.shape}")
-            dnodes, dp = self._split(v)
+            dnodes_host, dp_host = self._split(v)
+            dnodes, dp = self._on_device(dnodes_host), self._on_device(dp_host)
             sweep_t = self._sweep(nodes, ledger, dnodes=dnodes, field=field)
-            y, dy = y0, np.zeros_like(y0)
+            y, dy = y0, xp.zeros_like(y0)
             for k in range(self.nt):
                 y, dy = sweep_t.step_tangent(k, y, dy)
             dr = term.output_jvp(yN, p, dy, dp)
             u = term.loss_hvp(yN, p, dr, idx)
             ybar, pbar = term.output_vjp(yN, p, u)
-            gnodes = np.zeros_like(nodes)
+            gnodes = xp.zeros_like(nodes)
             sweep_a = self._sweep(nodes, ledger, gnodes, field=field)
             if reuse:
                 self.strategy.backward(sweep_a, tape, ybar)
             else:
                 _, tp = self.strategy.forward(sweep_a, y0)
                 self.strategy.backward(sweep_a, tp, ybar)
-            for reg in regs:
-                gnodes += reg.hvp(nodes, dnodes)
+            if xp is not np:
+                gnodes = to_host(gnodes)
+                pbar = to_host(pbar)
+            for reg in regs:  # on the host, as in the objective
+                gnodes = gnodes + reg.hvp(nodes_host, dnodes_host)
             out = np.empty(self.n_params)
             P = layout.unpack(out)
             P["dynamics"][...] = gnodes
