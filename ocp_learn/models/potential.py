@@ -22,7 +22,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from ..arrays import astype, concat, contiguous, copy
+from ..arrays import astype, concat, contiguous, copy, namespace
 from ..errors import as_array, check_choice, check_positive_int, check_rng
 from ..kernels.potential_backend import (DeviceBackend, PotentialBackend, checked_array,
                                          checked_vector, potential_backend)
@@ -235,6 +235,46 @@ class PotentialResNet:
         phi, G, lap = D
         d = self.dim
         return PotentialDerivatives(phi, contiguous(G[:, :d]), copy(G[:, d]), lap)
+
+    # ---------------------------------------------------------------- stage calls of a field
+    def _stage_inputs(self, xp, x, t, theta, probes):
+        """``(P, s, W)`` from a field's own arrays, without the user-facing checks (the
+        sweep checks the states once per step; a device then never waits for a check)."""
+        n, d = x.shape[0], self.dim
+        s = xp.empty((n, d + 1), dtype=x.dtype)
+        s[:, :d] = x
+        s[:, d] = float(t)
+        W = None
+        if probes is not None:
+            pr = probes if probes.ndim == 3 else probes[None, ...]
+            permute = getattr(xp, "permute_dims", None) or xp.transpose
+            W = contiguous(permute(pr, (1, 2, 0))) / float(np.sqrt(pr.shape[0]))
+        return self.unpack(astype(theta, x.dtype)), s, W
+
+    def stage_derivatives(self, x: Any, t: float, theta: Any,
+                          probes: Any = None) -> PotentialDerivatives:
+        """:meth:`derivatives` at one time ``t`` for a field's stage on a device namespace:
+        the same numbers, no argument checks (``x``, ``theta`` and ``probes`` are the
+        field's own arrays, of one namespace and dtype)."""
+        xp = namespace(x)
+        P, s, W = self._stage_inputs(xp, x, t, theta, probes)
+        return self._split(xp, self.backend.derivatives(P, s, W, self.h))
+
+    def stage_vjp(self, x: Any, t: float, theta: Any, grad_bar: Any, dt_bar: Any,
+                  lap_bar: Any, probes: Any = None) -> tuple[Any, Any, Any]:
+        """:meth:`derivatives_vjp` (``phi_bar = 0``) at one time ``t`` for a field's stage on
+        a device namespace, without argument checks (``dt_bar`` may be ``None``)."""
+        xp = namespace(x)
+        P, s, W = self._stage_inputs(xp, x, t, theta, probes)
+        n, d = s.shape[0], self.dim
+        Gbar = xp.zeros((n, d + 1), dtype=s.dtype)
+        Gbar[:, :d] = grad_bar
+        if dt_bar is not None:
+            Gbar[:, d] = dt_bar
+        phibar = xp.zeros(n, dtype=s.dtype)
+        sbar, B = self.backend.derivatives_vjp(P, s, W, self.h, phibar, Gbar,
+                                               astype(lap_bar, s.dtype))
+        return contiguous(sbar[:, :d]), copy(sbar[:, d]), self._pack(xp, B)
 
     # ---------------------------------------------------------------- evaluation
     def phi(self, x: Any, t: Any, theta: Any) -> np.ndarray:

@@ -148,7 +148,11 @@ class PotentialFlowField(Model):
         return self.rhs_tape(y, t, theta, keep=False)[0]
 
     def _derivatives(self, y, t, theta):
-        return self.potential.derivatives(y[:, :self.dim], t, theta, probes=self.probes)
+        """The potential's derivatives at the agents' states (D2, D3): checked on NumPy, the
+        unchecked stage call on a device namespace."""
+        if namespace(y) is np or np.ndim(t) != 0:
+            return self.potential.derivatives(y[:, :self.dim], t, theta, probes=self.probes)
+        return self.potential.stage_derivatives(y[:, :self.dim], t, theta, self.probes)
 
     def rhs_tape(self, y: np.ndarray, t: Any, theta: np.ndarray,
                  keep: bool = True) -> tuple[np.ndarray, Any]:
@@ -169,7 +173,8 @@ class PotentialFlowField(Model):
             # the generic code checks its inputs: name an overflow as one (the fused kernels
             # propagate it, and the sweep names the step)
             xp = namespace(y)
-            if not bool(xp.all(xp.isfinite(y[:, :self.dim]))):
+            # on a device the sweep's check per step names an overflow (no wait per stage)
+            if xp is np and not bool(xp.all(xp.isfinite(y[:, :self.dim]))):
                 when = f"t = {float(t):.6g}" if np.ndim(t) == 0 else "the stage times given"
                 raise NonFiniteError(f"ODE solution overflowed inside a step: the agents' states "
                                      f"at the stage {when} are not finite; reduce the step size "
@@ -219,7 +224,7 @@ class PotentialFlowField(Model):
         d, a1 = self.dim, self.a1
         xp = namespace(y)
         z = y[:, :d]
-        D = self.potential.derivatives(z, t, theta, probes=self.probes)
+        D = self._derivatives(y, t, theta)
         g = D.grad
         gg = xp.sum(g * g, axis=1)
         out = xp.zeros_like(y)
@@ -281,8 +286,13 @@ class PotentialFlowField(Model):
             w = ybar[:, self.c_R] * xp.sign(res)
             grad_bar = grad_bar + (w / a1)[:, None] * g
             dt_bar = -w
-        xb, _, thb = self.potential.derivatives_vjp(z, t, theta, grad_bar=grad_bar, dt_bar=dt_bar,
-                                                    lap_bar=lap_bar, probes=self.probes)
+        if xp is np or np.ndim(t) != 0:
+            xb, _, thb = self.potential.derivatives_vjp(z, t, theta, grad_bar=grad_bar,
+                                                        dt_bar=dt_bar, lap_bar=lap_bar,
+                                                        probes=self.probes)
+        else:
+            xb, _, thb = self.potential.stage_vjp(z, t, theta, grad_bar, dt_bar, lap_bar,
+                                                  self.probes)
         out = xp.zeros_like(y)
         out[:, :d] = xb
         self._interaction_vjp(z, lr, ybar, w, out)
