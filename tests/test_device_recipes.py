@@ -19,9 +19,13 @@ NAME = "array-api-strict"
 def strict_backend():
     from ocp_learn.kernels.potential_backend import REGISTRY, register_potential_backend
     from ocp_learn.kernels.potential_cupy import CupyPotentialBackend
+    from ocp_learn.kernels import mlp_backend
+    from ocp_learn.kernels.mlp_array import ArrayMLPBackend
     register_potential_backend(NAME, lambda **options: CupyPotentialBackend(xp=xps))
+    mlp_backend.register_mlp_backend(NAME, lambda **options: ArrayMLPBackend(xp=xps))
     yield
     REGISTRY._entries.pop(NAME, None)
+    mlp_backend.REGISTRY._entries.pop(NAME, None)
 
 
 def test_train_flow_on_a_device_namespace():
@@ -49,3 +53,25 @@ def test_run_mfg_on_a_device_namespace(tmp_path):
     (ma, ta, ja), (mb, tb, jb) = out["numpy"], out[NAME]
     np.testing.assert_allclose(tb, ta, rtol=1e-9, atol=1e-11)
     assert set(jb) == set(ja)
+
+
+@pytest.mark.parametrize("optimizer", ["lbfgs", "gauss-newton"])
+def test_train_classifier_on_a_device_namespace(optimizer):
+    from ocp_learn.datasets import get_dataset
+    from ocp_learn.recipes.classify import train_classifier
+    x, y = get_dataset("rings", 40, seed=0)
+    runs = {b: train_classifier(x, y, augment=1, optimizer=optimizer, maxiter=3, seed=0,
+                                width=5, nt=3, backend=b) for b in ("numpy", NAME)}
+    (pa, ra, _), (pb, rb, _) = runs["numpy"], runs[NAME]
+    assert pb.xp is xps
+    np.testing.assert_allclose(rb.x, ra.x, rtol=1e-9, atol=1e-11)
+    np.testing.assert_array_equal(pb.predict(rb.x, x), pa.predict(ra.x, x))
+
+
+def test_command_line_names_a_missing_device(tmp_path):
+    from ocp_learn.cli import main
+    from ocp_learn.kernels import cupy_available
+    if cupy_available():
+        pytest.skip("a device is present")
+    for cmd in (["flow", "--maxiter", "1"], ["mfg", "--iters", "1"], ["classify", "--iters", "1"]):
+        assert main([*cmd, "--backend", "cupy", "--out", str(tmp_path / cmd[0])]) == 2

@@ -104,7 +104,8 @@ def test_train_on_the_device_equals_numpy():
 def test_command_line_with_the_cupy_backend(tmp_path):
     env = dict(os.environ, MPLBACKEND="Agg")
     for cmd in (["flow", "--data", "8gaussians", "--n", "512", "--maxiter", "3", "--n-test", "2000"],
-                ["mfg", "--problem", "crowd", "--dim", "2", "--iters", "3", "--samples", "64", "64"]):
+                ["mfg", "--problem", "crowd", "--dim", "2", "--iters", "3", "--samples", "64", "64"],
+                ["classify", "--n-train", "64", "--n-test", "64", "--iters", "3"]):
         out = tmp_path / cmd[0]
         r = subprocess.run([sys.executable, "-m", "ocp_learn.cli", *cmd, "--backend", "cupy",
                             "--out", str(out)], env=env, capture_output=True, text=True,

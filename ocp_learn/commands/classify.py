@@ -47,6 +47,9 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-baseline", action="store_true",
                    help="do not train the unaugmented model for comparison")
     p.add_argument("--seed", type=int, default=0, help="random seed")
+    p.add_argument("--backend", default="numpy", choices=["numpy", "numba", "cupy"],
+                   help="backend of the network: numpy (reference), numba (CPU kernels) or "
+                        "cupy (the whole solve on a CUDA GPU; needs the gpu extra)")
     add_output_options(p)
 
 
@@ -78,6 +81,12 @@ def _check(args: argparse.Namespace) -> tuple[str, object]:
         raise ValueError(f"--integrator {integrator}: the viscous model (--viscosity > 0) is "
                          "integrated by Euler-Maruyama (use --integrator euler or leave it out)")
     get_integrator(integrator)
+    if args.viscosity > 0 and args.backend != "numpy":
+        raise ValueError(f"--backend {args.backend}: the viscous model (--viscosity > 0) runs "
+                         "on the numpy backend only (leave --backend out)")
+    if args.backend != "numpy":
+        from ..kernels import check_backend
+        check_backend(args.backend)
     time_param = parse_time_param(args.time_param)
     if args.no_baseline and args.augment == 0:
         warn_option("--no-baseline: with --augment 0 the model is the baseline")
@@ -96,6 +105,8 @@ def run(args: argparse.Namespace) -> int:
     kw = dict(width=args.width, nt=args.nt, T=args.T, integrator=integrator,
               time_param=time_param, tikhonov=args.tikhonov,
               smoothness=args.smoothness, loss=args.loss)
+    if args.backend != "numpy":
+        kw["backend"] = args.backend
     m = classify(args.data, augment=args.augment, n_train=args.n_train, n_test=args.n_test,
                  out=args.out, seed=args.seed, optimizer=args.optimizer, maxiter=args.maxiter,
                  baseline=not args.no_baseline, viscosity=args.viscosity,
