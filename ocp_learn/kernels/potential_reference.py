@@ -78,6 +78,9 @@ from ..arrays import concat, namespace
 
 __all__ = ["log_cosh", "activation", "forward", "vjp", "jvp", "phi", "phi_vjp"]
 
+#: the vjp forms ``A^T A`` ((d+1) x (d+1)) while it holds at most this many entries
+_GRAM_MAX = 1 << 16
+
 
 def log_cosh(a):
     """``sigma(a) = log(exp(a) + exp(-a))`` computed stably as ``|a| + log1p(exp(-2|a|))`` (D1)."""
@@ -192,10 +195,15 @@ def vjp(P, cache, h, d, phibar, Gbar, lapbar):
     else:
         B["K0"][:, :d] += xp.tensordot(C0bar, W, axes=([0, 2], [0, 2]))
     # ---- (2) reverse sweep
-    # G = As A + ...: products with A only, never the (d+1) x (d+1) matrix A^T A
-    GA = Gbar @ A.T                                                # (n, r)
-    sbar = GA @ A
-    B["A"] += As.T @ Gbar + GA.T @ s
+    # G = As A + ...: with A^T A formed while (d+1)^2 is small (the rounding of the CasADi
+    # twin's program), by products with A alone above that (no (d+1) x (d+1) matrix)
+    if D * D <= _GRAM_MAX:
+        sbar = Gbar @ (A.T @ A)
+        B["A"] += A @ (s.T @ Gbar + Gbar.T @ s)
+    else:
+        GA = Gbar @ A.T                                            # (n, r)
+        sbar = GA @ A
+        B["A"] += As.T @ Gbar + GA.T @ s
     B["b"] += xp.sum(Gbar, axis=0)
     ybar = Gbar @ K0.T
     B["K0"] += y[0].T @ Gbar

@@ -120,16 +120,19 @@ def render_markdown(res: dict[str, Any]) -> str:
                   [("check", "check"), ("case", "case"), ("J optimal (collocation)", "reference"),
                    ("J feedback", "value"), ("improvement", "improvement"), ("tol", "tol"),
                    ("status", "status")]), "",
-           "Gaussian OT-MFG trained against its closed-form optimum `J*` on fresh agents: "
-           "`gap = J_hat - J*` with its standard error `se`, `bound = 3 se + disc_tol`, `disc` "
-           "the same parameters on a finer time grid, `excess` the paired mean of `J_i - J*_i` "
-           "with its standard error.", "",
+           "Gaussian OT-MFG trained against its closed-form optimum `J*` on `agents` fresh "
+           "agents: `gap = J_hat - J*` with its standard error `se`, `bound = 3 se + disc_tol`, "
+           "`disc` the same parameters on a finer time grid, `excess` the paired mean of "
+           "`J_i - J*_i` with its standard error, `floor` the excess of the best flow whose "
+           "linear part is constant in time (the model's quadratic term; not part of the "
+           "check).", "",
            *[f"{r['case']}: largest relative difference {format_value(r.get('value'))} "
              f"({r['status']})." for r in oracle if "gap" not in r], "",
            _table([r for r in oracle if "gap" in r],
                   [("case", "case"), ("J*", "reference"), ("J_hat", "value"), ("gap", "gap"),
                    ("se", "se"), ("bound", "bound"), ("disc", "disc"), ("excess", "excess"),
-                   ("excess se", "excess_se"), ("seconds", "seconds"), ("status", "status")]), "",
+                   ("excess se", "excess_se"), ("agents", "n_eval"), ("floor", "floor"),
+                   ("seconds", "seconds"), ("status", "status")]), "",
            "Hutchinson Laplacian (MATH D3) against its exact mean `tr H` and variance: "
            "`z_mean`, `z_var` are the standardized errors of the sample mean and variance.", "",
            _table([r for r in res["analytic"] if r["check"] == HUTCHINSON_CHECK],
