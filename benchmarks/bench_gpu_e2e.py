@@ -107,7 +107,7 @@ def cpu_reference(args):
     threads = os.cpu_count() if args.threads is None else args.threads
     set_num_threads(threads)
     rows = []
-    for d, sizes in ((2, (2 ** 14, 2 ** 16)), (64, (2 ** 12, 2 ** 14))):
+    for d, sizes in ((2, (2 ** 16, 2 ** 18)), (64, (2 ** 14, 2 ** 16))):
         for n in sizes:
             x = np.random.default_rng(0).standard_normal((n, d))
             prob = _flow(x, "numba", args.width, args.nt)

@@ -98,6 +98,8 @@ sphinx_gallery_conf = {
     # examples (a quick check of the rest of the documentation).
     "plot_gallery": "False" if os.environ.get("OCP_LEARN_DOCS_NO_GALLERY") == "1" else "True",
     "write_computation_times": False,
+    # every gallery figure also at twice the resolution (200 dpi) for high-density screens
+    "image_srcset": ["2x"],
 }
 
 # --- HTML -----------------------------------------------------------------------

@@ -44,5 +44,5 @@ for q in (0, 1):
 # %%
 # The figure: the first row cannot separate the classes by a line after the
 # flow, the second separates them by a plane in three dimensions.
-fig = plot_classifier_figure(rows, "classification.png",
+fig = plot_classifier_figure(rows, "classification",
                              title="Figure 1: neural-ODE classifier, without and with augmentation")

@@ -22,6 +22,7 @@ import numpy as np
 
 from ocp_learn.datasets.toy2d import nll_floor, toy_sample
 from ocp_learn.optim import lbfgs
+from ocp_learn.plotting.style import add_colorbar, label_axes, save_figure
 from ocp_learn.problems.cnf import ContinuousNormalizingFlow
 
 x = toy_sample("8gaussians", 512, seed=0)
@@ -47,21 +48,22 @@ samples = flow.sample(theta, 2000, seed=2)
 
 fig, ax = plt.subplots(1, 4, figsize=(16, 4.2))
 ax[0].scatter(*x_val.T, s=2, c="k")
-ax[0].set_title("target samples x ~ rho_0")
-ax[1].pcolormesh(g, g, np.exp(logp), shading="auto", cmap="viridis")
-ax[1].set_title("learned density p(x)")
+label_axes(ax[0], "x1", "x2", "target samples x ~ rho_0")
+mesh = ax[1].pcolormesh(g, g, np.exp(logp), shading="auto", cmap="viridis")
+add_colorbar(fig, mesh, ax[1], "density p(x)")
+label_axes(ax[1], "x1", "x2", "learned density p(x)")
 for i in range(paths.shape[1]):
     ax[2].plot(paths[:, i, 0], paths[:, i, 1], "-", lw=0.7, color="tab:blue", alpha=0.7)
-ax[2].scatter(*paths[0].T, s=6, c="k", label="x (t = 0)", zorder=3)
-ax[2].scatter(*paths[-1].T, s=6, c="tab:red", label="z(1)", zorder=3)
+ax[2].scatter(*paths[0].T, s=6, c="k", label="t = 0: data x", zorder=3)
+ax[2].scatter(*paths[-1].T, s=6, c="tab:red", label="t = 1: latent z(1)", zorder=3)
 ax[2].legend(loc="lower right", fontsize=7)
-ax[2].set_title("trajectories data -> Gaussian")
+label_axes(ax[2], "state z1", "state z2", "trajectories, data to Gaussian")
 ax[3].scatter(*samples.T, s=2, c="tab:green")
-ax[3].set_title("generated samples (backward flow)")
+label_axes(ax[3], "x1", "x2", "generated samples (backward flow)")
 for a in ax:
     a.set_xlim(-lim, lim)
     a.set_ylim(-lim, lim)
     a.set_aspect("equal")
 fig.suptitle("Figure 2: OT-Flow on 8 Gaussians (exact trace, hand-derived gradients)")
 fig.tight_layout()
-fig.savefig("cnf.png", dpi=100)
+save_figure(fig, "cnf")

@@ -23,6 +23,7 @@ import numpy as np
 from ocp_learn import OCP, LinearHeadLoss, ParamLayout, Tikhonov
 from ocp_learn.datasets import rings
 from ocp_learn.optim import lbfgs
+from ocp_learn.plotting.style import save_figure
 from ocp_learn.verify import check_gradient, dot_product_test
 
 # %%
@@ -218,4 +219,4 @@ ax.set_ylabel("Taylor remainder E1")
 ax.set_title("a field of your own: Taylor test")
 ax.legend(fontsize=8)
 fig.tight_layout()
-fig.savefig("extend_field.png", dpi=100)
+save_figure(fig, "extend_field")

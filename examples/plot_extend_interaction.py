@@ -26,6 +26,7 @@ import numpy as np
 from ocp_learn.costs.interactions import EntropyCost
 from ocp_learn.datasets.densities import gaussian
 from ocp_learn.optim import lbfgs
+from ocp_learn.plotting.style import add_colorbar, label_axes, save_figure
 from ocp_learn.problems.mfg import PRESETS, PotentialMFG
 from ocp_learn.verify import check_gradient, taylor_test
 
@@ -120,9 +121,10 @@ assert crossed.mean() > 0.9 and np.median(np.abs(x1 - door.c)) < 0.4
 fig, ax = plt.subplots(figsize=(4.5, 5))
 g1, g2 = np.meshgrid(np.linspace(-3, 4, 141), np.linspace(-4.5, 4.5, 181))
 Q = door.value(np.column_stack([g1.ravel(), g2.ravel()]), None).reshape(g1.shape)
-ax.contourf(g1, g2, Q, levels=12, cmap="Greys")
+cs = ax.contourf(g1, g2, Q, levels=12, cmap="Greys")
+add_colorbar(fig, cs, ax, "wall cost Q(x)")
 ax.plot(paths[..., 0], paths[..., 1], lw=0.4, color="tab:blue", alpha=0.6)
-ax.set_title("a crowd through a door")
+label_axes(ax, "x1", "x2", "a crowd through a door")
 ax.set_aspect("equal")
 fig.tight_layout()
-fig.savefig("extend_interaction.png", dpi=100)
+save_figure(fig, "extend_interaction")

@@ -26,6 +26,7 @@ from scipy.special import expit
 from ocp_learn import OCP, LinearHeadLoss, SingleLayerNet, Tikhonov
 from ocp_learn.datasets import rings
 from ocp_learn.optim import lbfgs
+from ocp_learn.plotting.style import label_axes, save_figure
 from ocp_learn.verify import check_gradient, dot_product_test
 
 
@@ -135,7 +136,7 @@ for ax, (name, path) in zip(axes, paths.items()):
     ax.plot(path[:, :, 0], path[:, :, 1], lw=0.5, color="0.6")
     ax.scatter(path[-1, :, 0], path[-1, :, 1], c=labels[::6], s=8, cmap="coolwarm")
     ax.add_patch(plt.Circle((0, 0), 1.5, fill=False, ls="--"))
-    ax.set_title(name)
+    label_axes(ax, "x1", "x2", f"{name}: paths, end points colored by class")
     ax.set_aspect("equal")
 fig.tight_layout()
-fig.savefig("extend_running.png", dpi=100)
+save_figure(fig, "extend_running")

@@ -28,6 +28,7 @@ import numpy as np
 from ocp_learn import OCP, ParamLayout, SingleLayerNet, TerminalResult, Tikhonov
 from ocp_learn.datasets import rings
 from ocp_learn.optim import lbfgs
+from ocp_learn.plotting.style import label_axes, save_figure
 from ocp_learn.verify import check_gradient
 
 
@@ -163,6 +164,6 @@ r = head.output(prob.push_forward(res.x, grid), prob.unpack(res.x)["terminal"])
 fig, ax = plt.subplots(figsize=(4.5, 4))
 ax.contourf(G1, G2, r.reshape(G1.shape), levels=[-1e9, 0, 1e9], colors=["#cde", "#edc"])
 ax.scatter(x[:, 0], x[:, 1], c=labels, s=6, cmap="coolwarm")
-ax.set_title("squared-hinge head on a neural ODE")
+label_axes(ax, "x1", "x2", "squared-hinge head on a neural ODE:\ndecision regions and data")
 fig.tight_layout()
-fig.savefig("extend_terminal.png", dpi=100)
+save_figure(fig, "extend_terminal")

@@ -12,6 +12,7 @@ import numpy as np
 from ocp_learn import OCP, SingleLayerNet, LinearHeadLoss, Tikhonov
 from ocp_learn.datasets import rings
 from ocp_learn.optim import lbfgs
+from ocp_learn.plotting.style import save_figure
 
 x, y = rings(400, seed=0)
 x = np.hstack([x, np.zeros((len(x), 1))])              # augmentation q = 1
@@ -26,7 +27,7 @@ print(res.fun, res.nit, res.ledger)
 # history.  The objective falls by orders of magnitude: the gradient is the
 # exact gradient of the discrete objective, so L-BFGS's line search never
 # stalls on an inconsistent derivative.
-import matplotlib.pyplot as plt
+import matplotlib.pyplot as plt  # noqa: E402
 
 print(prob)
 print("parameters:", {k: v.shape for k, v in prob.unpack(res.x).items()})
@@ -37,4 +38,4 @@ ax.set_xlabel("L-BFGS iteration")
 ax.set_ylabel("objective J(theta)")
 ax.set_title("a first OCP: training history")
 fig.tight_layout()
-fig.savefig("first_ocp.png", dpi=100)
+save_figure(fig, "first_ocp")

@@ -12,9 +12,11 @@ Two problems of the article's Table 1 share the same densities:
 
 * **optimal transport** (``F = 0``): the trajectories are straight lines;
 * **crowd motion** (``F`` = an obstacle cost ``int Q rho`` plus a little
-  entropy): an obstacle sits in the middle of the domain, and the agents
-  bend away from it, trading a worse fit of the target near ``x = 0`` (a
-  larger ``G``) for a smaller interaction cost ``F``.
+  entropy): an obstacle sits in the middle of the domain.  In one dimension
+  the agents cannot pass beside it; they stop short of it instead, trading a
+  worse fit of the target near ``x = 0`` (a larger ``G``) for a smaller
+  interaction cost ``F``.  (Paths around an obstacle in the plane: the
+  ``crowd-avoid`` preset of :func:`~ocp_learn.problems.mfg.mfg_preset`.)
 
 The article does not give the constants of its 1-D illustration; ours are:
 ``rho_0`` the mixture of ``N(-2, 0.15)`` and ``N(2, 0.15)``, ``rho_1`` the
@@ -29,6 +31,7 @@ import numpy as np
 from ocp_learn.costs.interactions import EntropyCost, ObstacleCost
 from ocp_learn.datasets.densities import GaussianMixture, gaussian
 from ocp_learn.optim import lbfgs
+from ocp_learn.plotting.style import add_colorbar, label_axes, save_figure
 from ocp_learn.problems.mfg import PotentialMFG
 from ocp_learn.verify import taylor_test
 
@@ -75,24 +78,28 @@ for name, kw in games.items():
 # %%
 # Figure 3
 # --------
-# Trajectories over time: nearly straight for optimal transport (they
-# straighten further with more iterations), bent away from the obstacle
-# (shaded by ``Q``) for crowd motion.  The printed terms show the trade-off:
-# crowd motion pays a larger terminal KL ``G`` for a small obstacle cost ``F``.
+# Agent positions ``x(t)`` over time ``t``, for agents started at evenly spaced
+# points of both bumps.  Optimal transport (left, no obstacle): the paths run
+# from the two bumps toward the center of the standard Gaussian, the innermost
+# ones to within 0.2 of ``x = 0`` (they straighten further with more
+# iterations).  Crowd motion (right, the obstacle ``Q`` shaded, its scale on the
+# colorbar): the paths stop short of the obstacle, none closer than 0.6 to
+# ``x = 0``.  The printed terms show the
+# trade-off: crowd motion pays a larger terminal KL ``G`` for a small obstacle
+# cost ``F``.
 t = np.linspace(0, 1, 17)
 xs = np.linspace(-3.2, 3.2, 200)
 fig, ax = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
 for a, (name, p) in zip(ax, paths.items()):
     if "crowd" in name:
         Qg = obstacle.Q(xs[:, None])
-        a.pcolormesh(t, xs, np.tile(Qg[:, None], (1, len(t))), cmap="Greys", shading="auto",
-                     alpha=0.6)
+        mesh = a.pcolormesh(t, xs, np.tile(Qg[:, None], (1, len(t))), cmap="Greys",
+                            shading="auto", vmin=0.0)
+        add_colorbar(fig, mesh, a, "obstacle Q(x)")
     a.plot(t, p, color="tab:blue", lw=1)
-    a.set_title(name)
-    a.set_xlabel("time t")
+    label_axes(a, "time t", "agent position x", name)
     a.set_xlim(0, 1)
     a.set_ylim(-3.2, 3.2)
-ax[0].set_ylabel("agent position x")
 fig.suptitle("Figure 3: 1-D potential mean field games, from a two-bump mixture to N(0, 1)")
 fig.tight_layout()
-fig.savefig("mfg.png", dpi=100)
+save_figure(fig, "mfg")

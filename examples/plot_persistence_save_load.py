@@ -22,6 +22,7 @@ from sklearn.preprocessing import StandardScaler
 from ocp_learn.datasets import rings
 from ocp_learn.datasets.toy2d import toy_sample
 from ocp_learn.optim import lbfgs
+from ocp_learn.plotting.style import label_axes, save_figure
 from ocp_learn.problems import ContinuousNormalizingFlow, NeuralODEClassifier, load
 from ocp_learn.problems.estimator import NeuralODEClassifierEstimator
 
@@ -68,10 +69,10 @@ assert scores.mean() > 0.9
 
 fig, axes = plt.subplots(1, 2, figsize=(8, 4))
 axes[0].scatter(x_new[:, 0], x_new[:, 1], c=loaded.predict(theta, x_new), s=6, cmap="coolwarm")
-axes[0].set_title("loaded classifier: new points")
+label_axes(axes[0], "x1", "x2", "loaded classifier: new points,\ncolored by predicted class")
 axes[1].scatter(samples[:, 0], samples[:, 1], s=3)
-axes[1].set_title("loaded flow: samples")
+label_axes(axes[1], "x1", "x2", "loaded flow: samples")
 for ax in axes:
     ax.set_aspect("equal")
 fig.tight_layout()
-fig.savefig("persistence.png", dpi=100)
+save_figure(fig, "persistence")

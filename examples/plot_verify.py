@@ -20,6 +20,7 @@ import numpy as np
 
 from ocp_learn import OCP, LinearHeadLoss, SingleLayerNet, Tikhonov
 from ocp_learn.datasets import rings
+from ocp_learn.plotting.style import save_figure
 from ocp_learn.verify import check_gradient, convergence_order, dot_product_test
 
 
@@ -71,7 +72,7 @@ ax.set_ylabel("Taylor remainder")
 ax.set_title("Taylor test of the discrete gradient")
 ax.legend(fontsize=8)
 fig.tight_layout()
-fig.savefig("verify_taylor.png", dpi=100)
+save_figure(fig, "verify_taylor")
 
 # %%
 # 2. Dot-product test
@@ -101,7 +102,7 @@ for name in ("euler", "heun", "rk4"):
 # -----------------------------------
 # :func:`ocp_learn.reference.compare_gradient` rebuilds the same discrete
 # objective in CasADi and compares its reverse-mode gradient with ours.
-from ocp_learn.reference import compare_gradient
+from ocp_learn.reference import compare_gradient  # noqa: E402
 
 small = OCP(SingleLayerNet(3, width=4, init_scale=1.0), x[:20], LinearHeadLoss(y[:20], 3, "logistic"),
             T=1.0, nt=4, integrator="rk4")

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .style import label_axes, pyplot, save_figure
+
 __all__ = ["plot_classifier_figure", "hyperplane_normal", "grid_predictions"]
 
 CMAP = "coolwarm"
@@ -70,7 +72,8 @@ def plot_classifier_figure(rows, path=None, title=None):
         :func:`grid_predictions`), ``x_test``, ``y_test``, ``pred_test`` and
         ``test_accuracy``.
     path : str, optional
-        Save the figure there (PNG).
+        Save the figure there (:func:`~ocp_learn.plotting.style.save_figure`: a file
+        stem writes PNG and PDF, a ``.png`` name that file).
     title : str, optional
         Figure title.
 
@@ -82,32 +85,28 @@ def plot_classifier_figure(rows, path=None, title=None):
         components); (3) predicted labels over a grid with the test points,
         misclassified ones circled -- the failure region is shown, not hidden.
     """
-    import matplotlib
-
-    if matplotlib.get_backend().lower() not in ("agg", "pdf", "svg", "ps", "cairo"):
-        matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     fig = plt.figure(figsize=(13.5, 4.3 * len(rows)))
     for i, r in enumerate(rows):
         x, y, z = np.asarray(r["x"]), np.asarray(r["y"]), np.asarray(r["z"])
         ax = fig.add_subplot(len(rows), 3, 3 * i + 1)
         ax.scatter(*x.T, c=y, cmap=CMAP, s=6)
         ax.set_aspect("equal")
-        ax.set_title(f"{r['name']}: input features x")
+        label_axes(ax, "x1", "x2", f"{r['name']}: input features x, colored by label")
         hp = hyperplane_normal(r["W"], r["mu"])
         if z.shape[1] >= 3:
             ax = fig.add_subplot(len(rows), 3, 3 * i + 2, projection="3d")
             ax.scatter(z[:, 0], z[:, 1], z[:, 2], c=y, cmap=CMAP, s=4, depthshade=False)
             if hp is not None:
                 _plane_3d(ax, hp[0], hp[1], z[:, :3])
-            ax.set_title("propagated z(T) and hyperplane")
+            label_axes(ax, "z1(T)", "z2(T)", "propagated features z(T) and hyperplane",
+                       zlabel="z3(T)")
         else:
             ax = fig.add_subplot(len(rows), 3, 3 * i + 2)
             ax.scatter(*z[:, :2].T, c=y, cmap=CMAP, s=6)
             if hp is not None and z.shape[1] == 2:
                 _plane_2d(ax, hp[0], hp[1], z)
-            ax.set_title("propagated z(T) and hyperplane")
+            label_axes(ax, "z1(T)", "z2(T)", "propagated features z(T) and hyperplane")
         ax = fig.add_subplot(len(rows), 3, 3 * i + 3)
         g, lab = r["grid"]
         k = int(max(np.max(lab), np.max(y))) + 1
@@ -120,10 +119,10 @@ def plot_classifier_figure(rows, path=None, title=None):
                        label=f"misclassified ({int(wrong.sum())})")
             ax.legend(loc="lower right", fontsize=7)
         ax.set_aspect("equal")
-        ax.set_title(f"predicted labels (test acc {r['test_accuracy']:.3f})")
+        label_axes(ax, "x1", "x2", f"predicted labels (test accuracy {r['test_accuracy']:.3f})")
     if title:
         fig.suptitle(title)
     fig.tight_layout()
     if path is not None:
-        fig.savefig(path, dpi=110)
+        save_figure(fig, path)
     return fig

@@ -167,9 +167,15 @@ def _crowd_means(dim):
 def mfg_preset(name, dim=2, stage=1, backend="numpy", seed=0, n_samples=None, nt=None):
     """The problems of article Table 1 with the constants of MATH F.
 
-    ``name`` in ``{"ot", "crowd", "nf", "nf-ot"}``; ``stage`` selects the
+    ``name`` in ``{"ot", "crowd", "crowd-avoid", "nf", "nf-ot"}``; ``stage`` selects the
     sample count of the two-stage schedule (``1`` or ``2``).  Returns a
     :class:`PotentialMFG`.
+
+    ``"crowd"`` uses the constants of the article and of its released code: the obstacle
+    ``Q = 50 N((x1, x2); 0, diag(1, 0.5))`` costs an agent that walks straight through it
+    less than a detour would, so the paths pass straight through the obstacle.
+    ``"crowd-avoid"`` is the same game with a ten times heavier obstacle
+    (``Q = 500 N(...)``), whose optimal paths pass beside it.
     """
     check_choice("name", name, set(PRESETS))
     check_choice("stage", stage, {1, 2})
@@ -189,8 +195,8 @@ def mfg_preset(name, dim=2, stage=1, backend="numpy", seed=0, n_samples=None, nt
         m0, m1 = _crowd_means(dim)
         rho0, rho1 = gaussian(m0, 0.3), gaussian(m1, 0.3)
     interactions = []
-    if name == "crowd":
-        interactions = [ObstacleCost(50.0), EntropyCost(0.01)]
+    if name in ("crowd", "crowd-avoid"):
+        interactions = [ObstacleCost(p["obstacle_scale"]), EntropyCost(0.01)]
     kw = dict(n_samples=n, interactions=interactions, alpha=p["alpha"], nt=nt or p["nt"],
               backend=backend, seed=seed, width=16, n_layers=1)
     if name == "nf":
@@ -211,7 +217,9 @@ _SAMPLES_CROWD = {2: (1024, 2304), 10: (4096, 6400), 50: (6400, 9216), 100: (846
 PRESETS = {
     "ot": {"alpha": (2.0, 1.0, 5.0, 3.0, 3.0), "nt": 2, "samples": _SAMPLES_OT, "iters": (500, 500)},
     "crowd": {"alpha": (1.0, 1.0, 5.0, 20.0, 1.0), "nt": 4, "samples": _SAMPLES_CROWD,
-              "iters": (1000, 250)},
+              "iters": (1000, 250), "obstacle_scale": 50.0},
+    "crowd-avoid": {"alpha": (1.0, 1.0, 5.0, 20.0, 1.0), "nt": 4, "samples": _SAMPLES_CROWD,
+                    "iters": (1000, 250), "obstacle_scale": 500.0},
     "nf": {"alpha": (1.0, 0.0, 1.0, 0.0, 0.0), "nt": 4, "samples": _SAMPLES_OT, "iters": (500, 500)},
     "nf-ot": {"alpha": (1.0, 0.0, 1.0, 5.0, 0.0), "nt": 4, "samples": _SAMPLES_OT,
               "iters": (500, 500), "weight_L": 100.0},

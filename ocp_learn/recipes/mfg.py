@@ -172,7 +172,7 @@ def run_mfg(problem: str = "crowd", dim: int = 2, *, out: str,
 
     Parameters
     ----------
-    problem : {"ot", "crowd", "nf", "nf-ot"}
+    problem : {"ot", "crowd", "crowd-avoid", "nf", "nf-ot"}
         The preset (:func:`ocp_learn.problems.mfg.mfg_preset`).
     dim : int
         Dimension.
@@ -277,13 +277,14 @@ def figure3(out: str, *, iters: int = 150, n: int = 256, seed: int = 0,
     """The article's Figure 3 in 1-D: OT against crowd motion with an obstacle.
 
     OT gives straight trajectories; crowd motion with an obstacle in the middle of the domain
-    bends them away from it, for the same Gaussian-mixture density and the standard Gaussian
-    reference.  The article gives no constants; ours (shared with the gallery example
-    ``examples/plot_mfg.py``): ``rho_0 = 0.5 N(-2, 0.15) + 0.5 N(2, 0.15)``,
+    keeps the agents out of it (in 1-D they stop short of it), for the same Gaussian-mixture
+    density and the standard Gaussian reference.  The article gives no constants; ours
+    (shared with the gallery example ``examples/plot_mfg.py``): ``rho_0 = 0.5 N(-2, 0.15) + 0.5 N(2, 0.15)``,
     ``rho_1 = N(0, 1)``, obstacle ``Q = 10 N(x; 0, 0.2)`` plus entropy ``0.01``,
     ``alpha = (2, 1, 5, 3, 3)`` (OT) and ``(1, 1, 5, 20, 1)`` (crowd motion) as in the 2-D
     presets, RK4 with 4 steps, L-BFGS.  Writes ``out/figure3.json`` (first), then
-    ``out/figure3.png``.
+    ``out/figure3.png`` and ``out/figure3.pdf`` (the obstacle shaded in the crowd-motion
+    panel only).
 
     Parameters
     ----------
@@ -330,7 +331,7 @@ def figure3(out: str, *, iters: int = 150, n: int = 256, seed: int = 0,
             r = lbfgs(prob, prob.init_params(seed), maxiter=iters, progress=progress)
             paths = prob.trajectories(r.x, x, nt=32)[..., 0]
             times = np.linspace(0, 1, paths.shape[0])
-            panels.append((name, times, paths))
+            panels.append((name, times, paths, obst.Q if inter else None))  # Q where it acts
             ev = mfg_estimates(prob, r.x, rho0.sample(4000, seed + 4))
             # straightness: the largest deviation of a path from the chord between its ends
             chord = paths[0] + times[:, None] * (paths[-1] - paths[0])
@@ -339,8 +340,9 @@ def figure3(out: str, *, iters: int = 150, n: int = 256, seed: int = 0,
         write_results(folder, None, res, metrics_name="figure3.json")
         from ..plotting.mfg import trajectories_1d_figure
 
-        with folder.writing("figure3.png") as tmp:
-            trajectories_1d_figure(panels, tmp, obstacle=obst.Q)
+        for ext in ("png", "pdf"):
+            with folder.writing(f"figure3.{ext}") as tmp:
+                trajectories_1d_figure(panels, tmp)
     return res
 
 
