@@ -86,36 +86,13 @@ def main(argv=None):
             "train_objective": float(res.fun), "train_iterations": int(res.nit),
             "reference": f"rk4, N={a.ref_N}", "records": recs}
     jp, mp = write("integrators", rows, headers, meta=meta, out=out)
-    plot(recs, os.path.join(out, "integrators.png"))
+    from .bench_figures import caption_table, integrators_figure
+    integrators_figure(jp, os.path.join(out, "integrators"))
+    caption_table(mp, "integrators")
     print(open(mp).read())
     print("wrote", jp, mp)
     return 0
 
-
-def plot(recs, path):
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(1, 3, figsize=(15, 4.3))
-    for integ, r in recs.items():
-        ax[0].loglog(r["N"], r["error"], "o-", label=integ)
-        ax[1].loglog(r["seconds"], r["error"], "o-", label=integ)
-        ax[2].loglog(r["N"], r["grad_error"], "o-", label=integ)
-    ax[0].set_xlabel("steps N")
-    ax[1].set_xlabel("seconds per forward solve")
-    ax[2].set_xlabel("steps N")
-    ax[0].set_ylabel("relative error of y(T)")
-    ax[2].set_ylabel("relative error of the gradient")
-    ax[0].set_title("work-precision: error vs steps")
-    ax[1].set_title("work-precision: error vs seconds")
-    ax[2].set_title("gradient error vs steps")
-    for x in ax:
-        x.grid(True, which="both", alpha=0.3)
-        x.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
 
 
 if __name__ == "__main__":

@@ -293,45 +293,13 @@ def main(argv=None):
                    "before, fresh process",
             "traced": "tracemalloc peak over one gradient (numpy buffers are traced)"}
     jp, mp = write("memory", rows, headers, meta=meta, out=out)
-    plot(recs, Ns, os.path.join(out, "memory.png"))
+    from .bench_figures import caption_table, memory_figure
+    memory_figure(jp, os.path.join(out, "memory"))
+    caption_table(mp, "memory")
     print(open(mp).read())
     print("wrote", jp, mp)
     return 0
 
-
-def plot(recs, Ns, path):
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(1, 4, figsize=(19, 4.3))
-    labels = []
-    for r in recs:
-        key = (r["label"], r["integrator"])
-        if key not in labels:
-            labels.append(key)
-    for lab in labels:
-        rs = [r for r in recs if (r["label"], r["integrator"]) == lab]
-        name = f"{lab[0]} [{lab[1]}]"
-        N = [r["N"] for r in rs]
-        if "ledger" in rs[0]:
-            ax[0].loglog(N, [8 * r["ledger"]["stored_floats"] for r in rs], "o-", label=name)
-        ax[1].loglog(N, [max(r["rss_delta_bytes"], 1) for r in rs], "o-", label=name)
-        ax[2].loglog(N, [r["seconds"] for r in rs], "o-", label=name)
-        if lab[0].startswith("continuous") or lab[0].startswith("torch"):
-            ax[3].loglog(N, [r["grad_rel_error_vs_store_all"] for r in rs], "o-", label=name)
-    ax[0].set_title("stored bytes (ledger)")
-    ax[1].set_title("peak RSS increase (bytes)")
-    ax[2].set_title("seconds per gradient")
-    ax[3].set_title("gradient error vs exact discrete")
-    for x in ax:
-        x.set_xlabel("N steps")
-        x.grid(True, which="both", alpha=0.3)
-    ax[2].legend(fontsize=7)
-    ax[3].legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
 
 
 if __name__ == "__main__":

@@ -293,6 +293,14 @@ BENCHMARKS: dict[str, Bench] = {
         full=("--sizes", "65536", "1048576", "--widths", "32", "--name", "gpu_numba_cuda"),
         outputs=("results/gpu_numba_cuda.json", "results/gpu_numba_cuda.md"),
         full_runtime="~3 min on one H200", needs=("gpu",)),
+    "figures": Bench(
+        "bench_figures.py", "Every committed figure of the results and artifacts, redrawn from its data",
+        outputs=("artifacts/FIGURES.md", "results/memory.png", "results/integrators.png"),
+        full_runtime="~1 min"),
+    "crowd_avoidance": Bench(
+        "bench_crowd_avoidance.py", "Crowd motion: the straight-through optimum against crowd-avoid",
+        outputs=("results/crowd_avoidance.json", "results/crowd_avoidance.md"),
+        full_runtime="~10 s (with --train: ~5 min)", needs=("matplotlib",)),
     "gpu_check": Bench(
         "gpu_check.sh", "The prepared GPU check: pytest -m gpu, then bench_gpu_e2e",
         outputs=("results/gpu_e2e.json", "results/gpu_e2e.md"), generated_only=True,

@@ -150,7 +150,7 @@ def test_crowd_avoid_preset_only_heavier_obstacle():
 
 
 def test_single_agent_goes_through_light_obstacle_around_heavy_one():
-    from benchmarks.crowd_avoidance import sideways_deviation, single_agent_path
+    from benchmarks.bench_crowd_avoidance import sideways_deviation, single_agent_path
 
     light, heavy = single_agent_path(50.0, 0.0, n=60), single_agent_path(500.0, 0.0, n=60)
     assert light["deviation"] < 1e-6 < 1.0 < heavy["deviation"]

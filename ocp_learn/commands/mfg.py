@@ -22,8 +22,10 @@ _NOT_FIGURE3 = {"problem": "crowd", "dim": 2, "samples": None, "iters_stages": N
 
 def configure(p: argparse.ArgumentParser) -> None:
     """Add the options of ``ocp-learn mfg`` to ``p``."""
-    p.add_argument("--problem", choices=["ot", "crowd", "nf", "nf-ot"], default="crowd",
-                   help="Table 1 preset: ot, crowd, nf, nf-ot")
+    p.add_argument("--problem", choices=["ot", "crowd", "crowd-avoid", "nf", "nf-ot"],
+                   default="crowd",
+                   help="Table 1 preset: ot, crowd, nf, nf-ot; crowd-avoid: crowd motion with a ten "
+                        "times heavier obstacle, whose paths pass beside it")
     p.add_argument("--dim", type=int, default=2, help="dimension")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--samples", type=int, nargs="+",

@@ -11,8 +11,8 @@ The ``crowd`` preset (the constants of the article and of its released code) and
    the sideways deviation of the agents' paths, and the objective terms on fresh agents;
 3. a figure of both games side by side (``artifacts/crowd_avoidance/figure.{png,pdf}``).
 
-    python -m benchmarks.crowd_avoidance                # 1-3 from the committed parameters
-    python -m benchmarks.crowd_avoidance --train        # train crowd-avoid first (minutes)
+    python -m benchmarks.bench_crowd_avoidance                # 1-3 from the committed parameters
+    python -m benchmarks.bench_crowd_avoidance --train        # train crowd-avoid first (minutes)
 
 Writes ``results/crowd_avoidance.{json,md}``.
 """
@@ -210,7 +210,7 @@ def train(game: str = "crowd-avoid", seed: int = 0) -> str:
     from ocp_learn.recipes.mfg import run_mfg
     from ocp_learn.recipes.rundir import run_info
 
-    from .figures import mfg_figures
+    from .bench_figures import mfg_figures
 
     out = os.path.join(ARTIFACTS, f"mfg_{game}_d2")
     info = run_info({"problem": game, "dim": 2, "seed": seed, "backend": "numba"},
@@ -305,7 +305,7 @@ def _note(rows, heads, single, sheads, threshold, far_near) -> str:
     crowd, avoid = rows
     return f"""# Crowd motion at d = 2: straight through the obstacle, or around it
 
-Reproduce: `python -m benchmarks.crowd_avoidance` (from the committed parameters;
+Reproduce: `python -m benchmarks.bench_crowd_avoidance` (from the committed parameters;
 `--train` trains `crowd-avoid` first, a few minutes).
 
 *Figure* `benchmarks/artifacts/crowd_avoidance/figure.png` (vector: `figure.pdf` beside it;

@@ -5,8 +5,8 @@ trained parameters of an artifact folder (``artifacts/*/theta.npy`` with its
 ``metrics.json``), and written as PNG (200 dpi) beside a PDF through
 :func:`ocp_learn.plotting.style.save_figure`.
 
-    python -m benchmarks.figures                 # every figure below
-    python -m benchmarks.figures memory mfg      # some of them
+    python -m benchmarks.bench_figures                 # every figure below
+    python -m benchmarks.bench_figures memory mfg      # some of them
 
 Figures (ID: files):
 
@@ -239,7 +239,7 @@ def flow_figures(stems: list[str] | None = None, n_test: int = 20000) -> list[st
 FIGURES = {"memory": memory_figure, "integrators": integrators_figure, "mfg": mfg_figures,
            "flows": flow_figures}
 
-_CMD = "python -m benchmarks.figures"
+_CMD = "python -m benchmarks.bench_figures"
 
 #: What each committed figure shows, and the command that draws it: (file, command, caption).
 CAPTIONS = {
@@ -281,7 +281,7 @@ CAPTIONS = {
         "run toward the center.  Right, crowd motion with the obstacle Q = 10 N(x; 0, 0.2) "
         "shaded (colorbar): the paths stop short of the obstacle."),
     "crowd_avoidance": (
-        "artifacts/crowd_avoidance/figure.png", "python -m benchmarks.crowd_avoidance",
+        "artifacts/crowd_avoidance/figure.png", "python -m benchmarks.bench_crowd_avoidance",
         "Crowd motion at d = 2 side by side: the crowd preset (the article's constants) "
         "walks straight through the obstacle, the crowd-avoid preset (a ten times heavier "
         "obstacle) passes beside it (results/crowd_avoidance.md)."),
