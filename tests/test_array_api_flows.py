@@ -107,10 +107,70 @@ def test_state_maps_on_strict_arrays():
         assert isinstance(b, np.ndarray)
         np.testing.assert_allclose(b, a, rtol=1e-12, atol=1e-12)
     dth = np.random.default_rng(6).standard_normal(ref.n_params)
-    (ya, dya), (yb, dyb) = ref.final_state_jvp(theta, dth), dev.final_state_jvp(theta, dth)
+    (ya, dya), (_, dyb) = ref.final_state_jvp(theta, dth), dev.final_state_jvp(theta, dth)
     assert namespace(dyb) is xps
     np.testing.assert_allclose(np.asarray(dyb), dya, rtol=1e-12, atol=1e-12)
     ybar = np.random.default_rng(7).standard_normal(ya.shape)
     (ga, la), (gb, lb) = ref.final_state_vjp(theta, ybar), dev.final_state_vjp(theta, ybar)
     np.testing.assert_allclose(gb, ga, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(np.asarray(lb), la, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("trace_path", ["auto", "jacobian"])
+def test_gram_path_of_the_device_program(trace_path):
+    """One residual layer with d > m: the device program's trace by Gram matrices (auto)
+    gives the numbers of the Jacobian path and of the NumPy reference, derivatives and vjp."""
+    from ocp_learn.kernels.potential_cupy import CupyPotentialBackend
+    from ocp_learn.models import PotentialResNet
+    rng = np.random.default_rng(4)
+    d, n = 9, 11
+    ref = PotentialResNet(d, width=4, n_layers=1, backend="numpy")
+    dev = PotentialResNet(d, width=4, n_layers=1,
+                          backend=CupyPotentialBackend(xp=xps, chunk=4, trace_path=trace_path))
+    theta = ref.init_params(0)
+    x, t = rng.standard_normal((n, d)), rng.standard_normal(n)
+    for a, b in zip(ref.derivatives(x, t, theta), dev.derivatives(x, t, theta)):
+        np.testing.assert_allclose(np.asarray(b), a, rtol=1e-12, atol=1e-12)
+    bars = dict(phi_bar=rng.standard_normal(n), grad_bar=rng.standard_normal((n, d)),
+                dt_bar=rng.standard_normal(n), lap_bar=rng.standard_normal(n))
+    for a, b in zip(ref.derivatives_vjp(x, t, theta, **bars),
+                    dev.derivatives_vjp(x, t, theta, **bars)):
+        np.testing.assert_allclose(np.asarray(b), a, rtol=1e-12, atol=1e-12)
+
+
+def test_gram_path_negative_control():
+    """The comparison catches a dropped term: the Gram path's adjoint without the cotangent
+    of G_0 = K_0x K_0x^T (a mutant compiled from its source) misses the reference's K_0 bar."""
+    import inspect
+    import textwrap
+
+    from ocp_learn.kernels import potential_reference as R
+    from ocp_learn.models import PotentialResNet
+    rng = np.random.default_rng(5)
+    d, n = 9, 6
+    pot = PotentialResNet(d, width=4, n_layers=1)
+    P = pot.unpack(pot.init_params(1))
+    s = rng.standard_normal((n, d + 1))
+    bars = (rng.standard_normal(n), rng.standard_normal((n, d + 1)), rng.standard_normal(n))
+    ref = R.vjp(P, R.forward(P, s, None, 1.0, d)[3], 1.0, d, *bars)[1]["K0"]
+    cache = R.forward_gram(P, s, 1.0, d)[3]
+    np.testing.assert_allclose(R.vjp_gram(P, cache, 1.0, d, *bars)[1]["K0"], ref,
+                               rtol=1e-12, atol=1e-12)
+    src = textwrap.dedent(inspect.getsource(R.vjp_gram))
+    old = "+ (G0bar + G0bar.T) @ K0x"
+    assert src.count(old) == 1
+    ns = {}
+    exec(compile(src.replace(old, ""), "<vjp_gram mutant>", "exec"), dict(vars(R)), ns)
+    bad = ns["vjp_gram"](P, cache, 1.0, d, *bars)[1]["K0"]
+    assert np.max(np.abs(bad - ref)) > 1e-3 * np.max(np.abs(ref))
+
+
+def test_mfg_in_high_dimension_takes_the_gram_path_on_a_device():
+    """The crowd game in d = 20 (width 16: the Gram path) on strict arrays equals NumPy."""
+    from ocp_learn.problems.mfg import mfg_preset
+    ref = mfg_preset("crowd", dim=20, backend="numpy", n_samples=5, nt=2)
+    dev = mfg_preset("crowd", dim=20, backend=_backend(), n_samples=5, nt=2)
+    theta = ref.init_params(0)
+    a, b = ref.evaluate(theta), dev.evaluate(theta)
+    assert abs(b.value - a.value) <= 1e-12 * abs(a.value)
+    np.testing.assert_allclose(b.gradient, a.gradient, rtol=1e-11, atol=1e-12)

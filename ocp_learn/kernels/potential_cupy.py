@@ -215,28 +215,39 @@ def chunk_slices(n, chunk):
     return [slice(i, min(i + chunk, n)) for i in range(0, n, chunk)]
 
 
-def _chunk_for(P, S, W, chunk):
+def _chunk_for(P, S, W, chunk, gram=False):
     if chunk is not None:
         return check_positive_int("chunk", chunk)
     m, M, D = P["K0"].shape[0], P["K"].shape[0], S.shape[1]
-    c = D - 1 if W is None else W.shape[2]
+    c = m if gram else (D - 1 if W is None else W.shape[2])  # the Gram path holds (m, m)
     return chunk_size(bytes_per_sample(m, max(M, 1), max(c, 1), D))
+
+
+def _use_gram(P, S, W, trace_path):
+    """Whether a call takes the Gram path of the trace (:func:`.potential_reference.gram_applies`;
+    ``trace_path`` ``"auto"`` or ``"gram"``: where it applies; ``"jacobian"``: never)."""
+    return trace_path != "jacobian" and reference.gram_applies(P, W, S.shape[1] - 1)
 
 
 # --------------------------------------------------------------------------------------------
 # chunked drivers, generic over the array module of their arguments
 # --------------------------------------------------------------------------------------------
 
-def _forward_by_chunk(P, S, W, h, chunk):
+def _forward_by_chunk(P, S, W, h, chunk, gram=False):
     """Yield ``(slice, (phi, G, lap, cache))``: the forward pass (D1--D3) of each chunk of
-    samples, in the array module of ``S`` (shared by the forward, vjp and jvp drivers)."""
+    samples, in the array module of ``S`` (shared by the forward, vjp and jvp drivers);
+    ``gram``: by :func:`.potential_reference.forward_gram`."""
     act = _act_for(_xp(S))
     d = S.shape[1] - 1
-    for sl in chunk_slices(S.shape[0], _chunk_for(P, S, W, chunk)):
-        yield sl, reference.forward(P, S[sl, ...], None if W is None else W[sl, ...], h, d, act=act)
+    for sl in chunk_slices(S.shape[0], _chunk_for(P, S, W, chunk, gram)):
+        if gram:
+            yield sl, reference.forward_gram(P, S[sl, ...], h, d, act=act)
+        else:
+            yield sl, reference.forward(P, S[sl, ...], None if W is None else W[sl, ...], h, d,
+                                        act=act)
 
 
-def forward_chunks(P, S, W, h, chunk=None):
+def forward_chunks(P, S, W, h, chunk=None, trace_path="auto"):
     """``(phi, G, lap)`` (D1--D3) of all samples, chunk by chunk, in the array module of ``S``.
 
     Parameters
@@ -251,6 +262,9 @@ def forward_chunks(P, S, W, h, chunk=None):
         Residual step ``1 / M``.
     chunk : int, optional
         Samples per chunk; default :func:`chunk_size` of :func:`bytes_per_sample`.
+    trace_path : {"auto", "gram", "jacobian"}
+        The exact trace of one residual layer with ``d > m`` by Gram matrices
+        (:func:`.potential_reference.forward_gram`) unless ``"jacobian"``.
 
     Returns
     -------
@@ -260,12 +274,13 @@ def forward_chunks(P, S, W, h, chunk=None):
     n, D = S.shape
     dt = S.dtype
     phi, G, lap = xp.empty(n, dtype=dt), xp.empty((n, D), dtype=dt), xp.empty(n, dtype=dt)
-    for sl, (phi_c, G_c, lap_c, _) in _forward_by_chunk(P, S, W, h, chunk):
+    gram = _use_gram(P, S, W, trace_path)
+    for sl, (phi_c, G_c, lap_c, _) in _forward_by_chunk(P, S, W, h, chunk, gram):
         phi[sl], G[sl, ...], lap[sl] = phi_c, G_c, lap_c
     return phi, G, lap
 
 
-def vjp_chunks(P, S, W, h, phibar, Gbar, lapbar, chunk=None):
+def vjp_chunks(P, S, W, h, phibar, Gbar, lapbar, chunk=None, trace_path="auto"):
     """``sbar (n, d + 1)`` and the parameter cotangents (D6), summed over chunks in place.
 
     Arguments as :func:`forward_chunks`, plus the cotangents ``phibar (n,)``,
@@ -277,8 +292,10 @@ def vjp_chunks(P, S, W, h, phibar, Gbar, lapbar, chunk=None):
     d = D - 1
     sbar = xp.empty((n, D), dtype=S.dtype)
     B = {k: xp.zeros_like(v) for k, v in P.items()}
-    for sl, (_, _, _, cache) in _forward_by_chunk(P, S, W, h, chunk):
-        sbar[sl, ...], Bc = reference.vjp(P, cache, h, d, phibar[sl], Gbar[sl, ...], lapbar[sl])
+    gram = _use_gram(P, S, W, trace_path)
+    adjoint = reference.vjp_gram if gram else reference.vjp
+    for sl, (_, _, _, cache) in _forward_by_chunk(P, S, W, h, chunk, gram):
+        sbar[sl, ...], Bc = adjoint(P, cache, h, d, phibar[sl], Gbar[sl, ...], lapbar[sl])
         for k in B:
             B[k] += Bc[k]
     return sbar, B
@@ -315,22 +332,22 @@ def _opt(cp, v):
     return None if v is None else cp.asarray(v)
 
 
-def derivatives(P, S, W, h, chunk=None, xp=None):
+def derivatives(P, S, W, h, chunk=None, xp=None, trace_path="auto"):
     """``(phi, G, lap)`` (D1--D3) computed on the GPU by :func:`forward_chunks`.
 
     Numpy ``S`` (and ``W``) -> numpy results; CuPy -> CuPy results (no host copy).
     ``xp`` replaces CuPy as the compute module (``numpy``: the same driver on the host).
     """
     cp, back = _device(S, xp)
-    out = forward_chunks(_to(cp, P), cp.asarray(S), _opt(cp, W), h, chunk)
+    out = forward_chunks(_to(cp, P), cp.asarray(S), _opt(cp, W), h, chunk, trace_path)
     return tuple(back(v) for v in out)
 
 
-def derivatives_vjp(P, S, W, h, phibar, Gbar, lapbar, chunk=None, xp=None):
+def derivatives_vjp(P, S, W, h, phibar, Gbar, lapbar, chunk=None, xp=None, trace_path="auto"):
     """``(sbar, dict of parameter cotangents)`` (D6) computed on the GPU by :func:`vjp_chunks`."""
     cp, back = _device(S, xp)
     sbar, B = vjp_chunks(_to(cp, P), cp.asarray(S), _opt(cp, W), h, cp.asarray(phibar),
-                         cp.asarray(Gbar), cp.asarray(lapbar), chunk)
+                         cp.asarray(Gbar), cp.asarray(lapbar), chunk, trace_path)
     return back(sbar), {k: back(v) for k, v in B.items()}
 
 
@@ -359,12 +376,16 @@ class CupyPotentialBackend:
     xp : module, optional
         Compute module in place of CuPy: ``numpy`` runs the same driver on the host with
         the reference activation (how the CPU tests check it); no device is needed then.
+    trace_path : {"auto", "gram", "jacobian"}
+        The exact trace of one residual layer with ``d > m`` through Gram matrices
+        (``O(m^3)`` per sample, :func:`.potential_reference.forward_gram`) unless
+        ``"jacobian"``; other cases always take the Jacobian path.
     **options
-        The model's other backend options (``path``, ``trace_path``), unused here.
+        The model's other backend options (``path``), unused here.
 
     Raises
     ------
-    RuntimeError
+    BackendUnavailableError
         Without ``xp``, when CuPy or a CUDA device is missing.
     """
 
@@ -372,12 +393,14 @@ class CupyPotentialBackend:
     fused_flow = False
 
     def __init__(self, chunk: int | None = None, xp: ModuleType | None = None,
-                 **options: Any) -> None:
+                 trace_path: str = "auto", **options: Any) -> None:
         if xp is None:
             from . import check_backend
             check_backend("cupy")
+        from ..errors import check_choice
         self.chunk = chunk
         self.xp = xp
+        self.trace_path = check_choice("trace_path", trace_path, {"auto", "gram", "jacobian"})
 
     @property
     def namespace(self) -> ModuleType:
@@ -392,11 +415,12 @@ class CupyPotentialBackend:
         return _cupy() if any(is_device_array(v) for v in args) else np
 
     def derivatives(self, P: dict, S: Any, W: Any, h: float) -> tuple:
-        return derivatives(P, S, W, h, self.chunk, self.xp)
+        return derivatives(P, S, W, h, self.chunk, self.xp, self.trace_path)
 
     def derivatives_vjp(self, P: dict, S: Any, W: Any, h: float, phibar: Any, Gbar: Any,
                         lapbar: Any) -> tuple:
-        return derivatives_vjp(P, S, W, h, phibar, Gbar, lapbar, self.chunk, self.xp)
+        return derivatives_vjp(P, S, W, h, phibar, Gbar, lapbar, self.chunk, self.xp,
+                               self.trace_path)
 
     def derivatives_jvp(self, P: dict, T: dict, S: Any, dS: Any, W: Any, h: float) -> tuple:
         return derivatives_jvp(P, T, S, dS, W, h, self.chunk, self.xp)

@@ -76,10 +76,11 @@ import numpy as np
 
 from ..arrays import concat, namespace
 
-__all__ = ["log_cosh", "activation", "forward", "vjp", "jvp", "phi", "phi_vjp"]
+__all__ = ["log_cosh", "activation", "forward", "vjp", "jvp", "phi", "phi_vjp",
+           "gram_applies", "forward_gram", "vjp_gram"]
 
 #: the vjp forms ``A^T A`` ((d+1) x (d+1)) while it holds at most this many entries
-_GRAM_MAX = 1 << 16
+_ATA_MAX = 1 << 16
 
 
 def log_cosh(a):
@@ -157,12 +158,11 @@ def vjp(P, cache, h, d, phibar, Gbar, lapbar):
     """Adjoint of :func:`forward` (module docstring, D6) for the cotangents ``phibar (n,)``,
     ``Gbar (n, d+1)``, ``lapbar (n,)``; returns ``sbar (n, d+1)`` and the parameter
     cotangents (a dict of blocks, summed over the chunk's samples)."""
-    K0, K, w, A = P["K0"], P["K"], P["w"], P["A"]
+    K, A = P["K"], P["A"]
     M = K.shape[0]
-    g, q, u, z, y, J, Pm = (cache[k] for k in ("g", "q", "u", "z", "y", "J", "Pm"))
-    s, W, As, C0, C0sq = cache["s"], cache["W"], cache["As"], cache["C0"], cache["C0sq"]
+    g, q, z, J, Pm = (cache[k] for k in ("g", "q", "z", "J", "Pm"))
+    s, W, C0, C0sq = cache["s"], cache["W"], cache["C0"], cache["C0sq"]
     xp = namespace(s)
-    n, D = s.shape
     B = {k: xp.zeros_like(v) for k, v in P.items()}
     gbar = [xp.zeros_like(gi) for gi in g]
     qbar = [xp.zeros_like(gi) for gi in g]
@@ -194,10 +194,23 @@ def vjp(P, cache, h, d, phibar, Gbar, lapbar):
         B["K0"][:, :d] += xp.sum(C0bar, axis=0)
     else:
         B["K0"][:, :d] += xp.tensordot(C0bar, W, axes=([0, 2], [0, 2]))
+    return _vjp_sweep(P, cache, h, d, phibar, Gbar, B, gbar, qbar, zbar)
+
+
+def _vjp_sweep(P, cache, h, d, phibar, Gbar, B, gbar, qbar, zbar):
+    """Parts (2) and (1) of the adjoint (module docstring): the reverse sweep's and the
+    forward pass's cotangents, given the trace's contributions ``gbar``, ``qbar``, ``zbar``
+    (lists over the layers) and the parameter cotangents ``B`` so far."""
+    K0, K, w, A = P["K0"], P["K"], P["w"], P["A"]
+    M = K.shape[0]
+    g, q, u, z, y = (cache[k] for k in ("g", "q", "u", "z", "y"))
+    s, As = cache["s"], cache["As"]
+    xp = namespace(s)
+    D = s.shape[1]
     # ---- (2) reverse sweep
     # G = As A + ...: with A^T A formed while (d+1)^2 is small (the rounding of the CasADi
     # twin's program), by products with A alone above that (no (d+1) x (d+1) matrix)
-    if D * D <= _GRAM_MAX:
+    if D * D <= _ATA_MAX:
         sbar = Gbar @ (A.T @ A)
         B["A"] += A @ (s.T @ Gbar + Gbar.T @ s)
     else:
@@ -234,6 +247,83 @@ def vjp(P, cache, h, d, phibar, Gbar, lapbar):
     B["b0"] += xp.sum(abar, axis=0)
     sbar += abar @ K0
     return sbar, B
+
+
+def gram_applies(P, W, d):
+    """Whether :func:`forward_gram` serves: exact trace, one residual layer and ``d > m``
+    (then its ``O(m^3)`` trace per sample costs less than the Jacobian path's ``O(m^2 d)``)."""
+    return W is None and P["K"].shape[0] == 1 and d > P["K0"].shape[0]
+
+
+def forward_gram(P, s, h, d, act=activation):
+    """:func:`forward` for the exact trace with one residual layer, by Gram matrices (D3).
+
+    With ``J_0 = diag(g_0) K_{0,x}`` the residual layer's trace term needs
+    ``|P_1j|^2 = |(K_1 J_0)_j|^2 = V_j^T G_0 V_j``, ``V_j = K_{1,j} o g_0`` (the row ``j`` of
+    ``K_1`` times ``g_0``) and ``G_0 = K_{0,x} K_{0,x}^T`` (m x m, the same for every
+    sample), and the opening layer's ``|C_0j|^2 = |K_{0,x,j}|^2``: per sample ``O(m^3)``
+    work in ``(m, m)`` arrays instead of ``O(m^2 d)`` in ``(m, d)`` ones.  The same numbers
+    as :func:`forward` (to rounding); the cache is the one :func:`vjp_gram` reads.
+    """
+    xp = namespace(s)
+    K0, b0, K, bK, w, A, b = P["K0"], P["b0"], P["K"], P["bK"], P["w"], P["A"], P["b"]
+    K1 = K[0, ...]
+    n = s.shape[0]
+    a = [s @ K0.T + b0]
+    u0, g0 = act(a[0])
+    a.append(u0 @ K1.T + bK[0, ...])
+    s1, g1 = act(a[1])
+    u = [u0, u0 + h * s1]
+    g = [g0, g1]
+    q = [1.0 - gi * gi for gi in g]
+    As = s @ A.T
+    phi = u[1] @ w + 0.5 * xp.sum(As * As, axis=1) + s @ b + P["c"][0]
+    z2 = xp.broadcast_to(w, (n, w.shape[0]))
+    y1 = g1 * z2
+    z1 = z2 + h * (y1 @ K1)
+    y0 = g0 * z1
+    G = y0 @ K0 + As @ A + b
+    K0x, Ax = K0[:, :d], A[:, :d]
+    c0 = xp.sum(K0x * K0x, axis=1)                       # |C_0j|^2, (m,)
+    G0 = K0x @ K0x.T                                     # (m, m)
+    V = g0[:, None, :] * K1                              # (n, m, m): V[n, j, a]
+    VG = V @ G0
+    Psq = xp.sum(VG * V, axis=2)                         # |P_1j|^2, (n, m)
+    lap = (xp.sum(q[0] * z1 * c0, axis=1) + h * xp.sum(q[1] * z2 * Psq, axis=1)
+           + xp.sum(Ax * Ax))
+    cache = dict(a=a, g=g, q=q, u=u, z=[None, z1, z2], y=[y0, y1], V=V, VG=VG, Psq=Psq,
+                 c0=c0, As=As, s=s, W=None)
+    return phi, G, lap, cache
+
+
+def vjp_gram(P, cache, h, d, phibar, Gbar, lapbar):
+    """Adjoint of :func:`forward_gram` (D6): as :func:`vjp`, with the trace's part read
+    backwards through ``V``, ``G_0`` and ``c_0``:
+
+    ``Psqbar = h lapbar q_1 z_2``, ``Vbar = 2 Psqbar o (V G_0)``,
+    ``G0bar = sum_{n,j} Psqbar_j V_j V_j^T``, ``gbar_0 += sum_j Vbar_j o K_{1,j}``,
+    ``Kbar_1 += sum_n Vbar o g_0``, ``Kbar_{0,x} += 2 c0bar K_{0,x} + (G0bar + G0bar^T)
+    K_{0,x}`` with ``c0bar = sum_n lapbar q_0 z_1``; ``qbar``, ``zbar`` as in :func:`vjp`.
+    """
+    K0, K, A = P["K0"], P["K"], P["A"]
+    K1 = K[0, ...]
+    g, q, z = cache["g"], cache["q"], cache["z"]
+    V, VG, Psq, c0 = cache["V"], cache["VG"], cache["Psq"], cache["c0"]
+    xp = namespace(cache["s"])
+    B = {k: xp.zeros_like(v) for k, v in P.items()}
+    lb = lapbar[:, None]
+    B["A"][:, :d] += 2.0 * xp.sum(lapbar) * A[:, :d]
+    Pb = h * lb * q[1] * z[2]                            # Psqbar (n, m)
+    qbar = [lb * z[1] * c0, h * lb * z[2] * Psq]
+    zbar = [None, lb * q[0] * c0, h * lb * q[1] * Psq]
+    Vbar = (2.0 * Pb)[:, :, None] * VG
+    G0bar = xp.tensordot(Pb[:, :, None] * V, V, axes=([0, 1], [0, 1]))
+    gbar = [xp.sum(Vbar * K1, axis=1), xp.zeros_like(g[1])]
+    B["K"][0, ...] += xp.sum(Vbar * g[0][:, None, :], axis=0)
+    c0bar = xp.sum(lb * q[0] * z[1], axis=0)
+    K0x = K0[:, :d]
+    B["K0"][:, :d] += 2.0 * c0bar[:, None] * K0x + (G0bar + G0bar.T) @ K0x
+    return _vjp_sweep(P, cache, h, d, phibar, Gbar, B, gbar, qbar, zbar)
 
 
 def jvp(P, T, cache, h, d, ds):
