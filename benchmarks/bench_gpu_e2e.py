@@ -38,7 +38,7 @@ import time
 
 import numpy as np
 
-from ._common import RESULTS, provenance, write
+from ._common import RESULTS, write
 
 NAME = "gpu_e2e"
 

@@ -24,7 +24,7 @@ from .costs.running import AugmentedDynamics
 from .costs.terminal import MeanOfColumns
 from .evaluation import Evaluation
 from .errors import NonFiniteError, as_array, check_positive_float, check_positive_int, check_rng
-from .arrays import Workspace, astype, namespace, to_host, to_namespace
+from .arrays import Workspace, astype, to_host, to_namespace
 from .gradients import Sweep, get_strategy
 from .integrators import get_integrator
 from .ledger import Ledger

@@ -50,7 +50,7 @@ def test_run_mfg_on_a_device_namespace(tmp_path):
                                        resample_every=2, seed=0, backend=b, n_eval=32,
                                        figure=False)
         out[b] = (metrics, theta, json.loads((d / "metrics.json").read_text()))
-    (ma, ta, ja), (mb, tb, jb) = out["numpy"], out[NAME]
+    (_, ta, ja), (_, tb, jb) = out["numpy"], out[NAME]
     np.testing.assert_allclose(tb, ta, rtol=1e-9, atol=1e-11)
     assert set(jb) == set(ja)
 
