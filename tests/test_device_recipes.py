@@ -75,3 +75,27 @@ def test_command_line_names_a_missing_device(tmp_path):
         pytest.skip("a device is present")
     for cmd in (["flow", "--maxiter", "1"], ["mfg", "--iters", "1"], ["classify", "--iters", "1"]):
         assert main([*cmd, "--backend", "cupy", "--out", str(tmp_path / cmd[0])]) == 2
+
+
+def test_each_rank_binds_its_own_device(monkeypatch):
+    """bind_device: the local rank (launcher variable, else the communicator's rank) modulo
+    the node's device count is made current; no CuPy: nothing happens."""
+    import sys
+    import types
+
+    from ocp_learn.distributed import SerialComm, bind_device, local_rank
+    used = []
+    fake = types.ModuleType("cupy")
+    fake.cuda = types.SimpleNamespace(
+        runtime=types.SimpleNamespace(getDeviceCount=lambda: 4),
+        Device=lambda i: types.SimpleNamespace(use=lambda: used.append(i)))
+    monkeypatch.setitem(sys.modules, "cupy", fake)
+    for var in ("MPI_LOCALRANKID", "OMPI_COMM_WORLD_LOCAL_RANK", "MV2_COMM_WORLD_LOCAL_RANK",
+                "SLURM_LOCALID"):
+        monkeypatch.delenv(var, raising=False)
+    assert local_rank(SerialComm()) == 0 and bind_device(SerialComm()) == 0
+    monkeypatch.setenv("OMPI_COMM_WORLD_LOCAL_RANK", "6")
+    assert bind_device(SerialComm()) == 2 and used == [0, 2]
+    assert bind_device(SerialComm(), count=0) is None
+    monkeypatch.setitem(sys.modules, "cupy", None)  # import fails: no CuPy
+    assert bind_device(SerialComm()) is None

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from ..distributed import Parallel, auto_comm
+from ..distributed import Parallel, auto_comm, bind_device
 from ..errors import check_positive_float, check_positive_int
 from ..recipes.flow import run_flow
 from .base import (Subcommand, add_output_options, check_memory, check_out_of, print_metrics,
@@ -151,6 +151,8 @@ def run(args: argparse.Namespace) -> int:
     """Check the options, run :func:`ocp_learn.recipes.flow.run_flow`, print the metrics."""
     _check(args)
     check_out_of(args, resume=args.resume)
+    if args.backend == "cupy":  # each MPI rank on its own device (local rank mod count)
+        bind_device(auto_comm())
     batch_size = 1024 if args.batch_size is None else args.batch_size
     lr = 0.02 if args.lr is None else args.lr
     every = 50 if args.checkpoint_every is None else args.checkpoint_every

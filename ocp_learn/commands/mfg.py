@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from ..distributed import Parallel, auto_comm
+from ..distributed import Parallel, auto_comm, bind_device
 from ..errors import check_nonneg_int, check_positive_int
 from ..recipes.mfg import figure3, run_mfg
 from .base import (Subcommand, add_output_options, check_memory, check_out_of, print_metrics,
@@ -123,6 +123,8 @@ def run(args: argparse.Namespace) -> int:
     _check(args)
     if args.figure3:
         check_out_of(args)
+    if args.backend == "cupy":  # each MPI rank on its own device (local rank mod count)
+        bind_device(auto_comm())
         iters = 150 if args.iters is None else args.iters
         res = figure3(args.out, iters=iters, seed=args.seed, backend=args.backend,
                       progress=show_progress(args), info=run_info_of(args, iters=iters))

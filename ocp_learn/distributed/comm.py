@@ -13,7 +13,8 @@ import os
 
 import numpy as np
 
-__all__ = ["SerialComm", "auto_comm", "mpi_launched", "launch_size", "is_root", "COMM_METHODS"]
+__all__ = ["SerialComm", "auto_comm", "mpi_launched", "launch_size", "is_root", "COMM_METHODS",
+           "local_rank", "bind_device"]
 
 #: The methods of an mpi4py communicator that the distributed wrapper calls.
 COMM_METHODS = ("Get_rank", "Get_size", "bcast", "Bcast", "gather", "Gather", "Barrier")
@@ -65,7 +66,13 @@ class SerialComm:
 
 
 def launch_size():
-    """Number of ranks the launcher announced in the environment (``None``: not launched)."""
+    """Number of ranks the launcher announced in the environment.
+
+    Returns
+    -------
+    int or None
+        The number of ranks, or None when no MPI launcher started this process.
+    """
     for var in _SIZE_VARS:
         v = os.environ.get(var)
         if v is not None and v.strip().isdigit():
@@ -80,6 +87,11 @@ def mpi_launched():
 
     The environment variable ``OCP_LEARN_MPI`` overrides the detection:
     ``"1"`` forces MPI, ``"0"`` forces serial execution.
+
+    Returns
+    -------
+    bool
+        Whether to run under MPI.
     """
     force = os.environ.get("OCP_LEARN_MPI", "").strip()
     if force in ("0", "1"):
@@ -93,6 +105,11 @@ def auto_comm():
     mpi4py is imported only when the process was launched by ``mpiexec`` or
     ``srun`` (see :func:`mpi_launched`), so serial runs never initialize MPI
     and need no MPI installed.
+
+    Returns
+    -------
+    mpi4py.MPI.Comm or SerialComm
+        The communicator of all ranks.
 
     Raises
     ------
@@ -115,7 +132,20 @@ def auto_comm():
 
 
 def is_root(comm=None, root=0):
-    """True on the rank that writes files and prints (``root``, 0 by default)."""
+    """True on the rank that writes files and prints.
+
+    Parameters
+    ----------
+    comm : mpi4py communicator or SerialComm, optional
+        The communicator (default: :func:`auto_comm`).
+    root : int, optional
+        The rank that writes and prints.
+
+    Returns
+    -------
+    bool
+        Whether this process is rank ``root``.
+    """
     comm = auto_comm() if comm is None else comm
     return comm.Get_rank() == root
 
@@ -127,3 +157,53 @@ def check_comm(comm):
         raise TypeError(f"comm must be an mpi4py communicator or SerialComm (missing {missing}), "
                         f"got {type(comm).__name__}")
     return comm
+
+
+#: variables holding a process's rank among the ranks of its own node (MPICH/Hydra, Open MPI,
+#: MVAPICH, Slurm)
+_LOCAL_RANK_VARS = ("MPI_LOCALRANKID", "OMPI_COMM_WORLD_LOCAL_RANK", "MV2_COMM_WORLD_LOCAL_RANK",
+                    "SLURM_LOCALID")
+
+
+def local_rank(comm=None) -> int:
+    """The rank of this process among the ranks on its node: the launcher's local-rank
+    variable where one is set, else the rank in ``comm`` (:func:`auto_comm` by default)."""
+    for var in _LOCAL_RANK_VARS:
+        v = os.environ.get(var)
+        if v is not None and v.strip().isdigit():
+            return int(v)
+    return (auto_comm() if comm is None else comm).Get_rank()
+
+
+def bind_device(comm=None, count=None):
+    """Give each rank its own CUDA device: the local rank modulo the node's device count.
+
+    Call it once per process before any device array is made (the commands do with
+    ``--backend cupy``); ranks beyond the device count share devices round robin.
+
+    Parameters
+    ----------
+    comm : mpi4py communicator or SerialComm, optional
+        Used for the rank when the launcher sets no local-rank variable.
+    count : int, optional
+        Devices of the node (default: CuPy's device count).
+
+    Returns
+    -------
+    int or None
+        The device made current, or ``None`` without CuPy or without a device.
+    """
+    try:
+        import cupy
+    except ImportError:
+        return None
+    if count is None:
+        try:
+            count = cupy.cuda.runtime.getDeviceCount()
+        except Exception:  # no driver: nothing to bind
+            return None
+    if count < 1:
+        return None
+    device = local_rank(comm) % count
+    cupy.cuda.Device(device).use()
+    return device
