@@ -10,10 +10,11 @@ other pages set ``OCP_LEARN_DOCS_NO_GALLERY=1``.  Every cross-reference must
 resolve (``nitpicky``); links to Python, NumPy, SciPy, matplotlib and scikit-learn
 use their websites' inventories, or the copies in ``_intersphinx/`` offline.
 
-Two pages are generated at build time so that they never go stale:
+Parts of pages are generated at build time so that they never go stale:
 ``_generated/cli.rst`` from the ``ocp-learn`` argument parser, and
-``_generated/benchmarks.rst`` from the markdown tables in
-``benchmarks/results/`` (included with myst-parser).
+``_generated/bench/KEY.rst`` from each ``benchmarks/results/KEY.md`` (its first
+table, included with myst-parser) and the command of ``benchmarks/manifest.py``
+that reproduces it; ``benchmarks.rst`` includes the key tables.
 """
 import os
 import sys
@@ -82,6 +83,8 @@ autodoc_mock_imports = ["cupy", "mpi4py", "dask", "distributed", "torch", "torch
 numpydoc_show_class_members = False
 numpydoc_class_members_toctree = False
 numpydoc_attributes_as_param_list = False
+# The docstrings are validated by tests/test_docstrings.py (numpydoc's validator on the
+# public API, run by pytest), not during the build.
 numpydoc_validation_checks = set()
 
 # --- gallery --------------------------------------------------------------------
@@ -148,81 +151,47 @@ def generate_cli_reference():
     _write_if_changed(os.path.join(HERE, "_generated", "cli.rst"), "\n".join(out))
 
 
-BENCHMARKS = [
-    ("core", "Objective and gradient of the core problem",
-     "``python -m benchmarks.bench_core``"),
-    ("memory", "Gradient strategies: memory (exact ledger and measured) and time",
-     "``python -m benchmarks.bench_memory``"),
-    ("integrators", "Integrators: accuracy against cost",
-     "``python -m benchmarks.bench_integrators``"),
-    ("classifier_optimizers", "Optimizers on the classifier (L-BFGS against Gauss--Newton--CG)",
-     "``python -m benchmarks.bench_classifier``"),
-    ("classifier_robustness", "Viscous against deterministic classifier under input noise",
-     "``python -m benchmarks.bench_classifier``"),
-    ("potential", "Potential-model kernels: numpy against numba",
-     "``python -m benchmarks.bench_potential``"),
-    ("potential_phi_vjp", "Value-only pullback of Phi against the full derivative adjoint",
-     "``python -m benchmarks.bench_potential --dims 100 2 --widths 16 32 --n 4232 --ops phi_vjp "
-     "vjp_phi --repeat 5 --name potential_phi_vjp``"),
-    ("keep_pairs", "L-BFGS on redrawn samples: restarted against correction pairs kept",
-     "``python -m benchmarks.bench_keep_pairs --n 512 --iters 100 --seeds 0 1``"),
-    ("kernels_fused_vs_blas", "Fused per-sample kernels against the batched-GEMM program",
-     "``python -m benchmarks.bench_fused_vs_blas``"),
-    ("kernels_grid", "CNF objective + gradient against the PyTorch peers, n = 1024, one thread",
-     "``python -m benchmarks.bench_kernels --ns 1024 --threads 1 --no-compile --name kernels_grid``"),
-    ("kernels_grid_m128_fused", "The grid's m = 128 cells on the fused kernels (the default)",
-     "``python -m benchmarks.bench_kernels --ns 1024 --widths 128 --threads 1 --dtypes float64 "
-     "--impls ocp_numba_fused torch_otflow --no-compile --name kernels_grid_m128_fused``"),
-    ("kernels_inner_blas", "m = 128 with BLAS inside the fused kernels (d >= 16)",
-     "``python -m benchmarks.bench_kernels --ns 1024 --dims 8 16 64 --widths 128 --threads 1 "
-     "--dtypes float64 --impls ocp_numba_fused torch_otflow --no-compile --name kernels_inner_blas``"),
-    ("kernels_float32", "float32 kernels (the Jacobian path) against float64 and torch",
-     "``python -m benchmarks.bench_kernels --ns 4096 --dims 2 --widths 32 --threads 1 "
-     "--impls ocp_numba_fused torch_otflow --no-compile --name kernels_float32``"),
-    ("trace_path", "Exact trace by Jacobians or by Gram matrices (high dimension)",
-     "``python -m benchmarks.bench_trace_path``"),
-    ("gpu", "GPU (CuPy, numba-cuda) against numba on the CPU, one H200",
-     "``OUT=DIR bash benchmarks/gpu_check.sh`` on a GPU machine"),
-    ("gpu_numba_cuda", "GPU rerun with the numba-cuda activation kernel",
-     "``python -m benchmarks.bench_gpu --sizes 65536 1048576 --widths 32``"),
-    ("mfg_table_full", "Potential MFGs (article Table 1): OT and crowd motion at d = 2, 10, 50, 100 "
-     "on the full MATH F schedule",
-     "``mpiexec -n 2 ocp-learn mfg --problem ot|crowd --dim D --out DIR`` for each cell, then "
-     "``python -m benchmarks.bench_mfg --only collect --from DIR ... --tag _full``"),
-    ("flows_eval", "Trained flows on a million fresh test samples (NLL with its standard error)",
-     "``python -m benchmarks.bench_flow_eval --run LABEL DATA DIM WIDTH LAYERS THETA``"),
-    ("flows_eval_gmm16", "The d = 16 mixture within 0.20 nats (input map, 16 RK4 steps)",
-     "``ocp-learn flow --data gmm --dim 16 --scale 0.5477 --center 2048 --nt 16 --keep-pairs "
-     "--resample-every 50|25 --n 2048|8192 ...``, then ``python -m benchmarks.bench_flow_eval "
-     "--run gmm16 gmm 16 32 1 DIR/theta.npy --name flows_eval_gmm16``"),
-]
+def _first_table(text):
+    """The first markdown table of ``text`` (its contiguous ``|`` lines)."""
+    lines, table = text.splitlines(), []
+    for line in lines:
+        if line.lstrip().startswith("|"):
+            table.append(line)
+        elif table:
+            break
+    return "\n".join(table) + "\n"
 
 
 def generate_benchmark_tables():
-    """``_generated/benchmarks.rst``: every table in ``benchmarks/results/*.md``.
+    """``_generated/bench/KEY.rst`` for every ``benchmarks/results/KEY.md``.
 
-    Known tables come first, in the order of :data:`BENCHMARKS`; any other
-    result file is appended, so new benchmarks appear without editing the docs.
+    Each holds the command that reproduces the result (``ocp-learn bench ID`` and
+    the command it runs, from ``benchmarks/manifest.py``), the first table of the
+    result file and its figure, if any.  :doc:`benchmarks` includes the key ones
+    under captions of its own; ``benchmarks/results/INDEX.md`` lists them all.
     """
+    from benchmarks.manifest import BENCHMARKS
+
     res = os.path.join(ROOT, "benchmarks", "results")
-    # INDEX.md lists the result files with links relative to that folder: it is the
-    # folder's own table of contents, not a result, and is left out here.
-    files = (sorted(f[:-3] for f in os.listdir(res) if f.endswith(".md") and f != "INDEX.md")
-             if os.path.isdir(res) else [])
-    known = {k: (t, c) for k, t, c in BENCHMARKS}
-    order = [k for k, _, _ in BENCHMARKS if k in files] + [f for f in files if f not in known]
-    out = [".. This file is generated by docs/conf.py from benchmarks/results/*.md; do not edit.", ""]
-    if not order:
-        out += ["No benchmark results are present in ``benchmarks/results/``.", ""]
-    for key in order:
-        title, cmd = known.get(key, (key.replace("_", " ").capitalize(), "see ``benchmarks/``"))
-        out += [title, "~" * len(title), "",
-                f"From ``benchmarks/results/{key}.md`` (regenerate with {cmd}).", "",
-                f".. include:: /../benchmarks/results/{key}.md", "   :parser: myst_parser.sphinx_", ""]
-        png = os.path.join(res, key + ".png")
-        if os.path.exists(png):
-            out += [f".. image:: /../benchmarks/results/{key}.png", f"   :alt: {title}", ""]
-    _write_if_changed(os.path.join(HERE, "_generated", "benchmarks.rst"), "\n".join(out))
+    files = sorted(f[:-3] for f in os.listdir(res) if f.endswith(".md") and f != "INDEX.md")
+    for key in files:
+        out = [".. This file is generated by docs/conf.py from benchmarks/results/; do not edit.", ""]
+        ids = [i for i, b in BENCHMARKS.items() if f"results/{key}.md" in b.outputs]
+        if ids:
+            bench = BENCHMARKS[ids[0]]
+            out += [f"Reproduce with ``ocp-learn bench {ids[0]}``, which runs "
+                    f"(from the repository root):", "", ".. code-block:: bash", "",
+                    "   " + bench.command(), ""]
+        with open(os.path.join(res, key + ".md"), encoding="utf-8") as fh:
+            table = _first_table(fh.read())
+        _write_if_changed(os.path.join(HERE, "_generated", "bench", key + ".md"), table)
+        out += [f".. include:: /_generated/bench/{key}.md", "   :parser: myst_parser.sphinx_", ""]
+        out += [f"*Table:* ``benchmarks/results/{key}.md``.", ""]
+        for ext in ("png",):
+            if os.path.exists(os.path.join(res, f"{key}.{ext}")):
+                out += [f".. image:: /../benchmarks/results/{key}.{ext}",
+                        f"   :alt: figure of benchmarks/results/{key}.md", ""]
+        _write_if_changed(os.path.join(HERE, "_generated", "bench", key + ".rst"), "\n".join(out))
 
 
 def generate_optional_pages():
@@ -256,10 +225,22 @@ def _skip_sklearn_routing(app, what, name, obj, skip, options):
 
 
 def _lookup(path):
-    """The object named by the dotted ``path`` (a module, then attributes), or None."""
+    """The object named by the dotted ``path``, or None.
+
+    Read as Python reads it: attributes of the top-level package first (so
+    ``ocp_learn.optim.lbfgs`` is the function the package exports, not the module
+    of the same name), then the longest importable module and its attributes.
+    """
     import importlib
 
     parts = path.split(".")
+    try:
+        obj = importlib.import_module(parts[0])
+        for name in parts[1:]:
+            obj = getattr(obj, name)
+        return obj
+    except Exception:  # not an attribute chain: a module that is not imported yet
+        pass
     for i in range(len(parts), 0, -1):
         try:
             obj = importlib.import_module(".".join(parts[:i]))
@@ -301,7 +282,20 @@ def _resolve_reexport(app, env, node, contnode):
     if mod:
         candidates = ([f"{mod}.{cls}.{target}"] if cls else []) + [f"{mod}.{target}", target]
     domain = env.get_domain("py")
+    if node["refdoc"] == "api" and not mod:
+        # The summary lines of the API page come from docstrings whose short references
+        # (``:func:`load```) were written in the module of the object; the page has no
+        # current module, so a name is resolved where it is unique in the package.
+        ends = [n for n in domain.objects if n.endswith("." + target)
+                and domain.objects[n].objtype != "module"]
+        if len(ends) == 1:
+            candidates = ends
     for cand in candidates:
+        if cand != target and cand in domain.objects:
+            new = node.deepcopy()
+            new["reftarget"] = cand
+            return domain.resolve_xref(env, node["refdoc"], app.builder, node["reftype"], cand,
+                                       new, contnode)
         obj = _lookup(cand)
         if obj is None:
             continue
@@ -325,6 +319,35 @@ def _skip_reexport(app, what, name, obj, skip, options):
             and defined.startswith("ocp_learn.") and (callable(obj) or isinstance(obj, type))):
         return True
     return None
+
+
+def _prefer_modules():
+    """Let the reference's recursive autosummary document a module whose package
+    exports a function of the same name (``ocp_learn.optim.lbfgs`` and the function
+    ``lbfgs``): autosummary reads a dotted name as ``MODULE.ATTRIBUTE`` first and would
+    document the function in place of the module; a name that is a module of this
+    package is imported as that module."""
+    import importlib
+    import importlib.util
+
+    from sphinx.ext import autosummary
+
+    original = autosummary._import_by_name
+
+    def import_by_name(name, grouped_exception=True):
+        if name.startswith("ocp_learn."):
+            try:
+                found = importlib.util.find_spec(name) is not None
+            except (ImportError, ValueError, AttributeError):
+                found = False
+            if found:
+                return importlib.import_module(name), None, name
+        return original(name, grouped_exception)
+
+    autosummary._import_by_name = import_by_name
+
+
+_prefer_modules()
 
 
 def setup(app):

@@ -57,7 +57,13 @@ class ConstantInTime(TimeParameterization):
 
 
 class PiecewiseConstant(TimeParameterization):
-    """``theta(t) = theta_j`` on the ``j``-th of ``n`` equal control intervals."""
+    """``theta(t) = theta_j`` on the ``j``-th of ``n`` equal control intervals.
+
+    Parameters
+    ----------
+    n : int
+        Number of control intervals (and of parameter vectors), at least 1.
+    """
 
     def __init__(self, n):
         self.n_nodes = check_positive_int("n", n)
@@ -74,7 +80,13 @@ class PiecewiseConstant(TimeParameterization):
 
 
 class PiecewiseLinear(TimeParameterization):
-    """Linear interpolation between ``n >= 2`` equispaced nodes on ``[0, T]``."""
+    """Linear interpolation between ``n >= 2`` equispaced nodes on ``[0, T]``.
+
+    Parameters
+    ----------
+    n : int
+        Number of nodes (and of parameter vectors), at least 2.
+    """
 
     def __init__(self, n):
         n = check_positive_int("n", n)

@@ -26,8 +26,15 @@ __all__ = [
 class NonFiniteError(FloatingPointError):
     """A forward solve or an objective produced ``inf`` or ``NaN``.
 
-    Raised instead of returning a silent NaN.  ``step`` holds the time step at
-    which the solution first became non-finite (``None`` if not a sweep).
+    Raised instead of returning a silent NaN.
+
+    Parameters
+    ----------
+    message : str
+        What became non-finite, and where.
+    step : int or None, optional
+        The time step at which the solution first became non-finite (``None`` if
+        not a sweep); kept as the attribute ``step``.
     """
 
     def __init__(self, message, step=None):

@@ -14,11 +14,16 @@ __all__ = ["Evaluation"]
 class Evaluation:
     """Result of :meth:`.OCP.evaluate`.
 
-    Attributes
+    The parameters are kept as attributes of the same names.
+
+    Parameters
     ----------
     value : float
+        The objective.
     gradient : ndarray or None
+        Its gradient with respect to ``theta`` (None when not computed).
     ledger : Ledger
+        The work and memory counters of the evaluation.
     terms : dict
         The objective's parts: ``terminal``, the terminal cost's own parts
         (:attr:`TerminalResult.terms <ocp_learn.protocols.TerminalResult>`), ``running``

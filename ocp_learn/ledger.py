@@ -10,7 +10,9 @@ __all__ = ["Ledger"]
 class Ledger:
     """Counters of one objective (and gradient) evaluation.
 
-    Attributes
+    The parameters are kept as attributes of the same names.
+
+    Parameters
     ----------
     rhs_evals : int
         Right-hand-side evaluations ``F(Y_i)`` (one per stage per step).
@@ -39,16 +41,34 @@ class Ledger:
     _held: int = 0
 
     def hold(self, n: int) -> None:
-        """Record that ``n`` more floats are kept; update the peak."""
+        """Record that ``n`` more floats are kept; update the peak.
+
+        Parameters
+        ----------
+        n : int
+            Number of floats.
+        """
         self._held += int(n)
         self.stored_floats = max(self.stored_floats, self._held)
 
     def release(self, n: int) -> None:
-        """Record that ``n`` floats were freed."""
+        """Record that ``n`` floats were freed.
+
+        Parameters
+        ----------
+        n : int
+            Number of floats.
+        """
         self._held -= int(n)
 
     def as_dict(self) -> dict:
-        """The counters by name."""
+        """The counters by name.
+
+        Returns
+        -------
+        dict
+            Counter name -> value.
+        """
         d = asdict(self)
         d.pop("_held")
         return d

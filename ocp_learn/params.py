@@ -21,6 +21,11 @@ __all__ = ["ParamLayout"]
 class ParamLayout:
     """Ordered named blocks of a flat parameter vector.
 
+    Parameters
+    ----------
+    blocks : list of (str, tuple of int)
+        Name and shape of every block, in the order of the vector.
+
     Examples
     --------
     >>> lay = ParamLayout([("K", (3, 2)), ("b", (3,))])
@@ -48,7 +53,18 @@ class ParamLayout:
         return [n for n, _ in self.blocks]
 
     def slice(self, name):
-        """The ``slice`` of ``theta`` that holds block ``name``."""
+        """The ``slice`` of ``theta`` that holds block ``name``.
+
+        Parameters
+        ----------
+        name : str
+            The block.
+
+        Returns
+        -------
+        slice
+            Its entries in the vector.
+        """
         a, b, _ = self.offsets[name]
         return slice(a, b)
 
@@ -57,6 +73,16 @@ class ParamLayout:
 
         Leading axes of ``theta`` are kept: a ``(k, size)`` array unpacks into
         ``(k, *shape)`` views, which is how time-dependent parameters are laid out.
+
+        Parameters
+        ----------
+        theta : array, shape (..., size)
+            The parameters.
+
+        Returns
+        -------
+        dict
+            Block name -> view of ``theta``.
         """
         xp = namespace(theta) if hasattr(theta, "shape") else np
         if xp is np:
@@ -70,7 +96,20 @@ class ParamLayout:
         return {n: xp.reshape(theta[..., a:b], lead + shp) for n, (a, b, shp) in self.offsets.items()}
 
     def pack(self, values, out=None):
-        """Inverse of :meth:`unpack` for a 1-D vector: a dict of arrays -> ``theta``."""
+        """Inverse of :meth:`unpack` for a 1-D vector: a dict of arrays -> ``theta``.
+
+        Parameters
+        ----------
+        values : dict
+            Block name -> array of the block's shape.
+        out : ndarray, shape (size,), optional
+            The vector to fill (a new one by default).
+
+        Returns
+        -------
+        ndarray, shape (size,)
+            The parameters.
+        """
         if out is None:
             xp = namespace(*values.values())
             if xp is not np:  # device arrays: one concatenation in their namespace

@@ -99,7 +99,9 @@ class PartitionedField(Protocol):
 class TerminalResult:
     """What a terminal cost returns.
 
-    Attributes
+    The parameters are kept as attributes of the same names.
+
+    Parameters
     ----------
     value : float
         ``G``, the mean over the batch.
@@ -339,8 +341,27 @@ class ShardableProblem(Problem, Protocol):
 
 
 def check_protocol(obj: Any, protocol: type, name: str) -> Any:
-    """Return ``obj`` if it provides every member of ``protocol``; else raise a ``TypeError``
-    naming the argument ``name``, the role and the missing members."""
+    """Return ``obj`` if it provides every member of ``protocol``.
+
+    Parameters
+    ----------
+    obj : object
+        The object to check.
+    protocol : type
+        A protocol of this module.
+    name : str
+        The argument's name, for the error.
+
+    Returns
+    -------
+    object
+        ``obj`` itself.
+
+    Raises
+    ------
+    TypeError
+        Naming the argument ``name``, the role and the missing members.
+    """
     members = [m for m in _members(protocol) if not hasattr(obj, m)]
     if members:
         raise TypeError(f"{name} must follow the {protocol.__name__} contract "

@@ -24,7 +24,9 @@ __all__ = ["TaylorResult", "taylor_test", "dot_product_test", "convergence_order
 class TaylorResult:
     """Outcome of :func:`taylor_test`.
 
-    Attributes
+    The parameters are kept as attributes of the same names.
+
+    Parameters
     ----------
     eps : ndarray
         The step sizes ``eps0 / 2**k``.
@@ -38,6 +40,8 @@ class TaylorResult:
         usable halvings remain.
     passed : bool
         ``order >= min_order``.
+    usable : int
+        Number of halvings above the rounding floor.
     """
 
     eps: np.ndarray
@@ -77,6 +81,8 @@ def taylor_test(fun, x, v, directional, *, eps0=1e-1, halvings=8, min_order=1.9,
         scalar ``fun`` with gradient ``g``, ``g . v``.
     eps0 : float
         Largest step; the steps are ``eps0 / 2**k``, ``k = 0..halvings``.
+    halvings : int
+        Number of halvings of the step.
     min_order : float
         Order required to pass (2 is ideal; 1.9 by default).
     min_halvings : int
@@ -87,6 +93,7 @@ def taylor_test(fun, x, v, directional, *, eps0=1e-1, halvings=8, min_order=1.9,
     Returns
     -------
     TaylorResult
+        The remainders and the observed order.
     """
     check_positive_int("halvings", halvings)
     check_positive_float("eps0", eps0)
@@ -118,7 +125,28 @@ def taylor_test(fun, x, v, directional, *, eps0=1e-1, halvings=8, min_order=1.9,
 def check_gradient(fun_and_grad, x, *, seed=0, **kwargs):
     """Taylor test of a scalar function's gradient in a random direction.
 
-    ``fun_and_grad(x) -> (value, gradient)``; returns the :class:`TaylorResult`.
+    Parameters
+    ----------
+    fun_and_grad : callable
+        ``fun_and_grad(x) -> (value, gradient)``.
+    x : ndarray
+        The point.
+    seed : int or numpy.random.Generator, optional
+        The random direction.
+    **kwargs
+        Further arguments of :func:`taylor_test` (``eps0``, ``min_order``, ...).
+
+    Returns
+    -------
+    TaylorResult
+        The remainders and the observed order.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from ocp_learn.verify import check_gradient
+    >>> check_gradient(lambda x: (0.5 * x @ x, x), np.ones(3)).passed
+    True
     """
     rng = check_rng(seed)
     x = np.asarray(x, dtype=np.float64)

@@ -37,8 +37,22 @@ class Subcommand:
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
-    """Every option's help ends with its default: ``(default: X)`` is added unless the help
-    text already states the default; flags (``store_true``) and required options get none."""
+    """Every option's help ends with its default.
+
+    ``(default: X)`` is added unless the help text already states the default;
+    flags (``store_true``) and required options get none.
+
+    Parameters
+    ----------
+    prog : str
+        The program name shown in the usage line.
+    indent_increment : int, optional
+        Indentation of nested sections.
+    max_help_position : int, optional
+        Column at which the help texts start.
+    width : int or None, optional
+        Width of the text (None: the terminal's).
+    """
 
     def _get_help_string(self, action: argparse.Action) -> str:
         text = action.help or ""
@@ -49,10 +63,17 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
 
 
 def print_metrics(metrics: dict[str, Any]) -> None:
-    """Print a metrics dict one ``key: value`` per line (floats to 5 digits); a figure with a
-    standard error and sample count (``key_se``, ``key_n``) as ``value +- se (n = N)``.  The
-    run's description, the units and the notes (``"run"``, ``"units"``, ``*_note``) stay in
-    ``metrics.json``."""
+    """Print a metrics dict one ``key: value`` per line (floats to 5 digits).
+
+    A figure with a standard error and sample count (``key_se``, ``key_n``) is
+    printed as ``value +- se (n = N)``.  The run's description, the units and the
+    notes (``"run"``, ``"units"``, ``*_note``) stay in ``metrics.json``.
+
+    Parameters
+    ----------
+    metrics : dict
+        The metrics, as written to ``metrics.json``.
+    """
     shown = {k: v for k, v in metrics.items() if k not in ("run", "units")
              and not k.endswith("_note")}
     shown = {k: v for k, v in shown.items()
@@ -67,7 +88,20 @@ def print_metrics(metrics: dict[str, Any]) -> None:
 
 
 def format_table(rows: Sequence[Sequence[Any]], headers: Sequence[str]) -> str:
-    """A markdown table of ``rows`` under ``headers``, columns padded to their widest cell."""
+    """A markdown table of ``rows`` under ``headers``, columns padded to their widest cell.
+
+    Parameters
+    ----------
+    rows : sequence of sequence
+        The cells, one sequence per row, in the order of ``headers``.
+    headers : sequence of str
+        The column titles.
+
+    Returns
+    -------
+    str
+        The table, one line per row, without a final newline.
+    """
     w = [max(len(str(h)), *(len(str(r[i])) for r in rows)) for i, h in enumerate(headers)]
     line = "| " + " | ".join(str(h).ljust(w[i]) for i, h in enumerate(headers)) + " |"
     sep = "|" + "|".join("-" * (x + 2) for x in w) + "|"

@@ -99,9 +99,27 @@ class SoftmaxCrossEntropy:
     name = "softmax"
 
     def n_outputs(self, labels):
-        """``K = max(labels) + 1`` classes; refused when fewer than half of the classes
-        ``0..K-1`` occur among the labels (labels that are not class indices, such as
-        ``[0, 1, 10**7]``, would otherwise build a head of ``K`` rows)."""
+        """``K = max(labels) + 1`` classes.
+
+        Refused when fewer than half of the classes ``0..K-1`` occur among the
+        labels (labels that are not class indices, such as ``[0, 1, 10**7]``, would
+        otherwise build a head of ``K`` rows).
+
+        Parameters
+        ----------
+        labels : array_like of int
+            The class index of every sample.
+
+        Returns
+        -------
+        int
+            The number of classes ``K``.
+
+        Raises
+        ------
+        ValueError
+            When fewer than half of the classes occur among the labels.
+        """
         labels = np.asarray(labels)
         k = int(np.max(labels)) + 1
         present = np.unique(labels).size
@@ -180,8 +198,24 @@ LOSSES = {c.name: c for c in (Logistic, SoftmaxCrossEntropy, SquaredError)}
 
 
 def get_loss(spec: str | Loss) -> Loss:
-    """The loss named ``spec`` (one of ``LOSSES``), or ``spec`` itself if it follows
-    the :class:`~ocp_learn.protocols.Loss` contract (a ``TypeError`` names what it lacks)."""
+    """The loss named ``spec``, or ``spec`` itself if it is a loss object.
+
+    Parameters
+    ----------
+    spec : str or Loss
+        One of ``LOSSES`` (``"logistic"``, ``"softmax"``, ``"squared"``), or an object
+        that follows the :class:`~ocp_learn.protocols.Loss` contract.
+
+    Returns
+    -------
+    Loss
+        The loss.
+
+    Raises
+    ------
+    TypeError
+        When ``spec`` is an object that lacks part of the contract (the error names it).
+    """
     if isinstance(spec, str):
         check_choice("loss", spec, set(LOSSES))
         return LOSSES[spec]()

@@ -14,7 +14,13 @@ __all__ = ["Tikhonov", "TimeSmoothness"]
 
 
 class Tikhonov:
-    """``R = alpha/2 * (1/n_nodes) sum_j |theta_j|^2`` (weight decay, a mean over nodes)."""
+    """``R = alpha/2 * (1/n_nodes) sum_j |theta_j|^2`` (weight decay, a mean over nodes).
+
+    Parameters
+    ----------
+    alpha : float
+        The weight, ``>= 0``.
+    """
 
     def __init__(self, alpha):
         self.alpha = check_positive_float("alpha", alpha, allow_zero=True)
@@ -28,8 +34,15 @@ class Tikhonov:
 
 
 class TimeSmoothness:
-    """``R = alpha/2 sum_j |theta_{j+1} - theta_j|^2 / dt``, ``dt = 1/(n_nodes-1)``:
-    a discretization of ``alpha/2 int |theta'(s)|^2 ds`` on scaled time ``s in [0,1]``."""
+    """``R = alpha/2 sum_j |theta_{j+1} - theta_j|^2 / dt``, ``dt = 1/(n_nodes-1)``.
+
+    A discretization of ``alpha/2 int |theta'(s)|^2 ds`` on scaled time ``s in [0,1]``.
+
+    Parameters
+    ----------
+    alpha : float
+        The weight, ``>= 0``.
+    """
 
     def __init__(self, alpha):
         self.alpha = check_positive_float("alpha", alpha, allow_zero=True)

@@ -27,7 +27,15 @@ __all__ = ["AugmentedDynamics", "KineticEnergy", "QuadraticState"]
 
 
 class KineticEnergy:
-    """``r = alpha/2 |f(z, t; theta)|^2`` -- the transport cost of the flow."""
+    """``r = alpha/2 |f(z, t; theta)|^2`` -- the transport cost of the flow.
+
+    Parameters
+    ----------
+    model : Model
+        The field ``f`` whose squared norm is the cost.
+    alpha : float, optional
+        The weight, ``>= 0``.
+    """
 
     def __init__(self, model, alpha=1.0):
         self.model = model
@@ -47,8 +55,13 @@ class KineticEnergy:
 
 
 class QuadraticState:
-    """``r = 1/2 z^T Q z`` (linear--quadratic problems; ``Q`` symmetric, copied once to the
-    namespace of the states)."""
+    """``r = 1/2 z^T Q z`` (linear--quadratic problems).
+
+    Parameters
+    ----------
+    Q : array_like, shape (d, d)
+        Symmetric matrix; copied once to the array namespace of the states.
+    """
 
     def __init__(self, Q):
         Q = as_array("Q", Q, ndim=2)
@@ -75,6 +88,13 @@ class AugmentedDynamics(Model):
     ``y`` has ``d + k`` columns; the cost columns do not feed back into ``F``,
     so their adjoint is constant in time (``1/n`` from the mean).  It computes in the
     namespace of its states, the model's :attr:`array_namespace`.
+
+    Parameters
+    ----------
+    model : Model
+        The field ``f`` of the state ``z``.
+    running : sequence of RunningCost
+        The running costs ``r_1 .. r_k``, one cost column each.
     """
 
     def __init__(self, model, running):

@@ -16,10 +16,25 @@ def rings(n=400, seed=0, noise=0.0, r_inner=1.0, r_gap=(1.3, 2.0)):
     is a homeomorphism, so no such map makes the two linearly separable in
     2-D; one augmented dimension suffices (Dupont et al. 2019).
 
+    Parameters
+    ----------
+    n : int, optional
+        Number of points.
+    seed : int or numpy.random.Generator, optional
+        Seed of the draw.
+    noise : float, optional
+        Standard deviation of Gaussian noise added to the points.
+    r_inner : float, optional
+        Radius of the inner disk.
+    r_gap : tuple of float, optional
+        Inner and outer radius of the ring.
+
     Returns
     -------
     x : ndarray, shape (n, 2)
+        The points.
     y : ndarray of int, shape (n,)
+        Their labels.
     """
     n = check_positive_int("n", n)
     check_positive_float("noise", noise, allow_zero=True)
@@ -42,10 +57,21 @@ def moons(n=400, seed=0, noise=0.1):
     The features are centred and scaled to roughly ``[-2, 2]^2`` so that the
     same network initialization suits every toy set.
 
+    Parameters
+    ----------
+    n : int, optional
+        Number of points.
+    seed : int or numpy.random.Generator, optional
+        Seed of the draw.
+    noise : float, optional
+        Standard deviation of the Gaussian noise (before scaling).
+
     Returns
     -------
     x : ndarray, shape (n, 2)
+        The points.
     y : ndarray of int, shape (n,)
+        Their labels.
     """
     from sklearn.datasets import make_moons
 
@@ -64,10 +90,25 @@ def spirals(n=400, seed=0, noise=0.05, turns=1.5, radius=2.0):
     radius ``radius * s`` with ``s`` uniform in ``[0.1, 1]`` (so the arms do not
     meet at the centre), plus Gaussian noise of standard deviation ``noise``.
 
+    Parameters
+    ----------
+    n : int, optional
+        Number of points.
+    seed : int or numpy.random.Generator, optional
+        Seed of the draw.
+    noise : float, optional
+        Standard deviation of the Gaussian noise.
+    turns : float, optional
+        Number of turns of each arm.
+    radius : float, optional
+        Outer radius of the arms.
+
     Returns
     -------
     x : ndarray, shape (n, 2)
+        The points.
     y : ndarray of int, shape (n,)
+        Their labels.
     """
     n = check_positive_int("n", n)
     check_positive_float("noise", noise, allow_zero=True)
@@ -87,14 +128,50 @@ DATASETS = {"rings": rings, "moons": moons, "spirals": spirals}
 
 
 def get_dataset(name, n=400, seed=0, **kwargs):
-    """``(x, y)`` of the toy set ``name`` (one of ``DATASETS``)."""
+    """``(x, y)`` of the toy set ``name``.
+
+    Parameters
+    ----------
+    name : str
+        One of ``DATASETS``: ``"rings"``, ``"moons"``, ``"spirals"``.
+    n : int, optional
+        Number of points.
+    seed : int or numpy.random.Generator, optional
+        Seed of the draw.
+    **kwargs
+        Further arguments of the data set's function (:func:`rings`, ...).
+
+    Returns
+    -------
+    x : ndarray, shape (n, 2)
+        The points.
+    y : ndarray of int, shape (n,)
+        Their labels.
+    """
     if name not in DATASETS:
         raise ValueError(f"data must be one of {sorted(DATASETS)}, got {name!r}")
     return DATASETS[name](n, seed=seed, **kwargs)
 
 
 def train_test_split(x, y, test_fraction=0.25, seed=0):
-    """Seeded random split; returns ``x_train, y_train, x_test, y_test``."""
+    """Seeded random split of a data set into training and test rows.
+
+    Parameters
+    ----------
+    x : ndarray, shape (n, ...)
+        The samples, one per row.
+    y : ndarray, shape (n, ...)
+        Their labels.
+    test_fraction : float, optional
+        Fraction of the rows in the test set, in ``(0, 1)``.
+    seed : int or numpy.random.Generator, optional
+        Seed of the permutation.
+
+    Returns
+    -------
+    x_train, y_train, x_test, y_test : ndarray
+        The two parts of ``x`` and ``y``.
+    """
     if not 0 < test_fraction < 1:
         raise ValueError(f"test_fraction must lie in (0, 1), got {test_fraction}")
     rng = check_rng(seed)

@@ -166,8 +166,20 @@ _LOCAL_RANK_VARS = ("MPI_LOCALRANKID", "OMPI_COMM_WORLD_LOCAL_RANK", "MV2_COMM_W
 
 
 def local_rank(comm=None) -> int:
-    """The rank of this process among the ranks on its node: the launcher's local-rank
-    variable where one is set, else the rank in ``comm`` (:func:`auto_comm` by default)."""
+    """The rank of this process among the ranks on its node.
+
+    The launcher's local-rank variable where one is set, else the rank in ``comm``.
+
+    Parameters
+    ----------
+    comm : mpi4py communicator or SerialComm, optional
+        The communicator (:func:`auto_comm` by default).
+
+    Returns
+    -------
+    int
+        The local rank.
+    """
     for var in _LOCAL_RANK_VARS:
         v = os.environ.get(var)
         if v is not None and v.strip().isdigit():

@@ -22,6 +22,17 @@ class DistributedGaussNewtonOperator:
     collective call (the root broadcasts ``v``; every rank applies its shard's
     ``G_r``; ``sum_r w_r G_r v + R'' v`` comes back to all ranks).  ``evaluation`` is
     the reduced :class:`~ocp_learn.ocp.Evaluation` at ``theta``.
+
+    Parameters
+    ----------
+    dist : DistributedProblem
+        The problem whose ranks apply the products.
+    op_id : int
+        Identifier of the operator on the ranks (several may be alive at once).
+    theta : ndarray, shape (n_params,)
+        The point of the model.
+    evaluation : Evaluation
+        The reduced objective and gradient at ``theta``.
     """
 
     def __init__(self, dist: DistributedProblem, op_id: int, theta: np.ndarray,
@@ -37,7 +48,18 @@ class DistributedGaussNewtonOperator:
         return max_ledger(op.ledger.as_dict() for op in self._dist._gn_ops if op is not None)
 
     def matvec(self, v: Any) -> np.ndarray:
-        """``G v`` (collective)."""
+        """``G v`` (collective).
+
+        Parameters
+        ----------
+        v : array_like, shape (n_params,)
+            The direction.
+
+        Returns
+        -------
+        ndarray, shape (n_params,)
+            The product, the same on every rank.
+        """
         self.n_products += 1
         v = np.asarray(v, dtype=np.float64)
         if v.shape != (self._dist.n_params,):

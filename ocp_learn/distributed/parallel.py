@@ -21,6 +21,24 @@ def minimize(problem: Problem, optimizer: Callable[..., OptimizeResult] | str, *
     calls this with the same (identically seeded) ``problem``; rank 0 drives the
     optimizer on a :class:`DistributedProblem` over the ranks' shards and every
     rank returns rank 0's result.  Progress bars are shown on rank 0 only.
+
+    Parameters
+    ----------
+    problem : Problem
+        The problem on all samples, the same on every rank.
+    optimizer : callable or str
+        An optimizer of :mod:`ocp_learn.optim` or its name (``"lbfgs"``, ...).
+    *args
+        Positional arguments of the optimizer after the problem (``theta0``).
+    comm : mpi4py communicator or SerialComm, optional
+        The ranks (default: :func:`~ocp_learn.distributed.auto_comm`).
+    **kwargs
+        Keyword arguments of the optimizer.
+
+    Returns
+    -------
+    scipy.optimize.OptimizeResult
+        The optimizer's result, the same on every rank.
     """
     comm = check_comm(auto_comm() if comm is None else comm)
     if comm.Get_size() == 1:
@@ -58,13 +76,46 @@ class Parallel:
 
     def minimize(self, problem: Problem, optimizer: Callable[..., OptimizeResult],
                  theta0: np.ndarray, **kwargs: Any) -> OptimizeResult:
-        """:func:`minimize` on this communicator (every rank receives rank 0's result)."""
+        """:func:`minimize` on this communicator (every rank receives rank 0's result).
+
+        Parameters
+        ----------
+        problem : Problem
+            The problem on all samples.
+        optimizer : callable
+            An optimizer of :mod:`ocp_learn.optim`.
+        theta0 : ndarray
+            The starting point.
+        **kwargs
+            Keyword arguments of the optimizer.
+
+        Returns
+        -------
+        scipy.optimize.OptimizeResult
+            The optimizer's result.
+        """
         return minimize(problem, optimizer, theta0, comm=self.comm, **kwargs)
 
     def objective_on(self, problem: Problem, theta: np.ndarray, x: np.ndarray) -> float:
-        """``J(theta)`` on the samples ``x`` (collective: each rank evaluates its shard of
-        the rows; every rank receives the same value, equal to the serial one up to
-        rounding)."""
+        """``J(theta)`` on the samples ``x`` (collective).
+
+        Each rank evaluates its shard of the rows; every rank receives the same
+        value, equal to the serial one up to rounding.
+
+        Parameters
+        ----------
+        problem : Problem
+            The problem.
+        theta : ndarray
+            The parameters.
+        x : ndarray
+            The samples, one per row.
+
+        Returns
+        -------
+        float
+            The objective.
+        """
         if self.comm.Get_size() == 1:
             return float(problem.evaluate(theta, gradient=False, x=x).value)
         return float(DistributedProblem(problem, self.comm).evaluate(theta, gradient=False,

@@ -172,15 +172,50 @@ class DistributedProblem(RootDriven):
         return self.local.layout
 
     def unpack(self, theta: np.ndarray) -> dict:
-        """Named views of ``theta`` (the shard problem's ``unpack``)."""
+        """Named views of ``theta`` (the shard problem's ``unpack``).
+
+        Parameters
+        ----------
+        theta : ndarray, shape (n_params,)
+            The parameters.
+
+        Returns
+        -------
+        dict
+            Name of each parameter block -> its view.
+        """
         return self.local.unpack(theta)
 
     def init_params(self, seed: Any = None) -> np.ndarray:
-        """The problem's initial parameters (local, identical on every rank for an int seed)."""
+        """The problem's initial parameters (local, identical on every rank for an int seed).
+
+        Parameters
+        ----------
+        seed : int or numpy.random.Generator, optional
+            Seed of the initialization.
+
+        Returns
+        -------
+        ndarray, shape (n_params,)
+            The parameters.
+        """
         return self.local.init_params(seed)
 
     def check_theta(self, theta: Any, name: str = "theta") -> np.ndarray:
-        """``theta`` validated by the shard problem (errors name ``name``)."""
+        """``theta`` validated by the shard problem.
+
+        Parameters
+        ----------
+        theta : array_like
+            The parameters to check.
+        name : str, optional
+            The name errors give the argument.
+
+        Returns
+        -------
+        ndarray, shape (n_params,)
+            ``theta`` as a float array.
+        """
         return self.local.check_theta(theta, name)
 
     def _check_batch(self, batch):
@@ -206,6 +241,22 @@ class DistributedProblem(RootDriven):
         With samples ``x`` (the same on every rank; ``batch`` must be ``None``) the
         objective is that of ``x`` in place of the problem's samples: each shard evaluates
         its contiguous part of the rows of ``x``.
+
+        Parameters
+        ----------
+        theta : ndarray, shape (n_params,)
+            The parameters.
+        batch : array_like of int or bool, optional
+            Indices (or a boolean mask) of the samples of a mini-batch; None: all.
+        gradient : bool, optional
+            Whether to compute the gradient.
+        x : ndarray, optional
+            Samples to evaluate on in place of the problem's.
+
+        Returns
+        -------
+        Evaluation
+            The reduced value, gradient and terms.
         """
         theta = self.check_theta(theta)
         if x is not None:
@@ -219,7 +270,20 @@ class DistributedProblem(RootDriven):
         return self._do("eval", theta, meta)
 
     def objective(self, theta: np.ndarray, batch: Any = None) -> float:
-        """``J(theta)`` (collective, no gradient work)."""
+        """``J(theta)`` (collective, no gradient work).
+
+        Parameters
+        ----------
+        theta : ndarray, shape (n_params,)
+            The parameters.
+        batch : array_like of int or bool, optional
+            Indices (or a boolean mask) of the samples of a mini-batch; None: all.
+
+        Returns
+        -------
+        float
+            The objective.
+        """
         theta = self.check_theta(theta)
         batch = self._check_batch(batch)
         theta, meta = self._begin("f", theta, {"batch": batch, "x": None})
@@ -227,8 +291,25 @@ class DistributedProblem(RootDriven):
 
     def objective_and_gradient(self, theta: np.ndarray,
                                batch: Any = None) -> tuple[float, np.ndarray]:
-        """``(J, dJ/dtheta)`` (collective), equal to the single-process values up to
-        rounding (``<= 1e-12`` relative) and bitwise equal across ranks."""
+        """``(J, dJ/dtheta)`` (collective).
+
+        Equal to the single-process values up to rounding (``<= 1e-12`` relative)
+        and bitwise equal across ranks.
+
+        Parameters
+        ----------
+        theta : ndarray, shape (n_params,)
+            The parameters.
+        batch : array_like of int or bool, optional
+            Indices (or a boolean mask) of the samples of a mini-batch; None: all.
+
+        Returns
+        -------
+        value : float
+            The objective.
+        gradient : ndarray, shape (n_params,)
+            Its gradient.
+        """
         theta = self.check_theta(theta)
         batch = self._check_batch(batch)
         theta, meta = self._begin("fg", theta, {"batch": batch, "x": None})
@@ -237,7 +318,20 @@ class DistributedProblem(RootDriven):
 
     def gauss_newton_operator(self, theta: np.ndarray,
                               batch: Any = None) -> DistributedGaussNewtonOperator:
-        """:class:`DistributedGaussNewtonOperator` at ``theta`` (collective; MATH G1)."""
+        """:class:`DistributedGaussNewtonOperator` at ``theta`` (collective; MATH G1).
+
+        Parameters
+        ----------
+        theta : ndarray, shape (n_params,)
+            The parameters.
+        batch : array_like of int or bool, optional
+            Indices (or a boolean mask) of the samples of a mini-batch; None: all.
+
+        Returns
+        -------
+        DistributedGaussNewtonOperator
+            The Gauss--Newton model at ``theta``.
+        """
         check_protocol(self.local, GaussNewtonProblem, "the shard problem")
         theta = self.check_theta(theta)
         batch = self._check_batch(batch)
@@ -246,13 +340,40 @@ class DistributedProblem(RootDriven):
 
     def gauss_newton_product(self, theta: np.ndarray, v: np.ndarray,
                              batch: Any = None) -> np.ndarray:
-        """``G(theta) v`` (collective)."""
+        """``G(theta) v`` (collective).
+
+        Parameters
+        ----------
+        theta : ndarray, shape (n_params,)
+            The parameters.
+        v : ndarray, shape (n_params,)
+            The direction.
+        batch : array_like of int or bool, optional
+            Indices (or a boolean mask) of the samples of a mini-batch; None: all.
+
+        Returns
+        -------
+        ndarray, shape (n_params,)
+            The product.
+        """
         return self.gauss_newton_operator(theta, batch).matvec(v)
 
     def set_samples(self, x: np.ndarray) -> None:
-        """Train on the samples ``x`` from now on (collective; ``x`` the same on every rank):
-        the rows are split into contiguous shards again and each shard problem receives its
-        part (:class:`~ocp_learn.protocols.ResamplableProblem`)."""
+        """Train on the samples ``x`` from now on (collective).
+
+        The rows are split into contiguous shards again and each shard problem
+        receives its part (:class:`~ocp_learn.protocols.ResamplableProblem`).
+
+        Parameters
+        ----------
+        x : ndarray
+            The new samples, one per row, the same on every rank.
+
+        Returns
+        -------
+        None
+            Every rank returns once all shards hold their part.
+        """
         check_protocol(self.local, ResamplableProblem, "the shard problem")
         x = np.asarray(x)
         partition(x.shape[0], len(self.shards))  # enough rows for every shard

@@ -22,7 +22,18 @@ __all__ = ["ordered_sum", "ordered_scalar_sum", "ordered_terms_sum", "gather_par
 
 
 def ordered_sum(parts):
-    """``((p_0 + p_1) + p_2) + ...`` of equally shaped arrays (a new array)."""
+    """``((p_0 + p_1) + p_2) + ...`` of equally shaped arrays.
+
+    Parameters
+    ----------
+    parts : iterable of array_like
+        The arrays, in the order of the sum; at least one.
+
+    Returns
+    -------
+    ndarray
+        The sum, a new float64 array.
+    """
     parts = list(parts)
     if not parts:
         raise ValueError("parts must be non-empty")

@@ -27,6 +27,20 @@ def shard_rng(seed, index, *extra):
     The stream of a shard depends on ``seed`` and its index only (not on the
     number of ranks), and distinct shards get independent streams; this is
     the ``index``-th child of ``SeedSequence(seed).spawn(...)``.
+
+    Parameters
+    ----------
+    seed : int
+        The seed shared by all shards, ``>= 0``.
+    index : int
+        The shard's index, ``>= 0``.
+    *extra : int
+        Further entries of the spawn key (independent streams per purpose).
+
+    Returns
+    -------
+    numpy.random.Generator
+        The shard's stream.
     """
     seed = check_nonneg_int("seed", seed)
     index = check_nonneg_int("index", index)
@@ -36,7 +50,21 @@ def shard_rng(seed, index, *extra):
 
 @dataclass(frozen=True)
 class Shard:
-    """Rows ``[start, stop)`` of ``n_total`` samples, held by shard ``index`` of ``count``."""
+    """Rows ``[start, stop)`` of ``n_total`` samples, held by shard ``index`` of ``count``.
+
+    Parameters
+    ----------
+    index : int
+        The shard's position, ``0 <= index < count``.
+    count : int
+        Number of shards.
+    start : int
+        First row of the shard.
+    stop : int
+        One past its last row.
+    n_total : int
+        Number of rows of all shards.
+    """
 
     index: int
     count: int
@@ -54,7 +82,18 @@ class Shard:
         return self.size / self.n_total
 
     def rng(self, seed):
-        """Per-shard Generator (see :func:`shard_rng`), e.g. to draw this rank's agents."""
+        """Per-shard Generator (see :func:`shard_rng`), e.g. to draw this rank's agents.
+
+        Parameters
+        ----------
+        seed : int
+            The seed shared by all shards.
+
+        Returns
+        -------
+        numpy.random.Generator
+            The stream of this shard.
+        """
         return shard_rng(seed, self.index)
 
     def slice(self):
@@ -62,8 +101,22 @@ class Shard:
 
 
 def partition(n, count):
-    """``count`` contiguous shards of ``n`` rows, sizes differing by at most one
-    (the first ``n % count`` shards get the extra row, as ``numpy.array_split``)."""
+    """``count`` contiguous shards of ``n`` rows, sizes differing by at most one.
+
+    The first ``n % count`` shards get the extra row, as ``numpy.array_split``.
+
+    Parameters
+    ----------
+    n : int
+        Number of rows.
+    count : int
+        Number of shards, at most ``n``.
+
+    Returns
+    -------
+    list of Shard
+        The shards in order of their rows.
+    """
     n = check_positive_int("n", n)
     count = check_positive_int("count", count)
     if count > n:
@@ -84,6 +137,20 @@ def local_rows(shard, batch):
     ``batch`` is ``None`` (all rows: weight ``n_r / n``) or a 1-D int64 array
     of global row indices (weight: the fraction of the batch this shard owns;
     the order of the indices is kept).
+
+    Parameters
+    ----------
+    shard : Shard
+        The shard.
+    batch : ndarray of int64 or None
+        Global row indices of the batch, or None for all rows.
+
+    Returns
+    -------
+    rows : ndarray of int or None
+        The batch's rows in this shard, as indices into the shard (None: all).
+    weight : float
+        The weight of the shard's mean in the batch mean.
     """
     if batch is None:
         return None, shard.weight
@@ -102,6 +169,7 @@ def shard_problem(problem: ShardableProblem, shard: Shard) -> Problem:
         Hutchinson probes, ...) follow the rows.  Problems without ``take`` are built per
         shard with a factory instead (``DistributedProblem(lambda shard: ..., n_samples=n)``).
     shard : Shard
+        The rows to keep.
 
     Returns
     -------

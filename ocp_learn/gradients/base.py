@@ -33,6 +33,8 @@ class Sweep:
         One step control per step (:mod:`ocp_learn.controls`).
     ledger : Ledger
         Counts evaluations, steps and stored floats.
+    work : Workspace, optional
+        Scratch arrays to reuse (see the attribute ``work``).
 
     Attributes
     ----------
@@ -56,14 +58,45 @@ class Sweep:
         self.work = Workspace() if work is None else work
 
     def h(self, k: int) -> float:
-        """Size of step ``k``."""
+        """Size of step ``k``.
+
+        Parameters
+        ----------
+        k : int
+            The step.
+
+        Returns
+        -------
+        float
+            ``times[k + 1] - times[k]``.
+        """
         return self.times[k + 1] - self.times[k]
 
     def step(self, k: int, y: Any, keep: bool, recompute: bool = False) -> tuple[Any, Any]:
-        """Step ``k`` from ``y``; returns ``(y_{k+1}, tape_k)`` (``tape_k`` is ``None``
-        unless ``keep``).  ``recompute`` counts it as a repeated step.
+        """Step ``k`` from ``y``.
 
-        Raises :class:`NonFiniteError` naming the step if the result overflows.
+        Parameters
+        ----------
+        k : int
+            The step.
+        y : array
+            The state ``y_k``.
+        keep : bool
+            Whether to return the step's tape.
+        recompute : bool, optional
+            Count the step as a repeated one (a memory strategy's recomputation).
+
+        Returns
+        -------
+        y1 : array
+            The state ``y_{k+1}``.
+        tape : object or None
+            What the step's adjoint needs (None unless ``keep``).
+
+        Raises
+        ------
+        NonFiniteError
+            Naming the step, if the result overflows.
         """
         led = self.ledger
         y1, tape = self.integ.step(self.field, y, self.times[k], self.h(k), self.controls[k], keep,
@@ -81,14 +114,44 @@ class Sweep:
         return y1, tape
 
     def step_adjoint(self, k: int, tape: Any, lam: Any) -> Any:
-        """``dJ/dy_k`` from ``lam = dJ/dy_{k+1}`` and step ``k``'s tape (MATH B2)."""
+        """``dJ/dy_k`` from ``lam = dJ/dy_{k+1}`` and step ``k``'s tape (MATH B2).
+
+        Parameters
+        ----------
+        k : int
+            The step.
+        tape : object
+            The step's tape (from :meth:`step` with ``keep``).
+        lam : array
+            The adjoint ``dJ/dy_{k+1}``.
+
+        Returns
+        -------
+        array
+            The adjoint ``dJ/dy_k``; parameter gradients accumulate in the controls.
+        """
         lam0 = self.integ.step_adjoint(self.field, tape, self.times[k], self.h(k), self.controls[k],
                                        lam, work=self.work)
         self.ledger.vjp_evals += self.integ.stages
         return lam0
 
     def step_tangent(self, k: int, y: Any, dy: Any) -> tuple[Any, Any]:
-        """``(y_{k+1}, dy_{k+1})``: step ``k`` and its tangent."""
+        """``(y_{k+1}, dy_{k+1})``: step ``k`` and its tangent.
+
+        Parameters
+        ----------
+        k : int
+            The step.
+        y : array
+            The state ``y_k``.
+        dy : array or None
+            Its tangent.
+
+        Returns
+        -------
+        y1, dy1 : array
+            The state and its tangent at step ``k + 1``.
+        """
         out = self.integ.step_tangent(self.field, y, dy, self.times[k], self.h(k), self.controls[k],
                                       work=self.work)
         self.ledger.rhs_evals += self.integ.stages
@@ -97,8 +160,21 @@ class Sweep:
         return out
 
     def tape_floats(self, y: Any) -> int:
-        """Floats one step's tape holds for states shaped like ``y``: the integrator's
-        stage states plus, when ``residuals``, ``stages * aux_floats(n)``."""
+        """Floats one step's tape holds for states shaped like ``y``.
+
+        The integrator's stage states plus, when ``residuals``, ``stages *
+        aux_floats(n)``.
+
+        Parameters
+        ----------
+        y : array, shape (n, D)
+            A state.
+
+        Returns
+        -------
+        int
+            The number of floats.
+        """
         n = self.integ.tape_floats(*y.shape)
         if self.residuals:
             n += self.integ.stages * int(self.field.aux_floats(y.shape[0]))
@@ -210,7 +286,15 @@ STRATEGIES: dict[str, Callable[..., Strategy]] = {"store_all": StoreAll,
 
 
 def register_strategy(name: str, factory: Callable[..., Strategy]) -> None:
-    """Make ``get_strategy(name)`` (or ``(name, arg)``) build ``factory(*args)``."""
+    """Make ``get_strategy(name)`` (or ``(name, arg)``) build ``factory(*args)``.
+
+    Parameters
+    ----------
+    name : str
+        The registry name.
+    factory : callable
+        Builds the strategy from the arguments that follow the name.
+    """
     STRATEGIES[name] = factory
 
 
@@ -228,6 +312,7 @@ def get_strategy(spec: Any) -> Strategy:
     Returns
     -------
     Strategy
+        The strategy.
     """
     if isinstance(spec, (tuple, list)) and spec:
         name, args = spec[0], tuple(spec[1:])

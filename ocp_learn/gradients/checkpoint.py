@@ -47,7 +47,20 @@ def _beta(s, r):
 
 
 def repetition_number(N: int, s: int) -> int:
-    """Smallest ``r >= 0`` with ``binom(s + r, s) >= N`` (MATH B4)."""
+    """Smallest ``r >= 0`` with ``binom(s + r, s) >= N`` (MATH B4).
+
+    Parameters
+    ----------
+    N : int
+        Number of steps.
+    s : int
+        Number of checkpoints.
+
+    Returns
+    -------
+    int
+        The repetition number ``r``.
+    """
     N = check_positive_int("N", N)
     s = check_positive_int("s", s)
     r = 0
@@ -57,13 +70,39 @@ def repetition_number(N: int, s: int) -> int:
 
 
 def revolve_cost(N: int, s: int) -> int:
-    """Griewank's ``t(N, s) = r N - binom(s + r, r - 1)`` (MATH B4)."""
+    """Griewank's ``t(N, s) = r N - binom(s + r, r - 1)`` (MATH B4).
+
+    Parameters
+    ----------
+    N : int
+        Number of steps.
+    s : int
+        Number of checkpoints.
+
+    Returns
+    -------
+    int
+        The number of forward steps the reversal recomputes.
+    """
     r = repetition_number(N, s)
     return r * N - (comb(s + r, r - 1) if r >= 1 else 0)
 
 
 def revolve_split(l: int, s: int) -> int:
-    """An optimal first advance ``m`` for reversing ``l >= 2`` steps with ``s >= 2`` checkpoints."""
+    """An optimal first advance ``m`` for reversing ``l >= 2`` steps with ``s >= 2`` checkpoints.
+
+    Parameters
+    ----------
+    l : int
+        Number of steps to reverse.
+    s : int
+        Number of checkpoints.
+
+    Returns
+    -------
+    int
+        The number of steps to advance before the next checkpoint.
+    """
     r = repetition_number(l, s)
     lo = max(_beta(s, r - 2), l - _beta(s - 1, r), 1)
     hi = min(_beta(s, r - 1), l - _beta(s - 1, r - 1), l - 1)
@@ -104,6 +143,22 @@ class Checkpoint(GradientStrategy):
 
         The descent to the last step stores a checkpoint per split; it stops
         when ``s`` are used or one step remains.
+
+        Parameters
+        ----------
+        N : int
+            Number of steps.
+        s : int
+            Number of checkpoints.
+        nD : int
+            Floats of one state.
+        tape : int
+            Floats of one step's tape.
+
+        Returns
+        -------
+        int
+            The peak number of stored floats.
         """
         used, l, k = 1, N, s
         while l > 1 and k > 1:

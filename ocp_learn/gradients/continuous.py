@@ -42,9 +42,8 @@ class ContinuousAdjoint(GradientStrategy):
     ----------
     variant : {"backsolve", "interpolate"}
         How ``y(t)`` is obtained in the backward pass (see the module docstring).
-
-    With ``"backsolve"`` the backward sweep records ``max |y_0(backsolved) - y_0|`` in the
-    ledger (``reconstruction_error``).
+        With ``"backsolve"`` the backward sweep records ``max |y_0(backsolved) - y_0|``
+        in the ledger (``reconstruction_error``).
 
     Notes
     -----

@@ -23,7 +23,15 @@ INTEGRATORS: dict[str, Callable[[], Integrator]] = {"leapfrog": Leapfrog}
 
 
 def register_integrator(name: str, factory: Callable[[], Integrator]) -> None:
-    """Make ``get_integrator(name)`` build ``factory()``."""
+    """Make ``get_integrator(name)`` build ``factory()``.
+
+    Parameters
+    ----------
+    name : str
+        The registry name.
+    factory : callable
+        Builds the integrator without arguments.
+    """
     INTEGRATORS[name] = factory
 
 
@@ -41,6 +49,7 @@ def get_integrator(spec: Any) -> Integrator:
     Returns
     -------
     Integrator
+        The integrator.
     """
     if isinstance(spec, ButcherTableau):
         return ExplicitRK(spec)

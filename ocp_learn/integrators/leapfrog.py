@@ -70,12 +70,53 @@ class Leapfrog:
         return "Leapfrog()"
 
     def tape_floats(self, n: int, D: int) -> int:
-        """Floats of one kept step: ``(y_k, z_h, y_{k+1})``."""
+        """Floats of one kept step: ``(y_k, z_h, y_{k+1})``.
+
+        Parameters
+        ----------
+        n : int
+            Number of samples.
+        D : int
+            Width of the state.
+
+        Returns
+        -------
+        int
+            The number of floats.
+        """
         return 3 * n * (D // 2)
 
     def step(self, field: Any, Y: Any, t: float, h: float, ctrl: Any, keep: bool = True, *,
              work: Workspace | None = None, residuals: bool = False) -> tuple[Any, Any]:
-        """``(Y_{k+1}, tape)``: kick, drift, kick."""
+        """``(Y_{k+1}, tape)``: kick, drift, kick.
+
+        Parameters
+        ----------
+        field : Field
+            The vector field.
+        Y : array
+            The state ``[y, z]`` at the start of the step.
+        t : float
+            Time at the start of the step.
+        h : float
+            Step size.
+        ctrl : StepControl
+            The parameters over the step (:mod:`ocp_learn.controls`); the adjoint
+            accumulates their gradient in it.
+        keep : bool, optional
+            Whether to return the tape the step's adjoint reads.
+        work : Workspace, optional
+            Scratch arrays reused from step to step.
+        residuals : bool, optional
+            Not used (a leapfrog tape holds states only).
+
+        Returns
+        -------
+        y1 : array
+            The state at the end of the step.
+        tape : object or None
+            What the adjoint reads (None unless ``keep``).
+        """
         d = _split(field)
         xp = namespace(Y)
         hh, h1 = scalar(0.5 * h, xp), scalar(h, xp)
@@ -93,6 +134,29 @@ class Leapfrog:
 
         The tape is the one :meth:`step` would have kept (computed from the
         rebuilt states), so no extra evaluation is needed for the adjoint.
+
+        Parameters
+        ----------
+        field : Field
+            The vector field.
+        Y1 : array
+            The state at the end of the step.
+        t : float
+            Time at the start of the step.
+        h : float
+            Step size.
+        ctrl : StepControl
+            The parameters over the step (:mod:`ocp_learn.controls`); the adjoint
+            accumulates their gradient in it.
+        keep : bool, optional
+            Whether to return the tape the step's adjoint reads.
+
+        Returns
+        -------
+        y : array
+            The state at the start of the step.
+        tape : object or None
+            The tape of the step (None unless ``keep``).
         """
         d = _split(field)
         xp = namespace(Y1)
@@ -107,7 +171,31 @@ class Leapfrog:
 
     def step_adjoint(self, field: Any, tape: Any, t: float, h: float, ctrl: Any, lam: Any, *,
                      work: Workspace | None = None) -> Any:
-        """``dJ/dY_k`` from ``lam = dJ/dY_{k+1}`` (the adjoint of the module docstring)."""
+        """``dJ/dY_k`` from ``lam = dJ/dY_{k+1}`` (the adjoint of the module docstring).
+
+        Parameters
+        ----------
+        field : Field
+            The vector field.
+        tape : tuple
+            The step's tape (from :meth:`step` with ``keep``).
+        t : float
+            Time at the start of the step.
+        h : float
+            Step size.
+        ctrl : StepControl
+            The parameters over the step (:mod:`ocp_learn.controls`); the adjoint
+            accumulates their gradient in it.
+        lam : array
+            The adjoint at the end of the step.
+        work : Workspace, optional
+            Scratch arrays reused from step to step.
+
+        Returns
+        -------
+        array
+            The adjoint at the start of the step.
+        """
         d = _split(field)
         xp = namespace(lam)
         hh, h1 = scalar(0.5 * h, xp), scalar(h, xp)
@@ -127,7 +215,31 @@ class Leapfrog:
 
     def step_tangent(self, field: Any, Y: Any, dY: Any, t: float, h: float, ctrl: Any, *,
                      work: Workspace | None = None) -> tuple[Any, Any]:
-        """``(Y_{k+1}, dY_{k+1})``: the step and its tangent."""
+        """``(Y_{k+1}, dY_{k+1})``: the step and its tangent.
+
+        Parameters
+        ----------
+        field : Field
+            The vector field.
+        Y : array
+            The state at the start of the step.
+        dY : array
+            Its tangent.
+        t : float
+            Time at the start of the step.
+        h : float
+            Step size.
+        ctrl : StepControl
+            The parameters over the step (:mod:`ocp_learn.controls`); the adjoint
+            accumulates their gradient in it.
+        work : Workspace, optional
+            Scratch arrays reused from step to step.
+
+        Returns
+        -------
+        y1, dy1 : array
+            The state and its tangent at the end of the step.
+        """
         d = _split(field)
         xp = namespace(Y, dY)
         hh, h1 = scalar(0.5 * h, xp), scalar(h, xp)

@@ -25,7 +25,7 @@ __all__ = ["ExplicitRK", "StageTape"]
 class StageTape(NamedTuple):
     """The tape of one kept step: what :meth:`ExplicitRK.step_adjoint` reads.
 
-    Attributes
+    Parameters
     ----------
     Y : list of arrays
         The stage states ``Y_i``.
@@ -51,6 +51,7 @@ class ExplicitRK:
     Parameters
     ----------
     tableau : ButcherTableau
+        The coefficients of the method.
     """
 
     reversible = False
@@ -74,12 +75,53 @@ class ExplicitRK:
         return f"ExplicitRK({self.name!r}, order={self.order})"
 
     def tape_floats(self, n: int, D: int) -> int:
-        """Floats of one kept step: the ``s`` stage states."""
+        """Floats of one kept step: the ``s`` stage states.
+
+        Parameters
+        ----------
+        n : int
+            Number of samples.
+        D : int
+            Width of the state.
+
+        Returns
+        -------
+        int
+            The number of floats.
+        """
         return self.stages * n * D
 
     def step(self, field: Any, y: Any, t: float, h: float, ctrl: Any, keep: bool = True, *,
              work: Workspace | None = None, residuals: bool = False) -> tuple[Any, StageTape | None]:
-        """``(y_{k+1}, tape)``: one step ``y_{k+1} = y + h sum_i b_i K_i`` (MATH B1)."""
+        """``(y_{k+1}, tape)``: one step ``y_{k+1} = y + h sum_i b_i K_i`` (MATH B1).
+
+        Parameters
+        ----------
+        field : Field
+            The vector field.
+        y : array
+            The state at the start of the step, shape ``(n, D)``.
+        t : float
+            Time at the start of the step.
+        h : float
+            Step size.
+        ctrl : StepControl
+            The parameters over the step (:mod:`ocp_learn.controls`); the adjoint
+            accumulates their gradient in it.
+        keep : bool, optional
+            Whether to return the tape the step's adjoint reads.
+        work : Workspace, optional
+            Scratch arrays reused from step to step.
+        residuals : bool, optional
+            Keep the field's residuals on the tape (``rhs_tape``), for fields that have them.
+
+        Returns
+        -------
+        y1 : array
+            The state at the end of the step.
+        tape : object or None
+            What the adjoint reads (None unless ``keep``).
+        """
         tab = self.tableau
         work = Workspace() if work is None else work
         K: list = []
@@ -116,7 +158,31 @@ class ExplicitRK:
 
     def step_adjoint(self, field: Any, tape: StageTape, t: float, h: float, ctrl: Any, lam: Any,
                      *, work: Workspace | None = None) -> Any:
-        """``dJ/dy_k`` from ``lam = dJ/dy_{k+1}``; parameter gradients go to ``ctrl`` (MATH B2)."""
+        """``dJ/dy_k`` from ``lam = dJ/dy_{k+1}``; parameter gradients go to ``ctrl`` (MATH B2).
+
+        Parameters
+        ----------
+        field : Field
+            The vector field.
+        tape : StageTape
+            The step's tape (from :meth:`step` with ``keep``).
+        t : float
+            Time at the start of the step.
+        h : float
+            Step size.
+        ctrl : StepControl
+            The parameters over the step (:mod:`ocp_learn.controls`); the adjoint
+            accumulates their gradient in it.
+        lam : array
+            The adjoint at the end of the step.
+        work : Workspace, optional
+            Scratch arrays reused from step to step.
+
+        Returns
+        -------
+        array
+            The adjoint at the start of the step.
+        """
         tab = self.tableau
         work = Workspace() if work is None else work
         Y, aux = tape
@@ -149,7 +215,31 @@ class ExplicitRK:
 
     def step_tangent(self, field: Any, y: Any, dy: Any, t: float, h: float, ctrl: Any, *,
                      work: Workspace | None = None) -> tuple[Any, Any]:
-        """``(y_{k+1}, dy_{k+1})``: the step and its tangent (MATH B1 with ``jvp``)."""
+        """``(y_{k+1}, dy_{k+1})``: the step and its tangent (MATH B1 with ``jvp``).
+
+        Parameters
+        ----------
+        field : Field
+            The vector field.
+        y : array
+            The state at the start of the step, shape ``(n, D)``.
+        dy : array
+            Its tangent.
+        t : float
+            Time at the start of the step.
+        h : float
+            Step size.
+        ctrl : StepControl
+            The parameters over the step (:mod:`ocp_learn.controls`); the adjoint
+            accumulates their gradient in it.
+        work : Workspace, optional
+            Scratch arrays reused from step to step.
+
+        Returns
+        -------
+        y1, dy1 : array
+            The state and its tangent at the end of the step.
+        """
         tab = self.tableau
         work = Workspace() if work is None else work
         K: list = []

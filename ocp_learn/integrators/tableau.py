@@ -25,8 +25,21 @@ class ButcherTableau:
 
     On construction the tableau is checked: ``a`` strictly lower triangular
     (explicit), row sums of ``a`` equal ``c``, and the order conditions hold up
-    to the claimed ``order`` (at most 4 are checked). ``order=None`` computes
-    the highest order (<= 4) whose conditions hold.
+    to the claimed ``order`` (at most 4 are checked).
+
+    Parameters
+    ----------
+    a : array_like, shape (s, s)
+        Stage coefficients, strictly lower triangular.
+    b : array_like, shape (s,)
+        Weights of the stages in the step.
+    c : array_like, shape (s,)
+        Stage times as fractions of the step (the row sums of ``a``).
+    name : str, optional
+        Name shown in ``repr`` and tables.
+    order : int or None, optional
+        The claimed order, checked; None computes the highest order (<= 4) whose
+        conditions hold.
     """
 
     a: np.ndarray

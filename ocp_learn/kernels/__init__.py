@@ -29,7 +29,13 @@ BACKENDS = ("numpy", "numba", "cupy")
 
 
 def numba_available():
-    """True when ``numba`` imports."""
+    """True when ``numba`` imports.
+
+    Returns
+    -------
+    bool
+        Whether the numba backend can run.
+    """
     try:
         importlib.import_module("numba")
     except ImportError:  # pragma: no cover - numba is a dependency
@@ -38,7 +44,13 @@ def numba_available():
 
 
 def cupy_available():
-    """True when ``cupy`` imports AND a CUDA device is usable (``cupy.cuda.is_available()``)."""
+    """True when ``cupy`` imports AND a CUDA device is usable (``cupy.cuda.is_available()``).
+
+    Returns
+    -------
+    bool
+        Whether the cupy backend can run.
+    """
     try:
         cupy = importlib.import_module("cupy")
     except ImportError:
@@ -50,18 +62,42 @@ def cupy_available():
 
 
 def available_backends():
-    """Names of the backends that can run on this machine, in :data:`BACKENDS` order."""
+    """Names of the backends that can run on this machine, in :data:`BACKENDS` order.
+
+    Returns
+    -------
+    list of str
+        The backends.
+    """
     ok = {"numpy": True, "numba": numba_available(), "cupy": cupy_available()}
     return [b for b in BACKENDS if ok[b]]
 
 
 def default_backend():
-    """``"numba"`` on the CPU when available, else ``"numpy"``."""
+    """``"numba"`` on the CPU when available, else ``"numpy"``.
+
+    Returns
+    -------
+    str
+        The backend name.
+    """
     return "numba" if numba_available() else "numpy"
 
 
 def check_backend(backend, allowed=BACKENDS):
-    """Validate a backend name (``None`` -> :func:`default_backend`) and that it can run here.
+    """Validate a backend name and that it can run here.
+
+    Parameters
+    ----------
+    backend : str or None
+        One of :data:`BACKENDS`; None: :func:`default_backend`.
+    allowed : tuple of str, optional
+        The backends the caller offers.
+
+    Returns
+    -------
+    str
+        The backend name.
 
     Raises
     ------
@@ -82,12 +118,17 @@ def check_backend(backend, allowed=BACKENDS):
 
 
 def set_num_threads(n):
-    """Threads of the Numba kernels and (with ``threadpoolctl``) of BLAS; returns the old count.
+    """Set the threads of the Numba kernels and (with ``threadpoolctl``) of BLAS.
 
     Parameters
     ----------
     n : int
         At most ``numba.config.NUMBA_NUM_THREADS`` (the pool size fixed at start-up).
+
+    Returns
+    -------
+    int
+        The previous thread count of the Numba kernels.
     """
     import numba
 
@@ -106,7 +147,13 @@ def set_num_threads(n):
 
 
 def get_num_threads():
-    """Current thread count of the Numba kernels (read from Python)."""
+    """Current thread count of the Numba kernels (read from Python).
+
+    Returns
+    -------
+    int
+        The thread count.
+    """
     import numba
 
     return numba.get_num_threads()

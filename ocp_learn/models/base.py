@@ -124,7 +124,18 @@ class Model:
         return self.layout.size
 
     def unpack(self, theta: np.ndarray) -> dict[str, np.ndarray]:
-        """Named views of a local parameter vector (see :class:`ParamLayout`)."""
+        """Named views of a local parameter vector (see :class:`ParamLayout`).
+
+        Parameters
+        ----------
+        theta : ndarray, shape (n_params,)
+            The parameters.
+
+        Returns
+        -------
+        dict
+            Block name -> view of ``theta``.
+        """
         return self.layout.unpack(theta)
 
     def init_params(self, rng: Any = None) -> np.ndarray:
@@ -133,11 +144,27 @@ class Model:
         Parameters
         ----------
         rng : int, Generator or None
+            Seed or stream of the draw.
+
+        Returns
+        -------
+        ndarray, shape (n_params,)
+            The parameters.
         """
         raise NotImplementedError
 
     def initial_state(self, x: np.ndarray) -> np.ndarray:
         """``y(0)`` from data ``x`` of shape ``(n, state_dim)`` (item 4): ``x`` itself.
+
+        Parameters
+        ----------
+        x : ndarray, shape (n, state_dim)
+            The data.
+
+        Returns
+        -------
+        ndarray, shape (n, state_dim)
+            The initial state.
 
         Raises
         ------
@@ -149,17 +176,70 @@ class Model:
         return x
 
     def rhs(self, y: np.ndarray, t: float, theta: np.ndarray) -> np.ndarray:  # pragma: no cover
-        """``F(y, t; theta)``, shape ``(n, D)`` (item 5)."""
+        """``F(y, t; theta)``, shape ``(n, D)`` (item 5).
+
+        Parameters
+        ----------
+        y : ndarray, shape (n, D)
+            The states.
+        t : float
+            The time.
+        theta : ndarray
+            The parameters at time ``t``.
+
+        Returns
+        -------
+        ndarray, shape (n, D)
+            The field.
+        """
         raise NotImplementedError
 
     def jvp(self, y: np.ndarray, t: float, theta: np.ndarray, dy: np.ndarray | None,
             dtheta: np.ndarray | None) -> np.ndarray:  # pragma: no cover
-        """``dF/dy dy + dF/dtheta dtheta`` (item 6); ``None`` stands for a zero direction."""
+        """``dF/dy dy + dF/dtheta dtheta`` (item 6).
+
+        Parameters
+        ----------
+        y : ndarray, shape (n, D)
+            The states.
+        t : float
+            The time.
+        theta : ndarray
+            The parameters at time ``t``.
+        dy : ndarray or None
+            Direction of the states (None: zero).
+        dtheta : ndarray or None
+            Direction of the parameters (None: zero).
+
+        Returns
+        -------
+        ndarray, shape (n, D)
+            The tangent of the field.
+        """
         raise NotImplementedError
 
     def vjp(self, y: np.ndarray, t: float, theta: np.ndarray,
             ybar: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover
-        """``((dF/dy)^T ybar, (dF/dtheta)^T ybar)`` (item 7), the second summed over samples."""
+        """``((dF/dy)^T ybar, (dF/dtheta)^T ybar)`` (item 7).
+
+        Parameters
+        ----------
+        y : ndarray, shape (n, D)
+            The states.
+        t : float
+            The time.
+        theta : ndarray
+            The parameters at time ``t``.
+        ybar : ndarray, shape (n, D)
+            The cotangent.
+
+        Returns
+        -------
+        ybar_y : ndarray, shape (n, D)
+            Pullback to the states.
+        theta_bar : ndarray
+            Pullback to the parameters, summed over samples.
+        """
         raise NotImplementedError
 
     def _rng(self, rng):

@@ -94,12 +94,42 @@ class HamiltonianNet(Model):
 
     # --- the two half-fields (partitioned-field contract) ----------------
     def rhs_y(self, z, t, theta):
-        """``dy/dt = sigma(K z + b)``."""
+        """``dy/dt = sigma(K z + b)``.
+
+        Parameters
+        ----------
+        z : ndarray
+            The ``z`` half of the state.
+        t : float
+            The time.
+        theta : ndarray
+            The parameters at time ``t``.
+
+        Returns
+        -------
+        ndarray
+            ``dy/dt``.
+        """
         P = self.unpack(theta)
         return namespace(z).tanh(z @ P["K"].T + P["b"])
 
     def rhs_z(self, y, t, theta):
-        """``dz/dt = -sigma(K^T y + b)``."""
+        """``dz/dt = -sigma(K^T y + b)``.
+
+        Parameters
+        ----------
+        y : ndarray
+            The ``y`` half of the state.
+        t : float
+            The time.
+        theta : ndarray
+            The parameters at time ``t``.
+
+        Returns
+        -------
+        ndarray
+            ``dz/dt``.
+        """
         P = self.unpack(theta)
         return -namespace(y).tanh(y @ P["K"] + P["b"])
 
@@ -126,7 +156,26 @@ class HamiltonianNet(Model):
         return -(1.0 - s * s) * da
 
     def vjp_y(self, z, t, theta, vbar):
-        """``((d rhs_y/dz)^T vbar, (d rhs_y/dtheta)^T vbar)``."""
+        """``((d rhs_y/dz)^T vbar, (d rhs_y/dtheta)^T vbar)``.
+
+        Parameters
+        ----------
+        z : ndarray
+            The ``z`` half of the state.
+        t : float
+            The time.
+        theta : ndarray
+            The parameters at time ``t``.
+        vbar : ndarray
+            The cotangent of the half-field.
+
+        Returns
+        -------
+        state_bar : ndarray
+            Pullback to the half of the state.
+        theta_bar : ndarray
+            Pullback to the parameters, summed over samples.
+        """
         P = self.unpack(theta)
         xp = namespace(z)
         s = xp.tanh(z @ P["K"].T + P["b"])
@@ -134,7 +183,26 @@ class HamiltonianNet(Model):
         return abar @ P["K"], self._grad(xp, abar.T @ z, abar)
 
     def vjp_z(self, y, t, theta, vbar):
-        """``((d rhs_z/dy)^T vbar, (d rhs_z/dtheta)^T vbar)``."""
+        """``((d rhs_z/dy)^T vbar, (d rhs_z/dtheta)^T vbar)``.
+
+        Parameters
+        ----------
+        y : ndarray
+            The ``y`` half of the state.
+        t : float
+            The time.
+        theta : ndarray
+            The parameters at time ``t``.
+        vbar : ndarray
+            The cotangent of the half-field.
+
+        Returns
+        -------
+        state_bar : ndarray
+            Pullback to the half of the state.
+        theta_bar : ndarray
+            Pullback to the parameters, summed over samples.
+        """
         P = self.unpack(theta)
         xp = namespace(y)
         s = xp.tanh(y @ P["K"] + P["b"])

@@ -27,6 +27,8 @@ class SingleLayerNet(Model):
     init_scale : float
         Scale of the output weights ``K2`` at initialization (small values
         start the flow near the identity map).
+    activation : {"tanh"}
+        The activation ``sigma``.
     backend : {"numpy", "numba", "cupy"} or MLPBackend
         numpy (BLAS, the reference: :mod:`ocp_learn.kernels.mlp_numpy`), fused
         per-sample Numba kernels (:mod:`ocp_learn.kernels.mlp_numba`, same numbers to

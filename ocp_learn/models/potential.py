@@ -33,10 +33,21 @@ __all__ = ["PotentialResNet", "PotentialDerivatives", "log_cosh"]
 
 
 class PotentialDerivatives(NamedTuple):
-    """Per-sample ``Phi`` (n,), ``grad = grad_x Phi`` (n, d), ``dt = d_t Phi`` (n,), ``lap`` (n,).
+    """The potential and its derivatives at every sample.
 
     Returned by :meth:`PotentialResNet.derivatives` (values) and
     :meth:`PotentialResNet.derivatives_jvp` (tangents of the same quantities).
+
+    Parameters
+    ----------
+    phi : array, shape (n,)
+        ``Phi``.
+    grad : array, shape (n, d)
+        ``grad_x Phi``.
+    dt : array, shape (n,)
+        ``d_t Phi``.
+    lap : array, shape (n,)
+        The Laplacian ``Delta_x Phi`` (or its Hutchinson estimate).
     """
 
     phi: Any
@@ -70,6 +81,10 @@ class PotentialResNet:
         or a backend object (``docs/backends.rst``; its own options then apply, not
         ``chunk``, ``path``, ``trace_path``).  A name is resolved to the backend object
         ``self.backend`` once, here.
+    chunk : int, optional
+        numpy backend: samples processed at once (bounds the ``(chunk, m, d)``
+        Jacobians held); default from a 64 MB budget.  cupy backend: the same on
+        the device; default from ``potential_cupy.CHUNK_BYTES`` (4 GiB).
     path : {"auto", "fused", "blas"}
         ``backend="numba"`` only: ``"fused"`` runs the per-sample kernels
         (``prange`` over samples); ``"blas"`` the chunked batched-GEMM program
@@ -77,10 +92,6 @@ class PotentialResNet:
         ``"fused"``, which measured faster for the CNF objective + gradient at
         every size tried, m = 32 and 128, d = 2 to 128, one and two threads
         (``benchmarks/results/kernels_fused_vs_blas.md``).
-    chunk : int, optional
-        numpy backend: samples processed at once (bounds the ``(chunk, m, d)``
-        Jacobians held); default from a 64 MB budget.  cupy backend: the same on
-        the device; default from ``potential_cupy.CHUNK_BYTES`` (4 GiB).
     trace_path : {"auto", "jacobian", "gram"}
         ``backend="numba"`` fused kernels, exact trace only: propagate the
         ``m x d`` Jacobians ``J_i`` (``O(M m^2 d)`` per sample), or their Gram
@@ -132,7 +143,18 @@ class PotentialResNet:
         return self.backend.namespace if isinstance(self.backend, DeviceBackend) else np
 
     def unpack(self, theta: Any) -> dict:
-        """Named views of ``theta`` (see :class:`~ocp_learn.params.ParamLayout`)."""
+        """Named views of ``theta`` (see :class:`~ocp_learn.params.ParamLayout`).
+
+        Parameters
+        ----------
+        theta : array, shape (n_params,)
+            The parameters.
+
+        Returns
+        -------
+        dict
+            Block name -> view of ``theta``.
+        """
         return self.layout.unpack(theta)
 
     def __repr__(self) -> str:
@@ -140,8 +162,21 @@ class PotentialResNet:
                 f"rank={self.rank}, trace={self.trace!r}, backend={self.backend.name!r})")
 
     def init_params(self, rng: Any = None) -> np.ndarray:
-        """OT-Flow initialization: ``w = 1``, ``b = c = 0``; ``A`` Xavier-uniform;
-        ``K0, b0, K_i, b_i`` uniform in ``+-1/sqrt(fan_in)`` (PyTorch's ``nn.Linear`` default)."""
+        """OT-Flow initialization.
+
+        ``w = 1``, ``b = c = 0``; ``A`` Xavier-uniform; ``K0, b0, K_i, b_i`` uniform in
+        ``+-1/sqrt(fan_in)`` (PyTorch's ``nn.Linear`` default).
+
+        Parameters
+        ----------
+        rng : int, numpy.random.Generator or None, optional
+            Seed or stream of the draw.
+
+        Returns
+        -------
+        ndarray, shape (n_params,)
+            The parameters.
+        """
         rng = check_rng(rng, "rng")
         m, D, M, r = self.width, self.dim + 1, self.n_layers, self.rank
         bA = np.sqrt(6.0 / (r + D))
@@ -152,7 +187,24 @@ class PotentialResNet:
         return self.layout.pack(p)
 
     def sample_probes(self, n: int, rng: Any, k: int = 1, kind: str = "rademacher") -> np.ndarray:
-        """``k`` probe vectors per sample, shape ``(k, n, d)``: Rademacher (+-1) or standard Gaussian."""
+        """``k`` probe vectors per sample: Rademacher (+-1) or standard Gaussian.
+
+        Parameters
+        ----------
+        n : int
+            Number of samples.
+        rng : int or numpy.random.Generator
+            Seed or stream of the draw.
+        k : int, optional
+            Probes per sample.
+        kind : {"rademacher", "gaussian"}, optional
+            Distribution of the entries.
+
+        Returns
+        -------
+        ndarray, shape (k, n, d)
+            The probes.
+        """
         n = check_positive_int("n", n)
         k = check_positive_int("k", k)
         check_choice("kind", kind, {"rademacher", "gaussian"})
@@ -193,6 +245,20 @@ class PotentialResNet:
     def directions(self, probes: Any, n: int, xp: ModuleType = np) -> Any:
         """``W`` of the trace for ``n`` samples: ``None`` (exact trace) or the checked
         ``probes`` as ``(n, d, k) / sqrt(k)`` (Hutchinson), in the array module ``xp``.
+
+        Parameters
+        ----------
+        probes : array or None
+            The probes, shape ``(k, n, d)`` or ``(n, d)``; None for the exact trace.
+        n : int
+            Number of samples.
+        xp : module, optional
+            The array namespace of the result.
+
+        Returns
+        -------
+        array or None
+            The directions ``W``, shape ``(n, d, k)``.
 
         Raises
         ------
@@ -253,17 +319,63 @@ class PotentialResNet:
 
     def stage_derivatives(self, x: Any, t: float, theta: Any,
                           probes: Any = None) -> PotentialDerivatives:
-        """:meth:`derivatives` at one time ``t`` for a field's stage on a device namespace:
-        the same numbers, no argument checks (``x``, ``theta`` and ``probes`` are the
-        field's own arrays, of one namespace and dtype)."""
+        """:meth:`derivatives` at one time ``t`` for a field's stage on a device namespace.
+
+        The same numbers, no argument checks (``x``, ``theta`` and ``probes`` are the
+        field's own arrays, of one namespace and dtype).
+
+        Parameters
+        ----------
+        x : array, shape (n, d)
+            The points (the field's own array).
+        t : float
+            The time of the stage.
+        theta : array, shape (n_params,)
+            The parameters.
+        probes : array, optional
+            Hutchinson probes, shape ``(k, n, d)`` or ``(n, d)``.
+
+        Returns
+        -------
+        PotentialDerivatives
+            The derivatives, in the namespace of ``x``.
+        """
         xp = namespace(x)
         P, s, W = self._stage_inputs(xp, x, t, theta, probes)
         return self._split(xp, self.backend.derivatives(P, s, W, self.h))
 
     def stage_vjp(self, x: Any, t: float, theta: Any, grad_bar: Any, dt_bar: Any,
                   lap_bar: Any, probes: Any = None) -> tuple[Any, Any, Any]:
-        """:meth:`derivatives_vjp` (``phi_bar = 0``) at one time ``t`` for a field's stage on
-        a device namespace, without argument checks (``dt_bar`` may be ``None``)."""
+        """:meth:`derivatives_vjp` (``phi_bar = 0``) at one time ``t`` for a field's stage.
+
+        For a device namespace, without argument checks.
+
+        Parameters
+        ----------
+        x : array, shape (n, d)
+            The points (the field's own array).
+        t : float
+            The time of the stage.
+        theta : array, shape (n_params,)
+            The parameters.
+        grad_bar : array, shape (n, d)
+            Cotangent of ``grad_x Phi``.
+        dt_bar : array, shape (n,), or None
+            Cotangent of ``d_t Phi`` (None: zero).
+        lap_bar : array, shape (n,)
+            Cotangent of the Laplacian.
+        probes : array, optional
+            Hutchinson probes, shape ``(k, n, d)`` or ``(n, d)``.
+
+        Returns
+        -------
+        x_bar : array, shape (n, d)
+            Pullback to the points.
+        t_bar : array, shape (n,)
+            Pullback to the time, per sample.
+        theta_bar : array, shape (n_params,)
+            Pullback to the parameters, summed over samples.
+        """
         xp = namespace(x)
         P, s, W = self._stage_inputs(xp, x, t, theta, probes)
         n, d = s.shape[0], self.dim
@@ -278,7 +390,22 @@ class PotentialResNet:
 
     # ---------------------------------------------------------------- evaluation
     def phi(self, x: Any, t: Any, theta: Any) -> np.ndarray:
-        """``Phi(x, t; theta)`` per sample, shape ``(n,)`` (D1)."""
+        """``Phi(x, t; theta)`` per sample (D1).
+
+        Parameters
+        ----------
+        x : ndarray, shape (n, d)
+            The points.
+        t : float or ndarray, shape (n,)
+            The time (one for all samples, or one per sample).
+        theta : ndarray, shape (n_params,)
+            The parameters.
+
+        Returns
+        -------
+        ndarray, shape (n,)
+            The potential.
+        """
         s, theta = self._inputs(self.backend.array_module(x, t, theta), x, t, theta)
         return self.backend.phi(self.unpack(theta), s, self.h)
 
@@ -291,6 +418,22 @@ class PotentialResNet:
         MATH F ``c_HJB,T``): three GEMMs of width ``m + r`` over the batch
         (:func:`ocp_learn.kernels.potential_reference.phi_vjp`).  The same numbers as
         :meth:`derivatives_vjp` with only ``phi_bar`` (to rounding).
+
+        Parameters
+        ----------
+        x : ndarray, shape (n, d)
+            The points.
+        t : float or ndarray, shape (n,)
+            The time (one for all samples, or one per sample).
+        theta : ndarray, shape (n_params,)
+            The parameters.
+
+        Returns
+        -------
+        phi : ndarray, shape (n,)
+            The potential.
+        pullback : callable
+            ``pullback(phi_bar) -> (x_bar, t_bar, theta_bar)``.
         """
         xp = self.backend.array_module(x, t, theta)
         s, theta = self._inputs(xp, x, t, theta)
@@ -309,8 +452,11 @@ class PotentialResNet:
         Parameters
         ----------
         x : ndarray, shape (n, d)
+            The points.
         t : float or ndarray, shape (n,)
+            The time (one for all samples, or one per sample).
         theta : ndarray, shape (n_params,)
+            The parameters.
         probes : ndarray, shape (k, n, d) or (n, d), optional
             Only (and required) for ``trace="hutchinson"``: ``lap`` is then
             ``mean_k probes[k]^T Hess_x Phi probes[k]``.
@@ -331,21 +477,36 @@ class PotentialResNet:
                         probes: Any = None) -> tuple[Any, Any, Any]:
         """vjp of ``(Phi, grad_x Phi, d_t Phi, lap_x Phi)`` with respect to ``x``, ``t``, ``theta`` (D6).
 
+        The results are in the array module of the backend for these arguments, as
+        for :meth:`derivatives`.
+
         Parameters
         ----------
-        phi_bar, dt_bar, lap_bar : ndarray, shape (n,), optional
+        x : ndarray, shape (n, d)
+            The points.
+        t : float or ndarray, shape (n,)
+            The time (one for all samples, or one per sample).
+        theta : ndarray, shape (n_params,)
+            The parameters.
+        phi_bar : ndarray, shape (n,), optional
+            Cotangent of ``Phi`` (None: zero).
         grad_bar : ndarray, shape (n, d), optional
-            Cotangents; ``None`` means zero.
+            Cotangent of ``grad_x Phi`` (None: zero).
+        dt_bar : ndarray, shape (n,), optional
+            Cotangent of ``d_t Phi`` (None: zero).
+        lap_bar : ndarray, shape (n,), optional
+            Cotangent of the Laplacian (None: zero).
+        probes : ndarray, shape (k, n, d) or (n, d), optional
+            Only (and required) for ``trace="hutchinson"``.
 
         Returns
         -------
         x_bar : ndarray, shape (n, d)
+            Pullback to the points.
         t_bar : ndarray, shape (n,)
             Per-sample (sum it if ``t`` was a shared scalar).
         theta_bar : ndarray, shape (n_params,)
             Summed over samples.
-
-        In the array module of the backend for these arguments, as :meth:`derivatives`.
         """
         xp = self.backend.array_module(x, t, theta, phi_bar, grad_bar, dt_bar, lap_bar, probes)
         s, theta = self._inputs(xp, x, t, theta)
@@ -367,10 +528,28 @@ class PotentialResNet:
                         dtheta: Any = None, probes: Any = None) -> PotentialDerivatives:
         """Tangent of ``(Phi, grad_x Phi, d_t Phi, lap_x Phi)`` along ``(dx, dt, dtheta)`` (D6).
 
-        ``dx (n, d)``, ``dt`` (float or ``(n,)``), ``dtheta (n_params,)``; ``None`` means zero.
-        Returns a :class:`PotentialDerivatives` of tangents (the directional
-        derivatives used by Gauss--Newton, MATH G1), in the array module of the backend
-        for these arguments, as :meth:`derivatives`.
+        Parameters
+        ----------
+        x : ndarray, shape (n, d)
+            The points.
+        t : float or ndarray, shape (n,)
+            The time (one for all samples, or one per sample).
+        theta : ndarray, shape (n_params,)
+            The parameters.
+        dx : ndarray, shape (n, d), optional
+            Direction of the points (None: zero).
+        dt : float or ndarray, shape (n,), optional
+            Direction of the time (None: zero).
+        dtheta : ndarray, shape (n_params,), optional
+            Direction of the parameters (None: zero).
+        probes : ndarray, shape (k, n, d) or (n, d), optional
+            Only (and required) for ``trace="hutchinson"``.
+
+        Returns
+        -------
+        PotentialDerivatives
+            The tangents (the directional derivatives used by Gauss--Newton, MATH G1),
+            in the array module of the backend for these arguments, as :meth:`derivatives`.
         """
         xp = self.backend.array_module(x, t, theta, dx, dt, dtheta, probes)
         s, theta = self._inputs(xp, x, t, theta)

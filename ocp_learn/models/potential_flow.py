@@ -156,11 +156,31 @@ class PotentialFlowField(Model):
 
     def rhs_tape(self, y: np.ndarray, t: Any, theta: np.ndarray,
                  keep: bool = True) -> tuple[np.ndarray, Any]:
-        """``(rhs, aux)``: the right-hand side and the residuals ``aux`` that :meth:`vjp`
-        at the same ``(y, t, theta)`` may reuse instead of recomputing the forward pass
-        (the fused backend's, on the Gram path of the exact trace; on a device namespace
-        the potential's derivatives ``(Phi, grad Phi, d_t Phi, lap Phi)`` at the stage, so
-        that the vjp runs the network's forward pass once instead of twice; else ``None``).
+        """``(rhs, aux)``: the right-hand side and residuals that :meth:`vjp` may reuse.
+
+        ``aux`` are the values :meth:`vjp` at the same ``(y, t, theta)`` may reuse
+        instead of recomputing the forward pass (the fused backend's, on the Gram path
+        of the exact trace; on a device namespace the potential's derivatives ``(Phi,
+        grad Phi, d_t Phi, lap Phi)`` at the stage, so that the vjp runs the network's
+        forward pass once instead of twice; else ``None``).
+
+        Parameters
+        ----------
+        y : ndarray, shape (n, D)
+            The augmented states of the agents.
+        t : float or ndarray
+            The time.
+        theta : ndarray, shape (n_params,)
+            The parameters.
+        keep : bool, optional
+            Whether to return the residuals.
+
+        Returns
+        -------
+        rhs : ndarray, shape (n, D)
+            The right-hand side.
+        aux : object or None
+            The residuals.
 
         Raises
         ------
@@ -194,7 +214,18 @@ class PotentialFlowField(Model):
         return out, aux
 
     def aux_floats(self, n: int) -> int:
-        """Floats of :meth:`rhs_tape`'s residuals for ``n`` samples."""
+        """Floats of :meth:`rhs_tape`'s residuals for ``n`` samples.
+
+        Parameters
+        ----------
+        n : int
+            Number of samples.
+
+        Returns
+        -------
+        int
+            The number of floats.
+        """
         if not self.fused:  # a device keeps the derivatives (n x (d + 3)); NumPy nothing
             return 0 if self.array_namespace is np else n * (self.dim + 3)
         pot = self.potential
@@ -241,7 +272,22 @@ class PotentialFlowField(Model):
         return out, D
 
     def hjb_residual(self, y: np.ndarray, t: Any, theta: np.ndarray) -> np.ndarray:
-        """``-d_t Phi + H(x, grad Phi) - a2 dF/drho`` at the agents' states (E4)."""
+        """``-d_t Phi + H(x, grad Phi) - a2 dF/drho`` at the agents' states (E4).
+
+        Parameters
+        ----------
+        y : ndarray, shape (n, D)
+            The augmented states of the agents.
+        t : float or ndarray
+            The time.
+        theta : ndarray, shape (n_params,)
+            The parameters.
+
+        Returns
+        -------
+        ndarray, shape (n,)
+            The residual of the HJB equation per agent.
+        """
         z = y[:, :self.dim]
         D = self.potential.derivatives(z, t, theta, probes=self.probes)
         lr = self._logrho(y)
@@ -250,8 +296,28 @@ class PotentialFlowField(Model):
 
     def vjp(self, y: np.ndarray, t: Any, theta: np.ndarray, ybar: np.ndarray,
             aux: Any = None) -> tuple[np.ndarray, np.ndarray]:
-        """``((dF/dy)^T ybar, (dF/dtheta)^T ybar)``; ``aux`` are :meth:`rhs_tape`'s residuals
-        at the same ``(y, t, theta)`` (optional: recomputed when ``None``)."""
+        """``((dF/dy)^T ybar, (dF/dtheta)^T ybar)``.
+
+        Parameters
+        ----------
+        y : ndarray, shape (n, D)
+            The augmented states of the agents.
+        t : float or ndarray
+            The time.
+        theta : ndarray, shape (n_params,)
+            The parameters.
+        ybar : ndarray, shape (n, D)
+            The cotangent.
+        aux : object, optional
+            :meth:`rhs_tape`'s residuals at the same ``(y, t, theta)`` (None: recomputed).
+
+        Returns
+        -------
+        ybar_y : ndarray, shape (n, D)
+            Pullback to the states.
+        theta_bar : ndarray, shape (n_params,)
+            Pullback to the parameters, summed over samples.
+        """
         if not self.fused or np.ndim(t) != 0:
             return self._vjp(y, t, theta, ybar, aux)
         d, n = self.dim, y.shape[0]

@@ -35,7 +35,18 @@ OPTIMIZERS: dict[str, Callable] = {"lbfgs": lbfgs, "gauss_newton": gauss_newton,
 
 
 def get_optimizer(name: str) -> Callable:
-    """The optimizer function called ``name`` (a key of :data:`OPTIMIZERS`).
+    """The optimizer function called ``name``.
+
+    Parameters
+    ----------
+    name : str
+        A key of :data:`OPTIMIZERS`: ``"lbfgs"``, ``"gauss_newton"``, ``"adam"``, ``"lbfgs_memory"`` or
+        ``"lbfgs_resampled"``.
+
+    Returns
+    -------
+    callable
+        The optimizer, ``optimizer(problem, theta0, **options) -> OptimizeResult``.
 
     Raises
     ------

@@ -74,7 +74,9 @@ def adam(problem: Problem, theta0: Any = None, *, maxiter: int = 1000, lr: float
         Denominator guard.
     batch_size : int, optional
         Mini-batch size; ``None`` (or ``>= n_samples``) is full batch.
-    schedule : see ``get_schedule``
+    schedule : str, tuple or callable
+        The step sizes ``lr_k`` (see ``get_schedule``): ``"constant"``, ``"cosine"``,
+        ``("step", every, factor)``, ``("exponential", rate)`` or ``schedule(k) -> lr_k``.
     seed : int or Generator
         Seeds the batch generator (and ``init_params`` when ``theta0`` is None).
     progress : bool

@@ -120,17 +120,54 @@ class Driver:
         return self.objective.ledger
 
     def sweeps(self) -> float | None:
-        """Full-horizon passes so far (:func:`~.history.count_sweeps`)."""
+        """Full-horizon passes so far (:func:`~.history.count_sweeps`).
+
+        Returns
+        -------
+        float or None
+            The number of sweeps (None when the problem does not count them).
+        """
         return count_sweeps(self.objective.ledger, self.unit)
 
     def record(self, it: int, f: float, g: np.ndarray, **columns: Any) -> None:
-        """One history row (with the ``sweeps`` column)."""
+        """One history row (with the ``sweeps`` column).
+
+        Parameters
+        ----------
+        it : int
+            The iteration.
+        f : float
+            The objective.
+        g : ndarray
+            The gradient.
+        **columns
+            Further columns of the row.
+        """
         self.history.record(it, f, g, sweeps=self.sweeps(), **columns)
 
     def start(self, x: np.ndarray) -> tuple[float, np.ndarray]:
-        """``(f, g)`` at the start ``x``; raise ``ValueError`` naming ``theta0`` if not finite.
+        """``(f, g)`` at the start ``x``.
+
         Records row 0 of a fresh history, and there checks an inexact gradient
-        (:meth:`check_gradient`)."""
+        (:meth:`check_gradient`).
+
+        Parameters
+        ----------
+        x : ndarray
+            The starting point.
+
+        Returns
+        -------
+        f : float
+            The objective at ``x``.
+        g : ndarray
+            Its gradient.
+
+        Raises
+        ------
+        ValueError
+            Naming ``theta0``, if the objective is not finite at ``x``.
+        """
         f, g = self.objective(x)
         if not np.isfinite(f):
             raise ValueError(f"theta0: the objective is not finite at the start "
@@ -144,7 +181,18 @@ class Driver:
         """For an :class:`~ocp_learn.OCP` whose gradient is not that of the discrete objective
         (``problem.exact_gradient`` false), its relative error against the discrete adjoint
         at ``x`` (:meth:`~ocp_learn.OCP.gradient_error`); a ``RuntimeWarning`` names it when
-        it exceeds ``gradient_tol``.  None for an exact gradient (nothing computed)."""
+        it exceeds ``gradient_tol``.
+
+        Parameters
+        ----------
+        x : ndarray
+            The point.
+
+        Returns
+        -------
+        float or None
+            The relative error; None for an exact gradient (nothing computed).
+        """
         prob = self.problem
         if not isinstance(prob, OCP) or prob.exact_gradient:
             return None
@@ -161,10 +209,29 @@ class Driver:
     # --- checkpoints -------------------------------------------------------------------
     def load(self, accept: tuple[str, ...] = (),
              require: tuple[str, ...] = ()) -> tuple[dict, dict] | None:
-        """``(arrays, meta)`` of the checkpoint to resume from, or ``None`` (resuming off, no
-        file yet).  The checkpoint must be of this method (or one of ``accept``), of
-        ``problem.n_params`` parameters and hold the ``require`` keys
-        (:class:`~ocp_learn.errors.CheckpointError` otherwise)."""
+        """``(arrays, meta)`` of the checkpoint to resume from.
+
+        The checkpoint must be of this method (or one of ``accept``), of
+        ``problem.n_params`` parameters and hold the ``require`` keys.
+
+        Parameters
+        ----------
+        accept : tuple of str, optional
+            Other methods whose checkpoints this one resumes from.
+        require : tuple of str, optional
+            Keys the checkpoint's metadata must hold.
+
+        Returns
+        -------
+        tuple of (dict, dict) or None
+            The checkpoint's arrays and metadata; None when resuming is off or there
+            is no file yet.
+
+        Raises
+        ------
+        CheckpointError
+            When the checkpoint is of another method or size, or lacks a key.
+        """
         if not self.resume or self.checkpoint is None:
             return None
         try:
@@ -181,8 +248,15 @@ class Driver:
         return arrays, meta
 
     def restore(self) -> tuple[dict, dict] | None:
-        """:meth:`load`, then continue its history, iteration count, evaluation count and
-        ledger (the elapsed time carries over)."""
+        """:meth:`load`, then continue its history, iteration count, evaluation count and ledger.
+
+        The elapsed time carries over.
+
+        Returns
+        -------
+        tuple of (dict, dict) or None
+            The checkpoint's arrays and metadata, as :meth:`load`.
+        """
         loaded = self.load(require=("nit", "nfev", "history", "ledger"))
         if loaded is None:
             return None
@@ -196,8 +270,20 @@ class Driver:
         return arrays, meta
 
     def save(self, x: np.ndarray, arrays: dict | None = None, **meta: Any) -> None:
-        """Write the checkpoint (if any): ``x`` and ``arrays``; the method, ``n_params``,
-        ``nit``, ``nfev``, history and ledger, and ``meta`` (which may replace them)."""
+        """Write the checkpoint (if any).
+
+        It holds ``x`` and ``arrays``; the method, ``n_params``, ``nit``, ``nfev``,
+        history and ledger, and ``meta`` (which may replace them).
+
+        Parameters
+        ----------
+        x : ndarray
+            The iterate.
+        arrays : dict, optional
+            Further arrays of the method's state.
+        **meta
+            Further metadata.
+        """
         if self.checkpoint is None or not self.writes:
             return
         save_checkpoint(self.checkpoint, {"x": x, **(arrays or {})},
@@ -208,9 +294,22 @@ class Driver:
     # --- the iteration loop ----------------------------------------------------------------
     @contextmanager
     def progress(self, desc: str) -> Iterator[Driver]:
-        """The tqdm bar of the run (closed on exit, also on errors).  An interruption
-        (``KeyboardInterrupt``: Ctrl-C, or SIGTERM as the command line maps it) first writes
-        the checkpoint of the last completed iteration, so that ``resume`` loses no work."""
+        """The tqdm bar of the run (closed on exit, also on errors).
+
+        An interruption (``KeyboardInterrupt``: Ctrl-C, or SIGTERM as the command line
+        maps it) first writes the checkpoint of the last completed iteration, so that
+        ``resume`` loses no work.
+
+        Parameters
+        ----------
+        desc : str
+            The bar's label.
+
+        Yields
+        ------
+        Driver
+            This driver.
+        """
         self._bar = tqdm(total=self.maxiter, initial=self.nit, disable=not self.show_progress,
                          desc=desc, leave=False)
         try:
@@ -227,11 +326,31 @@ class Driver:
     def iteration(self, it: int, x: np.ndarray, f: float, g: Any,
                   state: Callable[[], tuple[dict, dict]] | None = None, final: bool = False,
                   postfix: dict | None = None) -> bool:
-        """After iteration ``it`` (iterate ``x``, values ``f``, ``g``): progress, the
-        checkpoint when due (or ``final``), the callback.  ``state()`` gives the method's
-        ``(arrays, meta)`` for the checkpoint; ``postfix`` the progress bar's figures.
-        Returns True when the callback stops the run (then ``stopped`` is set and the
-        checkpoint written)."""
+        """After iteration ``it``: progress, the checkpoint when due (or ``final``), the callback.
+
+        Parameters
+        ----------
+        it : int
+            The iteration.
+        x : ndarray
+            The iterate.
+        f : float
+            The objective at ``x``.
+        g : ndarray
+            Its gradient.
+        state : callable, optional
+            ``state() -> (arrays, meta)``: the method's state for the checkpoint.
+        final : bool, optional
+            Write the checkpoint whether due or not.
+        postfix : dict, optional
+            The progress bar's figures.
+
+        Returns
+        -------
+        bool
+            True when the callback stops the run (then ``stopped`` is set and the
+            checkpoint written).
+        """
         self.nit = int(it)
         if self._bar is not None:
             self._bar.update(1)
@@ -261,6 +380,28 @@ class Driver:
         With ``evaluate`` the objective at ``x`` gives ``fun``/``jac`` (a cached point costs
         nothing); if it is not finite, ``x`` becomes the best finite iterate seen, with
         ``success=False`` and the cause in the message.  Without, ``fun``/``jac`` are as given.
+
+        Parameters
+        ----------
+        x : ndarray
+            The final iterate.
+        success : bool
+            Whether the method converged.
+        message : str
+            The cause of termination.
+        evaluate : bool, optional
+            Evaluate the objective at ``x`` for ``fun`` and ``jac``.
+        fun : float, optional
+            The objective at ``x`` (without ``evaluate``).
+        jac : ndarray, optional
+            Its gradient (without ``evaluate``).
+        **extra
+            Further fields of the result.
+
+        Returns
+        -------
+        scipy.optimize.OptimizeResult
+            The result.
         """
         obj = self.objective
         if self.stopped:

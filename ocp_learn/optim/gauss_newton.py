@@ -33,9 +33,23 @@ def conjugate_gradient(matvec, b, *, rtol=1e-2, maxiter=20, shift=0.0):
     non-positive curvature (then returns the last iterate, or ``b`` scaled if
     that happens at the first step).
 
+    Parameters
+    ----------
+    matvec : callable
+        ``matvec(v) -> A v``.
+    b : ndarray
+        The right-hand side.
+    rtol : float, optional
+        Relative tolerance on the residual.
+    maxiter : int, optional
+        Most products with ``A``.
+    shift : float, optional
+        The shift of ``A`` (a Levenberg--Marquardt damping).
+
     Returns
     -------
     x : ndarray
+        The approximate solution.
     info : dict
         ``iterations``, ``residual`` (relative), ``xAx`` (``x^T A x`` without
         the shift, used for the predicted reduction), ``negative_curvature``.

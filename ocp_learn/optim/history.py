@@ -25,7 +25,19 @@ class History:
         self.extra: dict[str, list] = {}
 
     def record(self, it: int, f: float, g: np.ndarray, **extra: Any) -> None:
-        """Append one row; ``extra`` columns (e.g. ``sweeps=...``) are kept by name."""
+        """Append one row.
+
+        Parameters
+        ----------
+        it : int
+            The iteration.
+        f : float
+            The objective.
+        g : ndarray
+            The gradient (its norm is kept).
+        **extra
+            Further columns (e.g. ``sweeps=...``), kept by name.
+        """
         self.iteration.append(int(it))
         self.objective.append(float(f))
         self.grad_norm.append(float(np.linalg.norm(g)))
@@ -34,7 +46,13 @@ class History:
             self.extra.setdefault(k, []).append(v)
 
     def as_dict(self) -> dict:
-        """The columns by name (JSON-serializable)."""
+        """The columns by name (JSON-serializable).
+
+        Returns
+        -------
+        dict
+            Column name -> list of values.
+        """
         d = {"iteration": self.iteration, "objective": self.objective,
              "grad_norm": self.grad_norm, "time": self.time}
         for k, v in self.extra.items():
@@ -43,7 +61,20 @@ class History:
 
     @classmethod
     def from_dict(cls, d: dict, elapsed: float = 0.0) -> History:
-        """The history of :meth:`as_dict`, its clock started ``elapsed`` seconds ago."""
+        """The history of :meth:`as_dict`, its clock started ``elapsed`` seconds ago.
+
+        Parameters
+        ----------
+        d : dict
+            The columns, as :meth:`as_dict` returns them.
+        elapsed : float, optional
+            Seconds the run had taken.
+
+        Returns
+        -------
+        History
+            The history.
+        """
         h = cls()
         h.iteration, h.objective = list(d["iteration"]), list(d["objective"])
         h.grad_norm, h.time = list(d["grad_norm"]), list(d["time"])

@@ -47,11 +47,43 @@ class Serial:
 
     def minimize(self, problem: Problem, optimizer: Callable[..., OptimizeResult],
                  theta0: np.ndarray, **kwargs: Any) -> OptimizeResult:
-        """``optimizer(problem, theta0, **kwargs)``."""
+        """``optimizer(problem, theta0, **kwargs)``.
+
+        Parameters
+        ----------
+        problem : Problem
+            The problem.
+        optimizer : callable
+            An optimizer of :mod:`ocp_learn.optim`.
+        theta0 : ndarray
+            The starting point.
+        **kwargs
+            Keyword arguments of the optimizer.
+
+        Returns
+        -------
+        scipy.optimize.OptimizeResult
+            The optimizer's result.
+        """
         return optimizer(problem, theta0, **kwargs)
 
     def objective_on(self, problem: Problem, theta: np.ndarray, x: np.ndarray) -> float:
-        """``problem.evaluate(theta, gradient=False, x=x).value``."""
+        """``problem.evaluate(theta, gradient=False, x=x).value``.
+
+        Parameters
+        ----------
+        problem : Problem
+            The problem.
+        theta : ndarray
+            The parameters.
+        x : ndarray
+            The samples, one per row.
+
+        Returns
+        -------
+        float
+            The objective on ``x``.
+        """
         return float(problem.evaluate(theta, gradient=False, x=x).value)
 
     def __repr__(self) -> str:

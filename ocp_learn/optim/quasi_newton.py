@@ -45,6 +45,11 @@ class LBFGSMemory:
     matrix ``gamma I``, ``gamma = s^T y / y^T y`` of the newest pair; without pairs it is the
     unit-length steepest-descent direction (scipy's first step).  A pair is kept only if
     ``s^T y > eps y^T y`` (curvature condition, as L-BFGS-B).
+
+    Parameters
+    ----------
+    size : int, optional
+        Most pairs kept.
     """
 
     def __init__(self, size=10):
@@ -55,7 +60,18 @@ class LBFGSMemory:
         return len(self.S)
 
     def direction(self, g):
-        """``-H g`` for the gradient ``g``."""
+        """``-H g`` for the gradient ``g``.
+
+        Parameters
+        ----------
+        g : ndarray
+            The gradient.
+
+        Returns
+        -------
+        ndarray
+            The search direction.
+        """
         if not self.S:
             return -g / max(np.linalg.norm(g), np.finfo(float).tiny)
         q = np.array(g, dtype=np.float64)
@@ -72,8 +88,20 @@ class LBFGSMemory:
         return -q
 
     def update(self, s, y):
-        """Add the pair ``(s, y)`` (dropping the oldest beyond ``size``); returns whether it
-        was kept."""
+        """Add the pair ``(s, y)`` (dropping the oldest beyond ``size``).
+
+        Parameters
+        ----------
+        s : ndarray
+            The step ``theta_{k+1} - theta_k``.
+        y : ndarray
+            The change of the gradient ``g_{k+1} - g_k``.
+
+        Returns
+        -------
+        bool
+            Whether the pair was kept (curvature condition).
+        """
         sy = float(s @ y)
         if not sy > np.finfo(float).eps * float(y @ y):
             return False
@@ -84,13 +112,32 @@ class LBFGSMemory:
         return True
 
     def state(self):
-        """Arrays for a checkpoint: ``{"S": (k, p), "Y": (k, p)}`` (``k`` pairs)."""
+        """Arrays for a checkpoint.
+
+        Returns
+        -------
+        dict
+            ``{"S": (k, p), "Y": (k, p)}`` for ``k`` pairs of ``p`` parameters.
+        """
         return {"S": np.array(self.S).reshape(len(self.S), -1),
                 "Y": np.array(self.Y).reshape(len(self.Y), -1)}
 
     @classmethod
     def from_state(cls, state, size=10):
-        """The memory of :meth:`state` (the last ``size`` pairs)."""
+        """The memory of :meth:`state` (the last ``size`` pairs).
+
+        Parameters
+        ----------
+        state : dict
+            Arrays ``S`` and ``Y`` as :meth:`state` returns them.
+        size : int, optional
+            Most pairs kept.
+
+        Returns
+        -------
+        LBFGSMemory
+            The memory.
+        """
         mem = cls(size)
         S, Y = np.asarray(state["S"], dtype=np.float64), np.asarray(state["Y"], dtype=np.float64)
         if S.shape != Y.shape or S.ndim != 2:
@@ -141,8 +188,15 @@ def lbfgs_memory(problem: Problem, theta0: Any = None, *, maxiter: int = 200, gt
     pairs : LBFGSMemory, optional
         Pairs to start from (e.g. those of a run on an earlier draw of the samples); an
         empty memory by default.  The object is updated in place.
-    batch, progress, callback, seed
-        As for :func:`~ocp_learn.optim.lbfgs`.
+    batch : index array, optional
+        A fixed batch of samples, as for :func:`~ocp_learn.optim.lbfgs`.
+    progress : bool
+        Show a tqdm progress bar.
+    callback : callable, optional
+        ``callback(iteration, theta, f, g)`` after every iteration; returning True
+        stops the run.
+    seed : int or Generator
+        For ``problem.init_params`` when ``theta0`` is None.
 
     Returns
     -------

@@ -18,6 +18,18 @@ def hyperplane_normal(W, mu):
     One logit (logistic loss): ``w = W[0]``, ``b = mu[0]``; two logits
     (softmax): ``w = W[1] - W[0]``, ``b = mu[1] - mu[0]``.  ``None`` for more
     classes (the decision regions are then bounded by several hyperplanes).
+
+    Parameters
+    ----------
+    W : ndarray, shape (k, d)
+        The head's weights, one row per logit.
+    mu : ndarray, shape (k,)
+        Its biases.
+
+    Returns
+    -------
+    tuple of (ndarray, float) or None
+        The normal ``w`` and offset ``b``; None for more than two logits.
     """
     W, mu = np.atleast_2d(W), np.atleast_1d(mu)
     if W.shape[0] == 1:

@@ -126,6 +126,7 @@ def add_colorbar(fig: Any, mappable: Any, ax: Any, label: str) -> Any:
     Parameters
     ----------
     fig : matplotlib.figure.Figure
+        The figure that holds ``ax``.
     mappable : matplotlib.cm.ScalarMappable
         The image, mesh or contour set whose colors the bar explains.
     ax : matplotlib.axes.Axes
@@ -136,6 +137,7 @@ def add_colorbar(fig: Any, mappable: Any, ax: Any, label: str) -> Any:
     Returns
     -------
     matplotlib.colorbar.Colorbar
+        The colorbar, labelled.
     """
     cb = fig.colorbar(mappable, ax=ax, fraction=0.046, pad=0.03)
     cb.set_label(label)

@@ -35,19 +35,24 @@ __all__ = ["NeuralODEClassifier", "GaussNewtonOperator"]
 class GaussNewtonOperator:
     """The generalized Gauss--Newton model of the objective at one point (MATH G1).
 
-    Attributes
+    Parameters
     ----------
     theta : ndarray
         The point.
+    evaluation : Evaluation
+        The evaluation at ``theta`` that gave ``value`` and ``gradient`` (its ledger and
+        terms).
+    matvec : callable
+        ``matvec(v) -> G v``.
+    ledger : Ledger
+        Counts the work of the products (tangent and adjoint sweeps).
+
+    Attributes
+    ----------
     value : float
         ``J(theta)``.
     gradient : ndarray
         ``dJ/dtheta`` (exact discrete gradient).
-    evaluation : Evaluation
-        The evaluation at ``theta`` that gave ``value`` and ``gradient`` (its ledger and
-        terms).
-    ledger : Ledger
-        Work of the products (tangent and adjoint sweeps) made so far.
     n_products : int
         Number of :meth:`matvec` calls.
 
@@ -67,7 +72,18 @@ class GaussNewtonOperator:
         self.n_products = 0
 
     def matvec(self, v):
-        """``G v`` (GGN matrix times ``v``)."""
+        """``G v`` (GGN matrix times ``v``).
+
+        Parameters
+        ----------
+        v : array_like, shape (n_params,)
+            The direction.
+
+        Returns
+        -------
+        ndarray, shape (n_params,)
+            The product.
+        """
         self.n_products += 1
         return self._matvec(np.asarray(v, dtype=np.float64))
 
@@ -98,10 +114,14 @@ class NeuralODEClassifier(Persistable, OCP):
         Hidden width of the default model.
     n_outputs : int, optional
         Rows of ``W`` (inferred from the labels by default).
-    T, nt, integrator, time_param, strategy
-        As in :class:`~ocp_learn.OCP`: horizon, number of steps, RK tableau,
-        ``theta(t)`` parameterization (constant, piecewise constant, piecewise
-        linear), adjoint memory strategy.
+    T : float
+        Horizon, as in :class:`~ocp_learn.OCP`.
+    nt : int
+        Number of time steps.
+    integrator : str, ButcherTableau or Integrator
+        The integrator (:func:`~ocp_learn.get_integrator`).
+    time_param : TimeParameterization, optional
+        ``theta(t)`` parameterization (constant, piecewise constant, piecewise linear).
     tikhonov : float
         Weight ``alpha`` of :class:`~ocp_learn.Tikhonov` (0: none).
     smoothness : float
@@ -112,6 +132,8 @@ class NeuralODEClassifier(Persistable, OCP):
     running : sequence
         Running costs (integrated, MATH B1).  The Gauss--Newton product treats
         them as linear outer functions, i.e. ignores their curvature.
+    strategy : str, tuple or Strategy
+        The adjoint memory strategy (:func:`~ocp_learn.get_strategy`).
     fit_head : bool
         Train ``(W, mu)`` jointly (default) or keep ``W = [I 0]``, ``mu = 0``.
     init_scale : float
@@ -179,13 +201,31 @@ class NeuralODEClassifier(Persistable, OCP):
             self._settings["backend"] = backend
 
     def fingerprint_data(self) -> dict:
-        """The labels' digest, for :meth:`fingerprint`."""
+        """The labels' digest, for :meth:`fingerprint`.
+
+        Returns
+        -------
+        dict
+            ``{"labels": digest}``.
+        """
         return {"labels": fingerprint_value(np.asarray(self.labels))}
 
     @classmethod
     def from_settings(cls, settings: dict) -> NeuralODEClassifier:
-        """The classifier of :attr:`settings`, holding no samples (for inference; see
-        :func:`ocp_learn.problems.load`)."""
+        """The classifier of :attr:`settings`, holding no samples.
+
+        For inference; see :func:`ocp_learn.problems.load`.
+
+        Parameters
+        ----------
+        settings : dict
+            The settings of a classifier (its :attr:`settings`).
+
+        Returns
+        -------
+        NeuralODEClassifier
+            The classifier, without samples.
+        """
         s = dict(settings)
         x = np.zeros((1, s.pop("input_dim")))
         labels = np.zeros((1, *s.pop("label_shape")))
@@ -196,7 +236,18 @@ class NeuralODEClassifier(Persistable, OCP):
 
     # --- data helpers -------------------------------------------------------
     def pad(self, x):
-        """``[x, 0]``: append ``augment`` zero columns (inputs of shape ``(n, d)``)."""
+        """``[x, 0]``: append ``augment`` zero columns.
+
+        Parameters
+        ----------
+        x : array_like, shape (n, d)
+            Features.
+
+        Returns
+        -------
+        ndarray, shape (n, d + augment)
+            The padded features.
+        """
         x = as_array("x", x, ndim=2, min_rows=1)
         if x.shape[1] != self.input_dim:
             raise ValueError(f"x must have {self.input_dim} columns, got shape {x.shape}")
@@ -211,8 +262,19 @@ class NeuralODEClassifier(Persistable, OCP):
     def propagate(self, theta: np.ndarray, x: Any = None) -> np.ndarray:
         """Features at the final time, ``z(T)`` of shape ``(n, d + q)`` (A3).
 
-        The same as :meth:`push_forward` ``(theta, x)``; ``x`` (unpadded) defaults to the
-        training features.
+        The same as :meth:`push_forward` ``(theta, x)``.
+
+        Parameters
+        ----------
+        theta : ndarray, shape (n_params,)
+            The parameters.
+        x : array_like, shape (m, d), optional
+            Features (unpadded); the training features by default.
+
+        Returns
+        -------
+        ndarray, shape (n, d + q)
+            The final states.
         """
         return self.push_forward(theta, x)
 
@@ -221,19 +283,58 @@ class NeuralODEClassifier(Persistable, OCP):
         return self._states(theta, xp, self.times, field, False)
 
     def decision_function(self, theta, x=None):
-        """``r = W z(T) + mu``, shape ``(n, n_outputs)`` (C1)."""
+        """``r = W z(T) + mu`` (C1).
+
+        Parameters
+        ----------
+        theta : ndarray, shape (n_params,)
+            The parameters.
+        x : array_like, shape (m, d), optional
+            Features (unpadded); the training features by default.
+
+        Returns
+        -------
+        ndarray, shape (n, n_outputs)
+            The outputs (logits).
+        """
         theta = self.check_theta(theta)
         z = to_host(self.propagate(theta, x))
         return self.terminal.output(z, self._split(theta)[1])
 
     def residuals(self, theta, batch=None):
-        """``r_i = W z_i(T) + mu`` of the training rows ``batch`` (the residual map of G1)."""
+        """``r_i = W z_i(T) + mu`` of the training rows ``batch`` (the residual map of G1).
+
+        Parameters
+        ----------
+        theta : ndarray, shape (n_params,)
+            The parameters.
+        batch : index array, optional
+            Training rows (all by default).
+
+        Returns
+        -------
+        ndarray, shape (n, n_outputs)
+            The residuals.
+        """
         theta = self.check_theta(theta)
         return self.terminal.output(to_host(self.final_state(theta, batch)),
                                     self._split(theta)[1])
 
     def predict_proba(self, theta, x=None):
-        """Class probabilities: ``sigmoid(r)`` as ``(n, 2)`` or ``softmax(r)``."""
+        """Class probabilities: ``sigmoid(r)`` as ``(n, 2)`` or ``softmax(r)``.
+
+        Parameters
+        ----------
+        theta : ndarray, shape (n_params,)
+            The parameters.
+        x : array_like, shape (m, d), optional
+            Features (unpadded); the training features by default.
+
+        Returns
+        -------
+        ndarray, shape (n, n_classes)
+            The probability of every class.
+        """
         from scipy.special import expit, softmax
 
         self._require_classes("predict_proba")
@@ -244,7 +345,20 @@ class NeuralODEClassifier(Persistable, OCP):
         return softmax(r, axis=1)
 
     def predict(self, theta, x=None):
-        """Predicted class labels (or regression values for ``"squares"``)."""
+        """Predicted class labels (or regression values for ``"squares"``).
+
+        Parameters
+        ----------
+        theta : ndarray, shape (n_params,)
+            The parameters.
+        x : array_like, shape (m, d), optional
+            Features (unpadded); the training features by default.
+
+        Returns
+        -------
+        ndarray
+            The labels, one per row of ``x``.
+        """
         return self.terminal.loss.predict(self.decision_function(theta, x))
 
     def accuracy(self, theta, x=None, labels=None):
@@ -285,6 +399,7 @@ class NeuralODEClassifier(Persistable, OCP):
         Parameters
         ----------
         theta : ndarray
+            The point of the model.
         batch : index array, optional
             Training rows (all by default).
 
@@ -302,7 +417,7 @@ class NeuralODEClassifier(Persistable, OCP):
         jvps) and ``dr = W dz + dW z + dmu``; ``u = H dr``; ``(zbar, pbar) =
         (u W, (u^T z, sum u))``; the adjoint sweep (B2) carries ``zbar`` back to
         the dynamics parameters.  The sweeps and the products run in the model's array
-        namespace (:attr:`~ocp_learn.OCP.xp`); ``v`` and the product are host vectors.
+        namespace (the attribute ``xp`` of :class:`~ocp_learn.OCP`); ``v`` and the product are host vectors.
         """
         theta = self.check_theta(theta)
         ev = self.evaluate(theta, batch, gradient=True)
@@ -358,7 +473,22 @@ class NeuralODEClassifier(Persistable, OCP):
         return GaussNewtonOperator(theta, ev, matvec, ledger)
 
     def gauss_newton_product(self, theta, v, batch=None):
-        """``G(theta) v`` (one-off; build :meth:`gauss_newton_operator` for many products)."""
+        """``G(theta) v`` (one-off; build :meth:`gauss_newton_operator` for many products).
+
+        Parameters
+        ----------
+        theta : ndarray, shape (n_params,)
+            The point of the model.
+        v : ndarray, shape (n_params,)
+            The direction.
+        batch : index array, optional
+            Training rows (all by default).
+
+        Returns
+        -------
+        ndarray, shape (n_params,)
+            The product.
+        """
         v = self.check_theta(v, "v")
         return self.gauss_newton_operator(theta, batch).matvec(v)
 

@@ -45,21 +45,26 @@ class ContinuousNormalizingFlow(Persistable, OCP):
         MATH D5 reads the same numbers as ``alpha_L = 100, alpha_R = 5`` on
         ``L`` and ``R``; the released code disagrees, and we follow the code.
     trace : {"exact", "hutchinson"}
+        The Laplacian by the exact trace (D3) or by Hutchinson's estimator.
     n_probes : int
         Hutchinson probes per sample (fixed per sample, redrawn by
         :meth:`resample_probes`).
-    backend : {"numpy", "numba"}
+    backend : {"numpy", "numba", "cupy"}
+        Backend of the potential (:class:`~ocp_learn.models.potential.PotentialResNet`).
     seed : int or Generator
         For the Hutchinson probes of the training samples.  The probes of samples given
         to :meth:`evaluate` as ``x`` are drawn from ``numpy.random.default_rng(seed)``
         when ``seed`` is an int (0 otherwise), so that estimate is a deterministic
         function of ``theta`` and equals that of a flow built on ``x``.
+    strategy : str, tuple or Strategy
+        The adjoint memory strategy (:func:`~ocp_learn.get_strategy`).
     dtype : {numpy.float64, numpy.float32}
         Floating type of the states, adjoints and gradient (:class:`~ocp_learn.OCP`).
         With ``backend="numba"`` the fused field
         (:mod:`ocp_learn.kernels.potential_flow_numba`) then runs its Jacobian-path kernels
         in float32 too; the numpy backend computes the potential in float64.
     shift : array_like, shape (d,), optional
+        Shift of the input map (see ``scale``).
     scale : float or array_like, shape (d,), optional
         A fixed affine input map ``u = (x - shift) / scale`` (defaults 0 and 1): the flow
         starts from ``z(0) = u``, so ``log p(x) = log N(z(1)) + ell(1) - sum_j log scale_j``
@@ -115,8 +120,20 @@ class ContinuousNormalizingFlow(Persistable, OCP):
 
     @classmethod
     def from_settings(cls, settings: dict) -> ContinuousNormalizingFlow:
-        """The flow of :attr:`settings`, holding no samples (for inference; see
-        :func:`ocp_learn.problems.load`)."""
+        """The flow of :attr:`settings`, holding no samples.
+
+        For inference; see :func:`ocp_learn.problems.load`.
+
+        Parameters
+        ----------
+        settings : dict
+            The settings of a flow (its :attr:`settings`).
+
+        Returns
+        -------
+        ContinuousNormalizingFlow
+            The flow, without samples.
+        """
         s = dict(settings)
         return cls(np.zeros((1, s.pop("input_dim"))), **s).without_samples()
 
@@ -126,7 +143,13 @@ class ContinuousNormalizingFlow(Persistable, OCP):
 
     # --- Hutchinson probes -------------------------------------------------
     def resample_probes(self, seed=None):
-        """Draw new Rademacher probes, one set per training sample."""
+        """Draw new Rademacher probes, one set per training sample.
+
+        Parameters
+        ----------
+        seed : int or numpy.random.Generator, optional
+            The draw (default: the flow's own generator).
+        """
         rng = self._rng if seed is None else check_rng(seed)
         self._probes = self.potential.sample_probes(self.n_samples, rng, k=self.n_probes)
 
@@ -161,29 +184,79 @@ class ContinuousNormalizingFlow(Persistable, OCP):
             part._probes = self._probes[:, rows]
 
     def set_samples(self, x):
-        """Train on the samples ``x`` (data coordinates, any number of rows) from now on;
-        with ``trace="hutchinson"`` their probes are drawn from the flow's generator."""
+        """Train on the samples ``x`` from now on.
+
+        With ``trace="hutchinson"`` their probes are drawn from the flow's generator.
+
+        Parameters
+        ----------
+        x : array_like, shape (m, d)
+            The samples in data coordinates, any number of rows.
+        """
         self.x0 = self._samples(x)
         if self.trace == "hutchinson":
             self.resample_probes()
 
     # --- the fixed affine input map ------------------------------------------
     def input_map(self, x: Any) -> np.ndarray:
-        """``u = (x - shift) / scale``: data coordinates to the flow's start ``z(0)``."""
+        """``u = (x - shift) / scale``: data coordinates to the flow's start ``z(0)``.
+
+        Parameters
+        ----------
+        x : array_like, shape (m, d)
+            Points in data coordinates.
+
+        Returns
+        -------
+        ndarray, shape (m, d)
+            The points in the flow's coordinates.
+        """
         x = as_array("x", x, ndim=2, shape=(None, self.shift.size), min_rows=1)
         return (x - self.shift) / self.scale
 
     def inverse_input_map(self, u: Any) -> np.ndarray:
-        """``x = shift + scale * u``, the inverse of :meth:`input_map`."""
+        """``x = shift + scale * u``, the inverse of :meth:`input_map`.
+
+        Parameters
+        ----------
+        u : array_like, shape (m, d)
+            Points in the flow's coordinates.
+
+        Returns
+        -------
+        ndarray, shape (m, d)
+            The points in data coordinates.
+        """
         return self.shift + self.scale * np.asarray(u)
 
     def to_latent(self, x: Any) -> np.ndarray:
-        """Alias of :meth:`input_map` (the fixed affine map, not the Gaussian latent
-        ``z(1)``)."""
+        """Alias of :meth:`input_map` (the fixed affine map, not the Gaussian latent ``z(1)``).
+
+        Parameters
+        ----------
+        x : array_like, shape (m, d)
+            Points in data coordinates.
+
+        Returns
+        -------
+        ndarray, shape (m, d)
+            The points in the flow's coordinates.
+        """
         return self.input_map(x)
 
     def from_latent(self, u: Any) -> np.ndarray:
-        """Alias of :meth:`inverse_input_map`."""
+        """Alias of :meth:`inverse_input_map`.
+
+        Parameters
+        ----------
+        u : array_like, shape (m, d)
+            Points in the flow's coordinates.
+
+        Returns
+        -------
+        ndarray, shape (m, d)
+            The points in data coordinates.
+        """
         return self.inverse_input_map(u)
 
     # --- density, sampling, round trip --------------------------------------
@@ -203,16 +276,46 @@ class ContinuousNormalizingFlow(Persistable, OCP):
         return self._trajectory(theta, x, times, self._exact_field())
 
     def log_density(self, theta, x, nt=None):
-        """``log p(x) = log N(z(1); 0, I) + ell(1) - sum log scale`` by the discrete forward
-        flow (exact trace) from ``z(0) = (x - shift) / scale``, with ``nt`` steps (the
-        training grid by default)."""
+        """``log p(x) = log N(z(1); 0, I) + ell(1) - sum log scale``.
+
+        By the discrete forward flow (exact trace) from ``z(0) = (x - shift) / scale``.
+
+        Parameters
+        ----------
+        theta : ndarray, shape (n_params,)
+            The parameters.
+        x : array_like, shape (m, d)
+            Points in data coordinates.
+        nt : int, optional
+            Time steps on ``[0, 1]`` (the training grid by default).
+
+        Returns
+        -------
+        ndarray, shape (m,)
+            The log-density of every point.
+        """
         yT = self._integrate(theta, self.input_map(x), 0.0, 1.0, nt)[-1]
         z, ell = yT[:, :self.dim], yT[:, self.field.c_ell]
         return (-0.5 * np.sum(z * z, 1) - 0.5 * self.dim * np.log(2 * np.pi) + ell
                 + self.log_det_input)
 
     def nll(self, theta, x, nt=None):
-        """Mean negative log-likelihood of ``x`` (nats)."""
+        """Mean negative log-likelihood of ``x`` (nats).
+
+        Parameters
+        ----------
+        theta : ndarray, shape (n_params,)
+            The parameters.
+        x : array_like, shape (m, d)
+            Points in data coordinates.
+        nt : int, optional
+            Time steps on ``[0, 1]`` (the training grid by default).
+
+        Returns
+        -------
+        float
+            ``-mean log p(x)``.
+        """
         return float(-np.mean(self.log_density(theta, x, nt)))
 
     def sample(self, theta: np.ndarray, n: int, seed: Any = None, nt: int | None = None,
@@ -233,6 +336,11 @@ class ContinuousNormalizingFlow(Persistable, OCP):
         return_trajectory : bool
             Return the path ``(nt + 1, n, d)`` (from ``t = 1`` to ``0``) instead of the
             samples ``(n, d)``.
+
+        Returns
+        -------
+        ndarray
+            The samples ``(n, d)`` in data coordinates, or the path.
         """
         n = check_positive_int("n", n)
         y = check_rng(seed).standard_normal((n, self.dim))
@@ -251,6 +359,7 @@ class ContinuousNormalizingFlow(Persistable, OCP):
         Parameters
         ----------
         theta : ndarray
+            The parameters.
         x : array_like, shape (m, d), optional
             Points in data coordinates (the training samples by default).
         nt : int, optional
@@ -272,25 +381,81 @@ class ContinuousNormalizingFlow(Persistable, OCP):
         return path if trajectory else path[-1]
 
     def transport(self, theta: np.ndarray, x: Any, nt: int | None = None) -> np.ndarray:
-        """Trajectories from data ``x`` to the Gaussian, shape ``(nt + 1, n, d)``, in the
-        flow's coordinates: :meth:`push_forward` ``(theta, x, nt=nt, trajectory=True)``."""
+        """Trajectories from data ``x`` to the Gaussian, in the flow's coordinates.
+
+        :meth:`push_forward` ``(theta, x, nt=nt, trajectory=True)``.
+
+        Parameters
+        ----------
+        theta : ndarray, shape (n_params,)
+            The parameters.
+        x : array_like, shape (m, d)
+            Points in data coordinates.
+        nt : int, optional
+            Time steps on ``[0, 1]`` (the training grid by default).
+
+        Returns
+        -------
+        ndarray, shape (nt + 1, m, d)
+            The paths.
+        """
         return self.push_forward(theta, x, nt=nt, trajectory=True)
 
     def inverse_error(self, theta, x, nt=None):
-        """Mean ``|x - G^{-1}(G(x))|`` of the discrete forward and backward flows."""
+        """Mean ``|x - G^{-1}(G(x))|`` of the discrete forward and backward flows.
+
+        Parameters
+        ----------
+        theta : ndarray, shape (n_params,)
+            The parameters.
+        x : array_like, shape (m, d)
+            Points in data coordinates.
+        nt : int, optional
+            Time steps on ``[0, 1]`` (the training grid by default).
+
+        Returns
+        -------
+        float
+            The mean round-trip error in data coordinates.
+        """
         z = self.push_forward(theta, x, nt=nt)
         xr = self.inverse_input_map(self._integrate(theta, z, 1.0, 0.0, nt)[-1][:, :self.dim])
         return float(np.mean(np.linalg.norm(xr - np.asarray(x), axis=1)))
 
     def with_steps(self, nt):
-        """The same flow with ``nt`` time steps (parameters are compatible)."""
+        """The same flow with ``nt`` time steps (parameters are compatible).
+
+        Parameters
+        ----------
+        nt : int
+            Number of time steps.
+
+        Returns
+        -------
+        ContinuousNormalizingFlow
+            The flow.
+        """
         if self.n_samples == 0:  # a flow for inference (e.g. loaded from a file)
             return type(self).from_settings({**self._settings, "nt": nt})
         return ContinuousNormalizingFlow(self.inverse_input_map(self.x0), nt=nt, **self._kwargs)
 
     def terms(self, theta, x=None, nt=None):
-        """Objective parts on ``x`` (default: the training data): NLL (of ``x`` in data
-        coordinates), L, R."""
+        """Objective parts on ``x``: NLL (of ``x`` in data coordinates), L, R.
+
+        Parameters
+        ----------
+        theta : ndarray, shape (n_params,)
+            The parameters.
+        x : array_like, shape (m, d), optional
+            Points in data coordinates (the training data by default).
+        nt : int, optional
+            Time steps on ``[0, 1]`` (the training grid by default).
+
+        Returns
+        -------
+        dict
+            ``objective``, ``nll``, ``transport_cost`` and ``hjb_penalty``.
+        """
         prob = self if (nt is None or nt == self.nt) else self.with_steps(nt)
         ev = prob.evaluate(theta, gradient=False, x=x)
         return {"objective": ev.value, "nll": ev.terms["G"] - self.log_det_input,

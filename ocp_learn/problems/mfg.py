@@ -53,15 +53,27 @@ class PotentialMFG(Persistable, OCP):
     alpha : 5 floats
         ``(a1, a2, a3, a4, a5)`` (see module docstring).
     terminal : {"kl", "nll"}
+        The terminal cost: the KL divergence to ``rho1``, or the negative
+        log-likelihood of a normalizing flow.
     T : float
         Horizon (1 in all presets).
-    nt, integrator, width, n_layers, rank, backend :
-        Discretization and network (MATH F: RK4, m = 16, one residual layer).
-    weight_L : float
-        Extra factor on ``E[L]`` (1 for MFGs; ``alpha_L`` for flows, 0 for plain NF).
+    nt : int
+        Number of time steps.
+    integrator : str or ButcherTableau
+        The integrator (MATH F: RK4).
+    width : int
+        Width ``m`` of the potential network (MATH F: 16).
+    n_layers : int
+        Residual layers of the potential (MATH F: 1).
+    rank : int, optional
+        Rank of the potential's quadratic term (default ``min(10, d + 1)``).
+    backend : {"numpy", "numba", "cupy"}
+        Backend of the potential.
     seed : int, Generator or None
         The draws of the agents from ``rho0`` (:meth:`resample` continues the stream);
         ``None``: fresh entropy.
+    weight_L : float
+        Extra factor on ``E[L]`` (1 for MFGs; ``alpha_L`` for flows, 0 for plain NF).
     """
 
     def __init__(self, rho0, rho1=None, *, n_samples=1024, interactions=(), alpha=(1, 1, 1, 1, 1),
@@ -104,25 +116,65 @@ class PotentialMFG(Persistable, OCP):
 
     @classmethod
     def from_settings(cls, settings: dict) -> PotentialMFG:
-        """The game of :attr:`settings` (its agents drawn from ``rho_0`` with the saved
-        seed; see :func:`ocp_learn.problems.load`)."""
+        """The game of :attr:`settings`, its agents drawn from ``rho_0`` with the saved seed.
+
+        See :func:`ocp_learn.problems.load`.
+
+        Parameters
+        ----------
+        settings : dict
+            The settings of a game (its :attr:`settings`).
+
+        Returns
+        -------
+        PotentialMFG
+            The game.
+        """
         if "preset" in settings:
             return mfg_preset(**settings["preset"])
         s = dict(settings)
         return cls(s.pop("rho0"), s.pop("rho1"), **s)
 
     def resample(self, n=None, seed=None):
-        """Draw a fresh set of agents (``n`` of them; the current count by default)."""
+        """Draw a fresh set of agents.
+
+        Parameters
+        ----------
+        n : int, optional
+            Number of agents (the current count by default).
+        seed : int or numpy.random.Generator, optional
+            The draw (default: continue the game's stream).
+        """
         n = self.n_samples if n is None else check_positive_int("n", n)
         self.set_samples(self.rho0.sample(n, self._seed if seed is None else seed))
 
     def set_samples(self, x):
-        """Train on the agents ``x`` (shape ``(n, d)``, any ``n``) from now on."""
+        """Train on the agents ``x`` from now on.
+
+        Parameters
+        ----------
+        x : array_like, shape (n, d)
+            The agents' initial positions, any ``n``.
+        """
         self.x0 = self._samples(x)
 
     def evaluate_on(self, theta, x):
-        """Objective terms on the agents ``x`` (fresh samples for validation):
-        ``evaluate(theta, gradient=False, x=x)`` as a dict of the named parts."""
+        """Objective terms on the agents ``x`` (fresh samples for validation).
+
+        ``evaluate(theta, gradient=False, x=x)`` as a dict of the named parts.
+
+        Parameters
+        ----------
+        theta : ndarray, shape (n_params,)
+            The parameters.
+        x : array_like, shape (n, d)
+            The agents' initial positions.
+
+        Returns
+        -------
+        dict
+            ``objective`` and the terms ``L``, ``F``, ``G``, ``hjb``, ``hjb_terminal``.
+        """
         ev = self.evaluate(theta, gradient=False, x=x)
         out = {"objective": ev.value}
         out.update({k: v for k, v in ev.terms.items() if k in ("L", "F", "G", "hjb", "hjb_terminal")})
@@ -134,8 +186,24 @@ class PotentialMFG(Persistable, OCP):
         return self.dim
 
     def trajectories(self, theta: np.ndarray, x: Any, nt: int | None = None) -> np.ndarray:
-        """Agent paths ``(nt + 1, n, d)`` under the learned feedback:
-        :meth:`push_forward` ``(theta, x, nt=nt, trajectory=True)``."""
+        """Agent paths under the learned feedback.
+
+        :meth:`push_forward` ``(theta, x, nt=nt, trajectory=True)``.
+
+        Parameters
+        ----------
+        theta : ndarray, shape (n_params,)
+            The parameters.
+        x : array_like, shape (n, d)
+            The agents' initial positions.
+        nt : int, optional
+            Time steps (the problem's grid by default).
+
+        Returns
+        -------
+        ndarray, shape (nt + 1, n, d)
+            The paths.
+        """
         return self.push_forward(theta, x, nt=nt, trajectory=True)
 
     def sample(self, theta: np.ndarray, n: int, seed: Any = None, nt: int | None = None,
@@ -145,6 +213,7 @@ class PotentialMFG(Persistable, OCP):
         Parameters
         ----------
         theta : ndarray
+            The parameters.
         n : int
             Number of agents.
         seed : int, Generator or None
@@ -153,6 +222,11 @@ class PotentialMFG(Persistable, OCP):
             Time steps (the problem's grid by default).
         trajectory : bool
             Return the paths ``(nt + 1, n, d)`` instead of the final positions ``(n, d)``.
+
+        Returns
+        -------
+        ndarray
+            The final positions, or the paths.
         """
         x = self.rho0.sample(check_positive_int("n", n), check_rng(seed))
         return self.push_forward(theta, x, nt=nt, trajectory=trajectory)
@@ -167,9 +241,30 @@ def _crowd_means(dim):
 def mfg_preset(name, dim=2, stage=1, backend="numpy", seed=0, n_samples=None, nt=None):
     """The problems of article Table 1 with the constants of MATH F.
 
-    ``name`` in ``{"ot", "crowd", "crowd-avoid", "nf", "nf-ot"}``; ``stage`` selects the
-    sample count of the two-stage schedule (``1`` or ``2``).  Returns a
-    :class:`PotentialMFG`.
+    Parameters
+    ----------
+    name : {"ot", "crowd", "crowd-avoid", "nf", "nf-ot"}
+        The problem.
+    dim : int, optional
+        Dimension ``d >= 2``.
+    stage : {1, 2}, optional
+        Selects the sample count of the two-stage schedule.
+    backend : {"numpy", "numba", "cupy"}, optional
+        Backend of the potential.
+    seed : int, optional
+        The draws of the agents.
+    n_samples : int, optional
+        Number of agents in place of the schedule's.
+    nt : int, optional
+        Time steps in place of the preset's.
+
+    Returns
+    -------
+    PotentialMFG
+        The game.
+
+    Notes
+    -----
 
     ``"crowd"`` uses the constants of the article and of its released code: the obstacle
     ``Q = 50 N((x1, x2); 0, diag(1, 0.5))`` costs an agent that walks straight through it

@@ -252,9 +252,9 @@ class Persistable:
 
 
 class Loaded(NamedTuple):
-    """What :func:`load` returns.
+    """What :func:`~ocp_learn.problems.persistence.load` returns.
 
-    Attributes
+    Parameters
     ----------
     problem : OCP
         The problem rebuilt from its settings, for inference.
@@ -275,6 +275,7 @@ def load(path: str | os.PathLike) -> Loaded:
     Parameters
     ----------
     path : str or path-like
+        The file.
 
     Returns
     -------

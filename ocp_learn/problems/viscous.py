@@ -176,7 +176,13 @@ class ViscousClassifier(NeuralODEClassifier):
             n_outputs=self.terminal.n_outputs)
 
     def resample_noise(self, seed):
-        """Draw a new training noise sample ``xi`` of shape ``(nt, n, D)``."""
+        """Draw a new training noise sample ``xi`` of shape ``(nt, n, D)``.
+
+        Parameters
+        ----------
+        seed : int or numpy.random.Generator
+            The draw.
+        """
         rng = check_rng(seed, "noise_seed")
         noise = rng.standard_normal((self.nt, self.n_samples, self.model.state_dim))
         self.model = self.field = self.model.with_noise(noise)
@@ -199,14 +205,45 @@ class ViscousClassifier(NeuralODEClassifier):
         part.model = part.field = self._field(rows)
 
     def trajectory(self, theta, x=None, times=None):
-        """Training paths (the fixed noise sample) when ``x`` is None; for new
-        ``x`` one path each, with the prediction seed."""
+        """Training paths (the fixed noise sample), or one path per new point.
+
+        Parameters
+        ----------
+        theta : ndarray, shape (n_params,)
+            The parameters.
+        x : array_like, shape (m, d), optional
+            Points (unpadded); None: the training paths.
+        times : None
+            Must be None: the noise lives on the problem's own grid.
+
+        Returns
+        -------
+        ndarray, shape (nt + 1, n, D)
+            The paths; for new ``x`` one each, with the prediction seed.
+        """
         if times is not None:
             raise ValueError("the viscous classifier integrates on its own grid only (times=None)")
         return super().trajectory(theta, x)
 
     def ensemble(self, theta, x, n_predict=None, seed=None):
-        """``z(T)`` of ``n_predict`` seeded paths per point, shape ``(n_predict, n, d + q)``."""
+        """``z(T)`` of ``n_predict`` seeded paths per point.
+
+        Parameters
+        ----------
+        theta : ndarray, shape (n_params,)
+            The parameters.
+        x : array_like, shape (n, d)
+            Points (unpadded).
+        n_predict : int, optional
+            Paths per point (the problem's ``n_predict`` by default).
+        seed : int or numpy.random.Generator, optional
+            The noise (the prediction seed by default).
+
+        Returns
+        -------
+        ndarray, shape (n_predict, n, d + q)
+            The final states.
+        """
         theta = self.check_theta(theta)
         M = self.n_predict if n_predict is None else check_positive_int("n_predict", n_predict)
         rng = check_rng(self.predict_seed if seed is None else seed)
@@ -216,18 +253,47 @@ class ViscousClassifier(NeuralODEClassifier):
 
     def push_forward(self, theta: np.ndarray, x: Any = None, *, nt: int | None = None,
                      trajectory: bool = False) -> np.ndarray:
-        """``z(T)`` (or the path): of the training paths (``x=None``) or of one path per new
-        point, drawn with the prediction seed (see :meth:`NeuralODEClassifier.push_forward
-        <ocp_learn.OCP.push_forward>`).  The noise lives on the problem's own grid, so
-        ``nt`` must be ``None`` or ``nt``."""
+        """``z(T)`` (or the path) of the training paths or of one path per new point.
+
+        New points get paths drawn with the prediction seed (see
+        :meth:`NeuralODEClassifier.push_forward <ocp_learn.OCP.push_forward>`).
+
+        Parameters
+        ----------
+        theta : ndarray, shape (n_params,)
+            The parameters.
+        x : array_like, shape (m, d), optional
+            Points (unpadded); None: the training paths.
+        nt : int, optional
+            None or the problem's ``nt``: the noise lives on the problem's own grid.
+        trajectory : bool, optional
+            Return the paths instead of the final states.
+
+        Returns
+        -------
+        ndarray
+            ``z(T)``, shape ``(n, D)``, or the paths.
+        """
         if nt is not None and nt != self.nt:
             raise ValueError(f"nt must be None or {self.nt} (the viscous classifier's noise "
                              f"lives on its own grid), got {nt!r}")
         return super().push_forward(theta, x, trajectory=trajectory)
 
     def decision_function(self, theta, x=None):
-        """Feynman--Kac mean of ``r = W Z_T + mu`` over the prediction ensemble (C2);
-        on the training paths when ``x`` is None."""
+        """Feynman--Kac mean of ``r = W Z_T + mu`` over the prediction ensemble (C2).
+
+        Parameters
+        ----------
+        theta : ndarray, shape (n_params,)
+            The parameters.
+        x : array_like, shape (m, d), optional
+            Points (unpadded); None: the training paths.
+
+        Returns
+        -------
+        ndarray, shape (n, n_outputs)
+            The mean outputs.
+        """
         if x is None:
             return super().decision_function(theta)
         _, p = self._split(self.check_theta(theta))
@@ -235,7 +301,20 @@ class ViscousClassifier(NeuralODEClassifier):
         return np.mean([self.terminal.output(z, p) for z in Z], axis=0)
 
     def predict_proba(self, theta, x=None):
-        """Feynman--Kac class probabilities ``E[ softmax(W Z_T + mu) ]`` (C2)."""
+        """Feynman--Kac class probabilities ``E[ softmax(W Z_T + mu) ]`` (C2).
+
+        Parameters
+        ----------
+        theta : ndarray, shape (n_params,)
+            The parameters.
+        x : array_like, shape (m, d), optional
+            Points (unpadded); None: the training paths.
+
+        Returns
+        -------
+        ndarray, shape (n, n_classes)
+            The probability of every class.
+        """
         from scipy.special import expit, softmax
 
         self._require_classes("predict_proba")
@@ -254,7 +333,20 @@ class ViscousClassifier(NeuralODEClassifier):
         return out / Z.shape[0]
 
     def predict(self, theta, x=None):
-        """Labels from the ensemble-averaged probabilities (regression: mean output)."""
+        """Labels from the ensemble-averaged probabilities (regression: mean output).
+
+        Parameters
+        ----------
+        theta : ndarray, shape (n_params,)
+            The parameters.
+        x : array_like, shape (m, d), optional
+            Points (unpadded); None: the training paths.
+
+        Returns
+        -------
+        ndarray
+            The labels, one per point.
+        """
         if self.loss_name in ("logistic", "softmax"):
             return np.argmax(self.predict_proba(theta, x), axis=1)
         return self.decision_function(theta, x)

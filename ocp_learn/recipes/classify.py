@@ -78,7 +78,9 @@ def train_classifier(x_train: np.ndarray, y_train: np.ndarray, *, augment: int =
     Returns
     -------
     problem : NeuralODEClassifier or ViscousClassifier
+        The trained problem.
     result : scipy.optimize.OptimizeResult
+        The optimizer's result (``result.x`` the parameters).
     seconds : float
         Training time.
     """

@@ -306,7 +306,9 @@ def run_flow(data: str = "8gaussians", *, out: str, n_train: int = 2048, n_test:
     metrics : dict
         :func:`flow_metrics` and the run's settings (empty on a non-root process).
     problem : ContinuousNormalizingFlow
+        The trained flow's problem.
     result : scipy.optimize.OptimizeResult
+        The optimizer's result (``result.x`` the parameters).
     """
     from ..errors import check_positive_int
 

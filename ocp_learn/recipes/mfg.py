@@ -212,6 +212,7 @@ def run_mfg(problem: str = "crowd", dim: int = 2, *, out: str,
         ``validation_best_selected`` (the selection figure, biased low: see
         ``VALIDATION_NOTE``), and the run's statistics (empty on a non-root process).
     problem : PotentialMFG
+        The trained game.
     theta : ndarray
         The selected parameters.
     """

@@ -44,6 +44,15 @@ _combine = combine_rows  # the same combination of parameter rows as the sweeps 
 class ReferenceProblem:
     """The CasADi twin of one OCP on a fixed batch.
 
+    Parameters
+    ----------
+    ocp : OCP
+        The problem (:class:`~ocp_learn.OCP`).
+    batch : index array or boolean mask, optional
+        The samples (all by default).
+    mode : {"auto", "sx", "mx"}
+        The CasADi graph (see :func:`build_reference`).
+
     Attributes
     ----------
     function : casadi.Function
@@ -52,7 +61,6 @@ class ReferenceProblem:
         ``theta -> J``.
     theta : casadi.SX or casadi.MX
         The symbolic parameters; ``J`` the symbolic objective (for IPOPT).
-    mode : {"sx", "mx"}
     """
 
     def __init__(self, ocp, batch=None, mode="auto"):
@@ -130,7 +138,20 @@ class ReferenceProblem:
         return cost
 
     def value_and_gradient(self, theta):
-        """``(J, dJ/dtheta)`` at a numeric ``theta`` (float, 1-D ndarray)."""
+        """``(J, dJ/dtheta)`` at a numeric ``theta``.
+
+        Parameters
+        ----------
+        theta : ndarray, shape (n_params,)
+            The parameters.
+
+        Returns
+        -------
+        J : float
+            The objective.
+        gradient : ndarray, shape (n_params,)
+            Its gradient by CasADi's AD.
+        """
         theta = self.ocp.check_theta(theta)
         J, g = self.function(theta)
         return float(J), np.asarray(g, dtype=np.float64).ravel()
@@ -142,22 +163,61 @@ def build_reference(ocp, batch=None, mode="auto"):
     Parameters
     ----------
     ocp : OCP
+        The problem (:class:`~ocp_learn.OCP`).
     batch : index array or boolean mask, optional
+        The samples (all by default).
     mode : {"auto", "sx", "mx"}
         ``"sx"`` inlines every sample in one SX graph (tiny problems); ``"mx"``
         maps the per-sample SX function over the samples; ``"auto"`` picks SX
         for at most :data:`SX_MAX_SAMPLES` samples.
+
+    Returns
+    -------
+    ReferenceProblem
+        The CasADi twin.
     """
     return ReferenceProblem(ocp, batch, mode)
 
 
 def reference_objective_and_gradient(ocp, theta, batch=None, mode="auto"):
-    """``(J, dJ/dtheta)`` of ``ocp``'s discrete objective by CasADi's AD."""
+    """``(J, dJ/dtheta)`` of ``ocp``'s discrete objective by CasADi's AD.
+
+    Parameters
+    ----------
+    ocp : OCP
+        The problem (:class:`~ocp_learn.OCP`).
+    theta : ndarray, shape (n_params,)
+        The parameters.
+    batch : index array or boolean mask, optional
+        The samples (all by default).
+    mode : {"auto", "sx", "mx"}
+        The CasADi graph (see :func:`build_reference`).
+
+    Returns
+    -------
+    J : float
+        The objective.
+    gradient : ndarray, shape (n_params,)
+        Its gradient.
+    """
     return build_reference(ocp, batch, mode).value_and_gradient(theta)
 
 
 def compare_gradient(ocp, theta, batch=None, mode="auto", reference=None):
     """Compare ``ocp.objective_and_gradient`` with CasADi's AD of the same discrete problem.
+
+    Parameters
+    ----------
+    ocp : OCP
+        The problem (:class:`~ocp_learn.OCP`).
+    theta : ndarray, shape (n_params,)
+        The parameters.
+    batch : index array or boolean mask, optional
+        The samples (all by default).
+    mode : {"auto", "sx", "mx"}
+        The CasADi graph (see :func:`build_reference`).
+    reference : ReferenceProblem, optional
+        A twin built before (built here by default).
 
     Returns
     -------

@@ -31,16 +31,22 @@ def ipopt_solve(ocp, theta0, *, batch=None, hessian="auto", tol=1e-12, max_iter=
     Parameters
     ----------
     ocp : OCP
+        The problem (:class:`~ocp_learn.OCP`).
     theta0 : ndarray, shape (n_params,)
+        The starting point.
     batch : index array, optional
+        The samples (all by default).
     hessian : {"auto", "exact", "limited-memory"}
         IPOPT's ``hessian_approximation``; ``"auto"`` is exact up to
         :data:`EXACT_HESSIAN_MAX_PARAMS` parameters.
     tol : float
         IPOPT's ``tol`` (scaled NLP error).
     max_iter : int
+        Most IPOPT iterations.
     mode : {"auto", "sx", "mx"}
         How the CasADi graph is built (see :func:`.discrete.build_reference`).
+    reference : ReferenceProblem, optional
+        A CasADi twin built before (built here by default).
 
     Returns
     -------
@@ -95,8 +101,11 @@ def compare_optimizers(ocp, theta0, *, batch=None, optimizers=None, tol=1e-12):
     Parameters
     ----------
     ocp : OCP
+        The problem (:class:`~ocp_learn.OCP`).
     theta0 : ndarray
+        The common starting point.
     batch : index array, optional
+        The samples (all by default).
     optimizers : dict, optional
         ``name -> fn(ocp, theta0) -> OptimizeResult``, or ``name -> (fn, protocol)`` for an
         optimizer that needs more than :class:`~ocp_learn.protocols.Problem` (it is skipped

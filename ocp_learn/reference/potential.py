@@ -39,6 +39,7 @@ def potential_function(model: Any) -> ca.Function:
     Returns
     -------
     casadi.Function
+        The symbolic potential and its derivatives, cached per model.
     """
     f = _CACHE.get(model)
     if f is None:
@@ -87,10 +88,14 @@ def compare_potential(model: Any, x: Any, t: float, theta: Any,
 
     Parameters
     ----------
-    model : PotentialResNet (exact trace)
+    model : PotentialResNet
+        The potential (exact trace).
     x : ndarray, shape (n, d)
+        The points.
     t : float
+        The time.
     theta : ndarray, shape (n_params,)
+        The parameters.
     seed : int or Generator
         For the random cotangents and tangents of the vjp/jvp checks.
 

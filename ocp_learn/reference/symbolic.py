@@ -89,17 +89,52 @@ def _register(registry, cls):
 
 
 def register_rhs(cls):
-    """Decorator: ``fn(field, y, t, theta) -> (D, 1)`` is the twin of ``cls.rhs``."""
+    """Decorator: ``fn(field, y, t, theta) -> (D, 1)`` is the twin of ``cls.rhs``.
+
+    Parameters
+    ----------
+    cls : type
+        The class whose ``rhs`` the decorated function mirrors in CasADi.
+
+    Returns
+    -------
+    callable
+        The decorator; it registers the function and returns it unchanged.
+    """
     return _register(SYMBOLIC_RHS, cls)
 
 
 def register_running(cls):
-    """Decorator: ``fn(cost, z, t, theta) -> scalar`` is the twin of ``cls.value``."""
+    """Decorator: ``fn(cost, z, t, theta) -> scalar`` is the twin of ``cls.value``.
+
+    Parameters
+    ----------
+    cls : type
+        The class whose ``value`` the decorated function mirrors in CasADi.
+
+    Returns
+    -------
+    callable
+        The decorator; it registers the function and returns it unchanged.
+    """
     return _register(SYMBOLIC_RUNNING, cls)
 
 
 def register_terminal(cls, data):
-    """Decorator: ``fn(cost, y, p, data_row, **kw)`` with ``data(cost, idx) -> (n, k)``."""
+    """Decorator: ``fn(cost, y, p, data_row, **kw)`` is the twin of a terminal cost.
+
+    Parameters
+    ----------
+    cls : type
+        The class whose terminal cost the decorated function mirrors in CasADi.
+    data : callable
+        ``data(cost, idx) -> (n, k)``: the per-sample data rows the twin reads.
+
+    Returns
+    -------
+    callable
+        The decorator; it registers the function and returns it unchanged.
+    """
     def deco(fn):
         SYMBOLIC_TERMINAL[cls] = TerminalTwin(data, fn)
         return fn
@@ -107,12 +142,34 @@ def register_terminal(cls, data):
 
 
 def register_regularizer(cls):
-    """Decorator: ``fn(reg, rows) -> scalar`` is the twin of ``cls.value_grad(...)[0]``."""
+    """Decorator: ``fn(reg, rows) -> scalar`` is the twin of ``cls.value_grad(...)[0]``.
+
+    Parameters
+    ----------
+    cls : type
+        The class whose value the decorated function mirrors in CasADi.
+
+    Returns
+    -------
+    callable
+        The decorator; it registers the function and returns it unchanged.
+    """
     return _register(SYMBOLIC_REGULARIZER, cls)
 
 
 def register_potential(cls):
-    """Decorator: ``fn(model, x, t, theta) -> Phi`` (scalar) is the twin of a potential."""
+    """Decorator: ``fn(model, x, t, theta) -> Phi`` (scalar) is the twin of a potential.
+
+    Parameters
+    ----------
+    cls : type
+        The class whose potential ``Phi`` the decorated function mirrors in CasADi.
+
+    Returns
+    -------
+    callable
+        The decorator; it registers the function and returns it unchanged.
+    """
     return _register(SYMBOLIC_POTENTIAL, cls)
 
 
@@ -138,9 +195,23 @@ def lookup(registry, obj, what):
 
 
 def unpack_sym(layout, v):
-    """Named blocks of a symbolic column ``v`` laid out by ``layout`` (row-major,
-    as :meth:`.ParamLayout.unpack`); 1-D blocks are columns, 2-D blocks matrices,
-    3-D blocks lists of matrices."""
+    """Named blocks of a symbolic column ``v`` laid out by ``layout``.
+
+    Row-major, as :meth:`.ParamLayout.unpack`; 1-D blocks are columns, 2-D blocks
+    matrices, 3-D blocks lists of matrices.
+
+    Parameters
+    ----------
+    layout : ParamLayout
+        The blocks.
+    v : casadi.SX or casadi.MX
+        The symbolic column of ``layout.size`` entries.
+
+    Returns
+    -------
+    dict
+        Block name -> symbolic block.
+    """
     out = {}
     for name, (a, b, shp) in layout.offsets.items():
         blk = v[a:b]
@@ -268,6 +339,23 @@ def potential_derivatives(model, x, t, theta):
     ``theta`` the parameters; the potential comes from ``SYMBOLIC_POTENTIAL``
     and is differentiated by CasADi (``gradient`` and ``hessian``): the
     independent witness of the hand-derived MATH D2 and D3.
+
+    Parameters
+    ----------
+    model : PotentialResNet
+        The potential (a class registered in ``SYMBOLIC_POTENTIAL``).
+    x : casadi.SX or casadi.MX, shape (d, 1)
+        The point.
+    t : casadi.SX, casadi.MX or float
+        The time.
+    theta : casadi.SX or casadi.MX
+        The parameters.
+
+    Returns
+    -------
+    tuple
+        ``(Phi, grad_x Phi, d_t Phi, lap_x Phi)`` as CasADi expressions (``d_t Phi``
+        is None when ``t`` is a number).
     """
     phi = lookup(SYMBOLIC_POTENTIAL, model, "potential")(model, x, t, theta)
     grad = ca.gradient(phi, x)
