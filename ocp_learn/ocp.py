@@ -53,6 +53,8 @@ class OCP(StateMaps):
         Horizon length; time runs over ``[t0, t0 + T]``.
     nt : int
         Number of time steps (uniform, ``h = T / nt``).
+    t0 : float
+        Start time (0 by default).
     integrator : str, ButcherTableau or integrator object
         ``"euler"``, ``"heun"``, ``"rk4"``, ... (MATH B1).
     time_param : see :func:`ocp_learn.controls.get_time_param`
@@ -180,6 +182,11 @@ class OCP(StateMaps):
         ----------
         seed : int, numpy.random.Generator or None
             ``None`` draws from fresh entropy (a different start on every call).
+
+        Returns
+        -------
+        ndarray, shape (n_params,)
+            The initial ``theta``.
         """
         rng = check_rng(seed)
         local = self.model.init_params(rng)
@@ -195,6 +202,16 @@ class OCP(StateMaps):
         Keys: ``"dynamics"`` (``(n_nodes, p)``), each model block with a leading
         node axis (e.g. ``"K1"`` of shape ``(n_nodes, m, d)``), ``"terminal"``
         and each terminal block (prefixed ``"terminal."`` if a name clashes).
+
+        Parameters
+        ----------
+        theta : ndarray, shape (n_params,)
+            The parameters.
+
+        Returns
+        -------
+        dict of str to ndarray
+            Views of ``theta``.
         """
         theta = self.check_theta(theta)
         P = self.layout.unpack(theta)
@@ -205,7 +222,25 @@ class OCP(StateMaps):
         return out
 
     def check_theta(self, theta: Any, name: str = "theta") -> np.ndarray:
-        """``theta`` as a finite float64 vector of :attr:`n_params` entries (errors name it)."""
+        """``theta`` as a finite float64 vector of :attr:`n_params` entries.
+
+        Parameters
+        ----------
+        theta : array_like
+            The parameters.
+        name : str
+            The name the error messages use.
+
+        Returns
+        -------
+        ndarray, shape (n_params,)
+            ``theta``, checked (a float64 copy when it was not one).
+
+        Raises
+        ------
+        ValueError, TypeError
+            A wrong shape, type or a non-finite entry, naming ``name``.
+        """
         if not isinstance(theta, np.ndarray) or theta.dtype != np.float64 or theta.ndim != 1:
             theta = as_array(name, theta, ndim=1, finite=False)
         if theta.shape != (self.n_params,):
@@ -328,8 +363,19 @@ class OCP(StateMaps):
 
     def with_steps(self, nt: int) -> OCP:
         """The same problem on a uniform grid of ``nt`` steps (same horizon, samples and
-        parameter layout): a shallow copy with its own ledger, e.g. to measure the
-        discretization error of trained parameters on a finer grid."""
+        parameter layout), e.g. to measure the discretization error of trained parameters on
+        a finer grid.
+
+        Parameters
+        ----------
+        nt : int
+            Time steps.
+
+        Returns
+        -------
+        OCP
+            A shallow copy with its own ledger.
+        """
         fine = copy.copy(self)
         fine.nt = check_positive_int("nt", nt)
         fine.times = self.time_grid(fine.nt)
@@ -337,8 +383,18 @@ class OCP(StateMaps):
         return fine
 
     def with_strategy(self, strategy: Any) -> OCP:
-        """The same problem with the memory strategy ``strategy`` (see
-        :func:`ocp_learn.gradients.get_strategy`): a shallow copy with its own ledger."""
+        """The same problem with another memory strategy.
+
+        Parameters
+        ----------
+        strategy : str, tuple or GradientStrategy
+            See :func:`ocp_learn.gradients.get_strategy`.
+
+        Returns
+        -------
+        OCP
+            A shallow copy with its own ledger.
+        """
         other = copy.copy(self)
         other.strategy = get_strategy(strategy)
         other.ledger = Ledger()
@@ -354,10 +410,25 @@ class OCP(StateMaps):
     def gradient_error(self, theta: np.ndarray, reference: Any = "store_all",
                        batch: Any = None) -> float:
         """Relative error ``|g - g_ref| / |g_ref|`` (2-norm) of this problem's gradient
-        against that of the same problem with the strategy ``reference`` (the discrete
-        adjoint ``"store_all"``, MATH B2, by default), at ``theta`` on ``batch`` (all rows
-        by default).  Zero up to rounding for every discrete-adjoint strategy; the
-        optimize-then-discretize error of the continuous adjoint (MATH B3)."""
+        against that of the same problem with the strategy ``reference``.
+
+        Zero up to rounding for every discrete-adjoint strategy; the optimize-then-discretize
+        error of the continuous adjoint (MATH B3).
+
+        Parameters
+        ----------
+        theta : ndarray, shape (n_params,)
+            The parameters.
+        reference : str or GradientStrategy
+            The reference strategy (the discrete adjoint ``"store_all"``, MATH B2).
+        batch : index array or boolean mask, optional
+            Training rows (all by default).
+
+        Returns
+        -------
+        float
+            The relative error.
+        """
         g = self.evaluate(theta, batch).gradient
         g_ref = self.with_strategy(reference).evaluate(theta, batch).gradient
         return float(np.linalg.norm(g - g_ref) / max(float(np.linalg.norm(g_ref)), 1e-300))
@@ -390,6 +461,7 @@ class OCP(StateMaps):
         Parameters
         ----------
         theta : ndarray, shape (n_params,)
+            The parameters.
         batch : index array or boolean mask, optional
             Training rows (all by default).
         gradient : bool
@@ -403,6 +475,7 @@ class OCP(StateMaps):
         Returns
         -------
         Evaluation
+            The objective, its gradient (with ``gradient``), its parts and the ledger.
         """
         theta = self.check_theta(theta)
         if x is None:
@@ -482,12 +555,40 @@ class OCP(StateMaps):
         return Evaluation(float(J), grad, ledger, terms, yN, lam0)
 
     def objective(self, theta: np.ndarray, batch: Any = None) -> float:
-        """``J(theta)`` of the discrete problem (no gradient work)."""
+        """``J(theta)`` of the discrete problem (no gradient work).
+
+        Parameters
+        ----------
+        theta : ndarray, shape (n_params,)
+            The parameters.
+        batch : index array or boolean mask, optional
+            Training rows (all by default).
+
+        Returns
+        -------
+        float
+            The objective.
+        """
         return self.evaluate(theta, batch, gradient=False).value
 
     def objective_and_gradient(self, theta: np.ndarray,
                                batch: Any = None) -> tuple[float, np.ndarray]:
-        """``(J, dJ/dtheta)`` -- the exact gradient of the discrete objective."""
+        """``(J, dJ/dtheta)``: the objective and the exact gradient of the discrete objective.
+
+        Parameters
+        ----------
+        theta : ndarray, shape (n_params,)
+            The parameters.
+        batch : index array or boolean mask, optional
+            Training rows (all by default).
+
+        Returns
+        -------
+        J : float
+            The objective.
+        gradient : ndarray, shape (n_params,)
+            Its gradient (MATH B2).
+        """
         ev = self.evaluate(theta, batch, gradient=True)
         return ev.value, ev.gradient
 

@@ -62,14 +62,11 @@ CHECKS = {
 #: classes and methods lack Parameters or Returns sections).  Take a module off this
 #: list once its docstrings pass.
 EXCLUDED_MODULES = (
-    "ocp_learn.arrays",
     "ocp_learn.costs.terminal",
     "ocp_learn.datasets.real",
-    "ocp_learn.ocp",
     "ocp_learn.recipes.real_data",
-    "ocp_learn.state_maps",
 )
-EXCLUDED_PREFIXES = ("ocp_learn.kernels.potential_",)
+EXCLUDED_PREFIXES = ()
 
 
 def _excluded(module: str) -> bool:
