@@ -118,8 +118,8 @@ def _lowest_sideways_eigenvalue(scale: float, n: int = 400) -> float:
 
 
 def straight_path_threshold(lo: float = 50.0, hi: float = 500.0, tol: float = 1.0) -> float:
-    """The obstacle scale above which the straight path of the agent on the center line is
-    no longer a minimum (bisection on the sign of the lowest eigenvalue).
+    """The obstacle scale above which the straight path of the agent on the center line
+    stops being a minimum (bisection on the sign of the lowest eigenvalue).
 
     Parameters
     ----------

@@ -1,4 +1,4 @@
-"""Test NLL of trained flows on a large fresh test sample, with its standard error (issue 5).
+"""Test NLL of trained flows on a large fresh test sample, with its standard error.
 
 The ``flow`` command evaluates on ``--n-test`` samples (10 000 by default), whose Monte Carlo
 standard error ``std(log p) / sqrt(n)`` is a few thousandths of a nat -- as large as what

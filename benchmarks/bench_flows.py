@@ -1,4 +1,4 @@
-"""Continuous normalizing flows (issue 5): NLL against the floor, OT contrast, exact vs Hutchinson.
+"""Continuous normalizing flows: NLL against the floor, OT contrast, exact vs Hutchinson.
 
 Parts (``--only``):
 

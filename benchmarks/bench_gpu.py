@@ -1,4 +1,4 @@
-"""GPU backend (issue 9): PotentialResNet and the OT-Flow CNF on CuPy vs Numba (CPU), side by side.
+"""GPU backend: PotentialResNet and the OT-Flow CNF on CuPy vs Numba (CPU), side by side.
 
 In ONE run, for d = 64, m in {32, 128} (M = 1 residual layer, exact trace) and
 n in {2^14, 2^16, 2^18, 2^20} it times ``derivatives`` (Phi, grad, d_t Phi and the

@@ -1,4 +1,4 @@
-"""Potential MFGs (issue 6): article Table 1 results, Gaussian closed form, Pontryagin check.
+"""Potential MFGs: article Table 1 results, Gaussian closed form, Pontryagin check.
 
 Parts (``--only``):
 

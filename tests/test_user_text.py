@@ -88,6 +88,7 @@ DOC_FILES = _rel([*ROOT.glob("docs/*.rst"), *ROOT.glob("docs/*.md")])
 RESULT_FILES = _rel(ROOT.glob("benchmarks/results/*.md"))
 PACKAGE_FILES = _rel(ROOT.glob("ocp_learn/**/*.py"))
 EXAMPLE_FILES = _rel(ROOT.glob("examples/*.py"))
+BENCH_FILES = _rel(ROOT.glob("benchmarks/*.py"))
 
 
 def _report(hits: list[str]) -> str:
@@ -129,6 +130,11 @@ def test_package_docstrings_and_comments():
 
 def test_examples():
     hits = [h for p in EXAMPLE_FILES for h in python_text_hits(p)]
+    assert not hits, _report(hits)
+
+
+def test_benchmark_scripts():
+    hits = [h for p in BENCH_FILES for h in python_text_hits(p)]
     assert not hits, _report(hits)
 
 
