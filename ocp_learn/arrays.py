@@ -27,20 +27,24 @@ def namespace(*arrays: Any) -> Any:
     Returns
     -------
     module
-        ``x.__array_namespace__()`` (the array API standard's entry point) of the arrays
-        that have it, NumPy for the others (NumPy then hands CuPy arrays to CuPy through
-        ``__array_function__``) and when no array is given.
+        NumPy for NumPy arrays, CuPy for CuPy arrays, ``x.__array_namespace__()`` (the array
+        API standard's entry point) for other arrays that have it; NumPy for arrays without
+        it and when no array is given.
 
     Raises
     ------
     TypeError
         If the arrays come from different namespaces.
     """
+    if len(arrays) == 1 and type(arrays[0]) is np.ndarray:  # the host path's common case
+        return np
     xp = None
     for x in arrays:
-        if x is None or isinstance(x, (bool, int, float, complex)):
+        if type(x) is np.ndarray:
+            ns = np
+        elif x is None or isinstance(x, (bool, int, float, complex)):
             continue
-        if type(x).__module__.partition(".")[0] == "cupy":
+        elif type(x).__module__.partition(".")[0] == "cupy":
             import cupy  # a CuPy array: its own module (whatever its __array_namespace__)
             ns = cupy
         else:

@@ -84,7 +84,7 @@ class ParamLayout:
         dict
             Block name -> view of ``theta``.
         """
-        xp = namespace(theta) if hasattr(theta, "shape") else np
+        xp = np if type(theta) is np.ndarray or not hasattr(theta, "shape") else namespace(theta)
         if xp is np:
             theta = np.asarray(theta)
         if theta.shape[-1] != self.size:
