@@ -121,10 +121,10 @@ def run(args: argparse.Namespace) -> int:
     """Check the options, run :func:`ocp_learn.recipes.mfg.run_mfg` (or
     :func:`~ocp_learn.recipes.mfg.figure3`), print the metrics."""
     _check(args)
-    if args.figure3:
-        check_out_of(args)
     if args.backend == "cupy":  # each MPI rank on its own device (local rank mod count)
         bind_device(auto_comm())
+    if args.figure3:
+        check_out_of(args)
         iters = 150 if args.iters is None else args.iters
         res = figure3(args.out, iters=iters, seed=args.seed, backend=args.backend,
                       progress=show_progress(args), info=run_info_of(args, iters=iters))
