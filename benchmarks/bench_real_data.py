@@ -109,7 +109,8 @@ def density(a) -> dict:
     prob, theta, info = train_digits_flow(data, width=a.width, nt=a.nt, maxiter=a.flow_iter,
                                           alpha_L=a.alpha_L, alpha_R=a.alpha_R, seed=a.seed,
                                           patience=a.patience, input_scale=a.input_scale,
-                                          rank=a.rank, redraw_every=a.redraw_every or None)
+                                          rank=a.rank or None,
+                                          redraw_every=a.redraw_every or None)
     lp = flow_log_density(prob, theta, data.y_test, data.log_det_test)
     lp_fine = flow_log_density(prob, theta, data.y_test, data.log_det_test, nt=4 * a.nt)
     lps = {k: v["log_density_test"] for k, v in base.items()}
@@ -190,8 +191,9 @@ def classification(a) -> dict:
     notes = [("**Reduced run** (`--quick`): " if a.quick else "") +
              f"test accuracy, mean +- std over {a.splits} stratified splits (60/20/20); inputs "
              "standardized with the training split's statistics; each method's regularization "
-             "chosen on the validation split (neural ODE: Tikhonov weight and iteration count; "
-             "logistic regression: C; MLP: alpha and iterations; SVC: C and gamma).",
+             "chosen on the validation split (neural ODE: Tikhonov weight of the dynamics, L2 "
+             "weight of the head and iteration count; logistic regression: C; MLP: alpha and "
+             "iterations; SVC: C and gamma).",
              f"Neural ODE: {ex['node_kwargs']}, RK4, L-BFGS up to {a.node_iter} iterations or "
              f"Gauss--Newton--CG up to {a.gn_iter}; MLP hidden width per data set: "
              + ", ".join(f"{n} {results[n]['mlp_hidden']} (neural ODE "
@@ -214,11 +216,12 @@ def main(argv=None) -> None:
                    help="do not whiten after the logit (the flow then standardizes only)")
     p.add_argument("--width", type=int, default=32)
     p.add_argument("--nt", type=int, default=8)
-    p.add_argument("--flow-iter", type=int, default=1500)
-    p.add_argument("--patience", type=int, default=10)
+    p.add_argument("--flow-iter", type=int, default=2200)
+    p.add_argument("--patience", type=int, default=20)
     p.add_argument("--redraw-every", type=int, default=10,
                    help="iterations between redraws of the dequantization noise (0: never)")
-    p.add_argument("--rank", type=int, default=None, help="rank of the potential's quadratic")
+    p.add_argument("--rank", type=int, default=64,
+                   help="rank of the potential's quadratic (0: the flow's default)")
     p.add_argument("--input-scale", type=float, default=1.0,
                    help="factor on the training deviation in the flow's input scale")
     p.add_argument("--alpha-L", type=float, default=0.01)

@@ -9,10 +9,12 @@ from scipy.stats import multivariate_normal, norm
 
 from ocp_learn.datasets.real import (LogitPreprocessing, Whitening, bits_per_dim, dequantize,
                                      load_real, standardize)
-from ocp_learn.recipes.real_data import (DensityData, density_baselines, density_table,
-                                         digits_density_data, flow_log_density,
+from ocp_learn.problems import NeuralODEClassifier
+from ocp_learn.recipes.real_data import (DensityData, HeadDecayClassifier, density_baselines,
+                                         density_table, digits_density_data, flow_log_density,
                                          mlp_hidden_for, paired_gap, train_digits_flow,
                                          tune_classifier)
+from ocp_learn.verify import check_gradient
 
 SIZES = {"digits": (1797, 64, 10), "breast_cancer": (569, 30, 2), "wine": (178, 13, 3)}
 
@@ -160,13 +162,44 @@ def test_tiny_flow_with_redrawn_noise():
 
 @pytest.mark.parametrize("method,grid", [
     ("logreg", (0.1, 1.0)), ("mlp", ((1e-2, 50),)), ("svc", ((1.0, "scale"),)),
-    ("node_lbfgs", (1e-3,)), ("node_gn", (1e-3,))])
+    ("node_lbfgs", (1e-3,)), ("node_gn", (1e-3,)), ("node_lbfgs", ((1e-3, 1e-2),)),
+    ("node_gn", ((1e-3, 1e-2),))])
 def test_classifier_selection_on_a_subset(method, grid):
     s, _, _ = standardize(load_real("wine", 0))
     r = tune_classifier(method, s, grid, node_kwargs=dict(augment=1, width=4, nt=2), maxiter=3,
                         check_every=1, mlp_hidden=mlp_hidden_for(100, s.dim, s.n_classes))
     assert 0 <= r["test_accuracy"] <= 1 and r["val_accuracy"] >= 0
     assert r["n_params"] > 0
+    if method.startswith("node"):  # (tikhonov, head decay, iterations)
+        assert r["param"][:2] == ((grid[0], 0.0) if np.isscalar(grid[0]) else grid[0])
+
+
+def test_head_decay_classifier_objective_and_gauss_newton_product():
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((15, 3)), rng.integers(0, 3, 15)
+    kw = dict(augment=1, loss="softmax", width=4, nt=3, tikhonov=1e-2)
+    plain, lam = NeuralODEClassifier(x, y, **kw), 0.3
+    prob = HeadDecayClassifier(x, y, head_decay=lam, **kw)
+    theta = prob.init_params(0) + 0.2 * rng.standard_normal(prob.n_params)
+    W = prob.unpack(theta)["W"]
+    assert prob.objective(theta) == pytest.approx(plain.objective(theta)
+                                                  + 0.5 * lam * np.sum(W * W), rel=1e-13)
+    res = check_gradient(prob.objective_and_gradient, theta, seed=1)
+    assert res.passed and res.usable >= 4, str(res)
+    v = rng.standard_normal(prob.n_params)
+    extra = np.zeros(prob.n_params)
+    prob.layout.unpack(extra)["terminal"][:W.size] = lam * prob.unpack(v)["W"].ravel()
+    np.testing.assert_allclose(prob.gauss_newton_product(theta, v),
+                               plain.gauss_newton_product(theta, v) + extra, rtol=1e-12,
+                               atol=1e-14)
+    # the GGN model is symmetric positive semidefinite with the penalty too
+    w = rng.standard_normal(prob.n_params)
+    op = prob.gauss_newton_operator(theta)
+    assert op.matvec(v) @ w == pytest.approx(v @ op.matvec(w), rel=1e-10)
+    assert v @ op.matvec(v) > 0
+    assert HeadDecayClassifier(x, y, **kw).objective(theta) == plain.objective(theta)
+    with pytest.raises(ValueError, match="head_decay"):
+        HeadDecayClassifier(x, y, head_decay=-1.0, **kw)
 
 
 def test_mlp_hidden_matches_parameter_count():

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from ..arrays import astype, concat, namespace
-from ..errors import as_array, check_positive_int, check_rng
+from ..errors import as_array, check_positive_float, check_positive_int, check_rng
 from ..models.base import resident
 from ..params import ParamLayout
 from ..protocols import TerminalResult
@@ -105,14 +105,20 @@ class LinearHeadLoss(TerminalCost):
     fit_head : bool
         If False, ``W`` and ``mu`` are fixed (``W = [I 0]``, ``mu = 0``) and
         the loss reads the first ``n_outputs`` features directly.
+    weight_decay : float
+        Weight ``lambda >= 0`` of the L2 penalty ``(lambda / 2) |W|_F^2`` on the head's
+        weights (the bias ``mu`` is not penalized), added to ``J``; 0 (default): none.
+        Needs ``fit_head``.
 
     Notes
     -----
     With ``r = z W^T + mu`` and ``rbar = l'(r) / n``:
-    ``Wbar = rbar^T z``, ``mubar = sum_i rbar_i``, ``zbar = rbar W``.
+    ``Wbar = rbar^T z + lambda W``, ``mubar = sum_i rbar_i``, ``zbar = rbar W``.
+    The penalty's Hessian is ``lambda`` on the entries of ``W`` (:meth:`penalty_hvp`).
     """
 
-    def __init__(self, labels, dim, loss="softmax", n_outputs=None, fit_head=True):
+    def __init__(self, labels, dim, loss="softmax", n_outputs=None, fit_head=True,
+                 weight_decay=0.0):
         self.loss = get_loss(loss)
         self.labels = self.loss.check_labels(labels)
         self.dim = check_positive_int("dim", dim)
@@ -123,6 +129,10 @@ class LinearHeadLoss(TerminalCost):
                              f"{int(np.max(self.labels))}")
         self.n_outputs = k
         self.fit_head = bool(fit_head)
+        self.weight_decay = check_positive_float("weight_decay", weight_decay, allow_zero=True)
+        if self.weight_decay > 0 and not self.fit_head:
+            raise ValueError("weight_decay needs fit_head=True (a fixed head has no weights "
+                             f"to penalize), got weight_decay={weight_decay!r}")
         if self.fit_head:
             self.layout = ParamLayout([("W", (k, self.dim)), ("mu", (k,))])
         else:
@@ -210,7 +220,34 @@ class LinearHeadLoss(TerminalCost):
         rbar = self.loss.grad(r, lab) / n
         ybar = xp.zeros_like(y)
         ybar[:, :self.dim] = rbar @ W
-        return TerminalResult(J, ybar, self._param_grad(xp, rbar, z))
+        pbar = self._param_grad(xp, rbar, z)
+        if self.weight_decay > 0:
+            J += 0.5 * self.weight_decay * float(xp.sum(W * W))
+            pbar = pbar + self.penalty_hvp(p, p)
+        return TerminalResult(J, ybar, pbar)
+
+    def penalty_hvp(self, p, dp):
+        """``d^2/dp^2 [(lambda / 2) |W|_F^2] dp = (lambda dW, 0)``: the weight decay's
+        Hessian times ``dp`` (zeros without decay), in the namespace of ``dp``.
+
+        Parameters
+        ----------
+        p, dp : ndarray, shape (n_params,)
+            The head's parameters (unused: the penalty is quadratic) and a direction.
+
+        Returns
+        -------
+        ndarray, shape (n_params,)
+        """
+        xp = namespace(dp)
+        if self.weight_decay == 0 or not self.fit_head:
+            return xp.zeros_like(dp)
+        nW = self.n_outputs * self.dim
+        if xp is np:
+            out = np.zeros_like(dp)
+            out[:nW] = self.weight_decay * dp[:nW]
+            return out
+        return concat([self.weight_decay * dp[:nW], xp.zeros_like(dp[nW:])])
 
     def predict(self, y, p):
         return self.loss.predict(self.output(y, p))

@@ -23,10 +23,12 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..datasets.real import DensityData, digits_density_data
+from ..problems import NeuralODEClassifier
+from ..problems.classification import GaussNewtonOperator
 
 __all__ = ["DensityData", "digits_density_data", "density_baselines", "train_digits_flow",
            "flow_log_density", "paired_gap", "density_table", "mlp_hidden_for",
-           "tune_classifier", "classification_runs", "CLASSIFIERS"]
+           "tune_classifier", "classification_runs", "CLASSIFIERS", "HeadDecayClassifier"]
 
 
 def density_baselines(data: DensityData, *, components: Sequence[int] = (1, 2, 3, 5, 8, 10, 15),
@@ -274,15 +276,53 @@ def mlp_hidden_for(n_params: int, d: int, n_classes: int) -> int:
     return max(1, int(round((n_params - c) / (d + 1 + c))))
 
 
-def _node(split, kwargs, tikhonov, optimizer, maxiter, seed, check_every):
+class HeadDecayClassifier(NeuralODEClassifier):
+    """A :class:`~ocp_learn.problems.NeuralODEClassifier` whose head's weights carry the L2
+    penalty ``(head_decay / 2) |W|_F^2`` (``weight_decay`` of
+    :class:`~ocp_learn.costs.LinearHeadLoss`): in the objective, its gradient and the
+    Gauss--Newton product (the penalty's Hessian, ``head_decay`` on the entries of ``W``).
+
+    The penalty shapes training only; predictions are those of the parent class, and a
+    saved model is a plain classifier.
+
+    Parameters
+    ----------
+    x, labels : array_like
+        Training features and labels.
+    head_decay : float
+        Weight of the penalty (0: the plain classifier).
+    **kwargs
+        Further classifier arguments.
+    """
+
+    def __init__(self, x, labels, *, head_decay: float = 0.0, **kwargs: Any) -> None:
+        from ..errors import check_positive_float
+
+        super().__init__(x, labels, **kwargs)
+        self.terminal.weight_decay = check_positive_float("head_decay", head_decay,
+                                                          allow_zero=True)
+
+    def gauss_newton_operator(self, theta, batch=None):
+        """The parent's operator with ``head_decay`` added on the head's weights."""
+        op = super().gauss_newton_operator(theta, batch)
+        p = self._split(op.theta)[1]
+        term, layout, inner = self.terminal, self.layout, op.matvec
+
+        def matvec(v):
+            out = inner(v)
+            layout.unpack(out)["terminal"][...] += term.penalty_hvp(p, self._split(v)[1])
+            return out
+        return GaussNewtonOperator(op.theta, op.evaluation, matvec, op.ledger)
+
+
+def _node(split, kwargs, tikhonov, optimizer, maxiter, seed, check_every, head_decay=0.0):
     """Train a neural-ODE classifier, checking the validation accuracy every ``check_every``
     iterations; the parameters of the best check (the first on ties) are kept."""
     from ..optim import gauss_newton, lbfgs
-    from ..problems import NeuralODEClassifier
 
     loss = "logistic" if split.n_classes == 2 else "softmax"
-    prob = NeuralODEClassifier(split.x_train, split.y_train, loss=loss, tikhonov=tikhonov,
-                               **kwargs)
+    prob = HeadDecayClassifier(split.x_train, split.y_train, loss=loss, tikhonov=tikhonov,
+                               head_decay=head_decay, **kwargs)
     best = {"val": -1.0, "theta": None, "it": 0}
 
     def check(k, theta):
@@ -314,9 +354,11 @@ def tune_classifier(method: str, split: Any, grid: Sequence[Any], *, seed: int =
     ----------
     method : str
         One of :data:`CLASSIFIERS`: the neural ODE with L-BFGS (``node_lbfgs``) or
-        Gauss--Newton--CG (``node_gn``), grid over the Tikhonov weight, with the iteration
-        count chosen on the validation split too (early stopping: the validation accuracy is
-        checked every ``check_every`` iterations); ``logreg`` (grid over ``C``), ``mlp``
+        Gauss--Newton--CG (``node_gn``), grid over the Tikhonov weight of the dynamics or
+        ``(tikhonov, head_decay)`` pairs (``head_decay``: L2 weight on the head's weights,
+        :class:`HeadDecayClassifier`), with the iteration count chosen on the validation
+        split too (early stopping: the validation accuracy is checked every
+        ``check_every`` iterations); ``logreg`` (grid over ``C``), ``mlp``
         (``(alpha, max_iter)`` pairs: L2 weight and L-BFGS iterations; hidden width
         ``mlp_hidden``), ``svc`` (RBF, ``(C, gamma)`` pairs).
     split : Split
@@ -337,7 +379,7 @@ def tune_classifier(method: str, split: Any, grid: Sequence[Any], *, seed: int =
     Returns
     -------
     dict
-        ``param`` (the neural ODE's: ``(tikhonov, iterations)``), ``val_accuracy``,
+        ``param`` (the neural ODE's: ``(tikhonov, head_decay, iterations)``), ``val_accuracy``,
         ``test_accuracy``, ``seconds`` (whole grid), ``n_params`` (of the chosen model).
     """
     from sklearn.exceptions import ConvergenceWarning
@@ -352,9 +394,10 @@ def tune_classifier(method: str, split: Any, grid: Sequence[Any], *, seed: int =
     for p in grid:
         if method.startswith("node"):
             opt = "lbfgs" if method == "node_lbfgs" else "gauss-newton"
-            va, te, _, npar, it = _node(split, node_kwargs or {}, p, opt, maxiter, seed,
-                                        check_every)
-            p = (p, it)
+            tik, decay = (p, 0.0) if np.isscalar(p) else p
+            va, te, _, npar, it = _node(split, node_kwargs or {}, tik, opt, maxiter, seed,
+                                        check_every, decay)
+            p = (tik, decay, it)
         else:
             if method == "logreg":
                 m = LogisticRegression(C=p, max_iter=5000)
@@ -408,10 +451,12 @@ def classification_runs(name: str, seeds: Sequence[int] = (0, 1, 2, 3, 4), *,
     node_kwargs : dict, optional
         Neural-ODE settings (default ``augment=4, width=16, nt=4``).
     grids : dict, optional
-        Grids per method, replacing the defaults: Tikhonov weights ``(1e-4, 1e-2)`` for both
-        neural-ODE optimizers; ``C`` in ``(0.01, 0.1, 1, 10)`` (logistic regression);
-        ``alpha`` in ``(1e-4, 1e-2, 1)`` times ``max_iter`` in ``(50, 200, 500)`` (MLP);
-        ``C`` in ``(1, 10)`` times ``gamma`` in ``("scale", 0.01)`` (SVC).
+        Grids per method, replacing the defaults: ``(tikhonov, head_decay)`` pairs, the
+        Tikhonov weight in ``(1e-4, 1e-2, 1e-1)`` times the head's weight decay in
+        ``(1e-3, 1e-2)``, for both neural-ODE optimizers; ``C`` in
+        ``(0.01, 0.1, 1, 10, 100)`` (logistic regression); ``alpha`` in
+        ``(1e-4, 1e-2, 1, 10)`` times ``max_iter`` in ``(50, 200, 500)`` (MLP); ``C`` in
+        ``(1, 10, 100)`` times ``gamma`` in ``("scale", 0.01)`` (SVC).
     node_maxiter, gn_maxiter : int
         Iterations of L-BFGS (validation checks every 10) and Gauss--Newton (checks every
         iteration).
@@ -425,13 +470,13 @@ def classification_runs(name: str, seeds: Sequence[int] = (0, 1, 2, 3, 4), *,
         (chosen), ``seconds`` (per split), ``n_params``; and ``mlp_hidden``.
     """
     from ..datasets.real import load_real, standardize
-    from ..problems import NeuralODEClassifier
 
     node_kwargs = dict(augment=4, width=16, nt=4) if node_kwargs is None else dict(node_kwargs)
-    g = {"node_lbfgs": (1e-4, 1e-2), "node_gn": (1e-4, 1e-2),
-         "logreg": (0.01, 0.1, 1.0, 10.0),
-         "mlp": tuple((a, it) for a in (1e-4, 1e-2, 1.0) for it in (50, 200, 500)),
-         "svc": tuple((c, gm) for c in (1.0, 10.0) for gm in ("scale", 0.01))}
+    node = tuple((t, w) for t in (1e-4, 1e-2, 1e-1) for w in (1e-3, 1e-2))
+    g = {"node_lbfgs": node, "node_gn": node,
+         "logreg": (0.01, 0.1, 1.0, 10.0, 100.0),
+         "mlp": tuple((a, it) for a in (1e-4, 1e-2, 1.0, 10.0) for it in (50, 200, 500)),
+         "svc": tuple((c, gm) for c in (1.0, 10.0, 100.0) for gm in ("scale", 0.01))}
     g.update(grids or {})
     out: dict[str, Any] = {m: {"test_accuracy": [], "params": [], "seconds": [],
                                "val_accuracy": []} for m in methods}
