@@ -61,11 +61,7 @@ CHECKS = {
 #: ``ocp_learn.ocp``, ``ocp_learn.costs.terminal`` and ``ocp_learn.datasets.real``, 26
 #: classes and methods lack Parameters or Returns sections).  Take a module off this
 #: list once its docstrings pass.
-EXCLUDED_MODULES = (
-    "ocp_learn.costs.terminal",
-    "ocp_learn.datasets.real",
-    "ocp_learn.recipes.real_data",
-)
+EXCLUDED_MODULES = ()
 EXCLUDED_PREFIXES = ()
 
 

@@ -55,10 +55,12 @@ class TerminalCost:
         Parameters
         ----------
         rng : int, Generator or None
+            The draws of a cost that initializes at random (unused here).
 
         Returns
         -------
         ndarray, shape (n_params,)
+            The initial ``p``.
         """
         return np.zeros(self.n_params)
 
@@ -81,11 +83,27 @@ class TerminalCost:
         Returns
         -------
         TerminalResult
+            The value, ``dG/dy``, ``dG/dp`` and the optional parts.
         """
         raise NotImplementedError
 
     def value(self, y: np.ndarray, p: np.ndarray, idx: Any = None) -> float:
-        """``G`` alone (see :meth:`value_and_grad`)."""
+        """``G`` alone (see :meth:`value_and_grad`).
+
+        Parameters
+        ----------
+        y : ndarray, shape (n, D)
+            Final states ``y(T)`` of the batch.
+        p : ndarray, shape (n_params,)
+            The cost's own parameters.
+        idx : ndarray of int, optional
+            The batch rows (``None``: all rows).
+
+        Returns
+        -------
+        float
+            The mean terminal cost of the batch.
+        """
         return self.value_and_grad(y, p, idx).value
 
 
@@ -150,8 +168,22 @@ class LinearHeadLoss(TerminalCost):
                                  "mu": np.zeros(self.n_outputs)})
 
     def head(self, p, like=None):
-        """``(W, mu)``: views of ``p``, or the fixed head in the namespace of ``like``
-        (NumPy when ``like`` is ``None``) when ``fit_head`` is false."""
+        """``(W, mu)``: views of ``p``, or the fixed head when ``fit_head`` is false.
+
+        Parameters
+        ----------
+        p : ndarray, shape (n_params,)
+            The head's parameters ``(W, mu)``.
+        like : array, optional
+            An array of the namespace the fixed head is wanted in (NumPy when ``None``).
+
+        Returns
+        -------
+        W : array, shape (n_outputs, dim)
+            The head's weights.
+        mu : array, shape (n_outputs,)
+            The head's bias.
+        """
         if not self.fit_head:
             if like is None:
                 return self._W, self._mu
@@ -182,7 +214,20 @@ class LinearHeadLoss(TerminalCost):
         return concat([xp.reshape(rbar.T @ z, (-1,)), xp.sum(rbar, axis=0)])
 
     def output(self, y, p):
-        """``r = W z + mu`` for every row of ``y``."""
+        """``r = W z + mu`` for every row of ``y``.
+
+        Parameters
+        ----------
+        y : ndarray, shape (n, D)
+            Final states ``y(T)`` of the batch (the head reads the first ``dim`` columns).
+        p : ndarray, shape (n_params,)
+            The head's parameters ``(W, mu)``.
+
+        Returns
+        -------
+        array, shape (n, n_outputs)
+            The head's outputs.
+        """
         W, mu = self.head(p, y)
         return y[:, :self.dim] @ W.T + mu
 
@@ -192,6 +237,7 @@ class LinearHeadLoss(TerminalCost):
         Parameters
         ----------
         rows : ndarray of int
+            The sample rows.
 
         Returns
         -------
@@ -206,8 +252,25 @@ class LinearHeadLoss(TerminalCost):
     def value_and_grad(self, y: np.ndarray, p: np.ndarray, idx: Any = None,
                        theta_T: np.ndarray | None = None,
                        t_T: float | None = None) -> TerminalResult:
-        """Mean loss of the batch rows ``idx`` with ``dJ/dy`` and ``dJ/d(W, mu)``
-        (see the class notes); returns a :class:`~ocp_learn.protocols.TerminalResult`."""
+        """Mean loss of the batch rows ``idx`` with ``dJ/dy`` and ``dJ/d(W, mu)`` (see the
+        class notes).
+
+        Parameters
+        ----------
+        y : ndarray, shape (n, D)
+            Final states ``y(T)`` of the batch (the head reads the first ``dim`` columns).
+        p : ndarray, shape (n_params,)
+            The head's parameters ``(W, mu)``.
+        idx : ndarray of int, optional
+            The batch rows (``None``: all rows).
+        theta_T, t_T : ndarray, float, optional
+            Unused (the cost does not read ``theta(T)``).
+
+        Returns
+        -------
+        TerminalResult
+            The mean loss (with the weight decay), ``dJ/dy`` and ``dJ/d(W, mu)``.
+        """
         xp = namespace(y)
         lab = self._labels(idx, y)
         if lab.shape[0] != y.shape[0]:
@@ -238,6 +301,7 @@ class LinearHeadLoss(TerminalCost):
         Returns
         -------
         ndarray, shape (n_params,)
+            The penalty's Hessian times ``dp``.
         """
         xp = namespace(dp)
         if self.weight_decay == 0 or not self.fit_head:
@@ -254,7 +318,24 @@ class LinearHeadLoss(TerminalCost):
 
     # --- pieces the Gauss--Newton method needs (MATH G1) -----------------
     def output_jvp(self, y, p, dy, dp):
-        """Tangent of ``r = W z + mu``: ``dW z + W dz + dmu``."""
+        """Tangent of ``r = W z + mu``: ``dW z + W dz + dmu``.
+
+        Parameters
+        ----------
+        y : ndarray, shape (n, D)
+            Final states ``y(T)`` of the batch (the head reads the first ``dim`` columns).
+        p : ndarray, shape (n_params,)
+            The head's parameters ``(W, mu)``.
+        dy : ndarray, shape (n, D)
+            Tangent of the states.
+        dp : ndarray, shape (n_params,) or None
+            Tangent of the head (``None``: zero).
+
+        Returns
+        -------
+        array, shape (n, n_outputs)
+            The tangent of the outputs.
+        """
         W, _ = self.head(p, y)
         dr = dy[:, :self.dim] @ W.T
         if self.fit_head and dp is not None:
@@ -263,7 +344,24 @@ class LinearHeadLoss(TerminalCost):
         return dr
 
     def output_vjp(self, y, p, rbar):
-        """Adjoint of ``r = W z + mu``: ``(ybar, pbar)``."""
+        """Adjoint of ``r = W z + mu``.
+
+        Parameters
+        ----------
+        y : ndarray, shape (n, D)
+            Final states ``y(T)`` of the batch (the head reads the first ``dim`` columns).
+        p : ndarray, shape (n_params,)
+            The head's parameters ``(W, mu)``.
+        rbar : array, shape (n, n_outputs)
+            Cotangent of the outputs.
+
+        Returns
+        -------
+        ybar : array, shape (n, D)
+            Cotangent of the states.
+        pbar : array, shape (n_params,)
+            Cotangent of the head, summed over the rows.
+        """
         W, _ = self.head(p, y)
         xp = namespace(y)
         ybar = xp.zeros_like(y)
@@ -271,7 +369,24 @@ class LinearHeadLoss(TerminalCost):
         return ybar, self._param_grad(xp, rbar, y[:, :self.dim])
 
     def loss_hvp(self, y, p, dr, idx=None):
-        """``(d^2 l / dr^2) dr / n`` at ``r = W z + mu`` (per-sample blocks)."""
+        """``(d^2 l / dr^2) dr / n`` at ``r = W z + mu`` (per-sample blocks).
+
+        Parameters
+        ----------
+        y : ndarray, shape (n, D)
+            Final states ``y(T)`` of the batch (the head reads the first ``dim`` columns).
+        p : ndarray, shape (n_params,)
+            The head's parameters ``(W, mu)``.
+        dr : array, shape (n, n_outputs)
+            A direction of the outputs.
+        idx : ndarray of int, optional
+            The batch rows (``None``: all rows).
+
+        Returns
+        -------
+        array, shape (n, n_outputs)
+            The loss's Hessian times ``dr``, over ``n``.
+        """
         r = self.output(y, p)
         return self.loss.hvp(r, self._labels(idx, y), dr) / y.shape[0]
 
@@ -281,6 +396,13 @@ class MeanOfColumns(TerminalCost):
 
     On another namespace than NumPy the columns are read with ``take`` and ``dJ/dy`` is the
     row of the weights (at ``cols``) over ``n``, from copies made once in that namespace.
+
+    Parameters
+    ----------
+    cols : sequence of int
+        The state columns of the running costs.
+    weights : array_like, optional
+        Their weights ``w_j`` (ones by default).
     """
 
     def __init__(self, cols, weights=None):
@@ -290,7 +412,24 @@ class MeanOfColumns(TerminalCost):
     def value_and_grad(self, y: np.ndarray, p: np.ndarray, idx: Any = None,
                        theta_T: np.ndarray | None = None,
                        t_T: float | None = None) -> TerminalResult:
-        """``J`` and ``dJ/dy`` (constant ``w_j / n`` in the columns ``cols``)."""
+        """``J`` and ``dJ/dy`` (constant ``w_j / n`` in the columns ``cols``).
+
+        Parameters
+        ----------
+        y : ndarray, shape (n, D)
+            Final states ``y(T)`` of the batch.
+        p : ndarray
+            Unused (no parameters).
+        idx : ndarray of int, optional
+            The batch rows (``None``: all rows).
+        theta_T, t_T : ndarray, float, optional
+            Unused (the cost does not read ``theta(T)``).
+
+        Returns
+        -------
+        TerminalResult
+            ``J``, ``dJ/dy`` and an empty ``dJ/dp``.
+        """
         n = y.shape[0]
         xp = namespace(y)
         if xp is np:

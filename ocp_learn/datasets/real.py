@@ -37,14 +37,24 @@ REAL_DATASETS = ("digits", "breast_cancer", "wine")
 class Split:
     """A labelled data set split into training, validation and test parts.
 
-    Attributes
+    The parameters are kept as attributes of the same names.
+
+    Parameters
     ----------
     name : str
         The data set.
-    x_train, x_val, x_test : ndarray, shape (n_part, d)
-        Features (float64).
-    y_train, y_val, y_test : ndarray of int, shape (n_part,)
-        Class labels.
+    x_train : ndarray, shape (n_train, d)
+        Training features (float64).
+    y_train : ndarray of int, shape (n_train,)
+        Training class labels.
+    x_val : ndarray, shape (n_val, d)
+        Validation features.
+    y_val : ndarray of int, shape (n_val,)
+        Validation class labels.
+    x_test : ndarray, shape (n_test, d)
+        Test features.
+    y_test : ndarray of int, shape (n_test,)
+        Test class labels.
     seed : int or None
         The integer seed the split was drawn with.
     idx_train, idx_val, idx_test : ndarray of int or None
@@ -227,7 +237,9 @@ class LogitPreprocessing:
         Returns
         -------
         y : ndarray, shape (n, d)
+            The logits.
         log_det : ndarray, shape (n,)
+            The log-determinant of the map's Jacobian per sample.
         """
         x = as_array("x", x, ndim=2, min_rows=1)
         if np.any(x < 0) or np.any(x > self.levels):
@@ -243,7 +255,18 @@ class LogitPreprocessing:
         return self.forward(x)[0]
 
     def inverse(self, y: Any) -> np.ndarray:
-        """``x = levels (sigmoid(y) - alpha) / (1 - 2 alpha)``, the inverse of :meth:`forward`."""
+        """``x = levels (sigmoid(y) - alpha) / (1 - 2 alpha)``, the inverse of :meth:`forward`.
+
+        Parameters
+        ----------
+        y : array_like, shape (n, d)
+            Logits.
+
+        Returns
+        -------
+        ndarray, shape (n, d)
+            Pixels in ``[0, levels]``.
+        """
         from scipy.special import expit
 
         return self.levels * (expit(np.asarray(y, dtype=np.float64)) - self.alpha) \
