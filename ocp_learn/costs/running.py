@@ -21,7 +21,8 @@ import numpy as np
 
 from ..arrays import astype, concat, namespace
 from ..errors import check_positive_float, as_array
-from ..models.base import Model, resident
+from ..arrays import resident
+from ..models.base import Model
 
 __all__ = ["AugmentedDynamics", "KineticEnergy", "QuadraticState"]
 

@@ -17,7 +17,7 @@ import numpy as np
 
 from ..arrays import astype, concat, namespace
 from ..errors import as_array, check_positive_float, check_positive_int, check_rng
-from ..models.base import resident
+from ..arrays import resident
 from ..params import ParamLayout
 from ..protocols import TerminalResult
 from .losses import get_loss

@@ -33,11 +33,10 @@ from typing import Any
 
 import numpy as np
 
-from ..arrays import namespace, to_namespace
 from ..errors import check_rng
 from ..params import ParamLayout
 
-__all__ = ["Model", "array_module", "resident"]
+__all__ = ["Model", "array_module"]
 
 
 def array_module(spec: Any) -> ModuleType:
@@ -64,29 +63,6 @@ def array_module(spec: Any) -> ModuleType:
     if isinstance(spec, ModuleType) and hasattr(spec, "asarray"):
         return spec
     raise TypeError(f"xp must be None, 'numpy', 'cupy' or an array namespace module, got {spec!r}")
-
-
-def resident(owner: Any, name: str, like: Any) -> Any:
-    """The constant array ``owner.<name>`` (held on the host, e.g. a fixed matrix or labels)
-    in the array namespace of the states ``like``.
-
-    NumPy returns the host array itself (NumPy's promotion rules apply as they are).
-    Another namespace gets a copy, made on the first request and kept in ``owner`` (made
-    again only when ``owner.<name>`` is replaced), so a device sweep copies each constant
-    once; a floating-point constant takes the floating dtype of ``like`` there (a float32
-    problem computes in float32 on a device), integer ones (class labels) keep theirs.
-    """
-    host = getattr(owner, name)
-    xp = namespace(like)
-    if xp is np:
-        return host
-    dtype = like.dtype if np.asarray(host).dtype.kind == "f" else None
-    cache = owner.__dict__.setdefault("_resident", {})
-    key = (name, xp.__name__, str(dtype))
-    entry = cache.get(key)
-    if entry is None or entry[0] is not host:
-        entry = cache[key] = (host, to_namespace(host, xp, dtype))
-    return entry[1]
 
 
 class Model:

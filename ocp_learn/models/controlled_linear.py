@@ -12,7 +12,8 @@ import numpy as np
 from ..arrays import namespace
 from ..errors import as_array
 from ..params import ParamLayout
-from .base import Model, array_module, resident
+from ..arrays import resident
+from .base import Model, array_module
 
 __all__ = ["ControlledLinearModel", "ControlEnergy"]
 
