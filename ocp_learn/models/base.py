@@ -23,7 +23,7 @@ same computation.
 A model computes in the array namespace of the states it is handed (NumPy arrays on the
 host, CuPy arrays on a GPU); its :attr:`Model.array_namespace` tells the OCP where to keep
 the states, stages, tapes and adjoints of its sweeps.  :func:`array_module` resolves a
-namespace argument and :func:`resident` keeps a model's constant arrays (fixed matrices,
+namespace argument and :func:`~ocp_learn.arrays.resident` keeps a model's constant arrays (fixed matrices,
 labels) in the namespace of its states.
 """
 from __future__ import annotations
