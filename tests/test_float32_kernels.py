@@ -29,21 +29,25 @@ def flows(d, M, trace, width=8, n=16, nt=2):
 
 @pytest.fixture
 def spy(monkeypatch):
-    """Record the dtypes every fused kernel call receives (samples, h, parameters, ybar)."""
+    """Record the dtypes every fused kernel call receives (samples, probes, h, parameters,
+    ybar): the per-sample kernels and the tiles of the exact trace."""
     seen = []
 
-    def wrap(name):
+    def wrap(name, i_S, i_W, i_h, i_P, i_ybar):
         kern = getattr(potential_flow_numba, name)
 
         def call(*args):
-            S, W, h, prm = args[0], args[1], args[4], args[5]
-            seen.append((name, S.dtype, W.dtype, type(h), {p.dtype for p in prm},
-                         args[9].dtype if name == "_vjp_kernel" else None))
+            W = args[i_W].dtype if i_W is not None else args[i_S].dtype
+            seen.append((name, args[i_S].dtype, W, type(args[i_h]),
+                         {p.dtype for p in args[i_P] if isinstance(p, np.ndarray)},
+                         args[i_ybar].dtype if i_ybar is not None else None))
             return kern(*args)
         monkeypatch.setattr(potential_flow_numba, name, call)
 
-    wrap("_rhs_kernel")
-    wrap("_vjp_kernel")
+    wrap("_rhs_kernel", 0, 1, 4, 5, None)
+    wrap("_vjp_kernel", 0, 1, 4, 5, 9)
+    wrap("_rhs_soa", 0, None, 2, 3, None)
+    wrap("_vjp_soa", 0, None, 2, 3, 7)
     return seen
 
 
@@ -56,9 +60,10 @@ def test_fused_float32_cnf_matches_float64(d, M, trace, spy):
     e64 = p64.evaluate(theta)
     spy.clear()
     e32 = p32.evaluate(theta)
-    # the Jacobian-path kernels really ran, on float32 arrays only
+    # the Jacobian-path kernels really ran (in tiles for the exact trace), on float32 only
     names = {s[0] for s in spy}
-    assert names == {"_rhs_kernel", "_vjp_kernel"}
+    assert names == ({"_rhs_soa", "_vjp_soa"} if trace == "exact"
+                     else {"_rhs_kernel", "_vjp_kernel"})
     for _, S, W, h, prm, ybar in spy:
         assert S == np.float32 and W == np.float32 and h is np.float32
         assert prm == {np.dtype(np.float32)}
@@ -94,14 +99,15 @@ def test_float32_jvp_vjp_dot_product_and_a_wrong_vjp_is_caught(monkeypatch):
 
     assert mismatch() <= DOT_RTOL
     # the test can fail: drop the lap cotangent (-ybar_ell / a1) of the float32 kernel
-    kern = potential_flow_numba._vjp_kernel
+    # (the exact trace runs in tiles, :func:`potential_flow_numba._vjp_soa`)
+    kern = potential_flow_numba._vjp_soa
 
     def broken(*args):
         args = list(args)
-        args[9] = args[9].copy()  # ybar
-        args[9][:, p32.field.c_ell] = 0
+        args[7] = args[7].copy()  # ybar
+        args[7][:, p32.field.c_ell] = 0
         return kern(*args)
-    monkeypatch.setattr(potential_flow_numba, "_vjp_kernel", broken)
+    monkeypatch.setattr(potential_flow_numba, "_vjp_soa", broken)
     assert mismatch() > 1e-3
 
 

@@ -32,10 +32,12 @@ generic field to 1e-12 in ``tests/test_kernels.py``.
 """
 from __future__ import annotations
 
+import numba
 import numpy as np
 from numba import njit, prange
 
 from . import potential_gram_numba as gram
+from . import potential_soa_numba as soa
 from . import potential_tiles_numba as tiles
 from .numba_common import FASTMATH, blocks
 from .potential_jacobian_numba import fwd_sample, vjp_sample
@@ -138,6 +140,74 @@ def _vjp_kernel(S, W, exact, d, h, P, a1, c_R, extra, ybar, edges, out, wout, ac
                 out[n, k] = sbar[k]
 
 
+@njit(cache=True, fastmath=FASTMATH)
+def _tile_rhs(F, n0, nb, a1, c_R, extra, out):
+    """``_rhs_row`` for the ``nb`` samples of a tile from ``n0`` (``F`` its forward values)."""
+    d = F.s.shape[0] - 1
+    for b in range(nb):
+        _rhs_row(F.G[:, b], F.lap[b], a1, c_R, extra[n0 + b], d, out[n0 + b])
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def _tile_cotangents(F, V, n0, nb, a1, c_R, extra, ybar, wout):
+    """The tile's cotangents ``V.Gb`` of ``grad_s Phi`` and ``V.lb`` of the Laplacian
+    (``_cotangent_row``), zero in the padded columns; the HJB weights to ``wout``."""
+    d = F.s.shape[0] - 1
+    T = V.lb.shape[0]
+    for b in range(nb):
+        wout[n0 + b] = _cotangent_row(F.G[:, b], ybar[n0 + b], a1, c_R, extra[n0 + b], d,
+                                      V.Gb[:, b])
+        V.lb[b] = -ybar[n0 + b, d] / a1
+    for b in range(nb, T):
+        V.lb[b] = 0.0
+        for k in range(d + 1):
+            V.Gb[k, b] = 0.0
+
+
+@njit(cache=True, parallel=True, fastmath=FASTMATH)
+def _rhs_soa(x, t, h, P, a1, c_R, extra, nblk, T, out):
+    """The right-hand side of every sample on the Jacobian path in tiles of ``T`` samples
+    (:mod:`.potential_soa_numba`, exact trace)."""
+    n, d = x.shape
+    M = P.K.shape[0]
+    m = P.w.shape[0]
+    r = P.A.shape[0]
+    ntile = (n + T - 1) // T
+    for blk in prange(nblk):
+        F = soa.tape_workspace(M, m, d, r, T, x.dtype)
+        for tile in range(blk * ntile // nblk, (blk + 1) * ntile // nblk):
+            n0 = tile * T
+            nb = min(T, n - n0)
+            soa.load_tile(x, t, n0, nb, F.s)
+            soa.fwd_tile(h, P, F, True)
+            _tile_rhs(F, n0, nb, a1, c_R, extra, out)
+
+
+@njit(cache=True, parallel=True, fastmath=FASTMATH)
+def _vjp_soa(x, t, h, P, a1, c_R, extra, ybar, nblk, T, out, wout, acc):
+    """The vjp of every sample on the Jacobian path in tiles (:func:`_rhs_soa`): forward
+    pass, cotangents (``_cotangent_row``), adjoint; parameter cotangents to ``acc``."""
+    n, d = x.shape
+    M = P.K.shape[0]
+    m = P.w.shape[0]
+    r = P.A.shape[0]
+    ntile = (n + T - 1) // T
+    for blk in prange(nblk):
+        F = soa.tape_workspace(M, m, d, r, T, x.dtype)
+        V = soa.bar_workspace(M, m, d, r, T, x.dtype)
+        B = block(acc, blk)
+        for tile in range(blk * ntile // nblk, (blk + 1) * ntile // nblk):
+            n0 = tile * T
+            nb = min(T, n - n0)
+            soa.load_tile(x, t, n0, nb, F.s)
+            soa.fwd_tile(h, P, F, True)
+            _tile_cotangents(F, V, n0, nb, a1, c_R, extra, ybar, wout)
+            soa.vjp_tile(h, P, F, V, B, False)
+            for k in range(d):
+                for b in range(nb):
+                    out[n0 + b, k] = V.sbar[k, b]
+
+
 def _state(x, t, W, gram_path):
     """``(S, exact, W, dt)``: the samples ``[x, t]``, the trace directions and the kernels'
     dtype ``dt`` -- float32 for float32 states, else float64; ``S`` and ``W`` are in ``dt``.
@@ -154,7 +224,21 @@ def _state(x, t, W, gram_path):
     return S, exact, Wa, dt
 
 
-def flow_rhs(P, x, t, W, h, a1, c_R, extra, out, keep, trace_path="auto"):
+def _tiled(exact, layout):
+    """Whether the Jacobian path runs in tiles of samples (:mod:`.potential_soa_numba`):
+    ``layout`` is ``"auto"`` (tiles for the exact trace), ``"tiles"`` or ``"samples"``
+    (the per-sample kernels; Hutchinson probes always run per sample)."""
+    if layout not in ("auto", "tiles", "samples"):
+        raise ValueError(f"layout must be 'auto', 'tiles' or 'samples', got {layout!r}")
+    return exact and layout != "samples"
+
+
+def _tile_blocks(n, T):
+    """Blocks of tiles, one per thread (at most one per tile)."""
+    return max(1, min(numba.get_num_threads(), -(-n // T)))
+
+
+def flow_rhs(P, x, t, W, h, a1, c_R, extra, out, keep, trace_path="auto", layout="auto"):
     """The field's right-hand side columns ``[:d+2]`` and ``c_R`` (D4) into ``out``.
 
     Returns the residuals ``aux = (P_A, Y_A, G, NT, extra)`` on the Gram path with ``keep``
@@ -171,12 +255,18 @@ def flow_rhs(P, x, t, W, h, a1, c_R, extra, out, keep, trace_path="auto"):
         _, G, lap, (_, PA, YA, NT) = gram.forward(P, S, h, G0, edges, value=False, tape=keep)
         _rhs_rows(G, lap, float(a1), c_R, extra, d, edges, out)
         return (PA, YA, G, NT, extra) if keep else None
+    if _tiled(exact, layout):
+        T = soa.TILE
+        _rhs_soa(x, dt.type(t), dt.type(h), soa.soa_params(P, d, dt), dt.type(a1), c_R, extra,
+                 _tile_blocks(n, T), T, out)
+        return None
     _rhs_kernel(S, Wa, exact, d, dt.type(h), params(P, dt), dt.type(a1), c_R, extra,
                 blocks(n), out)
     return None
 
 
-def flow_vjp(P, x, t, W, h, a1, c_R, extra, ybar, out, wR, aux, trace_path="auto", work=None):
+def flow_vjp(P, x, t, W, h, a1, c_R, extra, ybar, out, wR, aux, trace_path="auto", work=None,
+             layout="auto"):
     """The field's vjp through the potential (module docstring): writes ``out[:, :d]`` and
     the HJB weights ``wR``; returns the parameter cotangents (a dict of blocks).  ``aux``
     are :func:`flow_rhs`'s residuals at the same point, or ``None`` (recomputed); ``work``
@@ -198,6 +288,13 @@ def flow_vjp(P, x, t, W, h, a1, c_R, extra, ybar, out, wR, aux, trace_path="auto
                         sbar_out=out[:, :d], work=work)
         return B
     prm = params(P, dt)
+    if _tiled(exact, layout):
+        T = soa.TILE
+        nblk = _tile_blocks(n, T)
+        acc = accumulators(prm, nblk)
+        _vjp_soa(x, dt.type(t), dt.type(h), soa.soa_params(P, d, dt), dt.type(a1), c_R, extra,
+                 ybar, nblk, T, out, wR, acc)
+        return cotangents(acc)
     acc = accumulators(prm, edges.size - 1)
     _vjp_kernel(S, Wa, exact, d, dt.type(h), prm, dt.type(a1), c_R, extra, ybar, edges,
                 out, wR, acc)

@@ -100,6 +100,10 @@ class NumbaPotentialBackend:
     ----------
     trace_path : {"auto", "jacobian", "gram"}
         The exact trace by the Jacobians or by their Gram matrices (:func:`trace_gram`).
+    layout : {"auto", "tiles", "samples"}
+        The flow field's kernels on the Jacobian path: samples in tiles with the weight
+        products as GEMMs (:mod:`.potential_soa_numba`; ``"auto"``, for the exact trace)
+        or one sample at a time (``"samples"``; Hutchinson probes always run per sample).
     **options
         The model's other backend options (``chunk``), unused here.
     """
@@ -107,8 +111,9 @@ class NumbaPotentialBackend:
     name = "numba"
     fused_flow = True
 
-    def __init__(self, trace_path: str = "auto", **options: Any) -> None:
+    def __init__(self, trace_path: str = "auto", layout: str = "auto", **options: Any) -> None:
         self.trace_path = trace_path
+        self.layout = layout
         self._work = Workspace()  # the fused vjp's per-sample cotangents, reused from call to call
 
     def array_module(self, *args: Any) -> ModuleType:
@@ -136,14 +141,14 @@ class NumbaPotentialBackend:
     def flow_rhs(self, P: dict, x: np.ndarray, t: float, W: Any, h: float, a1: float, c_R: int,
                  extra: np.ndarray, out: np.ndarray, keep: bool) -> Any:
         from .potential_flow_numba import flow_rhs
-        return flow_rhs(P, x, t, W, h, a1, c_R, extra, out, keep, self.trace_path)
+        return flow_rhs(P, x, t, W, h, a1, c_R, extra, out, keep, self.trace_path, self.layout)
 
     def flow_vjp(self, P: dict, x: np.ndarray, t: float, W: Any, h: float, a1: float, c_R: int,
                  extra: np.ndarray, ybar: np.ndarray, out: np.ndarray, wR: np.ndarray,
                  aux: Any) -> dict:
         from .potential_flow_numba import flow_vjp
         return flow_vjp(P, x, t, W, h, a1, c_R, extra, ybar, out, wR, aux, self.trace_path,
-                        work=self._work)
+                        work=self._work, layout=self.layout)
 
     def flow_aux_floats(self, n: int, d: int, m: int, M: int, r: int, exact: bool) -> int:
         from .potential_flow_numba import flow_aux_floats
@@ -158,11 +163,12 @@ class NumbaBlasPotentialBackend(NumpyPotentialBackend):
 
 
 def numba_potential_backend(path: str = "auto", trace_path: str = "auto",
-                            chunk: int | None = None, **options: Any) -> Any:
+                            chunk: int | None = None, layout: str = "auto",
+                            **options: Any) -> Any:
     """The ``numba`` backend: the fused kernels (``path="auto"`` or ``"fused"``; faster for
     the CNF objective + gradient at every size measured, m = 32 and 128, d = 2 to 128,
     ``benchmarks/results/kernels_fused_vs_blas.md``), or the BLAS program of the
     reference (``path="blas"``)."""
     if path == "blas":
         return NumbaBlasPotentialBackend(chunk)
-    return NumbaPotentialBackend(trace_path)
+    return NumbaPotentialBackend(trace_path, layout)
