@@ -471,3 +471,37 @@ def test_one_layer_tile_kernels_equal_the_per_sample_kernels(n, nblk):
     A0 = np.empty((m, n))
     tiles.vjp_tiles(*args, Yb, phib, lb, nblk, A0, *acc, 1.1 * NT)
     assert rel(A0, res[0][0]) > 1e-3
+
+
+def test_float32_activation_row_is_float32_and_matches_to_a_few_ulp():
+    """:func:`act_row32` (float32 arithmetic, shorter series) against float64 numpy, in
+    float32 ulp, and really float32 (its error is above float64 rounding); ``act``
+    dispatches float32 rows to it."""
+    from numba import njit
+    rng = np.random.default_rng(0)
+    a = np.concatenate([rng.standard_normal(2000) * sc for sc in (1e-9, 1e-3, 0.3, 1.0, 4.0, 9.0, 40.0)]
+                       + [np.array([0.0, -0.0, 1e-30, -1e-12, 3e-8, 19.0, -700.0, 17.7])]
+                       ).astype(np.float32)
+    sg, g, q = np.empty_like(a), np.empty_like(a), np.empty_like(a)
+    activation_numba.act_row32(a, sg, g, q)
+    a64 = a.astype(np.float64)
+    th, lc = np.tanh(a64), log_cosh(a64)
+    eps = float(np.finfo(np.float32).eps)
+    assert np.max(np.abs(sg - lc) / lc) <= 3 * eps
+    nz = th != 0
+    assert np.max(np.abs(g[nz] - th[nz]) / np.abs(th[nz])) <= 3 * eps and np.all(g[~nz] == 0)
+    assert np.max(np.abs(q - (1.0 - th * th))) <= 3 * eps
+    assert np.max(np.abs(g[nz] - th[nz]) / np.abs(th[nz])) > 1e-15  # float32, not float64
+
+    @njit
+    def via_act(a, sg, g, q):
+        activation_numba.act(a, sg, g, q)
+
+    s2, g2, q2 = np.empty_like(a), np.empty_like(a), np.empty_like(a)
+    via_act(a, s2, g2, q2)
+    assert np.array_equal(s2, sg) and np.array_equal(g2, g) and np.array_equal(q2, q)
+    b = np.array([np.inf, -np.inf, np.nan], np.float32)
+    sb, gb, qb = np.empty_like(b), np.empty_like(b), np.empty_like(b)
+    activation_numba.act_row32(b, sb, gb, qb)
+    assert np.all(sb[:2] == np.inf) and list(gb[:2]) == [1.0, -1.0] and np.all(qb[:2] == 0.0)
+    assert np.isnan(sb[2]) and np.isnan(gb[2])

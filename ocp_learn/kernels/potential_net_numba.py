@@ -11,15 +11,13 @@ the Jacobian path (:mod:`.potential_jacobian_numba`) and the Gram path
 *float32*: the Jacobian-path kernels take float32 samples, probes, parameters
 (:func:`params`, :func:`directions` with a dtype) and ``h``, and allocate their scratch in
 the samples' dtype (:func:`forward_workspace`, :func:`adjoint_workspace`); numba compiles
-float32 specializations of the same source, so float64 numbers are unchanged.  Kept in
-float64: the scalar reductions (they start from the float64 literal ``0.0``), the
-per-block parameter cotangents (:func:`accumulators`: each sums thousands of per-sample
-terms) and the activation's internal arithmetic.  Measured
-(``tests/test_float32_kernels.py``, d = 2 and 5, m = 8, M = 1 and 2, exact and
-Hutchinson): CNF objective within ``4e-8`` and gradient within ``1.1e-7`` (2-norm)
-relative of float64, jvp/vjp dot-product mismatch ``1e-8``; at d = 2, m = 32,
-n = 4096 the error is ``1.2e-7`` and the run is no faster than float64
-(``benchmarks/results/kernels_float32.md``).
+float32 specializations of the same source (the activation by
+:func:`.activation_numba.act_row32`), so float64 numbers are unchanged.  Kept in float64:
+the scalar reductions (they start from the float64 literal ``0.0``) and the per-block
+parameter cotangents (:func:`accumulators`: each sums thousands of per-sample terms).
+Measured (``tests/test_float32_kernels.py``, d = 2 and 5, m = 8, M = 1 and 2, exact and
+Hutchinson): CNF objective and gradient within ``1e-5`` and ``1e-4`` (2-norm) relative of
+float64, jvp/vjp dot-product mismatch below ``1e-4``.
 """
 from __future__ import annotations
 
@@ -28,7 +26,7 @@ from typing import Any, NamedTuple
 import numpy as np
 from numba import njit
 
-from .activation_numba import act_row
+from .activation_numba import act
 from .numba_common import FASTMATH
 
 __all__ = ["Params", "Forward", "Adjoint", "params", "directions", "accumulators",
@@ -143,7 +141,7 @@ def net_forward(h, w, K, bK, a, g, q, u, z, y):
     and ``y_i = g_i * z_{i+1}`` (so that ``grad_s N = K_0^T y_0``); returns ``w^T u_M``."""
     M = K.shape[0]
     m = w.shape[0]
-    act_row(a[0], u[0], g[0], q[0])
+    act(a[0], u[0], g[0], q[0])
     for i in range(1, M + 1):
         Ki = K[i - 1]
         for j in range(m):
@@ -151,7 +149,7 @@ def net_forward(h, w, K, bK, a, g, q, u, z, y):
             for k in range(m):
                 acc += Ki[j, k] * u[i - 1, k]
             a[i, j] = acc
-        act_row(a[i], u[i], g[i], q[i])
+        act(a[i], u[i], g[i], q[i])
         for j in range(m):
             u[i, j] = u[i - 1, j] + h * u[i, j]
     phi = 0.0

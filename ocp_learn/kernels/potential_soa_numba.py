@@ -7,7 +7,7 @@ and the matrix-multiply units are busy:
 * samples are split into *tiles* of ``T`` samples; every per-sample vector of the program
   becomes an ``(m, T)`` array with the samples innermost (``(m, d T)`` for the Jacobians
   ``J_i``, column ``col T + b`` holding direction ``col`` of sample ``b``), so the
-  elementwise work and the activation (:func:`.activation_numba.act_row`) run as long
+  elementwise work and the activation (:func:`.activation_numba.act`) run as long
   vector loops over ``m T`` entries;
 * every product with a weight matrix is a GEMM over the tile: ``K_i U_{i-1}`` and
   ``K_i^T (h Y_i)`` (``m x m`` times ``m x T``), ``K_i J_{i-1}`` (``m x m`` times
@@ -35,7 +35,7 @@ from typing import Any, NamedTuple
 import numpy as np
 from numba import njit
 
-from .activation_numba import act_row
+from .activation_numba import act
 from .numba_common import FASTMATH
 
 __all__ = ["TILE", "SoaParams", "Tape", "Bar", "soa_params", "tape_workspace", "bar_workspace",
@@ -188,11 +188,11 @@ def fwd_tile(h, P, F, trace):
     # (1) forward pass: a_0 = K_0 s + b_0, u_i = u_{i-1} + h sigma(K_i u_{i-1} + b_i)
     np.dot(P.K0, F.s, a[0])
     _add_bias(a[0], P.b0)
-    act_row(a[0].reshape(m * T), u[0].reshape(m * T), g[0].reshape(m * T), q[0].reshape(m * T))
+    act(a[0].reshape(m * T), u[0].reshape(m * T), g[0].reshape(m * T), q[0].reshape(m * T))
     for i in range(1, M + 1):
         np.dot(P.K[i - 1], u[i - 1], a[i])
         _add_bias(a[i], P.bK[i - 1])
-        act_row(a[i].reshape(m * T), hy.reshape(m * T), g[i].reshape(m * T),
+        act(a[i].reshape(m * T), hy.reshape(m * T), g[i].reshape(m * T),
                 q[i].reshape(m * T))
         for j in range(m):
             for b in range(T):
