@@ -43,7 +43,7 @@ def _both(P, h, x, extra, ybar, c_R, layout, dtype=np.float64):
 
 
 @pytest.mark.parametrize("n,d,m,M", [(1, 2, 8, 1), (63, 2, 8, 1), (65, 3, 8, 2), (200, 5, 16, 1),
-                                     (130, 2, 4, 3)])
+                                     (130, 2, 4, 3), (70, 40, 16, 1)])
 @pytest.mark.parametrize("c_R", [-1, "hjb"])
 def test_tiles_equal_the_per_sample_kernels(n, d, m, M, c_R):
     P, h, x, extra, ybar = _case(n, d, m, M)
@@ -76,7 +76,7 @@ def test_tiles_independent_of_the_block_split(nblk):
         out = np.zeros((n, d + 3))
         wR = np.zeros(n)
         acc = accumulators(params(P), nb)
-        pf._vjp_soa(x, 0.4, h, Ps, 1.5, d + 2, extra, ybar, nb, soa.TILE, out, wR, acc)
+        pf._vjp_soa(x, 0.4, h, Ps, 1.5, d + 2, extra, ybar, nb, soa.tile_size(d, 8), out, wR, acc)
         res.append((out, cotangents(acc)))
     assert _rel(res[1][0], res[0][0]) < 1e-14
     for k in res[0][1]:
@@ -102,9 +102,9 @@ def test_a_dropped_trace_term_is_caught():
     ref = _both(P, h, x, extra, ybar, -1, "samples")
     Ps = soa.soa_params(P, d)._replace(csq=np.zeros(8))
     out = np.zeros((n, d + 3))
-    pf._rhs_soa(x, 0.4, h, Ps, 1.5, -1, extra, 1, soa.TILE, out)
+    pf._rhs_soa(x, 0.4, h, Ps, 1.5, -1, extra, 1, soa.tile_size(d, 8), out)
     assert _rel(out, ref[0]) > 1e-3
     sbar = np.zeros((n, d + 3))
     acc = accumulators(params(P), 1)
-    pf._vjp_soa(x, 0.4, h, Ps, 1.5, -1, extra, ybar, 1, soa.TILE, sbar, np.zeros(n), acc)
+    pf._vjp_soa(x, 0.4, h, Ps, 1.5, -1, extra, ybar, 1, soa.tile_size(d, 8), sbar, np.zeros(n), acc)
     assert _rel(cotangents(acc)["K0"], ref[3]["K0"]) > 1e-3

@@ -256,7 +256,7 @@ def flow_rhs(P, x, t, W, h, a1, c_R, extra, out, keep, trace_path="auto", layout
         _rhs_rows(G, lap, float(a1), c_R, extra, d, edges, out)
         return (PA, YA, G, NT, extra) if keep else None
     if _tiled(exact, layout):
-        T = soa.TILE
+        T = soa.tile_size(d, P["K0"].shape[0])
         _rhs_soa(x, dt.type(t), dt.type(h), soa.soa_params(P, d, dt), dt.type(a1), c_R, extra,
                  _tile_blocks(n, T), T, out)
         return None
@@ -289,7 +289,7 @@ def flow_vjp(P, x, t, W, h, a1, c_R, extra, ybar, out, wR, aux, trace_path="auto
         return B
     prm = params(P, dt)
     if _tiled(exact, layout):
-        T = soa.TILE
+        T = soa.tile_size(d, P["K0"].shape[0])
         nblk = _tile_blocks(n, T)
         acc = accumulators(prm, nblk)
         _vjp_soa(x, dt.type(t), dt.type(h), soa.soa_params(P, d, dt), dt.type(a1), c_R, extra,
