@@ -5,7 +5,10 @@ exact trace, alpha_L = 100, alpha_R = 5), thread count and dtype it times ONE
 ``objective_and_gradient`` of
 
 * ``ocp_numba_fused`` -- ``ContinuousNormalizingFlow(backend="numba")``, whose field runs
-  the numba backend's fused flow kernels (:mod:`ocp_learn.kernels.potential_flow_numba`);
+  the numba backend's fused flow kernels (:mod:`ocp_learn.kernels.potential_flow_numba`),
+  samples in tiles with the weight products as GEMMs (:mod:`ocp_learn.kernels.potential_soa_numba`);
+* ``ocp_numba_per_sample`` -- the same fused kernels one sample at a time
+  (``NumbaPotentialBackend(layout="samples")``);
 * ``ocp_numba``       -- the same with the generic field code (``field.fused = False``:
   the potential's kernels only);
 * ``ocp_numpy``       -- the numpy reference backend;
@@ -25,22 +28,24 @@ leave it empty.  The last column divides each row's time by the ``ocp_numba_fuse
 of the SAME dtype (float64 rows by the float64 fused row, float32 rows by the float32
 fused row).  ``GFLOP/s`` counts the multiply-adds of the hand-derived program
 (``bench_potential.flops``: per stage one forward + one fused forward-and-vjp) for every
-implementation, and ``%DGEMM`` divides by this machine's measured DGEMM rate at the same
-thread count.  Also measures the cold (empty cache) and warm (cache=True) Numba
+implementation, and ``%GEMM`` divides by this machine's measured GEMM rate of the same
+precision (DGEMM for float64 rows, SGEMM for float32 rows) at the same thread count.  Also measures the cold (empty cache) and warm (cache=True) Numba
 compilation time of the whole kernel suite.  Writes results/kernels.json and .md.
 
     OPENBLAS_NUM_THREADS=2 NUMBA_NUM_THREADS=2 python -m benchmarks.bench_kernels \\
         [--ns 1024 4096 16384] [--dims 2 8 64] [--widths 32 128] [--threads 1 2] \\
         [--dtypes float64 float32]
 
-``--quick`` instead times, side by side at ONE thread each (writes results/kernels_quick.*):
+``--quick`` instead times, side by side at each of ``--threads`` (writes results/kernels_quick.*):
 the CNF objective+gradient at d = 2, m = 32, n = 4096, RK4, 8 steps -- ocp_learn fused numba
-float64 and float32 vs TorchOTFlow float64 and float32 -- and the crowd-motion MFG objective+gradient at
+float64 and float32 (tiles, and the per-sample kernels ``layout="samples"``) vs TorchOTFlow
+float64 and float32, with the speed-up over torch in the same dtype -- and, at one thread,
+the crowd-motion MFG objective+gradient at
 d = 100, n = 8464, nt = 4 (m = 16) -- fused numba field (interactions in numpy) vs the generic
 numba field (``derivatives`` then ``derivatives_vjp``) -- best of ``--repeat``, with the load
 average around each measurement (the machine is shared):
 
-    OPENBLAS_NUM_THREADS=1 NUMBA_NUM_THREADS=1 python -m benchmarks.bench_kernels --quick
+    NUMBA_NUM_THREADS=2 python -m benchmarks.bench_kernels --quick --threads 1 2
 """
 # ruff: noqa: B023  (each timed lambda is called within the loop iteration that defines it)
 import argparse
@@ -60,7 +65,8 @@ from benchmarks.bench_potential import flops
 from ocp_learn.kernels import set_num_threads
 from ocp_learn.problems.cnf import ContinuousNormalizingFlow
 
-IMPLS = ("ocp_numba_fused", "ocp_numba", "ocp_numpy", "torch_otflow", "torch_autograd", "ffjord")
+IMPLS = ("ocp_numba_fused", "ocp_numba_per_sample", "ocp_numba", "ocp_numpy", "torch_otflow",
+         "torch_autograd", "ffjord")
 
 
 def best(fn, repeat, budget=20.0):
@@ -138,43 +144,55 @@ def quick(a):
     except ImportError:  # the torch rows are left out
         torch = None
 
+    from ocp_learn.kernels.potential_numba import NumbaPotentialBackend
     from ocp_learn.problems.mfg import mfg_preset
 
-    set_num_threads(1)
-    if torch is not None:
-        torch.set_num_threads(1)
     rows = []
-    meta = {"threads": 1, "torch": None if torch is None else torch.__version__,
-            "loadavg_start": os.getloadavg(),
-            "repeat": a.repeat}
+    meta = {"threads": list(a.threads), "torch": None if torch is None else torch.__version__,
+            "loadavg_start": os.getloadavg(), "repeat": a.repeat}
 
-    def timed(case, impl, fn, check=""):
+    def timed(case, impl, fn, check="", threads=1):
         l0 = os.getloadavg()[0]
         sec = best(fn, a.repeat, a.budget)
-        rows.append([case, impl, sec, check, l0, os.getloadavg()[0]])
+        rows.append([case, threads, impl, sec, check, "", l0, os.getloadavg()[0]])
         print(rows[-1], flush=True)
         return sec
 
     x = np.random.default_rng(0).standard_normal((4096, 2))
+    case = "CNF d=2 m=32 n=4096 rk4 nt=8"
     cnf = ContinuousNormalizingFlow(x, width=32, nt=8, backend="numba")
     theta = cnf.init_params(0)
     J_ref, g_ref = cnf.objective_and_gradient(theta)
-    case = "CNF d=2 m=32 n=4096 rk4 nt=8"
-    timed(case, "ocp_numba_fused float64", lambda: cnf.objective_and_gradient(theta))
-    cnf32 = ContinuousNormalizingFlow(x, width=32, nt=8, backend="numba", dtype=np.float32)
-    J32, g32 = cnf32.objective_and_gradient(theta)
-    err = max(abs(J32 - J_ref) / abs(J_ref), np.abs(g32 - g_ref).max() / np.abs(g_ref).max())
-    timed(case, "ocp_numba_fused float32", lambda: cnf32.objective_and_gradient(theta),
-          f"rel_err={err:.1e}")
-    for dt in () if torch is None else (torch.float64, torch.float32):
-        tr = TorchOTFlow(cnf, dtype=dt)
-        P = tr.params(theta)
-        Jt, gt = tr.objective_and_gradient(P)
-        gt = tr.flat_gradient(gt)
-        err = max(abs(float(Jt) - J_ref) / abs(J_ref),
-                  np.abs(gt - g_ref[:gt.size]).max() / np.abs(g_ref).max())
-        timed(case, f"torch_otflow {str(dt).split('.')[-1]}",
-              lambda tr=tr, P=P: tr.objective_and_gradient(P), f"rel_err={err:.1e}")
+    for thr in a.threads:
+        set_num_threads(thr)
+        if torch is not None:
+            torch.set_num_threads(thr)
+        ours = {}
+        for dt in (np.float64, np.float32):
+            for layout in ("tiles", "samples"):
+                p = ContinuousNormalizingFlow(x, width=32, nt=8, dtype=dt,
+                                              backend=NumbaPotentialBackend(layout=layout))
+                J, g = p.objective_and_gradient(theta)
+                err = max(abs(J - J_ref) / abs(J_ref), np.abs(g - g_ref).max() / np.abs(g_ref).max())
+                name = "ocp_numba_fused" + ("" if layout == "tiles" else "_per_sample")
+                sec = timed(case, f"{name} {dt.__name__}", lambda p=p: p.objective_and_gradient(theta),
+                            f"rel_err={err:.1e}", thr)
+                if layout == "tiles":
+                    ours[dt.__name__] = sec
+        for dt in () if torch is None else (torch.float64, torch.float32):
+            tr = TorchOTFlow(cnf, dtype=dt)
+            P = tr.params(theta)
+            Jt, gt = tr.objective_and_gradient(P)
+            gt = tr.flat_gradient(gt)
+            err = max(abs(float(Jt) - J_ref) / abs(J_ref),
+                      np.abs(gt - g_ref[:gt.size]).max() / np.abs(g_ref).max())
+            name = str(dt).split('.')[-1]
+            sec = timed(case, f"torch_otflow {name}",
+                        lambda tr=tr, P=P: tr.objective_and_gradient(P), f"rel_err={err:.1e}", thr)
+            rows[-1][5] = f"ocp_numba_fused {name} is {sec / ours[name]:.2f}x faster"
+        rows.append([case, thr, "ocp float64 / float32 time", ours["float64"] / ours["float32"],
+                     "", "", "", ""])
+    set_num_threads(1)
     mfg = mfg_preset("crowd", 100, n_samples=8464, nt=4, backend="numba")
     th = mfg.init_params(0)
     case = "MFG crowd d=100 m=16 n=8464 rk4 nt=4"
@@ -189,7 +207,8 @@ def quick(a):
     finally:
         mfg.field.fused = True
     meta["loadavg_end"] = os.getloadavg()
-    headers = ["case", "impl", "seconds", "check", "load1_before", "load1_after"]
+    headers = ["case", "threads", "impl", "seconds", "check", "ratio", "load1_before",
+               "load1_after"]
     jp, mp = write(a.name if a.name != "kernels" else "kernels_quick", rows, headers, meta=meta,
                    out=a.out)
     print(open(mp).read())
@@ -221,6 +240,8 @@ def main(argv=None):
     import torch
     from benchmarks.peers.torch_reference import TorchFFJORD, TorchOTFlow
 
+    from ocp_learn.kernels.potential_numba import NumbaPotentialBackend
+
     meta = {"loadavg_start": os.getloadavg(), "nt": a.nt, "M": 1, "integrator": "rk4",
             "trace": "exact", "torch": torch.__version__}
     meta["dgemm_gflops"] = {t: dgemm_gflops(t) for t in a.threads}
@@ -241,6 +262,9 @@ def main(argv=None):
                     generic.field.fused = False
                     return {"ocp_numba_fused": ContinuousNormalizingFlow(
                                 x, width=m, nt=a.nt, backend="numba", dtype=dtype),
+                            "ocp_numba_per_sample": ContinuousNormalizingFlow(
+                                x, width=m, nt=a.nt, dtype=dtype,
+                                backend=NumbaPotentialBackend(layout="samples")),
                             "ocp_numba": generic,
                             "ocp_numpy": ContinuousNormalizingFlow(x, width=m, nt=a.nt,
                                                                    backend="numpy", dtype=dtype)}
@@ -308,7 +332,7 @@ def main(argv=None):
             row.append("")
     meta["loadavg_end"] = os.getloadavg()
     meta["torch_checks"] = checks
-    headers = ["n", "d", "m", "threads", "dtype", "impl", "seconds", "GFLOP/s", "%DGEMM",
+    headers = ["n", "d", "m", "threads", "dtype", "impl", "seconds", "GFLOP/s", "%GEMM",
                "rel_err_vs_ocp_numpy_float64", "x_slower_than_ocp_numba_fused_same_dtype"]
     jp, mp = write(a.name, rows, headers, meta=meta, out=a.out)
     print(open(mp).read())

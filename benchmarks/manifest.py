@@ -259,8 +259,10 @@ BENCHMARKS: dict[str, Bench] = {
         full_runtime="~30 min", needs=("torch", "torchdiffeq"), quick_needs=("torch",),
         env=_TWO),
     "kernels_quick": Bench(
-        "bench_kernels.py", "CNF and crowd MFG objective + gradient side by side, one thread",
-        full=("--quick",), outputs=("results/kernels_quick.json", "results/kernels_quick.md"),
+        "bench_kernels.py", "CNF objective + gradient side by side with PyTorch at one and two "
+        "threads, float64 and float32; crowd MFG objective + gradient, one thread",
+        full=("--quick", "--threads", "1", "2"),
+        outputs=("results/kernels_quick.json", "results/kernels_quick.md"),
         full_runtime="~3 min", needs=("torch",)),
     "kernels_grid": Bench(
         "bench_kernels.py",
