@@ -29,8 +29,9 @@ of the SAME dtype (float64 rows by the float64 fused row, float32 rows by the fl
 fused row).  ``GFLOP/s`` counts the multiply-adds of the hand-derived program
 (``bench_potential.flops``: per stage one forward + one fused forward-and-vjp) for every
 implementation, and ``%GEMM`` divides by this machine's measured GEMM rate of the same
-precision (DGEMM for float64 rows, SGEMM for float32 rows) at the same thread count.  Also measures the cold (empty cache) and warm (cache=True) Numba
-compilation time of the whole kernel suite.  Writes results/kernels.json and .md.
+precision (DGEMM for float64 rows, SGEMM for float32 rows) at the same thread count.
+Also measures the cold (empty cache) and warm (cache=True) Numba compilation time of the
+whole kernel suite.  Writes results/kernels.json and .md.
 
     OPENBLAS_NUM_THREADS=2 NUMBA_NUM_THREADS=2 python -m benchmarks.bench_kernels \\
         [--ns 1024 4096 16384] [--dims 2 8 64] [--widths 32 128] [--threads 1 2] \\

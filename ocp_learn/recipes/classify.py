@@ -1,5 +1,7 @@
 """Neural-ODE classifiers (MATH C1, C2): training, and a run that writes its metrics and the
-article's Figure 1 to a folder (``ocp-learn classify``)."""
+article's Figure 1 to a folder (``ocp-learn classify``); on the real data sets of
+scikit-learn, a run that writes its metrics with logistic regression's on the same split
+(``ocp-learn classify --data digits|breast_cancer|wine``)."""
 from __future__ import annotations
 
 import contextlib
@@ -12,10 +14,15 @@ from scipy.optimize import OptimizeResult
 from ._common import UNITS, RunFolder, write_results
 from .bundle import save_bundle
 
-__all__ = ["OPTIMIZERS", "parse_time_param", "train_classifier", "classify", "demo_classifier"]
+__all__ = ["OPTIMIZERS", "parse_time_param", "train_classifier", "classify", "classify_real",
+           "demo_classifier", "LOGREG_GRID"]
 
 #: The optimizers ``train_classifier`` accepts.
 OPTIMIZERS = ("lbfgs", "gauss-newton", "adam")
+
+#: Inverse regularization weights ``C`` of the logistic regression of :func:`classify_real`
+#: (the one of best validation accuracy is kept).
+LOGREG_GRID = (0.01, 0.1, 1.0, 10.0, 100.0)
 
 
 def parse_time_param(spec: str | None) -> tuple[str, int] | None:
@@ -45,6 +52,7 @@ def train_classifier(x_train: np.ndarray, y_train: np.ndarray, *, augment: int =
                      optimizer: str = "lbfgs", maxiter: int = 300, seed: int = 0,
                      viscosity: float = 0.0, n_paths: int = 1, n_predict: int = 32,
                      progress: bool = False, batch_size: int = 64, lr: float = 0.02,
+                     head_decay: float = 0.0,
                      **problem_kwargs: Any) -> tuple[Any, OptimizeResult, float]:
     """Build and train a (viscous) neural-ODE classifier.
 
@@ -71,6 +79,10 @@ def train_classifier(x_train: np.ndarray, y_train: np.ndarray, *, augment: int =
         Show a progress bar.
     batch_size, lr : int, float
         Adam's mini-batch size and step size.
+    head_decay : float
+        L2 weight ``(head_decay / 2) |W|_F^2`` on the head's weights in training
+        (:class:`~ocp_learn.recipes.real_data.HeadDecayClassifier`; deterministic models
+        only); 0: none.
     **problem_kwargs
         Passed to the problem (``width``, ``nt``, ``T``, ``integrator``, ``time_param``,
         ``tikhonov``, ``smoothness``, ``loss``, ...).
@@ -92,7 +104,15 @@ def train_classifier(x_train: np.ndarray, y_train: np.ndarray, *, augment: int =
     if optimizer not in OPTIMIZERS:
         raise ValueError(f"optimizer must be one of {list(OPTIMIZERS)}, got {optimizer!r}")
     viscosity = check_positive_float("viscosity", viscosity, allow_zero=True)
-    if viscosity > 0:
+    head_decay = check_positive_float("head_decay", head_decay, allow_zero=True)
+    if viscosity > 0 and head_decay > 0:
+        raise ValueError("head_decay applies to the deterministic classifier (viscosity 0)")
+    if head_decay > 0:
+        from .real_data import HeadDecayClassifier
+
+        prob = HeadDecayClassifier(x_train, y_train, augment=augment, head_decay=head_decay,
+                                   **problem_kwargs)
+    elif viscosity > 0:
         problem_kwargs["integrator"] = "euler"
         prob = ViscousClassifier(x_train, y_train, augment=augment, nu=viscosity, n_paths=n_paths,
                                  n_predict=n_predict, noise_seed=seed + 1, **problem_kwargs)
@@ -108,6 +128,20 @@ def train_classifier(x_train: np.ndarray, y_train: np.ndarray, *, augment: int =
         res = adam(prob, theta0, maxiter=maxiter, batch_size=batch_size, lr=lr, schedule="cosine",
                    seed=seed, progress=progress)
     return prob, res, time.perf_counter() - t0
+
+
+def _saved(prob: Any, x_train: np.ndarray, y_train: np.ndarray, augment: int,
+           problem_kwargs: dict[str, Any]) -> Any:
+    """The problem a bundle stores: a classifier trained with a head penalty is saved as the
+    plain classifier of the same settings (the penalty shapes training only)."""
+    from .real_data import HeadDecayClassifier
+
+    if not isinstance(prob, HeadDecayClassifier):
+        return prob
+    from ..problems import NeuralODEClassifier
+
+    kw = {k: v for k, v in problem_kwargs.items() if k != "head_decay"}
+    return NeuralODEClassifier(x_train, y_train, augment=augment, **kw)
 
 
 def _metrics(prob, res, secs, optimizer, x_test, y_test):
@@ -155,7 +189,9 @@ def classify(data: str = "rings", *, augment: int = 1, n_train: int = 1000, n_te
     Parameters
     ----------
     data : str
-        Toy data set (``ocp_learn.datasets.DATASETS``).
+        Toy data set (``ocp_learn.datasets.DATASETS``), or a real one
+        (``ocp_learn.datasets.real.REAL_DATASETS``): :func:`classify_real` on its fixed
+        split (``n_train``, ``n_test``, ``grid_n`` and ``figure_name`` do not apply).
     augment : int
         Zero columns appended to the input (``q``).
     n_train, n_test : int
@@ -194,9 +230,16 @@ def classify(data: str = "rings", *, augment: int = 1, n_train: int = 1000, n_te
         unaugmented model's under ``"baseline"``.
     """
     from ..datasets import get_dataset, train_test_split
+    from ..datasets.real import REAL_DATASETS
     from ..errors import check_nonneg_int, check_positive_float, check_positive_int, check_rng
     from ..problems.viscous import robustness_curve
 
+    if data in REAL_DATASETS:
+        return classify_real(data, augment=augment, out=out, seed=seed, optimizer=optimizer,
+                             maxiter=maxiter, baseline=baseline, viscosity=viscosity,
+                             radii=radii, progress=progress, metrics_name=metrics_name,
+                             theta_name=theta_name, bundle_name=bundle_name, info=info,
+                             **problem_kwargs)
     # validate before any data is drawn or any model trained
     n_train = check_positive_int("n_train", n_train)
     n_test = check_positive_int("n_test", n_test)
@@ -233,8 +276,9 @@ def classify(data: str = "rings", *, augment: int = 1, n_train: int = 1000, n_te
             return metrics
         metrics["units"] = UNITS
         write_results(folder, trained[augment][1].x, None, theta_name=theta_name)
-        unsaved = save_bundle(folder, trained[augment][0], trained[augment][1].x,
-                              name=bundle_name)
+        unsaved = save_bundle(folder, _saved(trained[augment][0], x_train, y_train, augment,
+                                             problem_kwargs),
+                              trained[augment][1].x, name=bundle_name)
         if unsaved:
             metrics["skipped"] = {bundle_name: unsaved}
         write_results(folder, None, metrics, metrics_name=metrics_name)
@@ -253,6 +297,130 @@ def classify(data: str = "rings", *, augment: int = 1, n_train: int = 1000, n_te
                       + (f", viscosity {viscosity}" if viscosity > 0 else "") + ")")
             plt.close(fig)
     return metrics
+
+
+def _logreg(split: Any, seed: int) -> dict[str, Any]:
+    """Logistic regression on ``split``, ``C`` of :data:`LOGREG_GRID` chosen on validation."""
+    from .real_data import tune_classifier
+
+    r = tune_classifier("logreg", split, LOGREG_GRID, seed=seed)
+    n = len(split.y_test)
+    acc = r["test_accuracy"]
+    return {"C": float(r["param"]), "val_accuracy": r["val_accuracy"], "test_accuracy": acc,
+            "test_accuracy_se": float(np.sqrt(acc * (1.0 - acc) / n)), "test_accuracy_n": n,
+            "n_params": r["n_params"], "seconds": float(r["seconds"])}
+
+
+def classify_real(data: str, *, augment: int = 1, out: str | None = None, seed: int = 0,
+                  optimizer: str = "lbfgs", maxiter: int = 300, baseline: bool = True,
+                  viscosity: float = 0.0, radii: Sequence[float] | None = None,
+                  progress: bool = False, metrics_name: str = "metrics.json",
+                  theta_name: str = "theta.npy", bundle_name: str = "model.npz",
+                  info: dict[str, Any] | None = None, **problem_kwargs: Any) -> dict[str, Any]:
+    """Train a classifier on a real data set of scikit-learn; write its parameters and metrics.
+
+    The set is split by ``seed`` into training, validation and test parts (60 / 20 / 20 %,
+    stratified by class, :func:`~ocp_learn.datasets.real.load_real`) and every part is
+    standardized with the training part's mean and deviation
+    (:func:`~ocp_learn.datasets.real.standardize`).  The neural ODE is trained on the
+    training part with the settings given; with ``baseline``, logistic regression is fitted
+    to the same standardized training part, its ``C`` chosen on the validation part.
+
+    Parameters
+    ----------
+    data : {"digits", "breast_cancer", "wine"}
+        The data set.
+    augment : int
+        Zero columns appended to the input (``q``).
+    out : str, optional
+        Output folder (a :class:`~.rundir.RunFolder`): ``theta_name``, ``bundle_name`` (the
+        classifier of standardized inputs) and ``metrics_name``; None writes nothing.
+    seed : int
+        Seed of the split and of the training.
+    optimizer : {"lbfgs", "gauss-newton", "adam"}
+        The optimizer.
+    maxiter : int
+        Iterations.
+    baseline : bool
+        Also fit logistic regression on the same split.
+    viscosity : float
+        Noise level ``nu`` of the viscous variant (0: deterministic).
+    radii : sequence of float, optional
+        Perturbation sizes of the robustness curve (viscous only; standardized units).
+    progress : bool
+        Show a progress bar.
+    metrics_name, theta_name, bundle_name : str
+        File names in ``out``.
+    info : dict, optional
+        The run's description (:func:`~.rundir.run_info`).
+    **problem_kwargs
+        Passed to :func:`train_classifier` (``width``, ``nt``, ``loss``: the logistic loss
+        for two classes and softmax for more by default, ...).
+
+    Returns
+    -------
+    dict
+        Accuracies (``test_accuracy`` with its binomial standard error, ``val_accuracy``,
+        ``train_accuracy``), the confusion matrix on the test part (rows: true class), the
+        objective, sizes, optimizer statistics, the standardization (``input_mean``,
+        ``input_std``) and, with ``baseline``, ``logistic_regression``.
+    """
+    from ..datasets.real import REAL_DATASETS, load_real, standardize
+    from ..errors import check_nonneg_int, check_positive_float, check_positive_int
+    from ..problems.viscous import robustness_curve
+
+    if data not in REAL_DATASETS:
+        raise ValueError(f"data must be one of {list(REAL_DATASETS)}, got {data!r}")
+    check_nonneg_int("augment", augment)
+    check_positive_int("maxiter", maxiter)
+    check_positive_float("viscosity", viscosity, allow_zero=True)
+    check_nonneg_int("seed", seed)
+    split, mean, std = standardize(load_real(data, seed))
+    k = split.n_classes
+    loss = problem_kwargs.setdefault("loss", "logistic" if k == 2 else "softmax")
+    if loss == "logistic" and k > 2:
+        raise ValueError(f"loss 'logistic' separates two classes; {data!r} has {k} (use "
+                         "'softmax')")
+    with contextlib.nullcontext(None) if out is None else RunFolder(out, info) as folder:
+        prob, res, secs = train_classifier(split.x_train, split.y_train, augment=augment,
+                                           optimizer=optimizer, maxiter=maxiter, seed=seed,
+                                           viscosity=viscosity, progress=progress,
+                                           **problem_kwargs)
+        unsaved = None
+        if folder is not None:  # the parameters first: the evaluation may fail
+            write_results(folder, res.x, None, theta_name=theta_name)
+            unsaved = save_bundle(folder, _saved(prob, split.x_train, split.y_train, augment,
+                                                 problem_kwargs), res.x, name=bundle_name)
+        m = _metrics(prob, res, secs, optimizer, split.x_test, split.y_test)
+        pred = np.asarray(prob.predict(res.x, split.x_test))
+        confusion = np.zeros((k, k), dtype=int)
+        np.add.at(confusion, (split.y_test, pred.astype(int)), 1)
+        m.update({"val_accuracy": prob.accuracy(res.x, split.x_val, split.y_val),
+                  "data": data, "dim": split.dim, "n_classes": k, "augment": int(augment),
+                  "n_train": int(len(split.y_train)), "n_val": int(len(split.y_val)),
+                  "n_test": int(len(split.y_test)), "seed": int(seed),
+                  "viscosity": float(viscosity), "loss": prob.loss_name,
+                  "tikhonov": problem_kwargs.get("tikhonov"),
+                  "head_decay": float(problem_kwargs.get("head_decay", 0.0)),
+                  "success": bool(res.success), "message": str(res.get("message", "")),
+                  "confusion_test": confusion.tolist(),
+                  "input_mean": mean.tolist(), "input_std": std.tolist(),
+                  "input_note": "the model takes inputs standardized with input_mean and "
+                                "input_std, the training split's statistics"})
+        if viscosity > 0:
+            m["perturbed_accuracy"] = robustness_curve(
+                prob, res.x, split.x_test, split.y_test,
+                radii=radii if radii is not None else (0.0, 0.05, 0.1, 0.15, 0.2, 0.3),
+                seed=seed)
+        if baseline:
+            m["logistic_regression"] = _logreg(split, seed)
+        if folder is None:
+            return m
+        m["units"] = {**UNITS, "val_accuracy": "fraction of points"}
+        if unsaved:
+            m["skipped"] = {bundle_name: unsaved}
+        write_results(folder, None, m, metrics_name=metrics_name)
+    return m
 
 
 def demo_classifier(out: str, seed: int = 0, progress: bool = False,

@@ -44,6 +44,10 @@ def flow_data(name: str, n: int, seed: int | np.random.Generator,
     from ..datasets.densities import GaussianMixture
     from ..datasets.toy2d import TOY2D, nll_floor, toy_sample
 
+    if name == "digits":
+        raise ValueError("the digits have a fixed split and no sampler: "
+                         "ocp_learn.datasets.real.digits_density_data gives its parts "
+                         "(ocp-learn flow --data digits)")
     if name == "gmm":
         rng = np.random.default_rng(12345)  # the mixture itself is fixed; samples follow `seed`
         means = 2.0 * rng.choice([-1.0, 1.0], size=(8, dim))
@@ -159,7 +163,8 @@ def train_flow(x: np.ndarray, *, optimizer: str = "lbfgs", maxiter: int = 300, s
 
 
 def flow_estimates(prob: Any, theta: np.ndarray, x_test: np.ndarray, seed: int = 0,
-                   n_eval: int = 2000, n_batches: int = 20) -> dict[str, Any]:
+                   n_eval: int = 2000, n_batches: int = 20,
+                   log_det: np.ndarray | None = None) -> dict[str, Any]:
     """The Monte Carlo figures of a trained flow on test samples, each with its standard
     error and sample count (``key``, ``key_se``, ``key_n``; :mod:`ocp_learn.metrics`).
 
@@ -178,6 +183,11 @@ def flow_estimates(prob: Any, theta: np.ndarray, x_test: np.ndarray, seed: int =
         and generated samples of the MMD.
     n_batches : int
         Batches of the standard errors of the transport/HJB terms and the inverse error.
+    log_det : ndarray, shape (n_test,), optional
+        ``log |det T'(x)|`` per test sample of a fixed invertible preprocessing ``T`` that
+        gave ``x_test = T(x)``: the NLL figures are then those of the data ``x`` before it,
+        ``log p_x(x) = log p(T(x)) + log |det T'(x)|`` (the other figures stay in the
+        coordinates of ``x_test``).
 
     Returns
     -------
@@ -193,8 +203,9 @@ def flow_estimates(prob: Any, theta: np.ndarray, x_test: np.ndarray, seed: int =
                            put_estimate)
 
     m: dict[str, Any] = {}
-    lp = prob.log_density(theta, x_test)
-    lp_fine = prob.log_density(theta, x_test, nt=4 * prob.nt)
+    ld = 0.0 if log_det is None else np.asarray(log_det, dtype=np.float64)
+    lp = prob.log_density(theta, x_test) + ld
+    lp_fine = prob.log_density(theta, x_test, nt=4 * prob.nt) + ld
     put_estimate(m, "test_nll", *mean_se(-lp))
     put_estimate(m, "test_nll_fine", *mean_se(-lp_fine))
     put_estimate(m, "test_nll_fine_diff", *mean_se(lp_fine - lp))
@@ -212,7 +223,7 @@ def flow_estimates(prob: Any, theta: np.ndarray, x_test: np.ndarray, seed: int =
 
 def flow_metrics(prob: Any, res: OptimizeResult, secs: float, x_test: np.ndarray,
                  floor: float | None, seed: int = 0, n_eval: int = 2000,
-                 grid_tol: float = 0.05) -> dict[str, Any]:
+                 grid_tol: float = 0.05, log_det: np.ndarray | None = None) -> dict[str, Any]:
     """Test NLL, inverse error, MMD, transport and HJB terms of a trained flow, each with
     its standard error and sample count (:func:`flow_estimates`).
 
@@ -239,6 +250,9 @@ def flow_metrics(prob: Any, res: OptimizeResult, secs: float, x_test: np.ndarray
         Test samples used for the inverse error, MMD and the transport/HJB terms.
     grid_tol : float
         Largest accepted change of the NLL on the 4 times finer grid, in nats.
+    log_det : ndarray, shape (n_test,), optional
+        ``log |det T'(x)|`` of a fixed preprocessing ``x_test = T(x)``
+        (:func:`flow_estimates`).
 
     Returns
     -------
@@ -249,7 +263,7 @@ def flow_metrics(prob: Any, res: OptimizeResult, secs: float, x_test: np.ndarray
     from ..metrics import SE_NOTE
 
     th = res.x
-    m = flow_estimates(prob, th, x_test, seed, n_eval)
+    m = flow_estimates(prob, th, x_test, seed, n_eval, log_det=log_det)
     nll, fine = m["test_nll"], m["test_nll_fine"]
     if abs(fine - nll) > grid_tol:
         warnings.warn(f"the test NLL moves from {nll:.4f} to {fine:.4f} nats "
@@ -276,7 +290,11 @@ def run_flow(data: str = "8gaussians", *, out: str, n_train: int = 2048, n_test:
     Parameters
     ----------
     data : str
-        Data set (:func:`flow_data`).
+        Data set (:func:`flow_data`), or ``"digits"``: the 8 x 8 digits of scikit-learn on
+        a fixed split, dequantized and preprocessed
+        (:func:`~.digits_flow.run_digits_flow`, which takes ``out``, ``seed``, ``figure``,
+        ``info`` and ``kwargs``; ``n_train``, ``n_test``, ``dim`` and ``center`` do not
+        apply, and it trains on one process).
     out : str
         Output folder (created).
     n_train, n_test : int
@@ -312,6 +330,13 @@ def run_flow(data: str = "8gaussians", *, out: str, n_train: int = 2048, n_test:
     """
     from ..errors import check_positive_int
 
+    if data == "digits":
+        if parallel is not None or center is not False:
+            raise ValueError("parallel and center do not apply to the digits (one process; "
+                             "the flow standardizes with the training split)")
+        from .digits_flow import run_digits_flow
+
+        return run_digits_flow(out=out, seed=seed, figure=figure, info=info, **kwargs)
     with RunFolder(out, info, active=serial_or(parallel).is_writer) as folder:
         x, floor = flow_data(data, n_train, seed, dim)
         if center is True:
