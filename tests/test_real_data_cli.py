@@ -1,6 +1,7 @@
 """``ocp-learn flow --data digits`` and ``ocp-learn classify --data digits|breast_cancer|wine``
-end to end at tiny sizes: the run folder, the numbers in it, and the options that do not apply
-to the real data sets (one-line errors naming them, before any folder is made)."""
+end to end at tiny sizes: the run folder, the numbers in it, ``ocp-learn evaluate`` on it, and
+the options that do not apply to the real data sets (one-line errors naming them, before any
+folder is made)."""
 import json
 
 import numpy as np
@@ -8,7 +9,7 @@ import pytest
 
 from ocp_learn.cli import main
 from ocp_learn.datasets.real import digits_density_data, load_real, standardize
-from ocp_learn.recipes.bundle import load_bundle
+from ocp_learn.recipes.bundle import evaluate_model, load_bundle
 
 FLOW_DIGITS = ["flow", "--data", "digits", "--iters", "4", "--width", "6", "--nt", "2",
                "--resample-every", "2", "--patience", "1", "--backend", "numpy", "--quiet"]
@@ -134,3 +135,73 @@ def test_recipes_dispatch_the_real_data_sets(tmp_path):
     with pytest.raises(ValueError, match="center"):
         run_flow("digits", out=str(tmp_path / "f"), center=True)
     assert not (tmp_path / "f").exists()
+
+
+def _evaluate(out, capsys):
+    """``ocp-learn evaluate`` on a run folder (it succeeds and prints a table), then the
+    figures it compares (:func:`evaluate_model`) with the saved metrics."""
+    capsys.readouterr()
+    assert main(["evaluate", "--model", str(out)]) == 0
+    table = capsys.readouterr().out
+    assert "recomputed" in table and "std. error" in table
+    return evaluate_model(str(out)), json.loads((out / "metrics.json").read_text())
+
+
+def test_evaluate_reproduces_a_digits_flow_in_the_pixel_scale(tmp_path, capsys):
+    out = tmp_path / "digits"
+    assert main(FLOW_DIGITS + ["--out", str(out)]) == 0
+    table, m = _evaluate(out, capsys)
+    assert {"test_nll", "test_bits_per_dim", "inverse_error", "mmd", "transport_cost",
+            "hjb_penalty"} <= set(table)
+    for key, row in table.items():
+        assert row["saved"] == m[key]
+        assert abs(row["recomputed"] - m[key]) <= 1e-10 * abs(m[key]), (key, row)
+    nll = table["test_nll"]
+    assert 80 < nll["recomputed"] < 120  # nats of the pixel scale, not of the logits
+    assert nll["n"] == m["test_nll_n"] == 360
+    assert abs(nll["se"] - m["test_nll_se"]) <= 1e-10 * m["test_nll_se"]
+    # the logit margin is read from the run: another one gives another test NLL
+    m["alpha"] = 0.05
+    (out / "metrics.json").write_text(json.dumps(m))
+    assert abs(evaluate_model(str(out))["test_nll"]["recomputed"] - m["test_nll"]) > 1e-3
+    del m["alpha"]
+    (out / "metrics.json").write_text(json.dumps(m))
+    assert main(["evaluate", "--model", str(out)]) == 2
+    assert "'alpha'" in one_line_error(capsys, "evaluate")
+
+
+@pytest.mark.parametrize("data,extra", [
+    ("breast_cancer", ["--head-decay", "0.01"]),
+    ("wine", ["--seed", "1", "--augment", "2"]),
+    ("digits", ["--seed", "2", "--viscosity", "0.1"]),
+])
+def test_evaluate_reproduces_the_test_accuracy_of_a_real_data_classifier(data, extra,
+                                                                         tmp_path, capsys):
+    out = tmp_path / data
+    assert main(["classify", "--data", data, "--out", str(out), "--iters", "3", "--width",
+                 "4", "--nt", "2", "--no-baseline", "--quiet"] + extra) == 0
+    table, m = _evaluate(out, capsys)
+    assert set(table) == {"test_accuracy"}
+    row = table["test_accuracy"]
+    assert row["saved"] == row["recomputed"] == m["test_accuracy"]
+    assert row["n"] == m["test_accuracy_n"] == m["n_test"]
+    assert row["se"] == m["test_accuracy_se"]
+
+
+@pytest.mark.parametrize("argv", [
+    ["classify", "--n-train", "30", "--n-test", "20", "--iters", "2", "--width", "4", "--nt",
+     "2", "--no-baseline", "--quiet"],
+    ["flow", "--n-train", "32", "--n-test", "40", "--iters", "2", "--width", "4", "--nt", "2",
+     "--backend", "numpy", "--quiet"],
+])
+def test_evaluate_names_data_it_cannot_draw_again(argv, tmp_path, capsys):
+    out = tmp_path / argv[0]
+    assert main(argv + ["--out", str(out)]) == 0
+    m = json.loads((out / "metrics.json").read_text())
+    m["data"] = "mnist"
+    (out / "metrics.json").write_text(json.dumps(m))
+    capsys.readouterr()
+    assert main(["evaluate", "--model", str(out)]) == 2
+    line = one_line_error(capsys, "evaluate")
+    assert "'mnist'" in line and "metrics.json" in line and str(out) in line
+    assert ("'wine'" if argv[0] == "classify" else "'digits'") in line

@@ -160,9 +160,75 @@ def _run_settings(model_dir: str) -> dict[str, Any]:
     return m
 
 
+def _unknown_data(model_dir: str, name: Any, known: Any) -> RunError:
+    """The error of a run whose data set evaluate cannot draw again (``known``: those it can)."""
+    return RunError(f"--model {model_dir!r}: metrics.json names the data {name!r}; evaluate "
+                    f"redraws one of {sorted(known)}")
+
+
+def _flow_rows(model_dir: str, p: Any, theta: np.ndarray, m: dict[str, Any],
+               seed: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The figures of a flow run: a toy or mixture set redrawn from ``seed + 1000``, or the
+    digits' test part rebuilt from ``seed`` and the logit margin ``alpha`` (the NLL of the
+    dequantized test digits in the pixel scale)."""
+    from ..datasets.toy2d import TOY2D
+    from .flow import flow_data, flow_estimates
+
+    keys = ("test_nll", "inverse_error", "mmd", "transport_cost", "hjb_penalty")
+    name = m.get("data")
+    if name == "digits":
+        from ..datasets.real import bits_per_dim, digits_density_data
+
+        alpha = m.get("alpha", m.get("run", {}).get("hyperparameters", {}).get("alpha"))
+        if alpha is None:
+            raise RunError(f"--model {model_dir!r}: metrics.json of a digits flow has no "
+                           "'alpha' (the logit margin of the preprocessing)")
+        d = digits_density_data(seed, alpha=float(alpha))
+        est = flow_estimates(p, theta, d.y_test, seed, log_det=d.log_det_test)
+        est.update({"test_bits_per_dim": bits_per_dim(est["test_nll"], d.dim),
+                    "test_bits_per_dim_se": bits_per_dim(est["test_nll_se"], d.dim),
+                    "test_bits_per_dim_n": est["test_nll_n"]})
+        return est, {k: est[k] for k in ("test_nll", "test_bits_per_dim") + keys[1:]}
+    if name not in (*TOY2D, "gmm"):
+        raise _unknown_data(model_dir, name, (*TOY2D, "gmm", "digits"))
+    x_test, _ = flow_data(name, int(m["n_test"]), seed + 1000, int(m["dim"]))
+    est = flow_estimates(p, theta, x_test, seed)
+    return est, {k: est[k] for k in keys}
+
+
+def _classifier_rows(model_dir: str, p: Any, theta: np.ndarray, m: dict[str, Any],
+                     seed: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The test accuracy of a classifier run: a toy set redrawn from ``seed``, or a real set's
+    test part split by ``seed`` and standardized with the training part's statistics."""
+    from ..datasets import DATASETS, REAL_DATASETS, get_dataset, train_test_split
+
+    name = m.get("data")
+    if name in REAL_DATASETS:
+        from ..datasets.real import load_real, standardize
+
+        split = standardize(load_real(name, seed))[0]
+        x_test, y_test = split.x_test, split.y_test
+    elif name in DATASETS:
+        n_train, n_test = int(m["n_train"]), int(m["n_test"])
+        x, y = get_dataset(name, n_train + n_test, seed=seed)
+        *_, x_test, y_test = train_test_split(x, y, n_test / (n_train + n_test), seed=seed)
+    else:
+        raise _unknown_data(model_dir, name, (*DATASETS, *REAL_DATASETS))
+    acc = float(np.mean(p.predict(theta, x_test) == y_test))
+    n = int(len(y_test))
+    est = {"test_accuracy": acc, "test_accuracy_se": float(np.sqrt(acc * (1 - acc) / n)),
+           "test_accuracy_n": n}
+    return est, {"test_accuracy": acc}
+
+
 def evaluate_model(model_dir: str) -> dict[str, dict[str, Any]]:
-    """Recompute a run's metrics from its bundle; its data are drawn again from the seed in
-    ``metrics.json`` (the training samples are not used).
+    """Recompute a run's metrics from its bundle.
+
+    The data are drawn again from the seed in ``metrics.json`` (the training samples are not
+    used): a toy set from its sampler; a real set of scikit-learn
+    (``ocp_learn.datasets.real``) split by the seed, a classifier's inputs standardized with
+    the training part's statistics, the digits of a flow dequantized and preprocessed with
+    the run's ``alpha`` (its test NLL in the pixel scale).
 
     Parameters
     ----------
@@ -174,6 +240,11 @@ def evaluate_model(model_dir: str) -> dict[str, dict[str, Any]]:
     dict
         ``metric -> {"saved": value in metrics.json, "recomputed": value, "se": its Monte
         Carlo standard error, "n": the samples behind it}``.
+
+    Raises
+    ------
+    RunError
+        No folder, bundle or ``metrics.json``, or data that evaluate cannot draw again.
     """
     if not os.path.isdir(model_dir):
         raise RunError(f"--model {model_dir!r} is not a folder (a run folder of ocp-learn "
@@ -185,23 +256,9 @@ def evaluate_model(model_dir: str) -> dict[str, dict[str, Any]]:
     new: dict[str, Any] = {}
     est: dict[str, Any] = {}
     if kind == "continuous_normalizing_flow":
-        from .flow import flow_data, flow_estimates
-
-        x_test, _ = flow_data(m["data"], int(m["n_test"]), seed + 1000, int(m["dim"]))
-        est = flow_estimates(p, theta, x_test, seed)
-        new = {k: est[k] for k in ("test_nll", "inverse_error", "mmd", "transport_cost",
-                                   "hjb_penalty")}
+        est, new = _flow_rows(model_dir, p, theta, m, seed)
     elif kind in CLASSIFIERS:
-        from ..datasets import get_dataset, train_test_split
-
-        n_train, n_test = int(m["n_train"]), int(m["n_test"])
-        x, y = get_dataset(m["data"], n_train + n_test, seed=seed)
-        *_, x_test, y_test = train_test_split(x, y, n_test / (n_train + n_test), seed=seed)
-        acc = float(np.mean(p.predict(theta, x_test) == y_test))
-        n = int(len(y_test))
-        est = {"test_accuracy": acc, "test_accuracy_se": float(np.sqrt(acc * (1 - acc) / n)),
-               "test_accuracy_n": n}
-        new = {"test_accuracy": acc}
+        est, new = _classifier_rows(model_dir, p, theta, m, seed)
     elif kind == "potential_mfg":
         from .mfg import MFG_TERMS, mfg_estimates
 
