@@ -119,11 +119,13 @@ BENCHMARKS: dict[str, Bench] = {
         outputs=("results/classifier_optimizers.json", "results/classifier_optimizers.md",
                  "results/classifier_robustness.json", "results/classifier_robustness.md"),
         quick_s=1.8, full_runtime="~3 min"),
-    "flow_cli": Bench(
-        "bench_flow_cli.py", "Wall clock of ocp-learn flow --data 8gaussians with its NLL gap",
-        quick=("--extra", "--iters 3 --n-test 500", "--name", "flow_cli_quick"),
-        outputs=("results/flow_cli.json", "results/flow_cli.md"),
-        quick_s=7.7, full_runtime="~1 min"),
+    "cli_wall": Bench(
+        "bench_cli_wall.py", "Wall clock of ocp-learn flow --data 8gaussians and of the crowd "
+        "game in d = 100 on two MPI ranks, with their results",
+        full=("--with-crowd",),
+        quick=("--extra", "--iters 3 --n-test 500", "--name", "cli_wall_quick"),
+        outputs=("results/cli_wall.json", "results/cli_wall.md"),
+        quick_s=7.7, full_runtime="~10 min on two cores"),
     "potential": Bench(
         "bench_potential.py", "Potential-model kernels: numpy against numba",
         quick=("--n", "64", "--dims", "2", "--widths", "8", "--repeat", "1"),
