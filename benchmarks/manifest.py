@@ -126,6 +126,10 @@ BENCHMARKS: dict[str, Bench] = {
         quick=("--extra", "--iters 3 --n-test 500", "--name", "cli_wall_quick"),
         outputs=("results/cli_wall.json", "results/cli_wall.md"),
         quick_s=7.7, full_runtime="~10 min on two cores"),
+    "mlp": Bench(
+        "bench_mlp.py", "The classifiers' single-layer network: numpy, numba tiles and torch",
+        quick=("--ns", "300", "--repeat", "1", "--name", "mlp_quick"),
+        outputs=("results/mlp.json", "results/mlp.md"), quick_s=7.1, full_runtime="~1 min"),
     "potential": Bench(
         "bench_potential.py", "Potential-model kernels: numpy against numba",
         quick=("--n", "64", "--dims", "2", "--widths", "8", "--repeat", "1"),

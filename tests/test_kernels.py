@@ -255,6 +255,21 @@ def test_mlp_numba_equals_numpy_and_is_adjoint_consistent():
     assert set(B) == {"K1", "b1", "K2", "b2"} and zb.shape == z.shape
 
 
+@pytest.mark.parametrize("n,d,m", [(600, 3, 7), (257, 20, 33)])
+def test_mlp_numba_tiles_equal_numpy_over_several_tiles(n, d, m):
+    """More samples than one tile (``mlp_numba.TILE``), a partial last tile included."""
+    assert n > mlp_numba.TILE
+    rng = np.random.default_rng(n)
+    a, b = SingleLayerNet(d, m), SingleLayerNet(d, m, backend="numba")
+    th = a.init_params(0) + 0.3 * rng.standard_normal(a.n_params)
+    z, dz, fb = (rng.standard_normal((n, d)) for _ in range(3))
+    dth = rng.standard_normal(th.size)
+    assert rel(b.rhs(z, 0.0, th), a.rhs(z, 0.0, th)) <= TOL
+    assert rel(b.jvp(z, 0.0, th, dz, dth), a.jvp(z, 0.0, th, dz, dth)) <= TOL
+    for x, y in zip(a.vjp(z, 0.0, th, fb), b.vjp(z, 0.0, th, fb)):
+        assert rel(y, x) <= TOL
+
+
 # ----------------------------------------------------------------------------- registry
 def test_backend_registry_and_threads():
     assert kernels.available_backends()[:2] == ["numpy", "numba"]

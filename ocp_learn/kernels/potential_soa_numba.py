@@ -36,7 +36,7 @@ import numpy as np
 from numba import njit
 
 from .activation_numba import act
-from .numba_common import FASTMATH
+from .numba_common import FASTMATH, acc_gemm, acc_row_sums
 
 __all__ = ["tile_size", "SoaParams", "Tape", "Bar", "soa_params", "tape_workspace", "bar_workspace",
            "load_tile", "fwd_tile", "vjp_tile"]
@@ -265,26 +265,6 @@ def fwd_tile(h, P, F, trace):
 
 
 @njit(cache=True, fastmath=FASTMATH)
-def _acc_gemm(acc, X, Y, scratch):
-    """``acc += X Y`` through ``scratch`` (the tile's product in its dtype, the sum in
-    ``acc``'s)."""
-    np.dot(X, Y, scratch)
-    for j in range(acc.shape[0]):
-        for k in range(acc.shape[1]):
-            acc[j, k] += scratch[j, k]
-
-
-@njit(cache=True, fastmath=FASTMATH)
-def _row_sums(acc, X):
-    """``acc[j] += sum_b X[j, b]`` (float64 sums)."""
-    for j in range(X.shape[0]):
-        sj = 0.0
-        for b in range(X.shape[1]):
-            sj += X[j, b]
-        acc[j] += sj
-
-
-@njit(cache=True, fastmath=FASTMATH)
 def vjp_tile(h, P, F, V, B, phi_terms):
     """Adjoint (D6) of :func:`fwd_tile` for the cotangents ``V.phib`` of ``phi`` (read only
     with ``phi_terms``), ``V.Gb`` of ``G`` and ``V.lb`` of ``lap``; ``F`` the tile's
@@ -332,7 +312,7 @@ def vjp_tile(h, P, F, V, B, phi_terms):
                 o = col * T
                 for b in range(T):
                     Pbar[j, o + b] = ybr[j, b] * Jbar[j, o + b] + abar[j, b] * Pm[i, j, o + b]
-        _acc_gemm(B.K[i - 1], Pbar, J[i - 1].T, V.Bmm)      # Kbar_i += Pbar J_{i-1}^T
+        acc_gemm(B.K[i - 1], Pbar, J[i - 1].T, V.Bmm)      # Kbar_i += Pbar J_{i-1}^T
         np.dot(P.KT[i - 1], Pbar, Cm)                        # Jbar_{i-1} = Jbar_i + K_i^T Pbar
         for j in range(m):
             for c in range(d * T):
@@ -364,10 +344,10 @@ def vjp_tile(h, P, F, V, B, phi_terms):
                 acc += P.A[l, k] * AG[l, b]
             sbar[k, b] = acc
         B.b[k] += sgb
-    _acc_gemm(B.A, F.As, Gb.T, V.BrD)
-    _acc_gemm(B.A, AG, s.T, V.BrD)
+    acc_gemm(B.A, F.As, Gb.T, V.BrD)
+    acc_gemm(B.A, AG, s.T, V.BrD)
     np.dot(P.K0, Gb, ybr)
-    _acc_gemm(B.K0, y[0], Gb.T, V.BmD)
+    acc_gemm(B.K0, y[0], Gb.T, V.BmD)
     # ---- (1) the quadratic and linear terms of phi
     if phi_terms:
         psum = 0.0
@@ -399,7 +379,7 @@ def vjp_tile(h, P, F, V, B, phi_terms):
             for b in range(T):
                 zbar[i + 1, j, b] += zbar[i, j, b]
                 F.hy[j, b] = h * y[i, j, b]
-        _acc_gemm(B.K[i - 1], F.hy, zbar[i].T, V.Bmm)       # Kbar_i += h y_i zbar_i^T
+        acc_gemm(B.K[i - 1], F.hy, zbar[i].T, V.Bmm)       # Kbar_i += h y_i zbar_i^T
         np.dot(P.K[i - 1], zbar[i], Tmp)                     # ybar_i / h
         for j in range(m):
             for b in range(T):
@@ -423,8 +403,8 @@ def vjp_tile(h, P, F, V, B, phi_terms):
                 gi = g[i, j, b]
                 abar[j, b] = h * gi * ubar[j, b] + (gbar[i, j, b] - 2.0 * gi * qbar[i, j, b]) \
                     * q[i, j, b]
-        _row_sums(B.bK[i - 1], abar)
-        _acc_gemm(B.K[i - 1], abar, u[i - 1].T, V.Bmm)     # Kbar_i += abar_i u_{i-1}^T
+        acc_row_sums(B.bK[i - 1], abar)
+        acc_gemm(B.K[i - 1], abar, u[i - 1].T, V.Bmm)     # Kbar_i += abar_i u_{i-1}^T
         np.dot(P.KT[i - 1], abar, Tmp)                       # ubar += K_i^T abar_i
         for j in range(m):
             for b in range(T):
@@ -433,8 +413,8 @@ def vjp_tile(h, P, F, V, B, phi_terms):
         for b in range(T):
             g0 = g[0, j, b]
             abar[j, b] = g0 * ubar[j, b] + (gbar[0, j, b] - 2.0 * g0 * qbar[0, j, b]) * q[0, j, b]
-    _row_sums(B.b0, abar)
-    _acc_gemm(B.K0, abar, s.T, V.BmD)
+    acc_row_sums(B.b0, abar)
+    acc_gemm(B.K0, abar, s.T, V.BmD)
     np.dot(P.K0T, abar, Gb)                                  # Gb is free: reuse for K_0^T abar
     for k in range(D):
         for b in range(T):

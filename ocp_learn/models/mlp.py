@@ -30,8 +30,8 @@ class SingleLayerNet(Model):
     activation : {"tanh"}
         The activation ``sigma``.
     backend : {"numpy", "numba", "cupy"} or MLPBackend
-        numpy (BLAS, the reference: :mod:`ocp_learn.kernels.mlp_numpy`), fused
-        per-sample Numba kernels (:mod:`ocp_learn.kernels.mlp_numba`, same numbers to
+        numpy (BLAS, the reference: :mod:`ocp_learn.kernels.mlp_numpy`), Numba kernels
+        over tiles of samples (:mod:`ocp_learn.kernels.mlp_numba`, same numbers to
         rounding), the reference on the GPU (:mod:`ocp_learn.kernels.mlp_array`: the
         OCP then keeps its whole sweep on the device), or a name registered with
         :func:`~ocp_learn.kernels.mlp_backend.register_mlp_backend`, or a backend object;
