@@ -108,3 +108,22 @@ def test_a_dropped_trace_term_is_caught():
     acc = accumulators(params(P), 1)
     pf._vjp_soa(x, 0.4, h, Ps, 1.5, -1, extra, ybar, 1, soa.tile_size(d, 8), sbar, np.zeros(n), acc)
     assert _rel(cotangents(acc)["K0"], ref[3]["K0"]) > 1e-3
+
+
+@pytest.mark.parametrize("M", [1, 2])
+def test_cnf_gradient_through_the_tiles_equals_casadi(M, monkeypatch):
+    """The CasADi twin: the CNF objective + gradient with the tiled kernels (two tiles, the
+    second partial; OT and HJB terms on) equal CasADi's AD of the same discrete problem,
+    and a dropped trace term (``csq = 0``) is caught by the same comparison."""
+    from ocp_learn.problems.cnf import ContinuousNormalizingFlow
+    from ocp_learn.reference import compare_gradient
+    x = np.random.default_rng(M).standard_normal((70, 2))
+    p = ContinuousNormalizingFlow(x, width=6, n_layers=M, nt=2, backend="numba", alpha_L=0.3,
+                                  alpha_R=0.5)
+    theta = p.init_params(0) + 0.2 * np.random.default_rng(1).standard_normal(p.n_params)
+    r = compare_gradient(p, theta)
+    assert r["rel_diff"] < 1e-12 and r["value_rel_diff"] < 1e-12, r
+    real = soa.soa_params
+    monkeypatch.setattr(soa, "soa_params",
+                        lambda *a, **k: real(*a, **k)._replace(csq=np.zeros(6)))
+    assert compare_gradient(p, theta)["rel_diff"] > 1e-6
