@@ -34,8 +34,8 @@ TILE = 256
 @njit(cache=True, fastmath=FASTMATH)
 def _hidden(Zt, K1T, b1, A, S, Q, L):
     """``A = Zt K1^T + b1``, ``S = tanh A``, ``Q = 1 - S^2`` for the rows ``Zt`` of a tile
-    (``L`` receives ``log(2 cosh A)``, which is not used; it must not be ``A``, or the
-    activation's loop no longer vectorizes)."""
+    (``L`` receives ``log(2 cosh A)``, which is not used; a separate array, since an
+    output aliasing the input ``A`` keeps the activation's loop scalar)."""
     np.dot(Zt, K1T, A)
     nb, m = A.shape
     for r in range(nb):
