@@ -24,6 +24,12 @@ NumPy: the field forms the per-sample HJB term ``extra = -a2 sum_j dF_j/drho`` (
 which the kernels add to the residual; the vjp returns ``w`` so that the field adds the
 interactions' own partials afterwards.
 
+On the Jacobian path of the exact trace both calls run the samples in tiles, with the
+weight products as GEMMs over a tile (:mod:`.potential_soa_numba`; ``layout="auto"`` or
+``"tiles"``); ``layout="samples"`` and Hutchinson probes run one sample at a time.  The
+per-tile loops that surround the tile kernels (``_tile_rhs``, ``_tile_cotangents``) are
+functions of their own, called from the ``prange`` body.
+
 On the Gram path of the exact trace (high ``d``; :func:`.potential_gram_numba.trace_gram`)
 both calls go through :mod:`.potential_gram_numba` (the products with the samples as
 GEMMs over the batch, a per-sample kernel in ``R^m``), with the same per-sample formulas
