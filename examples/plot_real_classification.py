@@ -6,10 +6,10 @@ Wine (178 samples, 13 features, 3 classes) from scikit-learn, split stratified i
 training, validation and test parts and standardized with the training statistics
 (:func:`ocp_learn.datasets.real.load_real`, :func:`~ocp_learn.datasets.real.standardize`).
 A neural-ODE classifier with augmentation (an L2 penalty on its head's weights,
-:class:`~ocp_learn.recipes.real_data.HeadDecayClassifier`), trained with L-BFGS and with
+:class:`~ocp_learn.recipes.real_classification.HeadDecayClassifier`), trained with L-BFGS and with
 Gauss--Newton--CG, is compared with logistic regression, an MLP of about the same parameter
 count and an RBF SVC; each has its regularization chosen on the validation part
-(:func:`ocp_learn.recipes.real_data.tune_classifier`).
+(:func:`ocp_learn.recipes.real_classification.tune_classifier`).
 
 This script runs a *tiny* version (one split, one data set, small grids) so that the gallery
 builds in seconds.  The comparison over five splits of the digits, breast cancer and wine
@@ -20,7 +20,7 @@ import matplotlib.pyplot as plt
 
 from ocp_learn.datasets.real import load_real, standardize
 from ocp_learn.problems import NeuralODEClassifier
-from ocp_learn.recipes.real_data import mlp_hidden_for, tune_classifier
+from ocp_learn.recipes.real_classification import mlp_hidden_for, tune_classifier
 
 split, _, _ = standardize(load_real("wine", seed=0))
 node = dict(augment=2, width=8, nt=4)

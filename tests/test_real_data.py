@@ -10,10 +10,11 @@ from scipy.stats import multivariate_normal, norm
 from ocp_learn.datasets.real import (LogitPreprocessing, Whitening, bits_per_dim, dequantize,
                                      load_real, standardize)
 from ocp_learn.problems import NeuralODEClassifier
-from ocp_learn.recipes.real_data import (DensityData, HeadDecayClassifier, density_baselines,
-                                         density_table, digits_density_data, flow_log_density,
-                                         mlp_hidden_for, paired_gap, train_digits_flow,
-                                         tune_classifier)
+from ocp_learn.recipes.real_classification import (HeadDecayClassifier, mlp_hidden_for,
+                                                   tune_classifier)
+from ocp_learn.recipes.real_data import (DensityData, density_baselines, density_table,
+                                         digits_density_data, flow_log_density, paired_gap,
+                                         train_digits_flow)
 from ocp_learn.verify import check_gradient
 
 SIZES = {"digits": (1797, 64, 10), "breast_cancer": (569, 30, 2), "wine": (178, 13, 3)}
@@ -172,6 +173,24 @@ def test_classifier_selection_on_a_subset(method, grid):
     assert r["n_params"] > 0
     if method.startswith("node"):  # (tikhonov, head decay, iterations)
         assert r["param"][:2] == ((grid[0], 0.0) if np.isscalar(grid[0]) else grid[0])
+
+
+def test_kinetic_grid_entries_and_listed_checks():
+    """``(tikhonov, head_decay, kinetic)`` entries add the transport cost to the objective
+    (a larger kinetic weight gives a larger objective at the same parameters) and report
+    the weight; ``check_every`` as a list checks at those iteration counts only."""
+    from ocp_learn.recipes.real_classification import _with_kinetic
+    from ocp_learn.problems import NeuralODEClassifier
+    s, _, _ = standardize(load_real("wine", 0))
+    r = tune_classifier("node_lbfgs", s, ((1e-3, 1e-3, 0.1),),
+                        node_kwargs=dict(augment=1, width=4, nt=2), maxiter=4, check_every=[2])
+    assert r["param"][:3] == (1e-3, 1e-3, 0.1) and r["param"][3] in (2, 4)
+    J = []
+    for kin in (0.0, 1.0):
+        kw = _with_kinetic(dict(augment=1, width=4, nt=2), s.dim, kin)
+        p = NeuralODEClassifier(s.x_train, s.y_train, loss="softmax", **kw)
+        J.append(p.objective(p.init_params(0) + 0.5))
+    assert J[1] > J[0]
 
 
 def test_head_decay_classifier_objective_and_gauss_newton_product():

@@ -108,7 +108,7 @@ def train_classifier(x_train: np.ndarray, y_train: np.ndarray, *, augment: int =
     if viscosity > 0 and head_decay > 0:
         raise ValueError("head_decay applies to the deterministic classifier (viscosity 0)")
     if head_decay > 0:
-        from .real_data import HeadDecayClassifier
+        from .real_classification import HeadDecayClassifier
 
         prob = HeadDecayClassifier(x_train, y_train, augment=augment, head_decay=head_decay,
                                    **problem_kwargs)
@@ -134,7 +134,7 @@ def _saved(prob: Any, x_train: np.ndarray, y_train: np.ndarray, augment: int,
            problem_kwargs: dict[str, Any]) -> Any:
     """The problem a bundle stores: a classifier trained with a head penalty is saved as the
     plain classifier of the same settings (the penalty shapes training only)."""
-    from .real_data import HeadDecayClassifier
+    from .real_classification import HeadDecayClassifier
 
     if not isinstance(prob, HeadDecayClassifier):
         return prob
@@ -301,7 +301,7 @@ def classify(data: str = "rings", *, augment: int = 1, n_train: int = 1000, n_te
 
 def _logreg(split: Any, seed: int) -> dict[str, Any]:
     """Logistic regression on ``split``, ``C`` of :data:`LOGREG_GRID` chosen on validation."""
-    from .real_data import tune_classifier
+    from .real_classification import tune_classifier
 
     r = tune_classifier("logreg", split, LOGREG_GRID, seed=seed)
     n = len(split.y_test)

@@ -1,0 +1,301 @@
+"""Real data: neural-ODE classifiers against classical classifiers on the same splits.
+
+:func:`classification_runs` trains the neural-ODE classifier
+(:class:`~ocp_learn.problems.NeuralODEClassifier`, with L-BFGS and with Gauss--Newton--CG)
+and ``LogisticRegression``, ``MLPClassifier`` (about the neural ODE's parameter count,
+:func:`mlp_hidden_for`) and an RBF ``SVC``, each with its regularization chosen on the
+validation split (:func:`tune_classifier`), over several stratified splits of a data set of
+:mod:`ocp_learn.datasets.real`.
+"""
+from __future__ import annotations
+
+import time
+import warnings
+from typing import Any, Sequence
+
+import numpy as np
+
+from ..problems import NeuralODEClassifier
+from ..problems.classification import GaussNewtonOperator
+
+__all__ = ["mlp_hidden_for", "tune_classifier", "classification_runs", "CLASSIFIERS",
+           "HeadDecayClassifier"]
+
+
+#: The classifiers :func:`classification_runs` compares.
+CLASSIFIERS = ("node_lbfgs", "node_gn", "logreg", "mlp", "svc")
+
+
+def mlp_hidden_for(n_params: int, d: int, n_classes: int) -> int:
+    """Hidden width ``h`` of a one-hidden-layer MLP with about ``n_params`` parameters,
+    ``(d + 1) h + (h + 1) c`` (``c`` outputs; one for two classes)."""
+    c = 1 if n_classes == 2 else n_classes
+    return max(1, int(round((n_params - c) / (d + 1 + c))))
+
+
+class HeadDecayClassifier(NeuralODEClassifier):
+    """A :class:`~ocp_learn.problems.NeuralODEClassifier` whose head's weights carry the L2
+    penalty ``(head_decay / 2) |W|_F^2`` (``weight_decay`` of
+    :class:`~ocp_learn.costs.LinearHeadLoss`): in the objective, its gradient and the
+    Gauss--Newton product (the penalty's Hessian, ``head_decay`` on the entries of ``W``).
+
+    The penalty shapes training only; predictions are those of the parent class, and a
+    saved model is a plain classifier.
+
+    Parameters
+    ----------
+    x, labels : array_like
+        Training features and labels.
+    head_decay : float
+        Weight of the penalty (0: the plain classifier).
+    **kwargs
+        Further classifier arguments.
+    """
+
+    def __init__(self, x, labels, *, head_decay: float = 0.0, **kwargs: Any) -> None:
+        from ..errors import check_positive_float
+
+        super().__init__(x, labels, **kwargs)
+        self.terminal.weight_decay = check_positive_float("head_decay", head_decay,
+                                                          allow_zero=True)
+
+    def gauss_newton_operator(self, theta, batch=None):
+        """The parent's operator with ``head_decay`` added on the head's weights."""
+        op = super().gauss_newton_operator(theta, batch)
+        p = self._split(op.theta)[1]
+        term, layout, inner = self.terminal, self.layout, op.matvec
+
+        def matvec(v):
+            out = inner(v)
+            layout.unpack(out)["terminal"][...] += term.penalty_hvp(p, self._split(v)[1])
+            return out
+        return GaussNewtonOperator(op.theta, op.evaluation, matvec, op.ledger)
+
+
+def _with_kinetic(kwargs, dim, kinetic):
+    """Classifier arguments with the transport cost ``(kinetic / 2) |f|^2`` of the default
+    field (:class:`~ocp_learn.costs.KineticEnergy`) among the running costs."""
+    from ..costs import KineticEnergy
+    from ..models import SingleLayerNet
+
+    kw = dict(kwargs)
+    if kinetic == 0:
+        return kw
+    model = SingleLayerNet(dim + kw.get("augment", 0), kw.pop("width", 16),
+                           init_scale=kw.pop("init_scale", 0.1),
+                           backend=kw.pop("backend", None) or "numpy")
+    kw.update(model=model, running=(*kw.get("running", ()), KineticEnergy(model, kinetic)))
+    return kw
+
+
+def _node(split, kwargs, tikhonov, optimizer, maxiter, seed, check_every, head_decay=0.0,
+          kinetic=0.0):
+    """Train a neural-ODE classifier, checking the validation accuracy every ``check_every``
+    iterations (or at the iteration counts it lists) and at the last iterate; the
+    parameters of the best check (the first on ties) are kept."""
+    from ..optim import gauss_newton, lbfgs
+
+    loss = "logistic" if split.n_classes == 2 else "softmax"
+    prob = HeadDecayClassifier(split.x_train, split.y_train, loss=loss, tikhonov=tikhonov,
+                               head_decay=head_decay,
+                               **_with_kinetic(kwargs, split.dim, kinetic))
+    best = {"val": -1.0, "theta": None, "it": 0}
+
+    def check(k, theta):
+        va = prob.accuracy(theta, split.x_val, split.y_val)
+        if va > best["val"]:
+            best.update(val=va, theta=np.array(theta), it=int(k))
+
+    at = None if np.isscalar(check_every) else {int(k) for k in check_every}
+
+    def callback(k, theta, f, g):
+        if (k + 1 in at) if at is not None else (k + 1) % check_every == 0:
+            check(k + 1, theta)
+        return False
+
+    t0 = time.perf_counter()
+    run = lbfgs if optimizer == "lbfgs" else gauss_newton
+    res = run(prob, prob.init_params(seed), maxiter=maxiter, progress=False, callback=callback)
+    if at is None or res.nit not in at:
+        check(res.nit, res.x)
+    secs = time.perf_counter() - t0
+    return (best["val"], prob.accuracy(best["theta"], split.x_test, split.y_test), secs,
+            prob.n_params, best["it"])
+
+
+def tune_classifier(method: str, split: Any, grid: Sequence[Any], *, seed: int = 0,
+                    node_kwargs: dict[str, Any] | None = None, maxiter: int = 200,
+                    check_every: int | Sequence[int] = 10,
+                    mlp_hidden: int = 32) -> dict[str, Any]:
+    """Fit ``method`` for every value of ``grid`` on the training split, keep the value of
+    best validation accuracy (the first on ties), report its test accuracy.
+
+    Parameters
+    ----------
+    method : str
+        One of :data:`CLASSIFIERS`: the neural ODE with L-BFGS (``node_lbfgs``) or
+        Gauss--Newton--CG (``node_gn``), grid over the Tikhonov weight of the dynamics,
+        ``(tikhonov, head_decay)`` pairs (``head_decay``: L2 weight on the head's weights,
+        :class:`HeadDecayClassifier`) or ``(tikhonov, head_decay, kinetic)`` triples
+        (``kinetic``: weight of the transport cost ``(kinetic / 2) int |f(z, t)|^2 dt``,
+        :class:`~ocp_learn.costs.KineticEnergy`, on the default field), with the
+        iteration count chosen on the validation split too (early stopping: the
+        validation accuracy is checked at the iterations ``check_every`` names);
+        ``logreg`` (grid over ``C``), ``mlp``
+        (``(alpha, max_iter)`` pairs: L2 weight and L-BFGS iterations; hidden width
+        ``mlp_hidden``), ``svc`` (RBF, ``(C, gamma)`` pairs).
+    split : Split
+        Standardized data.
+    grid : sequence
+        The values tried.
+    seed : int
+        Seed of the initial parameters (neural ODE, MLP).
+    node_kwargs : dict, optional
+        Classifier arguments (``augment``, ``width``, ``nt``, ...).
+    maxiter : int
+        Iterations of the neural ODE's optimizer.
+    check_every : int or sequence of int
+        Iterations between validation checks of the neural ODE, or the iteration counts
+        at which it is checked (and the last iterate, when its count is not among them).
+    mlp_hidden : int
+        Hidden width of the MLP.
+
+    Returns
+    -------
+    dict
+        ``param`` (the neural ODE's: ``(tikhonov, head_decay, iterations)``, or
+        ``(tikhonov, head_decay, kinetic, iterations)`` for triples), ``val_accuracy``,
+        ``test_accuracy``, ``seconds`` (whole grid), ``n_params`` (of the chosen model).
+    """
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.neural_network import MLPClassifier
+    from sklearn.svm import SVC
+
+    if method not in CLASSIFIERS:
+        raise ValueError(f"method must be one of {list(CLASSIFIERS)}, got {method!r}")
+    t0 = time.perf_counter()
+    best = None
+    for p in grid:
+        if method.startswith("node"):
+            opt = "lbfgs" if method == "node_lbfgs" else "gauss-newton"
+            given = (p,) if np.isscalar(p) else tuple(p)
+            tik, decay, kin = (*given, 0.0, 0.0)[:3]
+            va, te, _, npar, it = _node(split, node_kwargs or {}, tik, opt, maxiter, seed,
+                                        check_every, decay, kin)
+            p = (tik, decay, it) if len(given) < 3 else (tik, decay, kin, it)
+        else:
+            if method == "logreg":
+                m = LogisticRegression(C=p, max_iter=5000)
+            elif method == "mlp":
+                m = MLPClassifier((mlp_hidden,), alpha=p[0], max_iter=p[1], random_state=seed,
+                                  solver="lbfgs")
+            else:
+                m = SVC(C=p[0], gamma=p[1])
+            with warnings.catch_warnings():  # a capped MLP run is one of the settings
+                warnings.simplefilter("ignore", ConvergenceWarning)
+                m.fit(split.x_train, split.y_train)
+            va, te = m.score(split.x_val, split.y_val), m.score(split.x_test, split.y_test)
+            npar = _sk_params(m)
+        if best is None or va > best["val_accuracy"]:
+            best = {"param": p, "val_accuracy": float(va), "test_accuracy": float(te),
+                    "n_params": npar}
+    best["seconds"] = time.perf_counter() - t0
+    return best
+
+
+def _sk_params(m):
+    """Fitted parameters of a scikit-learn classifier (an SVC's: its support vectors, dual
+    coefficients and intercepts)."""
+    from sklearn.neural_network import MLPClassifier
+    from sklearn.svm import SVC
+
+    if isinstance(m, MLPClassifier):
+        return int(sum(w.size for w in m.coefs_) + sum(b.size for b in m.intercepts_))
+    if isinstance(m, SVC):
+        return int(m.support_vectors_.size + m.dual_coef_.size + m.intercept_.size)
+    return int(m.coef_.size + m.intercept_.size)
+
+
+def classification_runs(name: str, seeds: Sequence[int] = (0, 1, 2, 3, 4), *,
+                        node_kwargs: dict[str, Any] | None = None,
+                        grids: dict[str, Sequence[Any]] | None = None,
+                        node_maxiter: int = 200, gn_maxiter: int = 30,
+                        lbfgs_checks: int | Sequence[int] = (50, 200),
+                        methods: Sequence[str] = CLASSIFIERS) -> dict[str, Any]:
+    """Test accuracy of every classifier over stratified splits of a real data set.
+
+    Inputs are standardized with each training split's statistics; each method's
+    regularization is chosen on that split's validation part (:func:`tune_classifier`).
+    The MLP's hidden width gives it about the neural ODE's parameter count
+    (:func:`mlp_hidden_for`).
+
+    Parameters
+    ----------
+    name : {"digits", "breast_cancer", "wine"}
+    seeds : sequence of int
+        Seeds of the splits (and of the initial parameters).
+    node_kwargs : dict, optional
+        Neural-ODE settings (default ``augment=4, width=32, nt=4``).
+    grids : dict, optional
+        Grids per method, replacing the defaults: for both neural-ODE optimizers the
+        Tikhonov weight in ``(1e-4, 1e-2, 1e-1)`` times the head's weight decay in
+        ``(1e-3, 1e-2)``, and ``(tikhonov, head_decay, kinetic)`` = ``(1e-3, 1e-3, 0.01)``
+        and ``(1e-3, 1e-3, 0.1)`` (the transport cost of the flow, see
+        :func:`tune_classifier`); ``C`` in
+        ``(0.01, 0.1, 1, 10, 100)`` (logistic regression); ``alpha`` in
+        ``(1e-4, 1e-2, 1, 10)`` times ``max_iter`` in ``(50, 200, 500)`` (MLP); ``C`` in
+        ``(1, 10, 100)`` times ``gamma`` in ``("scale", 0.01)`` (SVC).
+    node_maxiter, gn_maxiter : int
+        Iterations of L-BFGS and Gauss--Newton (validation checks every iteration).
+    lbfgs_checks : int or sequence of int
+        The L-BFGS iteration counts at which the validation accuracy is checked (and the
+        last iterate), or the iterations between checks (``check_every`` of
+        :func:`tune_classifier`).
+    methods : sequence of str
+        Subset of :data:`CLASSIFIERS`.
+
+    Returns
+    -------
+    dict
+        Per method: ``test_accuracy`` (one per split), ``mean``, ``std``, ``params``
+        (chosen), ``seconds`` (per split), ``n_params``; and ``mlp_hidden``.
+    """
+    from ..datasets.real import load_real, standardize
+
+    node_kwargs = dict(augment=4, width=32, nt=4) if node_kwargs is None else dict(node_kwargs)
+    node = (*((t, w) for t in (1e-4, 1e-2, 1e-1) for w in (1e-3, 1e-2)),
+            (1e-3, 1e-3, 0.01), (1e-3, 1e-3, 0.1))
+    g = {"node_lbfgs": node, "node_gn": node,
+         "logreg": (0.01, 0.1, 1.0, 10.0, 100.0),
+         "mlp": tuple((a, it) for a in (1e-4, 1e-2, 1.0, 10.0) for it in (50, 200, 500)),
+         "svc": tuple((c, gm) for c in (1.0, 10.0, 100.0) for gm in ("scale", 0.01))}
+    g.update(grids or {})
+    out: dict[str, Any] = {m: {"test_accuracy": [], "params": [], "seconds": [],
+                               "val_accuracy": []} for m in methods}
+    hidden = None
+    for s in seeds:
+        split, _, _ = standardize(load_real(name, s))
+        if hidden is None:
+            loss = "logistic" if split.n_classes == 2 else "softmax"
+            n_node = NeuralODEClassifier(split.x_train[:2], split.y_train[:2] * 0, loss=loss,
+                                         n_outputs=1 if loss == "logistic" else split.n_classes,
+                                         **node_kwargs).n_params
+            hidden = mlp_hidden_for(n_node, split.dim, split.n_classes)
+            out["mlp_hidden"] = hidden
+            out["n_params_node"] = int(n_node)
+        for m in methods:
+            it = gn_maxiter if m == "node_gn" else node_maxiter
+            r = tune_classifier(m, split, g[m], seed=s, node_kwargs=node_kwargs, maxiter=it,
+                                check_every=1 if m == "node_gn" else lbfgs_checks,
+                                mlp_hidden=hidden)
+            for k in ("test_accuracy", "val_accuracy", "seconds"):
+                out[m][k].append(r[k])
+            out[m]["params"].append(r["param"])
+            out[m]["n_params"] = r["n_params"]
+    for m in methods:
+        acc = np.asarray(out[m]["test_accuracy"])
+        out[m]["mean"] = float(acc.mean())
+        out[m]["std"] = float(acc.std(ddof=1)) if acc.size > 1 else 0.0
+    out["node_kwargs"] = node_kwargs
+    return out
