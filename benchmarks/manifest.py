@@ -274,7 +274,7 @@ BENCHMARKS: dict[str, Bench] = {
         "threads, float64 and float32; crowd MFG objective + gradient, one thread",
         full=("--quick", "--threads", "1", "2"),
         outputs=("results/kernels_quick.json", "results/kernels_quick.md"),
-        full_runtime="~3 min", needs=("torch",)),
+        full_runtime="~3 min", needs=("torch",), env=_TWO),
     "kernels_grid": Bench(
         "bench_kernels.py",
         "CNF objective + gradient against the PyTorch peers, n = 1024, one thread",
