@@ -281,6 +281,14 @@ BENCHMARKS: dict[str, Bench] = {
         full=("--ns", "1024", "--threads", "1", "--no-compile", "--name", "kernels_grid"),
         outputs=("results/kernels_grid.json", "results/kernels_grid.md"),
         full_runtime="~15 min", needs=("torch", "torchdiffeq")),
+    "kernels_grid_n_threads": Bench(
+        "bench_kernels.py", "The CNF objective + gradient at n = 4096 and 16384, one and two "
+        "threads, m = 32: fused tiles, per-sample kernels and torch",
+        full=("--ns", "4096", "16384", "--dims", "2", "8", "64", "--widths", "32",
+              "--threads", "1", "2", "--impls", "ocp_numba_fused", "ocp_numba_per_sample",
+              "torch_otflow", "--no-compile", "--name", "kernels_grid_n_threads"),
+        outputs=("results/kernels_grid_n_threads.json", "results/kernels_grid_n_threads.md"),
+        full_runtime="~10 min", needs=("torch", "torchdiffeq"), env=_TWO),
     "kernels_grid_m128_fused": Bench(
         "bench_kernels.py", "The grid's m = 128 cells on the fused kernels",
         full=("--ns", "1024", "--widths", "128", "--threads", "1", "--dtypes", "float64",

@@ -23,7 +23,7 @@ import numpy as np
 from numba import njit, prange
 
 from .activation_numba import act
-from .numba_common import FASTMATH, acc_gemm, acc_row_sums, blocks
+from .numba_common import FASTMATH, acc_gemm, acc_row_sums, blocks, with_serial_blas
 
 __all__ = ["TILE", "rhs", "jvp", "vjp", "NumbaMLPBackend"]
 
@@ -127,6 +127,7 @@ def _c(a):
     return np.ascontiguousarray(a, dtype=np.float64)
 
 
+@with_serial_blas
 def rhs(P, Z):
     """``f(Z)`` of shape ``(n, d)``; ``P`` the named parameter views."""
     out = np.empty(Z.shape)
@@ -135,6 +136,7 @@ def rhs(P, Z):
     return out
 
 
+@with_serial_blas
 def jvp(P, T, Z, dZ):
     """Tangent ``df``; ``T`` parameter tangents (or ``None``), ``dZ`` (or ``None``)."""
     out = np.empty(Z.shape)
@@ -147,6 +149,7 @@ def jvp(P, T, Z, dZ):
     return out
 
 
+@with_serial_blas
 def vjp(P, Z, Fb):
     """``(zbar (n, d), dict of parameter cotangents summed over samples)``."""
     edges = blocks(Z.shape[0])

@@ -45,7 +45,7 @@ from numba import njit, prange
 from . import potential_gram_numba as gram
 from . import potential_soa_numba as soa
 from . import potential_tiles_numba as tiles
-from .numba_common import FASTMATH, blocks
+from .numba_common import FASTMATH, blocks, with_serial_blas
 from .potential_jacobian_numba import fwd_sample, vjp_sample
 from .potential_net_numba import (accumulators, adjoint_workspace, block, cotangents,
                                   directions, forward_workspace, params)
@@ -244,6 +244,7 @@ def _tile_blocks(n, T):
     return max(1, min(numba.get_num_threads(), -(-n // T)))
 
 
+@with_serial_blas
 def flow_rhs(P, x, t, W, h, a1, c_R, extra, out, keep, trace_path="auto", layout="auto"):
     """The field's right-hand side columns ``[:d+2]`` and ``c_R`` (D4) into ``out``.
 
@@ -271,6 +272,7 @@ def flow_rhs(P, x, t, W, h, a1, c_R, extra, out, keep, trace_path="auto", layout
     return None
 
 
+@with_serial_blas
 def flow_vjp(P, x, t, W, h, a1, c_R, extra, ybar, out, wR, aux, trace_path="auto", work=None,
              layout="auto"):
     """The field's vjp through the potential (module docstring): writes ``out[:, :d]`` and

@@ -27,7 +27,7 @@ import numpy as np
 
 from ..arrays import Workspace
 from . import potential_reference as reference
-from .numba_common import blocks
+from .numba_common import with_serial_blas, blocks
 from .potential_gram_numba import forward as gram_forward
 from .potential_gram_numba import trace_gram
 from .potential_gram_numba import vjp as gram_vjp
@@ -40,6 +40,7 @@ __all__ = ["derivatives", "derivatives_vjp", "derivatives_jvp", "NumbaPotentialB
            "NumbaBlasPotentialBackend", "numba_potential_backend"]
 
 
+@with_serial_blas
 def derivatives(P: dict, S: np.ndarray, W: np.ndarray | None, h: float,
                 nblocks: int | None = None,
                 trace_path: str = "auto") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -57,6 +58,7 @@ def derivatives(P: dict, S: np.ndarray, W: np.ndarray | None, h: float,
     return phi, G, lap
 
 
+@with_serial_blas
 def derivatives_vjp(P: dict, S: np.ndarray, W: np.ndarray | None, h: float,
                     phibar: np.ndarray, Gbar: np.ndarray, lapbar: np.ndarray,
                     nblocks: int | None = None, trace_path: str = "auto") -> tuple[np.ndarray, dict]:
@@ -78,6 +80,7 @@ def derivatives_vjp(P: dict, S: np.ndarray, W: np.ndarray | None, h: float,
     return sbar, cotangents(acc)
 
 
+@with_serial_blas
 def derivatives_jvp(P: dict, T: dict, S: np.ndarray, dS: np.ndarray, W: np.ndarray | None,
                     h: float,
                     nblocks: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
