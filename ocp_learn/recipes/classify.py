@@ -81,7 +81,7 @@ def train_classifier(x_train: np.ndarray, y_train: np.ndarray, *, augment: int =
         Adam's mini-batch size and step size.
     head_decay : float
         L2 weight ``(head_decay / 2) |W|_F^2`` on the head's weights in training
-        (:class:`~ocp_learn.recipes.real_data.HeadDecayClassifier`; deterministic models
+        (:class:`~ocp_learn.recipes.real_classification.HeadDecayClassifier`; deterministic models
         only); 0: none.
     **problem_kwargs
         Passed to the problem (``width``, ``nt``, ``T``, ``integrator``, ``time_param``,
