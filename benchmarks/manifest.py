@@ -336,7 +336,7 @@ BENCHMARKS: dict[str, Bench] = {
         "bench_gpu_e2e.py", "The CPU baseline of the GPU comparison (numba, all cores)",
         full=("--cpu-reference", "--threads", "2", "--repeat", "1"),
         outputs=("results/gpu_e2e_cpu.json", "results/gpu_e2e_cpu.md"),
-        full_runtime="~4 min on 2 cores"),
+        full_runtime="~4 min on 2 cores", env=_TWO),
     "mpi": Bench(
         "bench_mpi.py", "Strong scaling of data-parallel objective + gradient, 1 -> K ranks",
         quick=("--problems", "mfg", "--sizes", "8", "--ranks", "1", "2", "--repeat", "1"),
