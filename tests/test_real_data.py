@@ -193,6 +193,61 @@ def test_kinetic_grid_entries_and_listed_checks():
     assert J[1] > J[0]
 
 
+def test_cv_folds_partition_the_pooled_parts_and_standardize_each_fold():
+    from ocp_learn.recipes.real_classification import cv_folds, pooled, refit_split
+    raw = load_real("wine", 3)
+    x, y = pooled(raw)
+    parts = cv_folds(raw, 3)
+    assert len(parts) == 3
+    # the validation parts partition the pooled rows, class proportions kept (stratified)
+    sizes = [len(f.y_val) for f in parts]
+    assert sum(sizes) == len(y) and max(sizes) - min(sizes) <= 1
+    for f in parts:
+        assert len(f.y_train) + len(f.y_val) == len(y)
+        np.testing.assert_allclose(f.x_train.mean(axis=0), 0.0, atol=1e-12)
+        np.testing.assert_allclose(f.x_train.std(axis=0), 1.0, atol=1e-12)
+        assert abs(np.mean(f.y_val == 0) - np.mean(y == 0)) < 0.05
+        np.testing.assert_array_equal(f.y_test, raw.y_test)
+    # every pooled row is validated exactly once: compare the raw rows via the labels' counts
+    assert sum(np.bincount(f.y_val, minlength=3) for f in parts).tolist() == \
+        np.bincount(y, minlength=3).tolist()
+    r = refit_split(raw)
+    assert len(r.y_train) == len(y) and len(r.y_val) == 0
+    np.testing.assert_allclose(r.x_train.mean(axis=0), 0.0, atol=1e-12)
+    np.testing.assert_allclose(r.x_test, (raw.x_test - x.mean(0)) / x.std(0), rtol=1e-12)
+    with pytest.raises(ValueError, match="folds"):
+        cv_folds(raw, 1)
+
+
+def test_cross_validated_choice_equals_scikit_learn_and_refits_on_the_pooled_parts():
+    """``folds=k``: the chosen ``C`` is the one of best mean fold accuracy (each fold
+    standardized with its own training statistics, computed here independently with a
+    scikit-learn pipeline), and the reported test accuracy is that of the refit on the
+    training and validation parts pooled."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold, cross_val_score
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    from ocp_learn.recipes.real_classification import pooled
+    raw = load_real("breast_cancer", 2)
+    grid = (0.001, 0.1, 10.0)
+    r = tune_classifier("logreg", raw, grid, folds=3)
+    x, y = pooled(raw)
+    cv = StratifiedKFold(n_splits=3, shuffle=True, random_state=raw.seed)
+    means = [cross_val_score(make_pipeline(StandardScaler(),
+                                           LogisticRegression(C=c, max_iter=5000)),
+                             x, y, cv=cv).mean() for c in grid]
+    assert r["param"] == grid[int(np.argmax(means))]
+    assert r["val_accuracy"] == pytest.approx(max(means), abs=1e-12)
+    final = make_pipeline(StandardScaler(), LogisticRegression(C=r["param"], max_iter=5000))
+    assert r["test_accuracy"] == pytest.approx(final.fit(x, y).score(raw.x_test, raw.y_test))
+    # the neural ODE: the chosen iteration count is a planned check point every fold has
+    r = tune_classifier("node_lbfgs", raw, ((1e-3, 1e-2),), folds=2, maxiter=4,
+                        check_every=[2], node_kwargs=dict(augment=1, width=4, nt=2))
+    assert r["param"][:2] == (1e-3, 1e-2) and r["param"][2] in (2, 4)
+    assert 0.5 <= r["test_accuracy"] <= 1
+
+
 def test_head_decay_classifier_objective_and_gauss_newton_product():
     rng = np.random.default_rng(0)
     x, y = rng.standard_normal((15, 3)), rng.integers(0, 3, 15)

@@ -4,8 +4,8 @@
 (:class:`~ocp_learn.problems.NeuralODEClassifier`, with L-BFGS and with Gauss--Newton--CG)
 and ``LogisticRegression``, ``MLPClassifier`` (about the neural ODE's parameter count,
 :func:`mlp_hidden_for`) and an RBF ``SVC``, each with its regularization chosen on the
-validation split (:func:`tune_classifier`), over several stratified splits of a data set of
-:mod:`ocp_learn.datasets.real`.
+validation split or by stratified cross-validation (:func:`tune_classifier`), over several
+stratified splits of a data set of :mod:`ocp_learn.datasets.real`.
 """
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from ..problems import NeuralODEClassifier
 from ..problems.classification import GaussNewtonOperator
 
 __all__ = ["mlp_hidden_for", "tune_classifier", "classification_runs", "CLASSIFIERS",
-           "HeadDecayClassifier"]
+           "HeadDecayClassifier", "cv_folds", "pooled", "refit_split"]
 
 
 #: The classifiers :func:`classification_runs` compares.
@@ -88,47 +88,174 @@ def _with_kinetic(kwargs, dim, kinetic):
     return kw
 
 
+def cv_folds(split: Any, folds: int) -> list[Any]:
+    """Stratified cross-validation folds of ``split``'s training and validation parts pooled.
+
+    Fold ``j`` trains on the other ``folds - 1`` parts and validates on part ``j``; each
+    fold is standardized with its own training part's statistics
+    (:func:`~ocp_learn.datasets.real.standardize`); the test part is carried along unused.
+
+    Parameters
+    ----------
+    split : Split
+        Unstandardized data (:func:`~ocp_learn.datasets.real.load_real`).
+    folds : int
+        Number of folds (at least 2).
+
+    Returns
+    -------
+    list of Split
+    """
+    from sklearn.model_selection import StratifiedKFold
+
+    from ..datasets.real import Split, standardize
+    from ..errors import check_positive_int
+
+    folds = check_positive_int("folds", folds)
+    if folds < 2:
+        raise ValueError(f"folds must be at least 2, got {folds}")
+    x, y = pooled(split)
+    cv = StratifiedKFold(n_splits=folds, shuffle=True, random_state=split.seed)
+    return [standardize(Split(split.name, x[tr], y[tr], x[va], y[va], split.x_test,
+                              split.y_test, split.seed))[0] for tr, va in cv.split(x, y)]
+
+
+def pooled(split: Any) -> tuple[np.ndarray, np.ndarray]:
+    """The training and validation parts of ``split`` stacked: features and labels."""
+    return (np.concatenate([split.x_train, split.x_val]),
+            np.concatenate([split.y_train, split.y_val]))
+
+
+def refit_split(split: Any) -> Any:
+    """``split`` with its validation part moved into the training part (empty validation),
+    standardized with the pooled training statistics: the final fit after cross-validation."""
+    from ..datasets.real import Split, standardize
+
+    x, y = pooled(split)
+    return standardize(Split(split.name, x, y, x[:0], y[:0], split.x_test, split.y_test,
+                             split.seed))[0]
+
+
 def _node(split, kwargs, tikhonov, optimizer, maxiter, seed, check_every, head_decay=0.0,
           kinetic=0.0):
     """Train a neural-ODE classifier, checking the validation accuracy every ``check_every``
-    iterations (or at the iteration counts it lists) and at the last iterate; the
-    parameters of the best check (the first on ties) are kept."""
+    iterations (or at the iteration counts it lists) and at the last iterate.
+
+    Returns ``(checks, prob, seconds)``: ``checks`` maps the iteration count of each check
+    to ``(validation accuracy, parameters)``; the planned check points after an early stop
+    hold the last iterate.  Without a validation part: the last iterate only, accuracy
+    ``nan``."""
     from ..optim import gauss_newton, lbfgs
 
     loss = "logistic" if split.n_classes == 2 else "softmax"
     prob = HeadDecayClassifier(split.x_train, split.y_train, loss=loss, tikhonov=tikhonov,
                                head_decay=head_decay,
                                **_with_kinetic(kwargs, split.dim, kinetic))
-    best = {"val": -1.0, "theta": None, "it": 0}
+    checks: dict[int, tuple[float, np.ndarray]] = {}
+    validate = len(split.y_val) > 0
 
     def check(k, theta):
-        va = prob.accuracy(theta, split.x_val, split.y_val)
-        if va > best["val"]:
-            best.update(val=va, theta=np.array(theta), it=int(k))
+        va = prob.accuracy(theta, split.x_val, split.y_val) if validate else np.nan
+        checks[int(k)] = (float(va), np.array(theta))
 
     at = None if np.isscalar(check_every) else {int(k) for k in check_every}
 
     def callback(k, theta, f, g):
-        if (k + 1 in at) if at is not None else (k + 1) % check_every == 0:
+        if validate and ((k + 1 in at) if at is not None else (k + 1) % check_every == 0):
             check(k + 1, theta)
         return False
 
     t0 = time.perf_counter()
     run = lbfgs if optimizer == "lbfgs" else gauss_newton
     res = run(prob, prob.init_params(seed), maxiter=maxiter, progress=False, callback=callback)
-    if at is None or res.nit not in at:
+    if res.nit not in checks:
         check(res.nit, res.x)
-    secs = time.perf_counter() - t0
-    return (best["val"], prob.accuracy(best["theta"], split.x_test, split.y_test), secs,
-            prob.n_params, best["it"])
+    # a run that stopped early (converged) has the same parameters at the later check points
+    planned = range(check_every, maxiter + 1, check_every) if at is None else at
+    for k in sorted({*planned, maxiter}):
+        if k > res.nit and validate:
+            checks[k] = checks[res.nit]
+    return checks, prob, time.perf_counter() - t0
+
+
+def _node_setting(p):
+    """``(tikhonov, head_decay, kinetic)`` of a neural-ODE grid value (a Tikhonov weight, a
+    pair or a triple), and how many of them the value gives."""
+    given = (p,) if np.isscalar(p) else tuple(p)
+    return (*given, 0.0, 0.0)[:3], len(given)
+
+
+def _sklearn_model(method, p, seed, mlp_hidden):
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.neural_network import MLPClassifier
+    from sklearn.svm import SVC
+
+    if method == "logreg":
+        return LogisticRegression(C=p, max_iter=5000)
+    if method == "mlp":
+        return MLPClassifier((mlp_hidden,), alpha=p[0], max_iter=p[1], random_state=seed,
+                             solver="lbfgs")
+    return SVC(C=p[0], gamma=p[1])
+
+
+def _sklearn_fit(method, p, split, seed, mlp_hidden):
+    """The fitted scikit-learn model and its validation accuracy (``nan`` without one)."""
+    from sklearn.exceptions import ConvergenceWarning
+
+    m = _sklearn_model(method, p, seed, mlp_hidden)
+    with warnings.catch_warnings():  # a capped MLP run is one of the settings
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        m.fit(split.x_train, split.y_train)
+    va = m.score(split.x_val, split.y_val) if len(split.y_val) else np.nan
+    return m, float(va)
+
+
+def _scores(method, split, p, *, seed, node_kwargs, maxiter, check_every, mlp_hidden):
+    """Validation accuracy of one grid value fitted on one split's training part:
+    ``{setting: (accuracy, test)}`` (for the neural ODE one setting per check, the iteration
+    count appended to the value); ``test()`` gives that fit's test accuracy and parameter
+    count."""
+    if method.startswith("node"):
+        (tik, decay, kin), n_given = _node_setting(p)
+        opt = "lbfgs" if method == "node_lbfgs" else "gauss-newton"
+        checks, prob, _ = _node(split, node_kwargs, tik, opt, maxiter, seed, check_every,
+                                decay, kin)
+        head = (tik, decay) if n_given < 3 else (tik, decay, kin)
+
+        def tester(theta):
+            return lambda: (prob.accuracy(theta, split.x_test, split.y_test), prob.n_params)
+        return {(*head, it): (va, tester(theta)) for it, (va, theta) in sorted(checks.items())}
+    m, va = _sklearn_fit(method, p, split, seed, mlp_hidden)
+    return {p: (va, lambda: (m.score(split.x_test, split.y_test), _sk_params(m)))}
+
+
+def _refit(method, split, setting, *, seed, node_kwargs, mlp_hidden):
+    """Train ``setting`` (a grid value; for the neural ODE with its iteration count last) on
+    ``split``'s training part alone; its test accuracy and parameter count."""
+    if method.startswith("node"):
+        (tik, decay, kin), n_given = _node_setting(setting[:-1])
+        opt = "lbfgs" if method == "node_lbfgs" else "gauss-newton"
+        checks, prob, _ = _node(split, node_kwargs, tik, opt, int(setting[-1]), seed, 1,
+                                decay, kin)
+        theta = checks[max(checks)][1]
+        return prob.accuracy(theta, split.x_test, split.y_test), prob.n_params
+    m = _sklearn_fit(method, setting, split, seed, mlp_hidden)[0]
+    return m.score(split.x_test, split.y_test), _sk_params(m)
 
 
 def tune_classifier(method: str, split: Any, grid: Sequence[Any], *, seed: int = 0,
                     node_kwargs: dict[str, Any] | None = None, maxiter: int = 200,
                     check_every: int | Sequence[int] = 10,
-                    mlp_hidden: int = 32) -> dict[str, Any]:
-    """Fit ``method`` for every value of ``grid`` on the training split, keep the value of
-    best validation accuracy (the first on ties), report its test accuracy.
+                    mlp_hidden: int = 32, folds: int | None = None) -> dict[str, Any]:
+    """Choose the value of ``grid`` of best validation accuracy (the first on ties) and
+    report its test accuracy.
+
+    With ``folds=None`` every value is fitted on the training part of ``split`` (already
+    standardized) and scored on its validation part; the chosen fit is the one tested.
+    With ``folds=k`` (``split`` unstandardized) the training and validation parts are
+    pooled and split into ``k`` stratified folds (:func:`cv_folds`); every value is scored
+    by its mean accuracy over the folds, and the chosen value is refitted on the pooled
+    parts (:func:`refit_split`) and tested.
 
     Parameters
     ----------
@@ -139,13 +266,14 @@ def tune_classifier(method: str, split: Any, grid: Sequence[Any], *, seed: int =
         :class:`HeadDecayClassifier`) or ``(tikhonov, head_decay, kinetic)`` triples
         (``kinetic``: weight of the transport cost ``(kinetic / 2) int |f(z, t)|^2 dt``,
         :class:`~ocp_learn.costs.KineticEnergy`, on the default field), with the
-        iteration count chosen on the validation split too (early stopping: the
-        validation accuracy is checked at the iterations ``check_every`` names);
+        iteration count chosen on validation too (early stopping: the validation
+        accuracy is checked at the iterations ``check_every`` names);
         ``logreg`` (grid over ``C``), ``mlp``
         (``(alpha, max_iter)`` pairs: L2 weight and L-BFGS iterations; hidden width
         ``mlp_hidden``), ``svc`` (RBF, ``(C, gamma)`` pairs).
     split : Split
-        Standardized data.
+        The data: standardized with its training part's statistics when ``folds`` is
+        None, unstandardized otherwise.
     grid : sequence
         The values tried.
     seed : int
@@ -159,49 +287,39 @@ def tune_classifier(method: str, split: Any, grid: Sequence[Any], *, seed: int =
         at which it is checked (and the last iterate, when its count is not among them).
     mlp_hidden : int
         Hidden width of the MLP.
+    folds : int, optional
+        Number of cross-validation folds; None: the validation part of ``split``.
 
     Returns
     -------
     dict
         ``param`` (the neural ODE's: ``(tikhonov, head_decay, iterations)``, or
-        ``(tikhonov, head_decay, kinetic, iterations)`` for triples), ``val_accuracy``,
-        ``test_accuracy``, ``seconds`` (whole grid), ``n_params`` (of the chosen model).
+        ``(tikhonov, head_decay, kinetic, iterations)`` for triples), ``val_accuracy``
+        (mean over the folds with ``folds``), ``test_accuracy``, ``seconds`` (whole
+        grid, refit included), ``n_params`` (of the chosen model).
     """
-    from sklearn.exceptions import ConvergenceWarning
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.neural_network import MLPClassifier
-    from sklearn.svm import SVC
-
     if method not in CLASSIFIERS:
         raise ValueError(f"method must be one of {list(CLASSIFIERS)}, got {method!r}")
     t0 = time.perf_counter()
-    best = None
+    kw = dict(seed=seed, node_kwargs=node_kwargs or {}, mlp_hidden=mlp_hidden)
+    parts = [split] if folds is None else cv_folds(split, folds)
+    score: dict[Any, list[float]] = {}
+    testers: dict[Any, Any] = {}
     for p in grid:
-        if method.startswith("node"):
-            opt = "lbfgs" if method == "node_lbfgs" else "gauss-newton"
-            given = (p,) if np.isscalar(p) else tuple(p)
-            tik, decay, kin = (*given, 0.0, 0.0)[:3]
-            va, te, _, npar, it = _node(split, node_kwargs or {}, tik, opt, maxiter, seed,
-                                        check_every, decay, kin)
-            p = (tik, decay, it) if len(given) < 3 else (tik, decay, kin, it)
-        else:
-            if method == "logreg":
-                m = LogisticRegression(C=p, max_iter=5000)
-            elif method == "mlp":
-                m = MLPClassifier((mlp_hidden,), alpha=p[0], max_iter=p[1], random_state=seed,
-                                  solver="lbfgs")
-            else:
-                m = SVC(C=p[0], gamma=p[1])
-            with warnings.catch_warnings():  # a capped MLP run is one of the settings
-                warnings.simplefilter("ignore", ConvergenceWarning)
-                m.fit(split.x_train, split.y_train)
-            va, te = m.score(split.x_val, split.y_val), m.score(split.x_test, split.y_test)
-            npar = _sk_params(m)
-        if best is None or va > best["val_accuracy"]:
-            best = {"param": p, "val_accuracy": float(va), "test_accuracy": float(te),
-                    "n_params": npar}
-    best["seconds"] = time.perf_counter() - t0
-    return best
+        for part in parts:
+            for setting, (va, tester) in _scores(method, part, p, maxiter=maxiter,
+                                                 check_every=check_every, **kw).items():
+                score.setdefault(setting, []).append(va)
+                testers[setting] = tester
+    # a setting counts only if every fold has it (an early stop adds its own count)
+    mean = {k: float(np.mean(v)) for k, v in score.items() if len(v) == len(parts)}
+    best = max(mean, key=mean.get)  # the first of the maxima
+    if folds is None:
+        test, npar = testers[best]()
+    else:
+        test, npar = _refit(method, refit_split(split), best, **kw)
+    return {"param": best, "val_accuracy": mean[best], "test_accuracy": float(test),
+            "n_params": npar, "seconds": time.perf_counter() - t0}
 
 
 def _sk_params(m):
@@ -222,11 +340,13 @@ def classification_runs(name: str, seeds: Sequence[int] = (0, 1, 2, 3, 4), *,
                         grids: dict[str, Sequence[Any]] | None = None,
                         node_maxiter: int = 200, gn_maxiter: int = 30,
                         lbfgs_checks: int | Sequence[int] = (50, 200),
-                        methods: Sequence[str] = CLASSIFIERS) -> dict[str, Any]:
+                        methods: Sequence[str] = CLASSIFIERS,
+                        folds: int | None = None) -> dict[str, Any]:
     """Test accuracy of every classifier over stratified splits of a real data set.
 
     Inputs are standardized with each training split's statistics; each method's
-    regularization is chosen on that split's validation part (:func:`tune_classifier`).
+    regularization is chosen on that split's validation part, or by cross-validation on
+    its training and validation parts pooled (``folds``; :func:`tune_classifier`).
     The MLP's hidden width gives it about the neural ODE's parameter count
     (:func:`mlp_hidden_for`).
 
@@ -254,6 +374,9 @@ def classification_runs(name: str, seeds: Sequence[int] = (0, 1, 2, 3, 4), *,
         :func:`tune_classifier`).
     methods : sequence of str
         Subset of :data:`CLASSIFIERS`.
+    folds : int, optional
+        Number of cross-validation folds for every method's choice; None: the split's
+        validation part.
 
     Returns
     -------
@@ -275,7 +398,8 @@ def classification_runs(name: str, seeds: Sequence[int] = (0, 1, 2, 3, 4), *,
                                "val_accuracy": []} for m in methods}
     hidden = None
     for s in seeds:
-        split, _, _ = standardize(load_real(name, s))
+        raw = load_real(name, s)
+        split = standardize(raw)[0]
         if hidden is None:
             loss = "logistic" if split.n_classes == 2 else "softmax"
             n_node = NeuralODEClassifier(split.x_train[:2], split.y_train[:2] * 0, loss=loss,
@@ -286,9 +410,10 @@ def classification_runs(name: str, seeds: Sequence[int] = (0, 1, 2, 3, 4), *,
             out["n_params_node"] = int(n_node)
         for m in methods:
             it = gn_maxiter if m == "node_gn" else node_maxiter
-            r = tune_classifier(m, split, g[m], seed=s, node_kwargs=node_kwargs, maxiter=it,
+            r = tune_classifier(m, split if folds is None else raw, g[m], seed=s,
+                                node_kwargs=node_kwargs, maxiter=it,
                                 check_every=1 if m == "node_gn" else lbfgs_checks,
-                                mlp_hidden=hidden)
+                                mlp_hidden=hidden, folds=folds)
             for k in ("test_accuracy", "val_accuracy", "seconds"):
                 out[m][k].append(r[k])
             out[m]["params"].append(r["param"])
@@ -298,4 +423,5 @@ def classification_runs(name: str, seeds: Sequence[int] = (0, 1, 2, 3, 4), *,
         out[m]["mean"] = float(acc.mean())
         out[m]["std"] = float(acc.std(ddof=1)) if acc.size > 1 else 0.0
     out["node_kwargs"] = node_kwargs
+    out["folds"] = folds
     return out
