@@ -134,6 +134,12 @@ def _cpu_per_sample(d):
     return r["seconds_per_sample"], r["threads"]
 
 
+def _trace_path(d, pot):
+    """The exact trace's path that ``trace_path="auto"`` takes (both backends): Gram matrices
+    for one residual layer with ``d > m``, else the Jacobians."""
+    return "gram" if pot.n_layers == 1 and d > pot.width else "jacobian"
+
+
 # ------------------------------------------------------------------------------- parts
 def part_cnf(args, rows):
     backend = _backend(args)
@@ -164,6 +170,7 @@ def part_cnf(args, rows):
                               / np.max(np.abs(ref.gradient)))
             cpu = None if per is None else per * n
             rows.append(["cnf", d, n, sec, gf, cpu, None if cpu is None else cpu / sec, check,
+                         f"trace path {_trace_path(d, pot)}; "
                          f"peak pool {(_pool_bytes() or 0) / 2**30:.1f} GiB; CPU: "
                          f"{cpu_threads} threads, per-sample time x n"])
             _log(f"cnf d={d} n={n}: {sec:.4f} s, {gf:.0f} GFLOP/s, cpu {cpu}, check {check}")
