@@ -175,7 +175,9 @@ def density(a) -> dict:
 def _runs(name, seeds, a):
     return classification_runs(name, seeds=tuple(seeds), node_maxiter=a.node_iter,
                                gn_maxiter=a.gn_iter, lbfgs_checks=(50, a.node_iter),
-                               folds=a.folds)
+                               folds=a.folds,
+                               node_kwargs=dict(augment=a.node_augment, width=a.node_width,
+                                                nt=4))
 
 
 def _merge(parts: list[dict]) -> dict:
@@ -264,6 +266,10 @@ def main(argv=None) -> None:
     p.add_argument("--node-iter", type=int, default=200)
     p.add_argument("--gn-iter", type=int, default=30)
     p.add_argument("--datasets", nargs="+", default=["digits", "breast_cancer", "wine"])
+    p.add_argument("--node-width", type=int, default=32,
+                   help="hidden width of the neural ODE's field (the MLP is sized to match)")
+    p.add_argument("--node-augment", type=int, default=4,
+                   help="zero channels appended to the neural ODE's input")
     p.add_argument("--folds", type=int, default=None,
                    help="choose every method's settings by this many cross-validation folds "
                         "of the training and validation parts (default: the validation part)")
