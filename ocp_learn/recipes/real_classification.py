@@ -229,18 +229,14 @@ def _scores(method, split, p, *, seed, node_kwargs, maxiter, check_every, mlp_hi
     return {p: (va, lambda: (m.score(split.x_test, split.y_test), _sk_params(m)))}
 
 
-def _refit(method, split, setting, *, seed, node_kwargs, mlp_hidden):
+def _refit(method, split, setting, *, maxiter, **kw):
     """Train ``setting`` (a grid value; for the neural ODE with its iteration count last) on
-    ``split``'s training part alone; its test accuracy and parameter count."""
-    if method.startswith("node"):
-        (tik, decay, kin), n_given = _node_setting(setting[:-1])
-        opt = "lbfgs" if method == "node_lbfgs" else "gauss-newton"
-        checks, prob, _ = _node(split, node_kwargs, tik, opt, int(setting[-1]), seed, 1,
-                                decay, kin)
-        theta = checks[max(checks)][1]
-        return prob.accuracy(theta, split.x_test, split.y_test), prob.n_params
-    m = _sklearn_fit(method, setting, split, seed, mlp_hidden)[0]
-    return m.score(split.x_test, split.y_test), _sk_params(m)
+    ``split``'s training part alone (no validation part); its test accuracy and parameter
+    count."""
+    node = method.startswith("node")
+    p, it = (setting[:-1], int(setting[-1])) if node else (setting, maxiter)
+    ((_, tester),) = _scores(method, split, p, maxiter=it, check_every=it, **kw).values()
+    return tester()
 
 
 def tune_classifier(method: str, split: Any, grid: Sequence[Any], *, seed: int = 0,
@@ -317,7 +313,7 @@ def tune_classifier(method: str, split: Any, grid: Sequence[Any], *, seed: int =
     if folds is None:
         test, npar = testers[best]()
     else:
-        test, npar = _refit(method, refit_split(split), best, **kw)
+        test, npar = _refit(method, refit_split(split), best, maxiter=maxiter, **kw)
     return {"param": best, "val_accuracy": mean[best], "test_accuracy": float(test),
             "n_params": npar, "seconds": time.perf_counter() - t0}
 
