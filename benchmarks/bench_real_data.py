@@ -30,10 +30,12 @@ import time
 
 import numpy as np
 
-from ocp_learn.recipes.real_classification import CLASSIFIERS, classification_runs
+from ocp_learn.recipes.real_classification import (CLASSIFIERS, classification_runs,
+                                                   default_grids, fine_grids)
 from ocp_learn.recipes.real_data import (density_baselines, density_table, digits_density_data,
                                          flow_log_density, train_digits_flow)
 
+GRIDS = {"default": default_grids, "fine": fine_grids}
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -174,10 +176,20 @@ def density(a) -> dict:
 
 def _runs(name, seeds, a):
     return classification_runs(name, seeds=tuple(seeds), node_maxiter=a.node_iter,
-                               gn_maxiter=a.gn_iter, lbfgs_checks=(50, a.node_iter),
-                               folds=a.folds,
+                               gn_maxiter=a.gn_iter, lbfgs_checks=_checks(a),
+                               folds=a.folds, grids=GRIDS[a.grids](),
                                node_kwargs=dict(augment=a.node_augment, width=a.node_width,
                                                 nt=4))
+
+
+def _checks(a):
+    """The L-BFGS iteration counts at which the validation accuracy is checked."""
+    return tuple(k for k in a.lbfgs_checks if k < a.node_iter) + (a.node_iter,)
+
+
+def _grid_text(grid):
+    """A grid as short text: its values, joined."""
+    return ", ".join(str(v).replace("'", "") for v in grid)
 
 
 def _merge(parts: list[dict]) -> dict:
@@ -199,7 +211,7 @@ def classification(a) -> dict:
     results, times = {}, {}
     for name in a.datasets:
         t0 = time.perf_counter()
-        seeds = list(range(a.splits))
+        seeds = list(range(a.first_split, a.first_split + a.splits))
         if a.jobs > 1:  # the splits in parallel processes, one seed each
             with ProcessPoolExecutor(a.jobs) as pool:
                 parts = list(pool.map(_runs, [name] * len(seeds), [[s] for s in seeds],
@@ -217,7 +229,8 @@ def classification(a) -> dict:
                "seconds": times}
     ex = results[a.datasets[0]]
     notes = [("**Reduced run** (`--quick`): " if a.quick else "") +
-             f"test accuracy, mean +- std over {a.splits} stratified splits (60/20/20); inputs "
+             f"test accuracy, mean +- std over {a.splits} stratified splits (60/20/20; seeds "
+             f"{a.first_split}..{a.first_split + a.splits - 1}); inputs "
              "standardized with the statistics of the part each model is trained on; each "
              "method's regularization "
              + ("chosen on the validation split" if a.folds is None else
@@ -227,9 +240,13 @@ def classification(a) -> dict:
              "weight of the head, weight of the flow's kinetic energy and iteration count; "
              "logistic regression: C; MLP: alpha and iterations; SVC: C and gamma).",
              f"Neural ODE: {ex['node_kwargs']}, RK4, L-BFGS up to {a.node_iter} iterations "
-             f"(validation checks after 50 and {a.node_iter}) or Gauss--Newton--CG up to "
-             f"{a.gn_iter} (checks every iteration); grid (Tikhonov, head L2, kinetic): "
-             "(1e-4, 1e-2, 0.1) x (1e-3, 1e-2) x 0, and (1e-3, 1e-3) x (0.01, 0.1); "
+             f"(validation checks after {', '.join(map(str, _checks(a)))}) or "
+             f"Gauss--Newton--CG up to {a.gn_iter} (checks every iteration).",
+             f"Grids (`{a.grids}_grids()`): neural ODE (Tikhonov, head L2[, kinetic]) "
+             f"{_grid_text(GRIDS[a.grids]()['node_lbfgs'])}; logistic regression C "
+             f"{_grid_text(GRIDS[a.grids]()['logreg'])}; MLP (alpha, iterations) "
+             f"{_grid_text(GRIDS[a.grids]()['mlp'])}; SVC (C, gamma) "
+             f"{_grid_text(GRIDS[a.grids]()['svc'])}.",
              "MLP hidden width per data set: "
              + ", ".join(f"{n} {results[n]['mlp_hidden']} (neural ODE "
                          f"{results[n]['n_params_node']} parameters)" for n in a.datasets)
@@ -273,6 +290,14 @@ def main(argv=None) -> None:
     p.add_argument("--folds", type=int, default=None,
                    help="choose every method's settings by this many cross-validation folds "
                         "of the training and validation parts (default: the validation part)")
+    p.add_argument("--grids", choices=sorted(GRIDS), default="default",
+                   help="the grids every method searches (default_grids or fine_grids of "
+                        "ocp_learn.recipes.real_classification)")
+    p.add_argument("--first-split", type=int, default=0,
+                   help="seed of the first split (the splits are seeds first..first+splits-1)")
+    p.add_argument("--lbfgs-checks", type=int, nargs="+", default=[50],
+                   help="L-BFGS iteration counts at which the neural ODE's validation "
+                        "accuracy is checked (and the last, --node-iter)")
     p.add_argument("--jobs", type=int, default=1,
                    help="splits run in this many processes at once (classification)")
     a = p.parse_args(argv)

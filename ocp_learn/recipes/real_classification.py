@@ -19,11 +19,52 @@ from ..problems import NeuralODEClassifier
 from ..problems.classification import GaussNewtonOperator
 
 __all__ = ["mlp_hidden_for", "tune_classifier", "classification_runs", "CLASSIFIERS",
-           "HeadDecayClassifier", "cv_folds", "pooled", "refit_split"]
+           "HeadDecayClassifier", "cv_folds", "pooled", "refit_split", "default_grids",
+           "fine_grids"]
 
 
 #: The classifiers :func:`classification_runs` compares.
 CLASSIFIERS = ("node_lbfgs", "node_gn", "logreg", "mlp", "svc")
+
+
+def default_grids() -> dict[str, tuple]:
+    """The grids :func:`classification_runs` searches by default, per method.
+
+    Neural ODE (both optimizers): the Tikhonov weight in ``(1e-4, 1e-2, 1e-1)`` times the
+    head's weight decay in ``(1e-3, 1e-2)``, and ``(tikhonov, head_decay, kinetic)`` =
+    ``(1e-3, 1e-3, 0.01)`` and ``(1e-3, 1e-3, 0.1)``; ``C`` in ``(0.01, 0.1, 1, 10, 100)``
+    (logistic regression); ``alpha`` in ``(1e-4, 1e-2, 1, 10)`` times ``max_iter`` in
+    ``(50, 200, 500)`` (MLP); ``C`` in ``(1, 10, 100)`` times ``gamma`` in
+    ``("scale", 0.01)`` (SVC).
+    """
+    node = (*((t, w) for t in (1e-4, 1e-2, 1e-1) for w in (1e-3, 1e-2)),
+            (1e-3, 1e-3, 0.01), (1e-3, 1e-3, 0.1))
+    return {"node_lbfgs": node, "node_gn": node,
+            "logreg": (0.01, 0.1, 1.0, 10.0, 100.0),
+            "mlp": tuple((a, it) for a in (1e-4, 1e-2, 1.0, 10.0) for it in (50, 200, 500)),
+            "svc": tuple((c, gm) for c in (1.0, 10.0, 100.0) for gm in ("scale", 0.01))}
+
+
+def fine_grids() -> dict[str, tuple]:
+    """Finer grids for every method (``classification_runs(grids=fine_grids())``).
+
+    Neural ODE: the flow's kinetic energy on, ``(tikhonov, head_decay, kinetic)`` =
+    ``(1e-3, h, k)`` for ``h`` in ``(1e-3, 1e-2, 3e-2, 1e-1)`` and ``k`` in
+    ``(0.03, 0.1)``, and without it ``(1e-2, 1e-3)`` and ``(1e-1, 1e-3)``; logistic
+    regression: ``C`` in ``(0.01, 0.03, 0.1, 0.3, 1, 3, 10, 100)``; MLP: ``alpha`` in
+    ``(0.01, 0.1, 0.3, 1, 3, 10)`` times ``max_iter`` in ``(50, 100, 200, 500)``; SVC:
+    ``C`` in ``(1, 3, 10, 30, 100)`` times ``gamma`` in ``("scale", 0.003, 0.01, 0.03)``.
+    On the digits' validation parts the kinetic settings score highest (mean over five
+    splits 0.976--0.980, against 0.961--0.970 without the kinetic energy).
+    """
+    node = (*((1e-3, h, k) for h in (1e-3, 1e-2, 3e-2, 1e-1) for k in (0.03, 0.1)),
+            (1e-2, 1e-3), (1e-1, 1e-3))
+    return {"node_lbfgs": node, "node_gn": node,
+            "logreg": (0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 100.0),
+            "mlp": tuple((a, it) for a in (0.01, 0.1, 0.3, 1.0, 3.0, 10.0)
+                         for it in (50, 100, 200, 500)),
+            "svc": tuple((c, gm) for c in (1.0, 3.0, 10.0, 30.0, 100.0)
+                         for gm in ("scale", 0.003, 0.01, 0.03))}
 
 
 def mlp_hidden_for(n_params: int, d: int, n_classes: int) -> int:
@@ -354,14 +395,8 @@ def classification_runs(name: str, seeds: Sequence[int] = (0, 1, 2, 3, 4), *,
     node_kwargs : dict, optional
         Neural-ODE settings (default ``augment=4, width=32, nt=4``).
     grids : dict, optional
-        Grids per method, replacing the defaults: for both neural-ODE optimizers the
-        Tikhonov weight in ``(1e-4, 1e-2, 1e-1)`` times the head's weight decay in
-        ``(1e-3, 1e-2)``, and ``(tikhonov, head_decay, kinetic)`` = ``(1e-3, 1e-3, 0.01)``
-        and ``(1e-3, 1e-3, 0.1)`` (the transport cost of the flow, see
-        :func:`tune_classifier`); ``C`` in
-        ``(0.01, 0.1, 1, 10, 100)`` (logistic regression); ``alpha`` in
-        ``(1e-4, 1e-2, 1, 10)`` times ``max_iter`` in ``(50, 200, 500)`` (MLP); ``C`` in
-        ``(1, 10, 100)`` times ``gamma`` in ``("scale", 0.01)`` (SVC).
+        Grids per method (see :func:`tune_classifier` for what a value means), replacing
+        those of :func:`default_grids`; :func:`fine_grids` gives finer ones.
     node_maxiter, gn_maxiter : int
         Iterations of L-BFGS and Gauss--Newton (validation checks every iteration).
     lbfgs_checks : int or sequence of int
@@ -383,12 +418,11 @@ def classification_runs(name: str, seeds: Sequence[int] = (0, 1, 2, 3, 4), *,
     from ..datasets.real import load_real, standardize
 
     node_kwargs = dict(augment=4, width=32, nt=4) if node_kwargs is None else dict(node_kwargs)
-    node = (*((t, w) for t in (1e-4, 1e-2, 1e-1) for w in (1e-3, 1e-2)),
-            (1e-3, 1e-3, 0.01), (1e-3, 1e-3, 0.1))
-    g = {"node_lbfgs": node, "node_gn": node,
-         "logreg": (0.01, 0.1, 1.0, 10.0, 100.0),
-         "mlp": tuple((a, it) for a in (1e-4, 1e-2, 1.0, 10.0) for it in (50, 200, 500)),
-         "svc": tuple((c, gm) for c in (1.0, 10.0, 100.0) for gm in ("scale", 0.01))}
+    g = default_grids()
+    unknown = set(grids or {}) - set(CLASSIFIERS)
+    if unknown:
+        raise ValueError(f"grids has keys {sorted(unknown)}; expected some of "
+                         f"{list(CLASSIFIERS)}")
     g.update(grids or {})
     out: dict[str, Any] = {m: {"test_accuracy": [], "params": [], "seconds": [],
                                "val_accuracy": []} for m in methods}
