@@ -281,3 +281,19 @@ def test_mlp_hidden_matches_parameter_count():
     assert abs((64 + 1) * h + (h + 1) * 10 - 2950) <= 75
     with pytest.raises(ValueError, match="method"):
         tune_classifier("forest", load_real("wine", 0), (1,))
+
+
+def test_grid_presets_cover_every_method_and_unknown_keys_are_refused():
+    """Both grid presets give every classifier a grid whose values
+    :func:`tune_classifier` takes; a grid for an unknown method is an error naming it."""
+    from ocp_learn.recipes.real_classification import (CLASSIFIERS, _node_setting,
+                                                       classification_runs, default_grids,
+                                                       fine_grids)
+    for g in (default_grids(), fine_grids()):
+        assert set(g) == set(CLASSIFIERS) and all(len(v) > 0 for v in g.values())
+        for p in g["node_lbfgs"]:
+            (tik, decay, kin), n = _node_setting(p)
+            assert n in (2, 3) and min(tik, decay, kin) >= 0
+        assert all(len(p) == 2 for m in ("mlp", "svc") for p in g[m])
+    with pytest.raises(ValueError, match="grids has keys \\['node'\\]"):
+        classification_runs("wine", seeds=(0,), grids={"node": (1e-3,)})
