@@ -177,7 +177,7 @@ def density(a) -> dict:
 def _runs(name, seeds, a):
     return classification_runs(name, seeds=tuple(seeds), node_maxiter=a.node_iter,
                                gn_maxiter=a.gn_iter, lbfgs_checks=_checks(a),
-                               folds=a.folds, grids=GRIDS[a.grids](),
+                               folds=a.folds, grids=GRIDS[a.grids](), methods=a.methods,
                                node_kwargs=dict(augment=a.node_augment, width=a.node_width,
                                                 nt=4))
 
@@ -192,10 +192,10 @@ def _grid_text(grid):
     return ", ".join(str(v).replace("'", "") for v in grid)
 
 
-def _merge(parts: list[dict]) -> dict:
+def _merge(parts: list[dict], methods) -> dict:
     """One result of :func:`classification_runs` from runs over disjoint seeds (in order)."""
     out = dict(parts[0])
-    for m in CLASSIFIERS:
+    for m in methods:
         r = {k: [v for p in parts for v in p[m][k]]
              for k in ("test_accuracy", "params", "seconds", "val_accuracy")}
         acc = np.asarray(r["test_accuracy"])
@@ -216,14 +216,14 @@ def classification(a) -> dict:
             with ProcessPoolExecutor(a.jobs) as pool:
                 parts = list(pool.map(_runs, [name] * len(seeds), [[s] for s in seeds],
                                       [a] * len(seeds)))
-            results[name] = _merge(parts)
+            results[name] = _merge(parts, a.methods)
         else:
             results[name] = _runs(name, seeds, a)
         times[name] = time.perf_counter() - t0
         print(name, f"{times[name]:.1f} s", flush=True)
-    header = ["data", *CLASSIFIERS]
+    header = ["data", *a.methods]
     rows = [[name, *(f"{results[name][m]['mean']:.4f} +- {results[name][m]['std']:.4f}"
-                     for m in CLASSIFIERS)] for name in a.datasets]
+                     for m in a.methods)] for name in a.datasets]
     payload = {"benchmark": "real_data_classification", "provenance": provenance(),
                "reduced": bool(a.quick), "settings": vars(a), "results": results,
                "seconds": times}
@@ -290,6 +290,8 @@ def main(argv=None) -> None:
     p.add_argument("--folds", type=int, default=None,
                    help="choose every method's settings by this many cross-validation folds "
                         "of the training and validation parts (default: the validation part)")
+    p.add_argument("--methods", nargs="+", choices=CLASSIFIERS, default=list(CLASSIFIERS),
+                   help="the classifiers compared (default: all)")
     p.add_argument("--grids", choices=sorted(GRIDS), default="default",
                    help="the grids every method searches (default_grids or fine_grids of "
                         "ocp_learn.recipes.real_classification)")
