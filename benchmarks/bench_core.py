@@ -34,11 +34,11 @@ def main(argv=None):
                       strategy="store_all" if strategy == "objective only" else strategy)
         theta = prob.init_params(0)
         if strategy == "objective only":
-            t = best_time(lambda: prob.objective(theta))
+            t = best_time(lambda prob=prob, theta=theta: prob.objective(theta))
             base = t
             led = prob.evaluate(theta, gradient=False).ledger
         else:
-            t = best_time(lambda: prob.objective_and_gradient(theta))
+            t = best_time(lambda prob=prob, theta=theta: prob.objective_and_gradient(theta))
             led = prob.evaluate(theta).ledger
         rows.append([strategy, a.n, a.d, a.m, a.nt, t, t / base, led.stored_floats, led.rhs_evals,
                      led.vjp_evals])

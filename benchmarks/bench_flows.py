@@ -74,8 +74,8 @@ def part_trace(a):
         hutch = ContinuousNormalizingFlow(x, backend="numba", trace="hutchinson", seed=1)
         th = exact.init_params(0) + 0.05 * np.random.default_rng(0).standard_normal(exact.n_params)
         ge = exact.objective_and_gradient(th)[1]
-        te = best_time(lambda: exact.objective_and_gradient(th), repeat=3)
-        th_ = best_time(lambda: hutch.objective_and_gradient(th), repeat=3)
+        te = best_time(lambda exact=exact, th=th: exact.objective_and_gradient(th), repeat=3)
+        th_ = best_time(lambda hutch=hutch, th=th: hutch.objective_and_gradient(th), repeat=3)
         gs = []
         for k in range(a.draws):
             hutch.resample_probes(k)

@@ -71,7 +71,7 @@ def main(argv=None):
             err = float(np.max(np.abs(yN - y_ref)) / scale)
             g = prob.objective_and_gradient(theta)[1]
             gerr = float(np.linalg.norm(g - g_ref) / np.linalg.norm(g_ref))
-            t = best_time(lambda: prob.final_state(theta), repeat=3 if N < 512 else 2)
+            t = best_time(lambda prob=prob: prob.final_state(theta), repeat=3 if N < 512 else 2)
             errs.append(err)
             gerrs.append(gerr)
             secs.append(t)

@@ -83,9 +83,6 @@ class _Free:
     def objective_and_gradient(self, theta, batch=None):
         return 1.0, self._g
 
-    def objective(self, theta, batch=None):
-        return 1.0
-
 
 def _timed(comm, fn, repeat):
     """Best (over repeats) of the slowest rank's wall time of ``fn()`` started together."""

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent / "golden"))
-from make_golden import cases  # noqa: E402
+from make_golden import cases
 
 GOLD = np.load(pathlib.Path(__file__).resolve().parent / "golden" / "golden.npz")
 CASES = cases()

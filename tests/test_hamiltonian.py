@@ -26,7 +26,8 @@ def test_model_jvp_vjp_dot_product_and_taylor(rng):
     m = HamiltonianNet(3)
     theta = m.init_params(rng) + 0.2 * rng.standard_normal(m.n_params)
     Y = rng.standard_normal((7, 6))
-    dY, dth, Ybar = rng.standard_normal(Y.shape), rng.standard_normal(theta.size), rng.standard_normal(Y.shape)
+    dY, dth = rng.standard_normal(Y.shape), rng.standard_normal(theta.size)
+    Ybar = rng.standard_normal(Y.shape)
     err = dot_product_test(lambda v: m.jvp(Y, 0.0, theta, v[0], v[1]),
                            lambda u: m.vjp(Y, 0.0, theta, u), (dY, dth), Ybar)
     assert err <= 1e-12

@@ -6,7 +6,6 @@ from ocp_learn.costs.interactions import EntropyCost, ObstacleCost
 from ocp_learn.datasets.densities import GaussianMixture, gaussian
 from ocp_learn.problems.cnf import ContinuousNormalizingFlow
 from ocp_learn.problems.mfg import PotentialMFG, mfg_preset
-from ocp_learn.problems.potential_flow import PotentialFlowField
 from ocp_learn.verify import check_gradient, dot_product_test, taylor_test
 
 
