@@ -228,6 +228,7 @@ def classification(a) -> dict:
                "reduced": bool(a.quick), "settings": vars(a), "results": results,
                "seconds": times}
     ex = results[a.datasets[0]]
+    grids = GRIDS[a.grids]()
     notes = [("**Reduced run** (`--quick`): " if a.quick else "") +
              f"test accuracy, mean +- std over {a.splits} stratified splits (60/20/20; seeds "
              f"{a.first_split}..{a.first_split + a.splits - 1}); inputs "
@@ -243,10 +244,9 @@ def classification(a) -> dict:
              f"(validation checks after {', '.join(map(str, _checks(a)))}) or "
              f"Gauss--Newton--CG up to {a.gn_iter} (checks every iteration).",
              f"Grids (`{a.grids}_grids()`): neural ODE (Tikhonov, head L2[, kinetic]) "
-             f"{_grid_text(GRIDS[a.grids]()['node_lbfgs'])}; logistic regression C "
-             f"{_grid_text(GRIDS[a.grids]()['logreg'])}; MLP (alpha, iterations) "
-             f"{_grid_text(GRIDS[a.grids]()['mlp'])}; SVC (C, gamma) "
-             f"{_grid_text(GRIDS[a.grids]()['svc'])}.",
+             f"{_grid_text(grids['node_lbfgs'])}; logistic regression C "
+             f"{_grid_text(grids['logreg'])}; MLP (alpha, iterations) "
+             f"{_grid_text(grids['mlp'])}; SVC (C, gamma) {_grid_text(grids['svc'])}.",
              "MLP hidden width per data set: "
              + ", ".join(f"{n} {results[n]['mlp_hidden']} (neural ODE "
                          f"{results[n]['n_params_node']} parameters)" for n in a.datasets)
