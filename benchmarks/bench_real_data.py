@@ -179,7 +179,7 @@ def _runs(name, seeds, a):
                                gn_maxiter=a.gn_iter, lbfgs_checks=_checks(a),
                                folds=a.folds, grids=GRIDS[a.grids](), methods=a.methods,
                                node_kwargs=dict(augment=a.node_augment, width=a.node_width,
-                                                nt=4))
+                                                nt=a.node_nt, T=a.node_T))
 
 
 def _checks(a):
@@ -287,6 +287,10 @@ def main(argv=None) -> None:
                    help="hidden width of the neural ODE's field (the MLP is sized to match)")
     p.add_argument("--node-augment", type=int, default=4,
                    help="zero channels appended to the neural ODE's input")
+    p.add_argument("--node-T", type=float, default=1.0,
+                   help="final time of the neural ODE's flow")
+    p.add_argument("--node-nt", type=int, default=4,
+                   help="RK4 steps of the neural ODE's flow")
     p.add_argument("--folds", type=int, default=None,
                    help="choose every method's settings by this many cross-validation folds "
                         "of the training and validation parts (default: the validation part)")
