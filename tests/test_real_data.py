@@ -179,7 +179,6 @@ def test_kinetic_grid_entries_and_listed_checks():
     """``(tikhonov, head_decay, kinetic)`` entries add the transport cost to the objective
     (a larger kinetic weight gives a larger objective at the same parameters) and report
     the weight; ``check_every`` as a list checks at those iteration counts only."""
-    from ocp_learn.recipes.real_classification import _with_kinetic
     from ocp_learn.problems import NeuralODEClassifier
     s, _, _ = standardize(load_real("wine", 0))
     r = tune_classifier("node_lbfgs", s, ((1e-3, 1e-3, 0.1),),
@@ -187,10 +186,46 @@ def test_kinetic_grid_entries_and_listed_checks():
     assert r["param"][:3] == (1e-3, 1e-3, 0.1) and r["param"][3] in (2, 4)
     J = []
     for kin in (0.0, 1.0):
-        kw = _with_kinetic(dict(augment=1, width=4, nt=2), s.dim, kin)
-        p = NeuralODEClassifier(s.x_train, s.y_train, loss="softmax", **kw)
+        p = NeuralODEClassifier(s.x_train, s.y_train, loss="softmax", augment=1, width=4,
+                                nt=2, kinetic=kin)
         J.append(p.objective(p.init_params(0) + 0.5))
     assert J[1] > J[0]
+
+
+def test_the_kinetic_option_is_the_kinetic_energy_running_cost_of_the_field():
+    """``kinetic=kappa`` is :class:`KineticEnergy` of the classifier's own field after the
+    given running costs: objective and gradient equal the explicit construction to
+    rounding; the gradient passes the Taylor test (and fails it with the cost's gradient
+    left out); predictions do not depend on the weight; the weight is saved and reloaded;
+    a negative weight and the viscous classifier are refused by name."""
+    from ocp_learn.costs import KineticEnergy
+    from ocp_learn.models import SingleLayerNet
+    from ocp_learn.problems import NeuralODEClassifier, ViscousClassifier
+    from ocp_learn.verify import taylor_test
+
+    s, _, _ = standardize(load_real("wine", 1))
+    kw = dict(loss="softmax", augment=2, width=5, nt=3, T=2.0, tikhonov=1e-3)
+    p = NeuralODEClassifier(s.x_train, s.y_train, kinetic=0.3, **kw)
+    m = SingleLayerNet(s.dim + 2, 5, init_scale=0.1)
+    q = NeuralODEClassifier(s.x_train, s.y_train, model=m, running=[KineticEnergy(m, 0.3)],
+                            **kw)
+    th = p.init_params(0) + 0.3 * np.random.default_rng(1).standard_normal(p.n_params)
+    (f, g), (fq, gq) = p.objective_and_gradient(th), q.objective_and_gradient(th)
+    assert abs(f - fq) <= 1e-14 * abs(f)
+    np.testing.assert_allclose(g, gq, rtol=0, atol=1e-14 * np.abs(g).max())
+    v = np.random.default_rng(2).standard_normal(p.n_params)
+    assert taylor_test(p.objective, th, v, g @ v).passed
+    plain = NeuralODEClassifier(s.x_train, s.y_train, **kw)
+    g_without = plain.objective_and_gradient(th)[1]
+    assert not taylor_test(p.objective, th, v, g_without @ v).passed
+    np.testing.assert_array_equal(p.predict(th, s.x_test), plain.predict(th, s.x_test))
+    assert p.settings["kinetic"] == 0.3 and "kinetic" not in plain.settings
+    again = NeuralODEClassifier.from_settings(p.settings)
+    assert again.settings["kinetic"] == 0.3
+    with pytest.raises(ValueError, match="kinetic"):
+        NeuralODEClassifier(s.x_train, s.y_train, kinetic=-1.0, **kw)
+    with pytest.raises(ValueError, match="kinetic"):
+        ViscousClassifier(s.x_train, s.y_train, kinetic=0.1, loss="softmax", width=4, nt=2)
 
 
 def test_cv_folds_partition_the_pooled_parts_and_standardize_each_fold():

@@ -107,6 +107,8 @@ def test_classify_multiclass_sets_use_softmax(data, classes, tmp_path):
     (["classify", "--data", "breast_cancer", "--viscosity", "0.1", "--head-decay", "0.01"],
      "--head-decay"),
     (["classify", "--data", "wine", "--head-decay", "-1"], "--head-decay"),
+    (["classify", "--data", "wine", "--kinetic", "-0.1"], "--kinetic"),
+    (["classify", "--data", "wine", "--viscosity", "0.1", "--kinetic", "0.1"], "--kinetic"),
 ])
 def test_options_that_do_not_apply_to_real_data_are_named(argv, needle, tmp_path, capsys):
     out = tmp_path / "out"
@@ -173,6 +175,7 @@ def test_evaluate_reproduces_a_digits_flow_in_the_pixel_scale(tmp_path, capsys):
 @pytest.mark.parametrize("data,extra", [
     ("breast_cancer", ["--head-decay", "0.01"]),
     ("wine", ["--seed", "1", "--augment", "2"]),
+    ("wine", ["--kinetic", "0.1", "--T", "3"]),
     ("digits", ["--seed", "2", "--viscosity", "0.1"]),
 ])
 def test_evaluate_reproduces_the_test_accuracy_of_a_real_data_classifier(data, extra,

@@ -68,6 +68,9 @@ def configure(p: argparse.ArgumentParser) -> None:
                    help="L2 weight on the head's weights (default: 0 for the toy sets, 1e-3 "
                         "for the real sets; 0 with --viscosity)")
     p.add_argument("--smoothness", type=float, default=0.0, help="smoothness-in-time weight")
+    p.add_argument("--kinetic", type=float, default=0.0,
+                   help="weight kappa of the flow's kinetic energy (kappa/2) int |f|^2 dt in "
+                        "the training objective (0: none; deterministic model only)")
     p.add_argument("--viscosity", type=float, default=0.0,
                    help="noise level nu of the viscous variant")
     p.add_argument("--no-baseline", action="store_true",
@@ -139,11 +142,13 @@ def _check(args: argparse.Namespace) -> tuple[str, object]:
     check_nonneg_int("--augment", args.augment)
     check_nonneg_int("--seed", args.seed)
     check_positive_float("--T", args.T)
-    for name in ("tikhonov", "head_decay", "smoothness", "viscosity"):
+    for name in ("tikhonov", "head_decay", "smoothness", "viscosity", "kinetic"):
         check_positive_float("--" + name.replace("_", "-"), vars(args)[name], allow_zero=True)
-    if args.viscosity > 0 and args.head_decay > 0:
-        raise ValueError("--head-decay applies to the deterministic model; with --viscosity "
-                         "leave it out or set it to 0")
+    for name in ("head_decay", "kinetic"):
+        if args.viscosity > 0 and vars(args)[name] > 0:
+            opt = "--" + name.replace("_", "-")
+            raise ValueError(f"{opt} applies to the deterministic model; with --viscosity "
+                             "leave it out or set it to 0")
     integrator = args.integrator or ("euler" if args.viscosity > 0 else "rk4")
     if args.viscosity > 0 and integrator != "euler":
         raise ValueError(f"--integrator {integrator}: the viscous model (--viscosity > 0) is "
@@ -207,6 +212,8 @@ def run(args: argparse.Namespace) -> int:
         kw["backend"] = args.backend
     if args.head_decay > 0:
         kw["head_decay"] = args.head_decay
+    if args.kinetic > 0:
+        kw["kinetic"] = args.kinetic
     if args.data in _real_names():
         return _run_real(args, kw)
     m = classify(args.data, augment=args.augment, n_train=args.n_train, n_test=args.n_test,

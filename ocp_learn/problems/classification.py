@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from ..arrays import to_host
-from ..costs import LinearHeadLoss, Tikhonov, TimeSmoothness
+from ..costs import KineticEnergy, LinearHeadLoss, Tikhonov, TimeSmoothness
 from ..errors import as_array, check_nonneg_int, check_positive_float, check_positive_int
 from ..ledger import Ledger
 from ..models import SingleLayerNet
@@ -132,6 +132,12 @@ class NeuralODEClassifier(Persistable, OCP):
     running : sequence
         Running costs (integrated, MATH B1).  The Gauss--Newton product treats
         them as linear outer functions, i.e. ignores their curvature.
+    kinetic : float
+        Weight ``kappa`` of the flow's transport cost
+        ``(kappa / 2) int_0^T |f(z(t), t; theta)|^2 dt``
+        (:class:`~ocp_learn.costs.KineticEnergy` on the model, after ``running``; 0: none).
+        It keeps the trajectories short while the dynamics do work, and shapes training
+        only: predictions do not depend on it.
     strategy : str, tuple or Strategy
         The adjoint memory strategy (:func:`~ocp_learn.get_strategy`).
     fit_head : bool
@@ -156,8 +162,8 @@ class NeuralODEClassifier(Persistable, OCP):
 
     def __init__(self, x, labels, *, augment=0, loss="logistic", model=None, width=16,
                  n_outputs=None, T=1.0, nt=8, integrator="rk4", time_param=None, tikhonov=1e-4,
-                 smoothness=0.0, regularizers=(), running=(), strategy="store_all", fit_head=True,
-                 init_scale=0.1, backend=None):
+                 smoothness=0.0, regularizers=(), running=(), kinetic=0.0, strategy="store_all",
+                 fit_head=True, init_scale=0.1, backend=None):
         x = as_array("x", x, ndim=2, min_rows=1)
         model_arg = model
         self.augment = check_nonneg_int("augment", augment)
@@ -184,9 +190,13 @@ class NeuralODEClassifier(Persistable, OCP):
         if check_positive_float("smoothness", smoothness, allow_zero=True) > 0:
             regs.append(TimeSmoothness(smoothness))
         regs.extend(regularizers)
+        costs = list(running)
+        kinetic = check_positive_float("kinetic", kinetic, allow_zero=True)
+        if kinetic > 0:
+            costs.append(KineticEnergy(model, kinetic))
         terminal = LinearHeadLoss(labels, self.dim, loss, n_outputs=n_outputs, fit_head=fit_head)
         super().__init__(model, self.pad(x), terminal, T=T, nt=nt, integrator=integrator,
-                         time_param=time_param, running=running, regularizers=regs,
+                         time_param=time_param, running=costs, regularizers=regs,
                          strategy=strategy)
         self.labels = terminal.labels
         self.loss_name = terminal.loss.name
@@ -199,6 +209,8 @@ class NeuralODEClassifier(Persistable, OCP):
             fit_head=fit_head, init_scale=init_scale)
         if backend is not None:
             self._settings["backend"] = backend
+        if kinetic > 0:
+            self._settings["kinetic"] = kinetic
 
     def fingerprint_data(self) -> dict:
         """The labels' digest, for :meth:`fingerprint`.

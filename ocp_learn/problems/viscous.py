@@ -141,8 +141,9 @@ class ViscousClassifier(NeuralODEClassifier):
         if kwargs.get("integrator", "euler") != "euler":
             raise ValueError("integrator must be 'euler' (Euler--Maruyama) for the viscous "
                              f"classifier, got {kwargs['integrator']!r}")
-        if kwargs.get("running"):
-            raise ValueError("running costs are not supported by the viscous classifier")
+        if kwargs.get("running") or kwargs.get("kinetic"):
+            raise ValueError("running costs (running, kinetic) are not supported by the "
+                             "viscous classifier")
         kwargs["integrator"] = "euler"
         x = as_array("x", x, ndim=2, min_rows=1)
         self.n_paths = check_positive_int("n_paths", n_paths)

@@ -85,7 +85,7 @@ def train_classifier(x_train: np.ndarray, y_train: np.ndarray, *, augment: int =
         only); 0: none.
     **problem_kwargs
         Passed to the problem (``width``, ``nt``, ``T``, ``integrator``, ``time_param``,
-        ``tikhonov``, ``smoothness``, ``loss``, ...).
+        ``tikhonov``, ``smoothness``, ``kinetic``, ``loss``, ...).
 
     Returns
     -------
@@ -402,6 +402,7 @@ def classify_real(data: str, *, augment: int = 1, out: str | None = None, seed: 
                   "viscosity": float(viscosity), "loss": prob.loss_name,
                   "tikhonov": problem_kwargs.get("tikhonov"),
                   "head_decay": float(problem_kwargs.get("head_decay", 0.0)),
+                  "kinetic": float(problem_kwargs.get("kinetic", 0.0)),
                   "success": bool(res.success), "message": str(res.get("message", "")),
                   "confusion_test": confusion.tolist(),
                   "input_mean": mean.tolist(), "input_std": std.tolist(),

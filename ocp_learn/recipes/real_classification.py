@@ -114,22 +114,6 @@ class HeadDecayClassifier(NeuralODEClassifier):
         return GaussNewtonOperator(op.theta, op.evaluation, matvec, op.ledger)
 
 
-def _with_kinetic(kwargs, dim, kinetic):
-    """Classifier arguments with the transport cost ``(kinetic / 2) |f|^2`` of the default
-    field (:class:`~ocp_learn.costs.KineticEnergy`) among the running costs."""
-    from ..costs import KineticEnergy
-    from ..models import SingleLayerNet
-
-    kw = dict(kwargs)
-    if kinetic == 0:
-        return kw
-    model = SingleLayerNet(dim + kw.get("augment", 0), kw.pop("width", 16),
-                           init_scale=kw.pop("init_scale", 0.1),
-                           backend=kw.pop("backend", None) or "numpy")
-    kw.update(model=model, running=(*kw.get("running", ()), KineticEnergy(model, kinetic)))
-    return kw
-
-
 def cv_folds(split: Any, folds: int) -> list[Any]:
     """Stratified cross-validation folds of ``split``'s training and validation parts pooled.
 
@@ -191,8 +175,7 @@ def _node(split, kwargs, tikhonov, optimizer, maxiter, seed, check_every, head_d
 
     loss = "logistic" if split.n_classes == 2 else "softmax"
     prob = HeadDecayClassifier(split.x_train, split.y_train, loss=loss, tikhonov=tikhonov,
-                               head_decay=head_decay,
-                               **_with_kinetic(kwargs, split.dim, kinetic))
+                               head_decay=head_decay, kinetic=kinetic, **kwargs)
     checks: dict[int, tuple[float, np.ndarray]] = {}
     validate = len(split.y_val) > 0
 
