@@ -221,12 +221,49 @@ def classification(a) -> dict:
             results[name] = _runs(name, seeds, a)
         times[name] = time.perf_counter() - t0
         print(name, f"{times[name]:.1f} s", flush=True)
+    return _classification_table(a, results, times)
+
+
+#: The settings two classification runs must share to be combined into one table.
+SHARED = ("datasets", "methods", "grids", "folds", "node_iter", "gn_iter", "lbfgs_checks",
+          "node_width", "node_augment", "node_T", "node_nt", "quick")
+
+
+def combine(a) -> dict:
+    """One classification table from runs over consecutive, disjoint splits (``--combine``):
+    the runs must share every setting of :data:`SHARED`; the seconds add up."""
+    runs = []
+    for path in a.combine:
+        with open(path) as fh:
+            runs.append(json.load(fh))
+    runs.sort(key=lambda r: r["settings"]["first_split"])
+    first = runs[0]["settings"]
+    for r in runs[1:]:
+        s = r["settings"]
+        differ = [k for k in SHARED if s.get(k) != first.get(k)]
+        if differ:
+            raise SystemExit(f"--combine: the runs differ in {differ}")
+        prev = runs[runs.index(r) - 1]["settings"]
+        if s["first_split"] != prev["first_split"] + prev["splits"]:
+            raise SystemExit("--combine: the runs' splits must be consecutive and disjoint, got "
+                             f"first splits {[q['settings']['first_split'] for q in runs]}")
+    b = argparse.Namespace(**{**first, "splits": sum(r["settings"]["splits"] for r in runs),
+                              "tag": a.tag, "out": a.out, "combine": a.combine})
+    results = {n: _merge([r["results"][n] for r in runs], b.methods) for n in b.datasets}
+    times = {n: sum(r["seconds"][n] for r in runs) for n in b.datasets}
+    return _classification_table(b, results, times, sources=runs)
+
+
+def _classification_table(a, results, times, sources=None) -> dict:
+    """Write the classification table of ``results`` (per data set) with its notes."""
     header = ["data", *a.methods]
     rows = [[name, *(f"{results[name][m]['mean']:.4f} +- {results[name][m]['std']:.4f}"
                      for m in a.methods)] for name in a.datasets]
     payload = {"benchmark": "real_data_classification", "provenance": provenance(),
                "reduced": bool(a.quick), "settings": vars(a), "results": results,
                "seconds": times}
+    if sources:
+        payload["sources"] = [r["provenance"] for r in sources]
     ex = results[a.datasets[0]]
     grids = GRIDS[a.grids]()
     notes = [("**Reduced run** (`--quick`): " if a.quick else "") +
@@ -253,6 +290,10 @@ def classification(a) -> dict:
              + "; seconds per data set (all methods, all splits"
              + (f", {a.jobs} splits at a time" if a.jobs > 1 else "") + "): "
              + ", ".join(f"{n} {times[n]:.0f}" for n in a.datasets)]
+    if sources:
+        notes.append("Combined from the runs " + "; ".join(
+            f"`{' '.join(r['provenance']['argv'])}` (commit {r['provenance']['git_commit']}, "
+            f"{r['provenance']['date_utc']})" for r in sources) + ".")
     write(f"real_data_classification{a.tag}", payload, header, rows, notes, a.out)
     return payload
 
@@ -304,9 +345,15 @@ def main(argv=None) -> None:
     p.add_argument("--lbfgs-checks", type=int, nargs="+", default=[50],
                    help="L-BFGS iteration counts at which the neural ODE's validation "
                         "accuracy is checked (and the last, --node-iter)")
+    p.add_argument("--combine", nargs="+", metavar="JSON", default=None,
+                   help="write one classification table from the JSON results of runs over "
+                        "consecutive splits with the same settings (no training)")
     p.add_argument("--jobs", type=int, default=1,
                    help="splits run in this many processes at once (classification)")
     a = p.parse_args(argv)
+    if a.combine:
+        combine(a)
+        return
     if a.quick:
         a.flow_iter, a.splits, a.node_iter, a.gn_iter = min(a.flow_iter, 60), 2, 60, 8
     if a.part in ("density", "all"):
