@@ -238,12 +238,10 @@ def combine(a) -> dict:
             runs.append(json.load(fh))
     runs.sort(key=lambda r: r["settings"]["first_split"])
     first = runs[0]["settings"]
-    for r in runs[1:]:
-        s = r["settings"]
+    for prev, s in zip((r["settings"] for r in runs), (r["settings"] for r in runs[1:])):
         differ = [k for k in SHARED if s.get(k) != first.get(k)]
         if differ:
             raise SystemExit(f"--combine: the runs differ in {differ}")
-        prev = runs[runs.index(r) - 1]["settings"]
         if s["first_split"] != prev["first_split"] + prev["splits"]:
             raise SystemExit("--combine: the runs' splits must be consecutive and disjoint, got "
                              f"first splits {[q['settings']['first_split'] for q in runs]}")

@@ -103,3 +103,25 @@ def test_unknown_target_names_the_choices(tmp_path):
     r = subprocess.run([sys.executable, "-m", "benchmarks.run", "nope", "--out", str(tmp_path)],
                        cwd=str(ROOT), env=env, capture_output=True, text=True)
     assert r.returncode != 0 and "core" in r.stderr
+
+
+def test_real_data_tables_combine_runs_over_consecutive_splits(bench, tmp_path):
+    """``bench_real_data.py --combine`` rebuilds the committed ten-split table from its two
+    five-split runs, and refuses runs with other settings or splits that do not follow on."""
+    real = importlib.import_module("benchmarks.bench_real_data")
+    res = BENCH / "results"
+    parts = [str(res / f"real_data_classification_fine_T3_splits{s}.json")
+             for s in ("10to14", "5to9")]
+    real.main(["--combine", *parts, "--tag", "_x", "--out", str(tmp_path)])
+    got = json.loads((tmp_path / "real_data_classification_x.json").read_text())
+    want = json.loads((res / "real_data_classification_fine_T3_splits5to14.json").read_text())
+    assert got["settings"]["first_split"] == 5 and got["settings"]["splits"] == 10
+    for name, r in want["results"].items():
+        for m in real.CLASSIFIERS:
+            assert got["results"][name][m]["test_accuracy"] == r[m]["test_accuracy"]
+            assert got["results"][name][m]["mean"] == pytest.approx(r[m]["mean"], abs=1e-15)
+    other = str(res / "real_data_classification_fine_splits5to9.json")
+    with pytest.raises(SystemExit, match="node_T"):
+        real.main(["--combine", other, parts[0], "--out", str(tmp_path)])
+    with pytest.raises(SystemExit, match="consecutive"):
+        real.main(["--combine", parts[1], parts[1], "--out", str(tmp_path)])
